@@ -32,6 +32,9 @@ export const ERROR_KINDS = {
   DeviceUnavailable: { code: 'PLX_DEVICE_UNAVAILABLE', cni: 110 },
   KernelFailure: { code: 'PLX_KERNEL_FAILURE', cni: 111 },
   InvalidAnnotation: { code: 'PLX_INVALID_ANNOTATION', cni: 112 },
+  PoolExhausted: { code: 'PLX_POOL_EXHAUSTED', cni: 113 },
+  AddressConflict: { code: 'PLX_ADDRESS_CONFLICT', cni: 114 },
+  StoreConflict: { code: 'PLX_STORE_CONFLICT', cni: 115 },
   Internal: { code: 'PLX_INTERNAL', cni: 999 },
 } as const;
 

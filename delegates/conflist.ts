@@ -1,0 +1,119 @@
+/**
+ * Running one network's config list with libcni semantics (CNI spec 2.2 "Plugin object", 2.4):
+ * - every plugin gets the list's `name` and `cniVersion` (S31), `runtimeConfig` limited to the capabilities
+ *   it declares, and the previous plugin's result as `prevResult` on ADD;
+ * - DEL runs the plugins in reverse with the final ADD result as `prevResult` (lists >= 0.4.0);
+ * - CHECK (>= 0.4.0, unless `disableCheck`) and GC / STATUS (>= 1.1.0, unless `disableGC`) go to every plugin.
+ * Within a list the first error stops the command, as in libcni.
+ */
+import type { Logger } from 'pino';
+import type { NetworkConfList, PluginConf } from '../meta-plugin/planner/types';
+import { versionAtLeast, compareVersions, SUPPORTED_VERSIONS } from '../meta-plugin/cni/version';
+import { PlexusError, context } from '../meta-plugin/cni/errors';
+import type { DelegateCommand, DelegateEnv, DelegateRegistry } from './contract';
+
+export interface NetworkCall {
+  conf: NetworkConfList;
+  runtimeConfig: Record<string, unknown>;
+  env: DelegateEnv;
+  timeoutMs: number;
+  log: Logger;
+  registry: DelegateRegistry;
+}
+
+/** Build the exact stdin config of one plugin (libcni buildOneConfig). */
+export function pluginConfig(
+  conf: NetworkConfList,
+  plugin: PluginConf,
+  runtimeConfig: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...plugin, name: conf.name, cniVersion: conf.cniVersion, ...extra };
+  const rc = filterRuntimeConfig(plugin, runtimeConfig);
+  if (Object.keys(rc).length > 0) out['runtimeConfig'] = rc;
+  else delete out['runtimeConfig'];
+  return out;
+}
+
+/** Only the capability args this plugin declares (`capabilities: {portMappings: true}`) reach it. */
+export function filterRuntimeConfig(plugin: PluginConf, runtimeConfig: Record<string, unknown>): Record<string, unknown> {
+  const caps = plugin.capabilities ?? {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(runtimeConfig)) if (caps[k] === true && v !== undefined) out[k] = v;
+  return out;
+}
+
+async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: PluginConf, config: Record<string, unknown>) {
+  try {
+    return await call.registry.forType(plugin.type).exec({ command, env: call.env, config, timeoutMs: call.timeoutMs, log: call.log });
+  } catch (e) {
+    throw context(e, `network "${call.conf.name}"`);
+  }
+}
+
+export async function addNetwork(call: NetworkCall): Promise<unknown> {
+  let prev: unknown;
+  for (const plugin of call.conf.plugins) {
+    const extra = prev === undefined ? {} : { prevResult: prev };
+    const out = await execPlugin(call, 'ADD', plugin, pluginConfig(call.conf, plugin, call.runtimeConfig, extra));
+    if (out === undefined) {
+      throw new PlexusError('DelegateFailed', `network "${call.conf.name}": plugin "${plugin.type}" ADD printed no result`);
+    }
+    prev = out;
+  }
+  return prev;
+}
+
+export async function delNetwork(call: NetworkCall, prevResult: unknown): Promise<void> {
+  const withPrev = prevResult !== undefined && versionAtLeast(call.conf.cniVersion, '0.4.0');
+  for (const plugin of [...call.conf.plugins].reverse()) {
+    const extra = withPrev ? { prevResult } : {};
+    await execPlugin(call, 'DEL', plugin, pluginConfig(call.conf, plugin, call.runtimeConfig, extra));
+  }
+}
+
+export async function checkNetwork(call: NetworkCall, prevResult: unknown): Promise<void> {
+  if (call.conf.disableCheck || !versionAtLeast(call.conf.cniVersion, '0.4.0')) return;
+  for (const plugin of call.conf.plugins) {
+    await execPlugin(call, 'CHECK', plugin, pluginConfig(call.conf, plugin, call.runtimeConfig, { prevResult }));
+  }
+}
+
+export interface ValidAttachment {
+  containerID: string;
+  ifname: string;
+}
+
+export async function gcNetwork(call: NetworkCall, valid: ValidAttachment[]): Promise<void> {
+  if (call.conf.disableGC || !versionAtLeast(call.conf.cniVersion, '1.1.0')) return;
+  const extra = { 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid };
+  for (const plugin of call.conf.plugins) {
+    await execPlugin(call, 'GC', plugin, pluginConfig(call.conf, plugin, {}, extra));
+  }
+}
+
+export async function statusNetwork(call: NetworkCall): Promise<void> {
+  if (!versionAtLeast(call.conf.cniVersion, '1.1.0')) return;
+  for (const plugin of call.conf.plugins) {
+    await execPlugin(call, 'STATUS', plugin, pluginConfig(call.conf, plugin, {}));
+  }
+}
+
+/**
+ * For a config that named no cniVersion (the planner filled in the runtime's), pick the highest version
+ * every plugin of the list supports, asking each with VERSION, so a NAD without `cniVersion` works with
+ * delegates older than the runtime. Answers are cached per type by the caller's `cache`.
+ */
+export async function negotiateVersion(call: NetworkCall, cache: Map<string, string[]>): Promise<string> {
+  let common: string[] = SUPPORTED_VERSIONS.filter((v) => compareVersions(v, call.conf.cniVersion) <= 0);
+  for (const plugin of call.conf.plugins) {
+    let supported = cache.get(plugin.type);
+    if (!supported) {
+      const out = (await execPlugin(call, 'VERSION', plugin, { cniVersion: call.conf.cniVersion })) as { supportedVersions?: unknown };
+      supported = Array.isArray(out?.supportedVersions) ? (out.supportedVersions as string[]) : [];
+      cache.set(plugin.type, supported);
+    }
+    common = common.filter((v) => supported!.includes(v));
+  }
+  return common.length > 0 ? common.sort(compareVersions)[common.length - 1]! : call.conf.cniVersion;
+}

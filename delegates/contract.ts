@@ -1,0 +1,44 @@
+/**
+ * The delegate contract: what attaches one plugin of a network's config list. One small interface, many
+ * implementations (STYLE 19): an external CNI binary (`exec-binary.ts`) for any `type`, and built-in types
+ * (plexus-routed, plexus-sriov, plexus-dpdk) registered explicitly in `registry.ts`.
+ *
+ * A delegate receives exactly what a CNI plugin would: the command, the CNI env values and the final plugin
+ * config (name, cniVersion, prevResult and filtered runtimeConfig already injected by `conflist.ts`).
+ * It returns the parsed JSON it printed (ADD, VERSION) or nothing.
+ */
+import type { Logger } from 'pino';
+
+export type DelegateCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
+
+export interface DelegateEnv {
+  containerId: string;
+  /** Empty for DEL without netns, GC and STATUS. */
+  netns: string;
+  ifName: string;
+  /** CNI_ARGS to pass on. */
+  args: string;
+  /** CNI_PATH for the delegate (binDirs first, then the runtime's CNI_PATH). */
+  path: string[];
+}
+
+export interface PluginCall {
+  command: DelegateCommand;
+  env: DelegateEnv;
+  /** The complete plugin config written to the delegate's stdin. */
+  config: Record<string, unknown>;
+  timeoutMs: number;
+  log: Logger;
+}
+
+export interface Delegate {
+  /** Run one CNI command for one plugin config. Throws PlexusError on failure (delegate's code kept). */
+  exec(call: PluginCall): Promise<unknown>;
+}
+
+/** Resolves a plugin `type` to the delegate that runs it. */
+export interface DelegateRegistry {
+  forType(type: string): Delegate;
+  /** True when `type` can run here: a built-in, or a binary found in the search path. */
+  available(type: string, path: string[]): boolean;
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Bundles the three entry points into bin/. The CNI shim and plexusctl must use Node core modules only
+// (DESIGN decision 1): the build fails if anything else reaches their bundles.
+'use strict';
+const esbuild = require('esbuild');
+const { chmodSync, mkdirSync, symlinkSync, rmSync } = require('node:fs');
+const { builtinModules } = require('node:module');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const core = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+
+const entries = [
+  { out: 'plexus', src: 'meta-plugin/shim/main.ts', coreOnly: true },
+  { out: 'plexusctl', src: 'meta-plugin/ctl/main.ts', coreOnly: true },
+  // koffi is native: it stays in node_modules and is resolved from there at run time.
+  { out: 'plexusd', src: 'meta-plugin/daemon/main.ts', coreOnly: false, external: ['koffi'] },
+];
+
+async function main() {
+  mkdirSync(path.join(root, 'bin'), { recursive: true });
+  for (const e of entries) {
+    const outfile = path.join(root, 'bin', e.out);
+    const result = await esbuild.build({
+      entryPoints: [path.join(root, e.src)],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      external: e.external ?? [],
+      banner: { js: '#!/usr/bin/env node' },
+      metafile: true,
+      logLevel: 'warning',
+      legalComments: 'none',
+    });
+    if (e.coreOnly) {
+      const imports = Object.values(result.metafile.inputs).flatMap((i) => i.imports.filter((x) => x.external).map((x) => x.path));
+      const foreign = [...new Set(imports)].filter((p) => !core.has(p));
+      const inputs = Object.keys(result.metafile.inputs).filter((p) => p.includes('node_modules'));
+      if (foreign.length || inputs.length) {
+        throw new Error(`${e.out} must use Node core modules only; found ${[...foreign, ...inputs].join(', ')}`);
+      }
+    }
+    chmodSync(outfile, 0o755);
+  }
+  // Names the shim acts under (DESIGN "External contract"); the IPAM and routed entry points come later.
+  for (const alias of []) {
+    const link = path.join(root, 'bin', alias);
+    rmSync(link, { force: true });
+    symlinkSync('plexus', link);
+  }
+}
+
+main().catch((e) => {
+  console.error(`build failed: ${e.message}`);
+  process.exit(1);
+});

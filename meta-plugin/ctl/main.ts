@@ -1,0 +1,80 @@
+/**
+ * `plexusctl`: the operator CLI. Finds the daemon with `--socket PATH` (before or after the subcommand),
+ * else $PLEXUS_SOCKET, else /run/plexus/plexus.sock. Core modules only, so it starts fast.
+ *
+ *   plexusctl status NAMESPACE/POD   print the pod's network-status JSON, exactly the annotation value
+ *   plexusctl health                 print the daemon's /healthz and /readyz answers
+ */
+import { request } from 'node:http';
+
+const DEFAULT_SOCKET = '/run/plexus/plexus.sock';
+const USAGE = `usage: plexusctl [--socket PATH] <command>
+commands:
+  status NAMESPACE/POD   print the pod's k8s.v1.cni.cncf.io/network-status value
+  health                 show whether the daemon is alive and ready
+`;
+
+export interface CtlOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function parseArgs(argv: string[], env: Record<string, string | undefined>): { socket: string; rest: string[] } | string {
+  const rest: string[] = [];
+  let socket = env['PLEXUS_SOCKET'] || DEFAULT_SOCKET;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--socket') {
+      const v = argv[++i];
+      if (!v) return '--socket needs a path';
+      socket = v;
+    } else if (a.startsWith('--socket=')) socket = a.slice('--socket='.length);
+    else if (a === '-h' || a === '--help') return '';
+    else rest.push(a);
+  }
+  return { socket, rest };
+}
+
+function get(socketPath: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 500, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function runCtl(argv: string[], env: Record<string, string | undefined>): Promise<CtlOutput> {
+  const parsed = parseArgs(argv, env);
+  if (typeof parsed === 'string') return { code: parsed ? 2 : 0, stdout: parsed ? '' : USAGE, stderr: parsed ? `plexusctl: ${parsed}\n${USAGE}` : '' };
+  const [cmd, arg] = parsed.rest;
+  try {
+    if (cmd === 'status') {
+      const m = /^([a-z0-9][-a-z0-9]*)\/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$/.exec(arg ?? '');
+      if (!m) return { code: 2, stdout: '', stderr: `plexusctl: status needs NAMESPACE/POD\n${USAGE}` };
+      const res = await get(parsed.socket, `/v1/status/${m[1]}/${m[2]}`);
+      if (res.status === 200) return { code: 0, stdout: `${res.body}\n`, stderr: '' };
+      return { code: 1, stdout: '', stderr: `plexusctl: ${res.body.trim()}\n` };
+    }
+    if (cmd === 'health') {
+      const h = await get(parsed.socket, '/healthz');
+      const r = await get(parsed.socket, '/readyz');
+      return { code: r.status === 200 ? 0 : 1, stdout: `healthz: ${h.body.trim()}\nreadyz: ${r.body.trim()}\n`, stderr: '' };
+    }
+    return { code: 2, stdout: '', stderr: `plexusctl: unknown command ${cmd ?? '(none)'}\n${USAGE}` };
+  } catch (e) {
+    return { code: 1, stdout: '', stderr: `plexusctl: cannot reach plexusd at ${parsed.socket}: ${(e as Error).message}\n` };
+  }
+}
+
+if (require.main === module) {
+  runCtl(process.argv.slice(2), process.env).then((out) => {
+    process.stdout.write(out.stdout);
+    process.stderr.write(out.stderr);
+    process.exitCode = out.code;
+  });
+}
