@@ -1,0 +1,116 @@
+/**
+ * plexusd's configuration: YAML or JSON, validated by one JSON Schema (ajv) that is the single source of
+ * truth for names and defaults (STYLE 6), then frozen. Keys Multus users know keep Multus's names
+ * (clusterNetwork, defaultNetworks, systemNamespaces, multusNamespace, namespaceIsolation, globalNamespaces,
+ * confDir, binDirs).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import Ajv from 'ajv';
+import yaml from 'js-yaml';
+import { PlexusError } from '../cni/errors';
+
+export const DAEMON_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    socketPath: { type: 'string', pattern: '^/', default: '/run/plexus/plexus.sock' },
+    stateDir: { type: 'string', pattern: '^/', default: '/var/lib/plexus' },
+    binDirs: { type: 'array', items: { type: 'string', pattern: '^/' }, default: ['/opt/cni/bin', '/usr/lib/cni'] },
+    confDir: { type: 'string', pattern: '^/', default: '/etc/cni/net.d' },
+    clusterNetwork: { type: 'string', minLength: 1 },
+    multusNamespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', default: 'kube-system' },
+    defaultNetworks: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+    systemNamespaces: { type: 'array', items: { type: 'string' }, default: ['kube-system'] },
+    namespaceIsolation: { type: 'boolean', default: false },
+    // Multus spells this as a comma-separated string; a list is accepted too.
+    globalNamespaces: {
+      anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string' }],
+      default: ['default', 'kube-system'],
+    },
+    nodeName: { type: 'string', minLength: 1 },
+    deviceInfoDir: { type: 'string', pattern: '^/', default: '/var/run/k8s.cni.cncf.io/devinfo' },
+    logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
+    source: {
+      type: 'object',
+      default: { type: 'file', dir: '/etc/plexus/manifests' },
+      oneOf: [
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['type', 'dir'],
+          properties: { type: { const: 'file' }, dir: { type: 'string', pattern: '^/' }, rescanSeconds: { type: 'number', minimum: 0.1, default: 2 } },
+        },
+      ],
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        maxConcurrentRequests: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+        delegateTimeoutSeconds: { type: 'number', minimum: 1, maximum: 3600, default: 60 },
+        shutdownGraceSeconds: { type: 'number', minimum: 0, maximum: 3600, default: 30 },
+      },
+    },
+  },
+  required: ['clusterNetwork'],
+} as const;
+
+export interface DaemonConfig {
+  readonly socketPath: string;
+  readonly stateDir: string;
+  readonly binDirs: readonly string[];
+  readonly confDir: string;
+  readonly clusterNetwork: string;
+  readonly multusNamespace: string;
+  readonly defaultNetworks: readonly string[];
+  readonly systemNamespaces: readonly string[];
+  readonly namespaceIsolation: boolean;
+  readonly globalNamespaces: readonly string[];
+  readonly nodeName: string;
+  readonly deviceInfoDir: string;
+  readonly logLevel: string;
+  readonly source: { readonly type: 'file'; readonly dir: string; readonly rescanSeconds: number };
+  readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validate = ajv.compile(DAEMON_CONFIG_SCHEMA);
+
+export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig {
+  const conf = structuredClone(raw ?? {}) as Record<string, unknown>;
+  if (!validate(conf)) {
+    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` "${String(e.params['additionalProperty'])}"` : ''}`);
+    throw new PlexusError('InvalidConfig', `${where}: ${problems.join('; ')}`);
+  }
+  if (typeof conf['globalNamespaces'] === 'string') {
+    conf['globalNamespaces'] = conf['globalNamespaces'].split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  if (conf['nodeName'] === undefined) conf['nodeName'] = hostname();
+  return deepFreeze(conf) as unknown as DaemonConfig;
+}
+
+export function loadDaemonConfig(path: string): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new PlexusError('IoFailure', `cannot read config ${path}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = yaml.load(text, { json: true });
+  } catch (e) {
+    throw new PlexusError('DecodeFailure', `config ${path} is not valid YAML/JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return parseDaemonConfig(raw, path);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,121 @@
+/**
+ * The daemon's API: HTTP/1.1 on a root-only unix socket (0600).
+ *   POST /v1/cni              {env, config} -> CNI output or CNI error (the shim's only call)
+ *   GET  /healthz             process is up
+ *   GET  /readyz              source loaded, DEL queue drained
+ *   GET  /v1/status/NS/POD    the pod's network-status annotation value (plexusctl status)
+ * Request bodies are size-capped and validated like any other input.
+ */
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { PlexusError } from '../cni/errors';
+import { LATEST_VERSION } from '../cni/version';
+import { formatNetworkStatus, NetworkStatus } from '../status/network-status';
+
+const MAX_BODY = 1 << 20;
+
+export interface ApiHandlers {
+  cni(env: Record<string, string | undefined>, config: string): Promise<{ status: number; body: string }>;
+  ready(): boolean;
+  status(namespace: string, name: string): NetworkStatus[] | undefined;
+}
+
+export async function listenUnix(socketPath: string, api: ApiHandlers, log: Logger): Promise<Server> {
+  await removeStaleSocket(socketPath);
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
+  const server = createServer((req, res) => {
+    route(req, res, api).catch((e) => {
+      log.error({ err: (e as Error).message }, 'API request failed');
+      if (res.headersSent) return;
+      const err = e instanceof PlexusError ? e : new PlexusError('Internal', 'internal error');
+      send(res, e instanceof PlexusError ? 400 : 500, JSON.stringify(err.toCni(LATEST_VERSION)));
+    });
+  });
+  server.keepAliveTimeout = 1000;
+  const oldMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  chmodSync(socketPath, 0o600);
+  return server;
+}
+
+async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers): Promise<void> {
+  const url = req.url ?? '/';
+  if (req.method === 'GET' && url === '/healthz') return send(res, 200, 'ok\n');
+  if (req.method === 'GET' && url === '/readyz') return api.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
+  const m = /^\/v1\/status\/([a-z0-9][-a-z0-9]*)\/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$/.exec(url);
+  if (req.method === 'GET' && m) {
+    const status = api.status(m[1]!, m[2]!);
+    return status ? send(res, 200, formatNetworkStatus(status)) : send(res, 404, `no network-status for pod ${m[1]}/${m[2]}\n`);
+  }
+  if (req.method === 'POST' && url === '/v1/cni') {
+    if (!api.ready()) return send(res, 503, 'not ready\n', { 'x-plexus-not-ready': '1' });
+    const body = await readBody(req);
+    const { env, config } = decodeEnvelope(body);
+    const reply = await api.cni(env, config);
+    return send(res, reply.status, reply.body);
+  }
+  send(res, 404, 'not found\n');
+}
+
+function decodeEnvelope(body: string): { env: Record<string, string | undefined>; config: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    throw new PlexusError('DecodeFailure', 'request body is not JSON');
+  }
+  const o = v as { env?: unknown; config?: unknown };
+  if (!o || typeof o !== 'object' || typeof o.config !== 'string' || !o.env || typeof o.env !== 'object') {
+    throw new PlexusError('DecodeFailure', 'request body must be {"env": {...}, "config": "..."}');
+  }
+  const env: Record<string, string | undefined> = {};
+  for (const [k, val] of Object.entries(o.env as Record<string, unknown>)) if (typeof val === 'string') env[k] = val;
+  return { env, config: o.config };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new PlexusError('DecodeFailure', `request body larger than ${MAX_BODY} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': body.startsWith('{') || body.startsWith('[') ? 'application/json' : 'text/plain', ...headers });
+  res.end(body);
+}
+
+/** A socket file nobody answers on is left from a crash: remove it. One that answers means a live daemon. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw new PlexusError('InvalidConfig', `socketPath ${path} exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+  if (alive) throw new PlexusError('InvalidConfig', `another plexusd is already listening on ${path}`);
+  unlinkSync(path);
+}

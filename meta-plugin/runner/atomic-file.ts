@@ -1,0 +1,36 @@
+/** Crash-safe small files: write a temp file, fsync, rename over the target, fsync the directory. */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join, basename } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fsyncDir } from '../cni/del-queue';
+
+export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    unlinkSync(tmp);
+    throw e;
+  }
+  fsyncDir(dir);
+}
+
+export function removeFileDurably(path: string): boolean {
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+  fsyncDir(dirname(path));
+  return true;
+}

@@ -1,0 +1,274 @@
+/**
+ * Runs a plan: ADD attaches networks in order and rolls back on failure (S32); DEL tears every attachment
+ * down in reverse, past failures (S33); CHECK verifies every attachment; GC removes what the runtime no longer
+ * knows. Works only from the record (`records.ts`), never from the current NADs, once ADD has begun.
+ */
+import type { Logger } from 'pino';
+import { PlexusError, context, errorText } from '../cni/errors';
+import type { CniRequest } from '../cni/request';
+import { CniResult, convertResult, parseResult } from '../cni/result';
+import type { ContainerId, IfName } from '../cni/types';
+import type { DelegateRegistry } from '../../delegates/contract';
+import { NetworkCall, ValidAttachment, addNetwork, checkNetwork, delNetwork, gcNetwork, negotiateVersion, statusNetwork } from '../../delegates/conflist';
+import type { NetworkConfList, Plan, PlannedAttachment } from '../planner/types';
+import { NetworkStatus, defaultGateways, networkStatusOf } from '../status/network-status';
+import { AttachmentRecord, RecordStore, SandboxRecord } from './records';
+import { UndoStack } from './undo-stack';
+import { DefaultRouteOps, applyDefaultRoute, gatewaysOf } from './default-route';
+import { prepareDeviceInfo, readDeviceInfo, removeDeviceInfo } from './device-info';
+
+export interface RunnerDeps {
+  records: RecordStore;
+  registry: DelegateRegistry;
+  binDirs: string[];
+  delegateTimeoutMs: number;
+  routes: DefaultRouteOps;
+  /** Checks that an interface exists in a netns (CHECK). */
+  linkExists(netns: string, ifName: string): Promise<boolean>;
+  deviceInfoDir: string;
+}
+
+export class Runner {
+  private readonly versionCache = new Map<string, string[]>();
+
+  constructor(private readonly deps: RunnerDeps) {}
+
+  private call(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): NetworkCall {
+    return {
+      conf: att.conf,
+      runtimeConfig: att.runtimeConfig,
+      env: { containerId: rec.containerId, netns, ifName: att.ifName, args: rec.cniArgs, path: [...this.deps.binDirs, ...path] },
+      timeoutMs: this.deps.delegateTimeoutMs,
+      log: log.child({ network: att.statusName, ifName: att.ifName }),
+      registry: this.deps.registry,
+    };
+  }
+
+  /** 1. record intent, 2. run the delegate, 3. record the result; rollback on the first failure (S32). */
+  async add(req: CniRequest, plan: Plan, log: Logger): Promise<{ result: CniResult; record: SandboxRecord }> {
+    const rec = newRecord(req);
+    const undo = new UndoStack();
+    let current: PlannedAttachment | undefined;
+    try {
+      for (const planned of plan.attachments) {
+        current = planned;
+        const att = toRecord(planned);
+        if (att.conf.cniVersionInjected) {
+          att.conf = { ...att.conf, cniVersion: await negotiateVersion(this.call(rec, att, req.netns!, req.path, log), this.versionCache) };
+        }
+        this.attachDeviceInfo(rec, att);
+        rec.attachments.push(att);
+        this.deps.records.put(rec);
+        // CNI 2.2: after a failed delegate ADD, the delegate still gets a DEL, so undo is pushed first.
+        undo.push(`${att.index}:${att.statusName}`, () => this.delAttachment(rec, att, req.netns!, req.path, log));
+        att.result = await addNetwork(this.call(rec, att, req.netns!, req.path, log));
+        att.state = 'added';
+        this.deps.records.put(rec);
+      }
+      current = undefined;
+      await applyDefaultRoute(rec, this.deps.routes);
+      rec.status = statusOf(rec);
+      this.deps.records.put(rec);
+      undo.commit();
+    } catch (e) {
+      await this.rollBack(rec, undo, log);
+      const where = current ? `failed to add network "${current.statusName}" (${current.ifName})` : 'failed to finish ADD';
+      throw context(e, `${where} for ${podText(req)}`);
+    }
+    const def = rec.attachments[0]!;
+    return { result: convertResult(parseResult(def.result, def.conf.cniVersion), req.cniVersion), record: rec };
+  }
+
+  private async rollBack(rec: SandboxRecord, undo: UndoStack, log: Logger): Promise<void> {
+    const failures = await undo.unwind();
+    for (const f of failures) log.warn({ network: f.what, err: errorText(f.error) }, 'rollback of attachment failed; kept for DEL');
+    const failed = new Set(failures.map((f) => f.what));
+    rec.attachments = rec.attachments.filter((a) => failed.has(`${a.index}:${a.statusName}`));
+    if (rec.attachments.length === 0) this.deps.records.remove(rec.containerId, rec.ifName);
+    else this.deps.records.put(rec);
+  }
+
+  private attachDeviceInfo(rec: SandboxRecord, att: AttachmentRecord): void {
+    if (!att.resourceName || !att.deviceId) return;
+    const file = prepareDeviceInfo(this.deps.deviceInfoDir, att.resourceName, att.deviceId, rec.containerId, att.ifName);
+    if (!file) return;
+    att.deviceInfoFile = file;
+    // D4: only plugins that declare the capability get it (filtered per plugin by conflist.ts).
+    att.runtimeConfig = { ...att.runtimeConfig, CNIDeviceInfoFile: file };
+  }
+
+  private async delAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): Promise<void> {
+    await delNetwork(this.call(rec, att, netns, path, log), att.result);
+    if (att.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
+  }
+
+  recordOf(req: CniRequest): SandboxRecord | undefined {
+    return this.deps.records.get(req.containerId!, req.ifName!);
+  }
+
+  /**
+   * S33: every attachment is torn down in reverse; one failing does not stop the others; the record keeps
+   * only what failed, so a repeated DEL retries exactly that and releases nothing twice.
+   */
+  async del(req: CniRequest, log: Logger): Promise<SandboxRecord | undefined> {
+    const rec = this.deps.records.get(req.containerId!, req.ifName!);
+    if (!rec) return undefined;
+    return this.delRecord(rec, req.netns ?? '', req.path, log);
+  }
+
+  async delRecord(rec: SandboxRecord, netns: string, path: string[], log: Logger): Promise<SandboxRecord> {
+    const failed: { att: AttachmentRecord; error: unknown }[] = [];
+    for (const att of [...rec.attachments].reverse()) {
+      try {
+        await this.delAttachment(rec, att, netns, path, log);
+      } catch (error) {
+        failed.push({ att, error });
+      }
+    }
+    if (failed.length > 0) {
+      rec.attachments = rec.attachments.filter((a) => failed.some((f) => f.att === a));
+      this.deps.records.put(rec);
+      const msg = failed.map((f) => `${f.att.statusName} (${f.att.ifName}): ${errorText(f.error)}`).join('; ');
+      throw new PlexusError('DeleteIncomplete', `failed to delete ${failed.length} attachment(s) of ${recordPodText(rec)}: ${msg}`);
+    }
+    this.deps.records.remove(rec.containerId, rec.ifName);
+    return rec;
+  }
+
+  /** CHECK every attachment: the interface is there, and each delegate's own CHECK passes. */
+  async check(req: CniRequest, log: Logger): Promise<void> {
+    const rec = this.deps.records.get(req.containerId!, req.ifName!);
+    if (!rec) throw new PlexusError('UnknownContainer', `no attachments recorded for container ${req.containerId} interface ${req.ifName}`);
+    const problems: string[] = [];
+    for (const att of rec.attachments) {
+      try {
+        if (att.state !== 'added') throw new PlexusError('CheckFailed', 'ADD did not complete');
+        if (!(await this.deps.linkExists(req.netns!, att.ifName))) {
+          throw new PlexusError('CheckFailed', `interface ${att.ifName} is missing from ${req.netns}`);
+        }
+        await checkNetwork(this.call(rec, att, req.netns!, req.path, log), att.result);
+      } catch (e) {
+        problems.push(`${att.statusName} (${att.ifName}): ${errorText(e)}`);
+      }
+    }
+    if (problems.length > 0) throw new PlexusError('CheckFailed', `CHECK failed for ${recordPodText(rec)}: ${problems.join('; ')}`);
+  }
+
+  /**
+   * GC (CNI 2.1): tear down every recorded sandbox not in `cni.dev/valid-attachments`, then forward GC to
+   * each delegate network with the attachments of it that remain valid. Errors are collected, not fatal.
+   */
+  async gc(valid: ValidAttachment[], extraNetworks: NetworkConfList[], path: string[], log: Logger): Promise<void> {
+    const keep = new Set(valid.map((v) => `${v.containerID}@${v.ifname}`));
+    const errors: string[] = [];
+    const remaining: SandboxRecord[] = [];
+    for (const rec of this.deps.records.list((f, e) => errors.push(`record ${f}: ${errorText(e)}`))) {
+      if (keep.has(`${rec.containerId}@${rec.ifName}`)) {
+        remaining.push(rec);
+        continue;
+      }
+      try {
+        log.info({ containerId: rec.containerId, pod: rec.pod }, 'GC: removing stale attachments');
+        await this.delRecord(rec, '', path, log);
+      } catch (e) {
+        errors.push(errorText(e));
+      }
+    }
+    for (const [conf, attachments] of networksOf(remaining, extraNetworks)) {
+      const env = { containerId: '', netns: '', ifName: '', args: '', path: [...this.deps.binDirs, ...path] };
+      try {
+        await gcNetwork({ conf, runtimeConfig: {}, env, timeoutMs: this.deps.delegateTimeoutMs, log, registry: this.deps.registry }, attachments);
+      } catch (e) {
+        errors.push(errorText(e));
+      }
+    }
+    if (errors.length > 0) throw new PlexusError('DelegateFailed', `GC finished with errors: ${errors.join('; ')}`);
+  }
+
+  /** STATUS is forwarded to the cluster network's plugins (CNI 2.1). */
+  async status(clusterConf: NetworkConfList, path: string[], log: Logger): Promise<void> {
+    const env = { containerId: '', netns: '', ifName: '', args: '', path: [...this.deps.binDirs, ...path] };
+    for (const p of clusterConf.plugins) {
+      if (!this.deps.registry.available(p.type, env.path)) {
+        throw new PlexusError('NotAvailable', `cluster network "${clusterConf.name}": plugin "${p.type}" not found in [${env.path.join(' ')}]`);
+      }
+    }
+    try {
+      await statusNetwork({ conf: clusterConf, runtimeConfig: {}, env, timeoutMs: this.deps.delegateTimeoutMs, log, registry: this.deps.registry });
+    } catch (e) {
+      const err = e instanceof PlexusError && (e.cniCode === 50 || e.cniCode === 51) ? e : null;
+      throw err ?? new PlexusError('NotAvailable', `cluster network "${clusterConf.name}" is not ready: ${errorText(e)}`, { cause: e });
+    }
+  }
+}
+
+function newRecord(req: CniRequest): SandboxRecord {
+  return {
+    kind: 'plexusSandboxV1',
+    containerId: req.containerId as ContainerId,
+    ifName: req.ifName as IfName,
+    netns: req.netns ?? '',
+    pod: req.podRef,
+    cniArgs: req.argsRaw,
+    cniVersion: req.cniVersion,
+    createdAt: new Date().toISOString(),
+    attachments: [],
+  };
+}
+
+function toRecord(p: PlannedAttachment): AttachmentRecord {
+  const att: AttachmentRecord = {
+    index: p.index,
+    origin: p.origin,
+    statusName: p.statusName,
+    isDefault: p.isDefault,
+    ifName: p.ifName,
+    conf: p.conf,
+    runtimeConfig: p.runtimeConfig,
+    state: 'adding',
+  };
+  if (p.nad) att.nad = p.nad;
+  if (p.defaultRoute) att.defaultRoute = p.defaultRoute;
+  if (p.resourceName) att.resourceName = p.resourceName;
+  if (p.deviceId) att.deviceId = p.deviceId;
+  return att;
+}
+
+/** S24-S27: one entry per attachment; the cluster network reports its default route if it kept it. */
+export function statusOf(rec: SandboxRecord): NetworkStatus[] {
+  const someoneElseHasDefault = rec.attachments.some((a) => a.defaultRoute !== undefined && !a.isDefault);
+  return rec.attachments.map((att) => {
+    const input: Parameters<typeof networkStatusOf>[0] = {
+      statusName: att.statusName,
+      isDefault: att.isDefault,
+      result: att.result,
+      cniVersion: att.conf.cniVersion,
+    };
+    if (att.defaultRoute !== undefined) input.defaultRoute = gatewaysOf(att);
+    else if (att.isDefault && !someoneElseHasDefault && att.result !== undefined) {
+      const gws = defaultGateways(parseResult(att.result, att.conf.cniVersion));
+      if (gws.length > 0) input.defaultRoute = gws;
+    }
+    const info = att.deviceInfoFile ? readDeviceInfo(att.deviceInfoFile) : undefined;
+    if (info) input.deviceInfo = info;
+    return networkStatusOf(input);
+  });
+}
+
+function networksOf(records: SandboxRecord[], extra: NetworkConfList[]): Map<NetworkConfList, ValidAttachment[]> {
+  const byName = new Map<string, { conf: NetworkConfList; valid: ValidAttachment[] }>();
+  for (const conf of extra) byName.set(conf.name, { conf, valid: [] });
+  for (const rec of records) {
+    for (const att of rec.attachments) {
+      const entry = byName.get(att.conf.name) ?? { conf: att.conf, valid: [] };
+      entry.valid.push({ containerID: rec.containerId, ifname: att.ifName });
+      byName.set(att.conf.name, entry);
+    }
+  }
+  return new Map([...byName.values()].map((e) => [e.conf, e.valid]));
+}
+
+const podText = (req: CniRequest): string =>
+  req.podRef ? `pod ${req.podRef.namespace}/${req.podRef.name}` : `container ${req.containerId}`;
+const recordPodText = (rec: SandboxRecord): string =>
+  rec.pod ? `pod ${rec.pod.namespace}/${rec.pod.name}` : `container ${rec.containerId}`;

@@ -1,0 +1,135 @@
+/**
+ * The file source: every `*.yaml`, `*.yml` and `*.json` manifest in one directory (DESIGN "External
+ * contract"). It notices changes without a restart (fs.watch, plus a periodic rescan because inotify misses
+ * changes behind some mounts), swaps in a whole new view at once, and keeps pods' network-status in memory.
+ */
+import { watch, FSWatcher, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { PodRef } from '../cni/types';
+import { podKey } from '../cni/types';
+import type { NadObject, PodObject } from '../planner/types';
+import type { NetworkStatus } from '../status/network-status';
+import type { Source } from './source';
+import { parseManifests } from './manifest';
+
+interface View {
+  pods: Map<string, PodObject>;
+  nads: Map<string, NadObject>;
+  others: Map<string, Record<string, unknown>[]>;
+  signature: string;
+}
+
+const MANIFEST_RE = /\.(ya?ml|json)$/;
+
+export class FileSource implements Source {
+  private view: View = { pods: new Map(), nads: new Map(), others: new Map(), signature: '' };
+  private readonly status = new Map<string, NetworkStatus[]>();
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private loaded = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+    private readonly rescanMs = 2000,
+  ) {}
+
+  async start(): Promise<void> {
+    this.reload();
+    this.loaded = true;
+    try {
+      this.watcher = watch(this.dir, () => this.scheduleReload());
+      this.watcher.on('error', (e) => this.log.warn({ err: e.message, dir: this.dir }, 'manifest watch failed; rescanning only'));
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, dir: this.dir }, 'cannot watch manifest directory; rescanning only');
+    }
+    this.timer = setInterval(() => this.reload(), this.rescanMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.watcher?.close();
+    if (this.timer) clearInterval(this.timer);
+    if (this.debounce) clearTimeout(this.debounce);
+  }
+
+  ready(): boolean {
+    return this.loaded;
+  }
+
+  private scheduleReload(): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.reload(), 50);
+    this.debounce.unref();
+  }
+
+  /** Re-read the directory when any file's name, size or mtime changed. */
+  reload(): void {
+    const files = this.listFiles();
+    const signature = files.map((f) => `${f.name}:${f.size}:${f.mtimeMs}`).join('|');
+    if (signature === this.view.signature) return;
+    const next: View = { pods: new Map(), nads: new Map(), others: new Map(), signature };
+    for (const f of files) {
+      let text: string;
+      try {
+        text = readFileSync(join(this.dir, f.name), 'utf8');
+      } catch (e) {
+        this.log.warn({ file: f.name, err: (e as Error).message }, 'cannot read manifest; skipped');
+        continue;
+      }
+      const parsed = parseManifests(f.name, text);
+      for (const p of parsed.problems) this.log.warn({ file: f.name, problem: p }, 'malformed manifest skipped');
+      for (const n of parsed.nads) next.nads.set(podKey(n), n);
+      for (const p of parsed.pods) next.pods.set(podKey(p), p);
+      for (const o of parsed.others) {
+        const kind = String(o['kind']);
+        next.others.set(kind, [...(next.others.get(kind) ?? []), o]);
+      }
+    }
+    this.view = next;
+    this.log.info({ dir: this.dir, pods: next.pods.size, nads: next.nads.size }, 'manifests loaded');
+  }
+
+  private listFiles(): { name: string; size: number; mtimeMs: number }[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => MANIFEST_RE.test(n) && !n.startsWith('.')).sort();
+    } catch (e) {
+      if (this.loaded) this.log.warn({ dir: this.dir, err: (e as Error).message }, 'cannot list manifest directory');
+      return [];
+    }
+    const out: { name: string; size: number; mtimeMs: number }[] = [];
+    for (const name of names) {
+      try {
+        const st = statSync(join(this.dir, name));
+        if (st.isFile()) out.push({ name, size: st.size, mtimeMs: st.mtimeMs });
+      } catch {
+        /* vanished between readdir and stat */
+      }
+    }
+    return out;
+  }
+
+  getPod(namespace: string, name: string): PodObject | undefined {
+    return this.view.pods.get(`${namespace}/${name}`);
+  }
+
+  getNad(namespace: string, name: string): NadObject | undefined {
+    return this.view.nads.get(`${namespace}/${name}`);
+  }
+
+  otherObjects(kind: string): readonly Record<string, unknown>[] {
+    return this.view.others.get(kind) ?? [];
+  }
+
+  async publishStatus(pod: PodRef, status: NetworkStatus[] | null): Promise<void> {
+    if (status) this.status.set(podKey(pod), status);
+    else this.status.delete(podKey(pod));
+  }
+
+  getStatus(namespace: string, name: string): NetworkStatus[] | undefined {
+    return this.status.get(`${namespace}/${name}`);
+  }
+}

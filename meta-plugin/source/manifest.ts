@@ -1,0 +1,82 @@
+/**
+ * Parsing manifests (YAML, multi-document, or JSON) into the objects the planner needs. A malformed
+ * document is reported and skipped; it never hides the valid documents beside it.
+ */
+import yaml from 'js-yaml';
+import type { NadObject, PodObject } from '../planner/types';
+
+export const NAD_KIND = 'NetworkAttachmentDefinition';
+export const NAD_API_GROUP = 'k8s.cni.cncf.io';
+
+export interface ParsedManifests {
+  nads: NadObject[];
+  pods: PodObject[];
+  others: Record<string, unknown>[];
+  problems: string[];
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function parseManifests(file: string, text: string): ParsedManifests {
+  const out: ParsedManifests = { nads: [], pods: [], others: [], problems: [] };
+  let docs: unknown[];
+  try {
+    docs = yaml.loadAll(text, undefined, { json: true });
+  } catch (e) {
+    out.problems.push(`${file}: not valid YAML/JSON: ${(e as Error).message.split('\n')[0]}`);
+    return out;
+  }
+  docs.forEach((doc, i) => {
+    if (doc === null || doc === undefined) return;
+    const where = `${file} document ${i + 1}`;
+    const items = isObject(doc) && doc['kind'] === 'List' && Array.isArray(doc['items']) ? doc['items'] : [doc];
+    for (const item of items) {
+      const problem = addObject(out, item);
+      if (problem) out.problems.push(`${where}: ${problem}`);
+    }
+  });
+  return out;
+}
+
+function addObject(out: ParsedManifests, obj: unknown): string | undefined {
+  if (!isObject(obj)) return 'not an object';
+  const kind = obj['kind'];
+  if (typeof kind !== 'string') return 'missing "kind"';
+  const meta = isObject(obj['metadata']) ? obj['metadata'] : undefined;
+  const name = meta?.['name'];
+  if (typeof name !== 'string') return `${kind} without metadata.name`;
+  const namespace = meta?.['namespace'] ?? 'default';
+  if (typeof namespace !== 'string' || !DNS_LABEL.test(namespace)) return `${kind} ${name}: invalid metadata.namespace`;
+  const annotations = stringMap(meta?.['annotations']);
+  if (annotations === undefined) return `${kind} ${namespace}/${name}: metadata.annotations must map strings to strings`;
+  if (kind === NAD_KIND) {
+    if (!DNS_LABEL.test(name)) return `${kind} ${namespace}/${name}: name is not a DNS-1123 label (S4)`;
+    const spec = obj['spec'];
+    if (spec !== undefined && !isObject(spec)) return `${kind} ${namespace}/${name}: spec must be an object`;
+    const config = spec?.['config'];
+    if (config !== undefined && typeof config !== 'string') return `${kind} ${namespace}/${name}: spec.config must be a string (S2)`;
+    const nad: NadObject = { namespace, name, annotations };
+    if (config) nad.config = config;
+    out.nads.push(nad);
+    return undefined;
+  }
+  if (kind === 'Pod') {
+    if (!DNS_SUBDOMAIN.test(name)) return `Pod ${namespace}/${name}: name is not a DNS-1123 subdomain`;
+    const pod: PodObject = { namespace, name, annotations };
+    if (typeof meta?.['uid'] === 'string') pod.uid = meta['uid'];
+    out.pods.push(pod);
+    return undefined;
+  }
+  out.others.push(obj);
+  return undefined;
+}
+
+function stringMap(v: unknown): Record<string, string> | undefined {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) return undefined;
+  for (const val of Object.values(v)) if (typeof val !== 'string') return undefined;
+  return v as Record<string, string>;
+}

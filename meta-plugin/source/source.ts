@@ -1,0 +1,22 @@
+/**
+ * Where pods and NetworkAttachmentDefinitions come from. `file` (a directory of manifests) is the embedded
+ * default; a Kubernetes source (informers) implements the same interface later.
+ */
+import type { PodRef } from '../cni/types';
+import type { NadObject, PodObject } from '../planner/types';
+import type { NetworkStatus } from '../status/network-status';
+
+export interface Source {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** True once the first full view is loaded. */
+  ready(): boolean;
+  getPod(namespace: string, name: string): PodObject | undefined;
+  getNad(namespace: string, name: string): NadObject | undefined;
+  /** Objects of other kinds the source found (e.g. Plexus IPAM pools), by kind. */
+  otherObjects(kind: string): readonly Record<string, unknown>[];
+  /** Publish a pod's network-status (S24); null clears it. */
+  publishStatus(pod: PodRef, status: NetworkStatus[] | null): Promise<void>;
+  /** The pod's network-status as published, for plexusctl. */
+  getStatus(namespace: string, name: string): NetworkStatus[] | undefined;
+}

@@ -1,0 +1,256 @@
+/**
+ * Integration harness: a "node" network namespace running a real bin/plexusd, "pods" as network namespaces,
+ * and the CNI shim (bin/plexus) executed exactly as a container runtime does it (env + config on stdin),
+ * inside the node. Everything a test creates is named with a random prefix and removed in `destroy()`:
+ * namespaces by name, the daemon by PID, files by directory. Never pkill.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import yaml from 'js-yaml';
+
+export const ROOT = resolve(__dirname, '../..');
+export const PLEXUS_BIN = join(ROOT, 'bin/plexus');
+export const PLEXUSD_BIN = join(ROOT, 'bin/plexusd');
+export const PLEXUSCTL_BIN = join(ROOT, 'bin/plexusctl');
+export const CNI_BIN_DIR = '/usr/lib/cni';
+
+export const rand = (n = 4) => randomBytes(n).toString('hex');
+export const containerId = () => randomBytes(32).toString('hex');
+
+export function sh(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv } = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input: opts.input, env: opts.env ?? process.env });
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr || r.stdout}`);
+  return r;
+}
+
+/** `ip -j` inside a netns, parsed. */
+export function ipJson(netns: string, args: string[]): any[] {
+  const out = sh('ip', ['-n', netns, '-j', ...args]).stdout.trim();
+  return out ? JSON.parse(out) : [];
+}
+
+export interface CniCall {
+  containerId: string;
+  netns?: string;
+  ifName?: string;
+  pod?: { namespace?: string; name: string; uid?: string };
+  /** Full stdin; default: the plexus config of this cluster. */
+  config?: string | Record<string, unknown>;
+  env?: Record<string, string | undefined>;
+  args?: string;
+}
+
+export interface CniOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+export interface ClusterOptions {
+  clusterNetwork?: Record<string, unknown>;
+  daemon?: Record<string, unknown>;
+  manifests?: Record<string, unknown>[];
+}
+
+export class TestCluster {
+  readonly id = rand();
+  readonly node = `plxt-${this.id}-node`;
+  readonly dir = mkdtempSync(join(tmpdir(), `plexus-test-${this.id}-`));
+  readonly socket = join(this.dir, 'plexus.sock');
+  readonly stateDir = join(this.dir, 'state');
+  readonly confDir = join(this.dir, 'cni');
+  readonly manifestDir = join(this.dir, 'manifests');
+  readonly hostLocalDir = join(this.dir, 'host-local');
+  readonly logFile = join(this.dir, 'plexusd.log');
+  private daemon: ChildProcess | undefined;
+  private readonly pods: string[] = [];
+  private extraConfig: Record<string, unknown> = {};
+
+  /** The config a runtime would pass to Plexus. */
+  plexusConfig(version = '1.1.0', extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return { cniVersion: version, name: 'plexus', type: 'plexus', socketPath: this.socket, stateDir: this.stateDir, readinessTimeoutSeconds: 5, ...extra };
+  }
+
+  static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
+    const c = new TestCluster();
+    await c.init(opts);
+    return c;
+  }
+
+  private async init(opts: ClusterOptions): Promise<void> {
+    for (const d of [this.stateDir, this.confDir, this.manifestDir, this.hostLocalDir]) mkdirSync(d, { recursive: true });
+    sh('ip', ['netns', 'add', this.node]);
+    this.inNode('ip', ['link', 'set', 'lo', 'up']);
+    const cluster = opts.clusterNetwork ?? this.ptpNetwork('cluster', '10.99.0.0/24');
+    writeFileSync(join(this.confDir, '10-cluster.conflist'), JSON.stringify(cluster));
+    if (opts.manifests) this.writeManifests('objects.yaml', opts.manifests);
+    this.extraConfig = opts.daemon ?? {};
+    await this.startDaemon();
+  }
+
+  /** The default cluster network: Debian's ptp with host-local, like the demo. */
+  ptpNetwork(name: string, subnet: string): Record<string, unknown> {
+    return {
+      cniVersion: '1.0.0',
+      name,
+      plugins: [{ type: 'ptp', ipam: { type: 'host-local', dataDir: this.hostLocalDir, ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } }],
+    };
+  }
+
+  hostLocal(subnet: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return { type: 'host-local', dataDir: this.hostLocalDir, ranges: [[{ subnet, ...extra }]] };
+  }
+
+  nad(name: string, config: Record<string, unknown> | undefined, namespace = 'default', annotations: Record<string, string> = {}) {
+    return {
+      apiVersion: 'k8s.cni.cncf.io/v1',
+      kind: 'NetworkAttachmentDefinition',
+      metadata: { name, namespace, annotations },
+      spec: config ? { config: JSON.stringify(config) } : {},
+    };
+  }
+
+  podManifest(name: string, networks?: string | unknown[], namespace = 'default', extra: Record<string, string> = {}) {
+    const annotations: Record<string, string> = { ...extra };
+    if (networks !== undefined) annotations['k8s.v1.cni.cncf.io/networks'] = typeof networks === 'string' ? networks : JSON.stringify(networks);
+    return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, annotations } };
+  }
+
+  /** Write manifests and wait until the daemon has had time to notice (watch + debounce). */
+  writeManifests(file: string, objects: Record<string, unknown>[]): void {
+    writeFileSync(join(this.manifestDir, file), objects.map((o) => yaml.dump(o)).join('---\n'));
+  }
+
+  async settle(ms = 300): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+  }
+
+  inNode(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}) {
+    return sh('ip', ['netns', 'exec', this.node, cmd, ...args], opts);
+  }
+
+  async startDaemon(): Promise<void> {
+    const config = {
+      socketPath: this.socket,
+      stateDir: this.stateDir,
+      binDirs: [CNI_BIN_DIR],
+      confDir: this.confDir,
+      clusterNetwork: 'cluster',
+      source: { type: 'file', dir: this.manifestDir, rescanSeconds: 0.5 },
+      deviceInfoDir: join(this.dir, 'devinfo'),
+      logLevel: 'debug',
+      ...this.extraConfig,
+    };
+    const configPath = join(this.dir, 'plexusd.yaml');
+    writeFileSync(configPath, yaml.dump(config));
+    const log = openSync(this.logFile, 'a');
+    this.daemon = spawn('ip', ['netns', 'exec', this.node, process.execPath, PLEXUSD_BIN, '--config', configPath], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    await this.waitReady();
+  }
+
+  async waitReady(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.daemon?.exitCode !== null && this.daemon?.exitCode !== undefined) throw new Error(`plexusd exited: ${this.log().slice(-2000)}`);
+      if (sh(PLEXUSCTL_BIN, ['--socket', this.socket, 'health'], { allowFail: true }).status === 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`plexusd not ready: ${this.log().slice(-2000)}`);
+  }
+
+  async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const d = this.daemon;
+    if (!d || d.exitCode !== null) return;
+    const exited = new Promise((r) => d.once('exit', r));
+    d.kill(signal);
+    await exited;
+    this.daemon = undefined;
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  makePod(): { name: string; path: string } {
+    const name = `plxt-${this.id}-p${this.pods.length}`;
+    sh('ip', ['netns', 'add', name]);
+    this.pods.push(name);
+    return { name, path: `/var/run/netns/${name}` };
+  }
+
+  /** Run bin/plexus in the node exactly as a runtime would. */
+  async cni(command: string, call: CniCall): Promise<CniOutput> {
+    const pod = call.pod;
+    const args = call.args ?? (pod ? `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace ?? 'default'};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${call.containerId}${pod.uid ? `;K8S_POD_UID=${pod.uid}` : ''}` : '');
+    const env: Record<string, string> = {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: call.containerId,
+      CNI_NETNS: call.netns ?? '',
+      CNI_IFNAME: call.ifName ?? 'eth0',
+      CNI_PATH: CNI_BIN_DIR,
+      CNI_ARGS: args,
+    };
+    for (const [k, v] of Object.entries(call.env ?? {})) {
+      if (v === undefined) delete env[k];
+      else env[k] = v;
+    }
+    const config = call.config === undefined ? this.plexusConfig() : call.config;
+    const input = typeof config === 'string' ? config : JSON.stringify(config);
+    return runProcess('ip', ['netns', 'exec', this.node, PLEXUS_BIN], env, input);
+  }
+
+  /** host-local leases currently held in this cluster (files named by address). */
+  leases(): string[] {
+    const out: string[] = [];
+    let nets: string[] = [];
+    try {
+      nets = require('node:fs').readdirSync(this.hostLocalDir);
+    } catch {
+      return out;
+    }
+    for (const n of nets) {
+      for (const f of require('node:fs').readdirSync(join(this.hostLocalDir, n)) as string[]) {
+        if (/^[0-9a-f.:]+$/.test(f) && (f.includes('.') || f.includes(':'))) out.push(`${n}/${f}`);
+      }
+    }
+    return out.sort();
+  }
+
+  async destroy(): Promise<void> {
+    await this.stopDaemon('SIGKILL');
+    for (const ns of [...this.pods, this.node]) sh('ip', ['netns', 'del', ns], { allowFail: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function runProcess(cmd: string, args: string[], env: Record<string, string>, input: string): Promise<CniOutput> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const stdout = Buffer.concat(out).toString('utf8');
+      let json: unknown;
+      try {
+        json = stdout.trim() ? JSON.parse(stdout) : undefined;
+      } catch {
+        json = undefined;
+      }
+      resolvePromise({ code: code ?? -1, stdout, stderr: Buffer.concat(err).toString('utf8'), json });
+    });
+    child.stdin.end(input);
+  });
+}
