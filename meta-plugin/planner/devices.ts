@@ -1,0 +1,37 @@
+/**
+ * Devices a device plugin gave a pod (Device Info spec §4.1, D2): the planner takes them as plain data; the
+ * daemon asks a DeviceLookup for them before planning (the SR-IOV work implements it over kubelet's
+ * PodResources API).
+ */
+import type { PodRef } from '../cni/types';
+
+/** NAD annotation naming the device-plugin resource a network's attachments draw devices from. */
+export const RESOURCE_NAME_ANNOTATION = 'k8s.v1.cni.cncf.io/resourceName';
+
+export interface DeviceLookup {
+  /** Device IDs allocated to the pod, per resource name, in allocation order. Unknown resources are absent. */
+  devicesFor(pod: PodRef, resourceNames: string[]): Promise<Record<string, string[]>>;
+}
+
+/** For nodes without device plugins: no pod holds any device. */
+export class NoDevices implements DeviceLookup {
+  async devicesFor(): Promise<Record<string, string[]>> {
+    return {};
+  }
+}
+
+/** Hands out a pod's devices in order, each once, across all attachments of one plan. */
+export class DevicePool {
+  private readonly taken = new Map<string, number>();
+
+  constructor(private readonly devices: Readonly<Record<string, readonly string[]>>) {}
+
+  /** The next unused device of `resourceName`, or undefined when none is left. */
+  take(resourceName: string): string | undefined {
+    if (!Object.hasOwn(this.devices, resourceName)) return undefined;
+    const used = this.taken.get(resourceName) ?? 0;
+    const id = this.devices[resourceName]?.[used];
+    if (id !== undefined) this.taken.set(resourceName, used + 1);
+    return id;
+  }
+}
