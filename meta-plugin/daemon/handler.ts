@@ -77,7 +77,7 @@ export class CniHandler {
         return '';
       case 'STATUS':
         if (!this.deps.isReady()) throw new PlexusError('NotAvailable', 'plexus daemon is starting');
-        await this.deps.runner.status(this.clusterConf(req), req.path, log);
+        await this.deps.runner.status(this.clusterConfForStatus(req), req.path, log);
         return '';
       default:
         throw new PlexusError('InvalidEnv', `unexpected command ${req.command}`);
@@ -136,6 +136,15 @@ export class CniHandler {
       confFiles: this.deps.confDir.files(),
       devices,
     });
+  }
+
+  /** STATUS: a cluster network that cannot be resolved means "not available" (50), not an error of ours. */
+  private clusterConfForStatus(req: CniRequest): NetworkConfList {
+    try {
+      return this.clusterConf(req);
+    } catch (e) {
+      throw new PlexusError('NotAvailable', `cluster network "${this.deps.config.clusterNetwork}" is not available: ${errorText(e)}`, { cause: e });
+    }
   }
 
   /** The cluster network's config as it would be planned now (for STATUS and GC). */

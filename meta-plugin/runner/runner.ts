@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { PlexusError, context, errorText } from '../cni/errors';
-import type { CniRequest } from '../cni/request';
+import { CniRequest, isNetnsPath } from '../cni/request';
 import { CniResult, convertResult, parseResult } from '../cni/result';
 import type { ContainerId, IfName } from '../cni/types';
 import type { DelegateRegistry } from '../../delegates/contract';
@@ -60,7 +60,7 @@ export class Runner {
         rec.attachments.push(att);
         this.deps.records.put(rec);
         // CNI 2.2: after a failed delegate ADD, the delegate still gets a DEL, so undo is pushed first.
-        undo.push(`${att.index}:${att.statusName}`, () => this.delAttachment(rec, att, req.netns!, req.path, log));
+        undo.push(`${att.index}:${att.statusName}`, () => this.undoAttachment(rec, att, req.netns!, req.path, log));
         att.result = await addNetwork(this.call(rec, att, req.netns!, req.path, log));
         att.state = 'added';
         this.deps.records.put(rec);
@@ -95,6 +95,20 @@ export class Runner {
     att.deviceInfoFile = file;
     // D4: only plugins that declare the capability get it (filtered per plugin by conflist.ts).
     att.runtimeConfig = { ...att.runtimeConfig, CNIDeviceInfoFile: file };
+  }
+
+  /**
+   * Rollback of one attachment. A delegate whose ADD failed returned nothing and must clean up after
+   * itself (CNI 2.2); its DEL is still sent, but if that fails too (a config that can never work, such as
+   * a missing macvlan master) it is logged, not kept: keeping it would make every later DEL fail forever.
+   */
+  private async undoAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): Promise<void> {
+    try {
+      await this.delAttachment(rec, att, netns, path, log);
+    } catch (e) {
+      if (att.state === 'added') throw e;
+      log.warn({ network: att.statusName, ifName: att.ifName, err: errorText(e) }, 'DEL after failed ADD failed; nothing was recorded as added');
+    }
   }
 
   private async delAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): Promise<void> {
@@ -169,7 +183,8 @@ export class Runner {
       }
       try {
         log.info({ containerId: rec.containerId, pod: rec.pod }, 'GC: removing stale attachments');
-        await this.delRecord(rec, '', path, log);
+        // As libcni's GC: DEL with the recorded netns, or none when it is gone.
+        await this.delRecord(rec, rec.netns && isNetnsPath(rec.netns) ? rec.netns : '', path, log);
       } catch (e) {
         errors.push(errorText(e));
       }

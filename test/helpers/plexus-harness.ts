@@ -163,6 +163,13 @@ export class TestCluster {
     throw new Error(`plexusd not ready: ${this.log().slice(-2000)}`);
   }
 
+  /** Restart the daemon, optionally with other settings (merged over the test defaults). */
+  async restartDaemon(daemonConfig?: Record<string, unknown>): Promise<void> {
+    await this.stopDaemon();
+    if (daemonConfig) this.extraConfig = daemonConfig;
+    await this.startDaemon();
+  }
+
   async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const d = this.daemon;
     if (!d || d.exitCode !== null) return;
