@@ -1,0 +1,150 @@
+/**
+ * The kernel layer's public API: `Netlink`, one rtnetlink socket per network namespace (DESIGN decision 4).
+ *
+ *   const pod = await Netlink.open('/run/netns/pod1');
+ *   try { await pod.createVeth('eth0', 'vethab12', { peerNetnsPath: hostNetns }); } finally { pod.close(); }
+ *
+ * The socket is opened inside the target netns and the thread switches straight back, so no thread ever stays
+ * in a pod's netns. Each call is a synchronous syscall exchange of about 0.1 ms; the methods return promises so
+ * callers are written for an API that may move off the JS thread later, and every promise settles having done
+ * all of its work before it returns (no work is left pending across an await).
+ *
+ * Failures are KernelError (kind 'KernelFailure') with `errno`/`errnoName`. "Already gone" is not a failure
+ * where a caller would treat it as success anyway: deleteLink, deleteAddress and deleteRoute return false.
+ */
+import { type AddAddressOptions, type Address, addAddress, deleteAddress, listAddresses } from './addresses';
+import { ERRNO, KernelError } from './errno';
+import {
+  createVeth,
+  deleteLink,
+  getLink,
+  type Link,
+  type LinkRef,
+  listLinks,
+  moveLinkToNetns,
+  renameLink,
+  setLinkUp,
+  setMac,
+  setMtu,
+  type VethOptions,
+} from './links';
+import { NetlinkSocket, type NetlinkSocketOptions } from './netlink/socket';
+import { addRoute, deleteRoute, listRoutes, replaceRoute, type Route, type RouteQuery, type RouteSpec } from './routes';
+
+export type { AddAddressOptions, Address } from './addresses';
+export { ERRNO, errnoName, hasErrno, isKernelError, KernelError, type ErrnoName } from './errno';
+export type { IpFamily } from './ip-address';
+export type { Link, LinkRef, OperState, VethOptions } from './links';
+export { currentNetnsId, isNetns, type NetnsHandle, openNetns, withNetns } from './netns';
+export { IFA_F, RT_SCOPE, RT_TABLE, RTN, RTPROT } from './netlink/constants';
+export type { NetlinkSocketOptions } from './netlink/socket';
+export type { NextHop, Route, RouteQuery, RouteSpec } from './routes';
+
+export class Netlink {
+  private constructor(private readonly sock: NetlinkSocket) {}
+
+  /** Opens an rtnetlink socket inside the netns at `netnsPath`; null = the calling thread's (the host's) netns. */
+  static async open(netnsPath: string | null, opts: NetlinkSocketOptions = {}): Promise<Netlink> {
+    return Netlink.openSync(netnsPath, opts);
+  }
+
+  /** As open(), for callers that cannot await (start-up, tests). */
+  static openSync(netnsPath: string | null, opts: NetlinkSocketOptions = {}): Netlink {
+    return new Netlink(NetlinkSocket.open(netnsPath, opts));
+  }
+
+  /** The netns this handle acts on (null = the netns of the thread that opened it). */
+  get netnsPath(): string | null {
+    return this.sock.netnsPath;
+  }
+
+  /** Closes the socket; later calls fail with EBADF. Safe to call twice. */
+  close(): void {
+    this.sock.close();
+  }
+
+  // ---- links ----
+
+  async listLinks(): Promise<Link[]> {
+    return listLinks(this.live());
+  }
+
+  /** undefined when there is no such link. */
+  async getLink(ref: LinkRef): Promise<Link | undefined> {
+    return getLink(this.live(), ref);
+  }
+
+  async setLinkUp(ref: LinkRef, up: boolean): Promise<void> {
+    setLinkUp(this.live(), ref, up);
+  }
+
+  async setMtu(ref: LinkRef, mtu: number): Promise<void> {
+    setMtu(this.live(), ref, mtu);
+  }
+
+  async setMac(ref: LinkRef, mac: string): Promise<void> {
+    setMac(this.live(), ref, mac);
+  }
+
+  /** Kernels before 6.2 refuse with EBUSY while the link is up. */
+  async renameLink(ref: LinkRef, newName: string): Promise<void> {
+    renameLink(this.live(), ref, newName);
+  }
+
+  /** false when the link did not exist. */
+  async deleteLink(ref: LinkRef): Promise<boolean> {
+    return deleteLink(this.live(), ref);
+  }
+
+  /** `name` here, `peerName` created directly in the peer netns (default: here too). */
+  async createVeth(name: string, peerName: string, opts: VethOptions = {}): Promise<void> {
+    createVeth(this.live(), name, peerName, opts);
+  }
+
+  /** Its ifindex may change: look it up again by name in the target netns. */
+  async moveLinkToNetns(ref: LinkRef, netnsPath: string, opts: { newName?: string } = {}): Promise<void> {
+    moveLinkToNetns(this.live(), ref, netnsPath, opts);
+  }
+
+  // ---- addresses ----
+
+  async listAddresses(ifindex?: number): Promise<Address[]> {
+    return listAddresses(this.live(), ifindex);
+  }
+
+  /** EEXIST when the link already has the address. */
+  async addAddress(ref: LinkRef, cidr: string, opts: AddAddressOptions = {}): Promise<void> {
+    addAddress(this.live(), ref, cidr, opts);
+  }
+
+  /** false when the link does not have the address (or is gone). */
+  async deleteAddress(ref: LinkRef, cidr: string): Promise<boolean> {
+    return deleteAddress(this.live(), ref, cidr);
+  }
+
+  // ---- routes ----
+
+  /** Routes of the main table by default (`{ table: 'all' }` for every table). */
+  async listRoutes(query: RouteQuery = {}): Promise<Route[]> {
+    return listRoutes(this.live(), query);
+  }
+
+  /** EEXIST when the same route exists. */
+  async addRoute(route: RouteSpec): Promise<void> {
+    addRoute(this.live(), route);
+  }
+
+  async replaceRoute(route: RouteSpec): Promise<void> {
+    replaceRoute(this.live(), route);
+  }
+
+  /** false when no route matched. */
+  async deleteRoute(route: RouteSpec): Promise<boolean> {
+    return deleteRoute(this.live(), route);
+  }
+
+  private live(): NetlinkSocket {
+    if (this.sock.closed) throw new KernelError('use a closed Netlink handle', ERRNO.EBADF);
+    return this.sock;
+  }
+}

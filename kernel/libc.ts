@@ -1,0 +1,158 @@
+/**
+ * Every libc call Plexus makes, declared once as a C prototype (STYLE 11). Nothing else imports koffi.
+ *
+ * Each exported wrapper checks the return value, reads errno at once (before any other JS can run a native call
+ * that clobbers it) and throws a KernelError. The calls are synchronous: each is a plain syscall of well under a
+ * millisecond, and keeping them on the calling thread is what makes the netns switch in netns.ts safe.
+ *
+ * koffi has no `ssize_t`/`size_t`/`socklen_t` names and registering aliases is process-global (a second
+ * registration, e.g. from another jest module registry, throws), so the prototypes spell them as the LP64 types
+ * they are: ssize_t = intptr_t, size_t = uintptr_t, socklen_t = uint32_t.
+ */
+import { ERRNO, KernelError } from './errno';
+
+/**
+ * The part of koffi's API used here. koffi ships as an ES module package whose typings TypeScript will not
+ * let a CommonJS file import, so its CommonJS entry is required and typed by hand.
+ */
+interface Koffi {
+  load(path: string): { func(prototype: string): unknown };
+  errno(): number;
+}
+
+// <fcntl.h>, <sched.h>, <sys/socket.h>, <linux/netlink.h>, <linux/nsfs.h> (x86-64/arm64 Linux values).
+export const O_RDONLY = 0;
+export const O_CLOEXEC = 0o2000000;
+export const CLONE_NEWNET = 0x40000000;
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+export const SOL_NETLINK = 270;
+export const NETLINK_ROUTE = 0;
+export const NETLINK_CAP_ACK = 10;
+export const NETLINK_EXT_ACK = 11;
+export const MSG_PEEK = 0x2;
+export const MSG_TRUNC = 0x20;
+/** _IO(NSIO, 0x3): returns the CLONE_NEW* type of an nsfs file descriptor (Linux 4.11+). */
+export const NS_GET_NSTYPE = 0xb703;
+
+interface Libc {
+  open: (pathname: string, flags: number) => number;
+  close: (fd: number) => number;
+  setns: (fd: number, nstype: number) => number;
+  ioctl: (fd: number, request: number) => number;
+  socket: (domain: number, type: number, protocol: number) => number;
+  bind: (sockfd: number, addr: Buffer, addrlen: number) => number;
+  setsockopt: (sockfd: number, level: number, optname: number, optval: Buffer, optlen: number) => number;
+  sendto: (sockfd: number, buf: Buffer, len: number, flags: number, destAddr: Buffer, addrlen: number) => number;
+  recv: (sockfd: number, buf: Buffer, len: number, flags: number) => number;
+}
+
+let koffi: Koffi | undefined;
+let bound: Libc | undefined;
+
+/** koffi and libc are loaded on first use, so importing kernel/ (for types, or the codec) loads no native code. */
+function libc(): Libc {
+  if (bound) return bound;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  koffi = require('koffi') as Koffi;
+  const lib = koffi.load('libc.so.6');
+  bound = {
+    // open(2) is variadic; the optional mode is never passed (no O_CREAT here).
+    open: lib.func('int open(const char *pathname, int flags, ...)'),
+    close: lib.func('int close(int fd)'),
+    setns: lib.func('int setns(int fd, int nstype)'),
+    // ioctl(2) is variadic; NS_GET_NSTYPE takes no argument.
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    bind: lib.func('int bind(int sockfd, const void *addr, uint32_t addrlen)'),
+    setsockopt: lib.func(
+      'int setsockopt(int sockfd, int level, int optname, const void *optval, uint32_t optlen)',
+    ),
+    sendto: lib.func(
+      'intptr_t sendto(int sockfd, const void *buf, uintptr_t len, int flags, const void *dest_addr, uint32_t addrlen)',
+    ),
+    recv: lib.func('intptr_t recv(int sockfd, void *buf, uintptr_t len, int flags)'),
+  } as Libc;
+  return bound;
+}
+
+/** errno of the call just made: must be the first thing read after it, before any other native call. */
+function lastErrno(): number {
+  return (koffi as Koffi).errno();
+}
+
+/** Throws the KernelError for a failed call. */
+function fail(what: string): never {
+  throw new KernelError(what, lastErrno());
+}
+
+export function openReadOnly(path: string): number {
+  // A NUL inside the path would silently truncate it at the C boundary.
+  if (path.includes('\0')) throw new KernelError(`open ${JSON.stringify(path)}`, ERRNO.EINVAL);
+  const fd = libc().open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(`open ${path}`);
+  return fd;
+}
+
+/** close(2). EINTR is not an error on Linux: the descriptor is released either way and must not be retried. */
+export function closeFd(fd: number): void {
+  if (libc().close(fd) === 0) return;
+  const errno = lastErrno();
+  if (errno !== ERRNO.EINTR) throw new KernelError(`close fd ${fd}`, errno);
+}
+
+/** setns(2) for the calling thread only. */
+export function setns(fd: number, nstype: number, what: string): void {
+  if (libc().setns(fd, nstype) !== 0) fail(what);
+}
+
+/** The CLONE_NEW* type of a namespace fd; ENOTTY when the fd is not an nsfs file. */
+export function namespaceType(fd: number, what: string): number {
+  const type = libc().ioctl(fd, NS_GET_NSTYPE);
+  if (type < 0) fail(what);
+  return type;
+}
+
+export function socket(domain: number, type: number, protocol: number): number {
+  const fd = libc().socket(domain, type, protocol);
+  if (fd < 0) fail(`open socket(${domain}, ${type}, ${protocol})`);
+  return fd;
+}
+
+export function bind(fd: number, addr: Buffer): void {
+  if (libc().bind(fd, addr, addr.length) !== 0) fail('bind socket');
+}
+
+export function setsockopt(fd: number, level: number, optname: number, value: Buffer): void {
+  if (libc().setsockopt(fd, level, optname, value, value.length) !== 0) {
+    fail(`set socket option ${level}/${optname}`);
+  }
+}
+
+/** sendto(2) of one whole datagram; retried on EINTR (a socket with a timeout is never auto-restarted). */
+export function sendto(fd: number, buf: Buffer, dest: Buffer, what: string): void {
+  for (;;) {
+    const n = libc().sendto(fd, buf, buf.length, 0, dest, dest.length);
+    if (n === buf.length) return;
+    if (n >= 0) throw new KernelError(`${what} (short send ${n}/${buf.length})`, ERRNO.EMSGSIZE);
+    const errno = lastErrno();
+    if (errno !== ERRNO.EINTR) throw new KernelError(what, errno);
+  }
+}
+
+/**
+ * recv(2) into `buf`; retried on EINTR. With MSG_TRUNC the result is the datagram's real length, which may exceed
+ * `buf.length`. EAGAIN means SO_RCVTIMEO expired.
+ */
+export function recv(fd: number, buf: Buffer, flags: number, what: string): number {
+  for (;;) {
+    const n = libc().recv(fd, buf, buf.length, flags);
+    if (n >= 0) return n;
+    const errno = lastErrno();
+    if (errno !== ERRNO.EINTR) throw new KernelError(what, errno);
+  }
+}
