@@ -44,10 +44,13 @@ export function filterRuntimeConfig(plugin: PluginConf, runtimeConfig: Record<st
 }
 
 async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: PluginConf, config: Record<string, unknown>) {
+  const started = performance.now();
   try {
     return await call.registry.forType(plugin.type).exec({ command, env: call.env, config, timeoutMs: call.timeoutMs, log: call.log });
   } catch (e) {
     throw context(e, `network "${call.conf.name}"`);
+  } finally {
+    call.log.debug({ plugin: plugin.type, command, ms: Math.round((performance.now() - started) * 100) / 100 }, 'delegate returned');
   }
 }
 

@@ -1,0 +1,213 @@
+/**
+ * bench/cni-add: ADD then DEL of a pod with the cluster network and two extra networks, through Plexus
+ * (bin/plexus -> plexusd -> reference plugins) and, in the same run, the same reference plugins executed
+ * directly in sequence, as a runtime would run three conflists. Iterations alternate between the two so
+ * drift hits both alike. Every process is started straight inside the node netns (setns around fork), so
+ * neither side pays for an `ip netns exec` wrapper. Also measures plexusd's RSS idle and with 100 pods.
+ *
+ * Goal (issue 2): Plexus overhead p50 <= 10 ms, p99 <= 25 ms.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { withNetns } from '../../kernel';
+import { cdfSvg, mdTable, round, rssMiB, summarize, writeResults } from '../lib/stats';
+
+const ROOT = resolve(__dirname, '../..');
+const ITERATIONS = Number(process.env['PLEXUS_BENCH_ITERATIONS'] ?? 100);
+const WARMUP = 5;
+const PODS_FOR_RSS = Number(process.env['PLEXUS_BENCH_PODS'] ?? 100);
+const CNI_DIR = '/usr/lib/cni';
+const id = randomBytes(3).toString('hex');
+const NODE = `plxb-${id}-node`;
+const nodePath = `/var/run/netns/${NODE}`;
+const dir = mkdtempSync(join(tmpdir(), `plexus-bench-${id}-`));
+const socket = join(dir, 'plexus.sock');
+const hostLocal = join(dir, 'host-local');
+const createdNetns: string[] = [NODE];
+
+const sh = (cmd: string, args: string[]) => {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+};
+const ipam = (subnet: string) => ({ type: 'host-local', dataDir: hostLocal, ranges: [[{ subnet }]] });
+
+const cluster = { cniVersion: '1.0.0', name: 'cluster', plugins: [{ type: 'ptp', ipam: { ...ipam('10.98.0.0/16'), routes: [{ dst: '0.0.0.0/0' }] } }] };
+const extra1 = { cniVersion: '1.0.0', name: 'extra1', type: 'bridge', bridge: 'br-bench', ipam: ipam('10.97.0.0/16') };
+const extra2 = { cniVersion: '1.0.0', name: 'extra2', type: 'macvlan', master: 'uplink0', mode: 'bridge', ipam: ipam('10.96.0.0/16') };
+// What the runtime would run directly: three networks, each a single plugin, with libcni's injections.
+const direct = [
+  { ifName: 'eth0', conf: { ...cluster.plugins[0], name: 'cluster', cniVersion: '1.0.0' } },
+  { ifName: 'net1', conf: extra1 },
+  { ifName: 'net2', conf: extra2 },
+];
+
+interface Run {
+  code: number;
+  stdout: string;
+}
+
+/** Fork straight into the node netns: the child inherits the netns of the thread that forks it. */
+function exec(bin: string, env: Record<string, string>, input: string): Promise<Run> {
+  return new Promise((res, rej) => {
+    const child = withNetns(nodePath, () => spawn(bin, [], { env, stdio: ['pipe', 'pipe', 'ignore'] }));
+    const out: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.on('error', rej);
+    child.on('close', (code) => res({ code: code ?? -1, stdout: Buffer.concat(out).toString() }));
+    child.stdin.end(input);
+  });
+}
+
+function cniEnv(command: string, containerId: string, netns: string, ifName: string, pod: string): Record<string, string> {
+  return {
+    PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: netns,
+    CNI_IFNAME: ifName,
+    CNI_PATH: CNI_DIR,
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}`,
+  };
+}
+
+async function must(p: Promise<Run>, what: string): Promise<Run> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what} failed: ${r.stdout}`);
+  return r;
+}
+
+const plexusConf = JSON.stringify({ cniVersion: '1.0.0', name: 'plexus', type: 'plexus', socketPath: socket, stateDir: join(dir, 'state') });
+
+async function plexusCycle(netns: string, pod: string): Promise<[number, number]> {
+  const cid = randomBytes(32).toString('hex');
+  const t0 = performance.now();
+  await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', cid, netns, 'eth0', pod), plexusConf), 'plexus ADD');
+  const t1 = performance.now();
+  await must(exec(join(ROOT, 'bin/plexus'), cniEnv('DEL', cid, netns, 'eth0', pod), plexusConf), 'plexus DEL');
+  return [t1 - t0, performance.now() - t1];
+}
+
+async function directCycle(netns: string): Promise<[number, number]> {
+  const cid = randomBytes(32).toString('hex');
+  const t0 = performance.now();
+  const results: string[] = [];
+  for (const d of direct) {
+    const r = await must(exec(join(CNI_DIR, d.conf.type as string), cniEnv('ADD', cid, netns, d.ifName, 'direct'), JSON.stringify(d.conf)), `direct ${d.conf.type} ADD`);
+    results.push(r.stdout);
+  }
+  const t1 = performance.now();
+  for (const [i, d] of [...direct.entries()].reverse()) {
+    const conf = { ...d.conf, prevResult: JSON.parse(results[i]!) };
+    await must(exec(join(CNI_DIR, d.conf.type as string), cniEnv('DEL', cid, netns, d.ifName, 'direct'), JSON.stringify(conf)), `direct ${d.conf.type} DEL`);
+  }
+  return [t1 - t0, performance.now() - t1];
+}
+
+function makeNetns(name: string): string {
+  sh('ip', ['netns', 'add', name]);
+  createdNetns.push(name);
+  return `/var/run/netns/${name}`;
+}
+
+async function startDaemon(): Promise<ChildProcess> {
+  const config = { socketPath: socket, stateDir: join(dir, 'state'), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', source: { type: 'file', dir: join(dir, 'manifests') }, logLevel: 'warn' };
+  writeFileSync(join(dir, 'plexusd.json'), JSON.stringify(config));
+  const log = openSync(join(dir, 'plexusd.log'), 'a');
+  const env = { PATH: process.env['PATH'] ?? '' };
+  const daemon = withNetns(nodePath, () => spawn(process.execPath, [join(ROOT, 'bin/plexusd'), '--config', join(dir, 'plexusd.json')], { env, stdio: ['ignore', log, log] }));
+  for (let i = 0; i < 200; i++) {
+    const r = spawnSync(join(ROOT, 'bin/plexusctl'), ['--socket', socket, 'health']);
+    if (r.status === 0) return daemon;
+    await new Promise((r2) => setTimeout(r2, 50));
+  }
+  throw new Error('plexusd did not become ready');
+}
+
+function podManifests(names: string[]): string {
+  return names.map((n) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${n}\n  namespace: default\n  annotations:\n    k8s.v1.cni.cncf.io/networks: extra1, extra2\n`).join('---\n');
+}
+
+function nadManifest(name: string, conf: object): string {
+  return `apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: ${name}\n  namespace: default\nspec:\n  config: '${JSON.stringify(conf)}'\n`;
+}
+
+async function main(): Promise<void> {
+  for (const d of ['cni', 'manifests', 'state', 'host-local']) mkdirSync(join(dir, d), { recursive: true });
+  writeFileSync(join(dir, 'cni/10-cluster.conflist'), JSON.stringify(cluster));
+  writeFileSync(join(dir, 'manifests/nads.yaml'), [nadManifest('extra1', extra1), nadManifest('extra2', extra2)].join('---\n'));
+  const rssPods = Array.from({ length: PODS_FOR_RSS }, (_, i) => `rss-${i}`);
+  writeFileSync(join(dir, 'manifests/pods.yaml'), podManifests(['bench', ...rssPods]));
+  sh('ip', ['netns', 'add', NODE]);
+  sh('ip', ['-n', NODE, 'link', 'set', 'lo', 'up']);
+  sh('ip', ['-n', NODE, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink0p']);
+  sh('ip', ['-n', NODE, 'link', 'set', 'uplink0', 'up']);
+  sh('ip', ['-n', NODE, 'link', 'set', 'uplink0p', 'up']);
+  const daemon = await startDaemon();
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const rssIdle = rssMiB(daemon.pid!);
+    const podA = makeNetns(`plxb-${id}-a`);
+    const podB = makeNetns(`plxb-${id}-b`);
+    const plexus = { add: [] as number[], del: [] as number[], cycle: [] as number[] };
+    const ref = { add: [] as number[], del: [] as number[], cycle: [] as number[] };
+    process.stderr.write(`cni-add: ${WARMUP} warm-up + ${ITERATIONS} iterations each, alternating\n`);
+    for (let i = 0; i < WARMUP + ITERATIONS; i++) {
+      const order = i % 2 === 0 ? ['plexus', 'direct'] : ['direct', 'plexus'];
+      for (const which of order) {
+        const [a, d] = which === 'plexus' ? await plexusCycle(podA, 'bench') : await directCycle(podB);
+        if (i < WARMUP) continue;
+        const into = which === 'plexus' ? plexus : ref;
+        into.add.push(a);
+        into.del.push(d);
+        into.cycle.push(a + d);
+      }
+      if ((i + 1) % 20 === 0) process.stderr.write(`  ${i + 1 - WARMUP}/${ITERATIONS}\n`);
+    }
+    process.stderr.write(`cni-add: attaching ${PODS_FOR_RSS} pods for the RSS figure\n`);
+    const pods = rssPods.map((name) => ({ name, path: makeNetns(`plxb-${id}-${name}`), cid: randomBytes(32).toString('hex') }));
+    for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', p.cid, p.path, 'eth0', p.name), plexusConf), `ADD ${p.name}`);
+    const rssPodsMiB = rssMiB(daemon.pid!);
+    for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('DEL', p.cid, p.path, 'eth0', p.name), plexusConf), `DEL ${p.name}`);
+    report(plexus, ref, rssIdle, rssPodsMiB);
+  } finally {
+    daemon.kill('SIGTERM');
+    for (const ns of createdNetns.reverse()) spawnSync('ip', ['netns', 'del', ns]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(plexus: Record<string, number[]>, ref: Record<string, number[]>, rssIdle: number, rssPods: number): void {
+  const rows: (string | number)[][] = [];
+  const json: Record<string, unknown> = { iterations: ITERATIONS, networksPerPod: 3, unit: 'ms' };
+  for (const k of ['add', 'del', 'cycle']) {
+    const p = summarize(plexus[k]!);
+    const r = summarize(ref[k]!);
+    json[k] = { plexus: p, direct: r, overheadP50: p.p50 - r.p50, overheadP99: p.p99 - r.p99, ratioP50: p.p50 / r.p50, ratioP99: p.p99 / r.p99 };
+    rows.push([k.toUpperCase(), round(r.p50, 1), round(p.p50, 1), round(p.p50 - r.p50, 1), round(p.p50 / r.p50), round(r.p99, 1), round(p.p99, 1), round(p.p99 - r.p99, 1), round(p.p99 / r.p99)]);
+  }
+  json['rssMiB'] = { idle: round(rssIdle, 1), withPods: round(rssPods, 1), pods: PODS_FOR_RSS };
+  const add = json['add'] as { overheadP50: number; overheadP99: number };
+  json['goals'] = { overheadP50Ms: 10, overheadP99Ms: 25, metP50: add.overheadP50 <= 10, metP99: add.overheadP99 <= 25 };
+  const md =
+    `# bench/cni-add\n\nADD then DEL of one pod with 3 networks (ptp cluster network, bridge, macvlan; host-local IPAM), ` +
+    `${ITERATIONS} iterations each, alternating; milliseconds. "direct" runs the same reference plugins in sequence ` +
+    `as a runtime would; "plexus" goes through bin/plexus and plexusd.\n\n` +
+    mdTable(['op', 'direct p50', 'plexus p50', 'overhead p50', 'ratio p50', 'direct p99', 'plexus p99', 'overhead p99', 'ratio p99'], rows) +
+    `\nplexusd RSS: ${round(rssIdle, 1)} MiB idle, ${round(rssPods, 1)} MiB with ${PODS_FOR_RSS} pods attached.\n` +
+    `Goal (ADD overhead): p50 <= 10 ms ${add.overheadP50 <= 10 ? 'met' : 'NOT met'}, p99 <= 25 ms ${add.overheadP99 <= 25 ? 'met' : 'NOT met'}.\n\n![ADD latency CDF](cni-add.svg)\n`;
+  const paths = writeResults('cni-add', json, md);
+  writeFileSync(join(resolve(paths.md, '..'), 'cni-add.svg'), cdfSvg('ADD latency, 3 networks (CDF)', [
+    { name: 'direct (reference plugins)', samples: ref['add']!, color: '#1f77b4' },
+    { name: 'plexus', samples: plexus['add']!, color: '#d62728' },
+  ]));
+  process.stdout.write(md);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).message}\n`);
+  process.exit(1);
+});
