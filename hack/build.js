@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Bundles the three entry points into bin/. The CNI shim and plexusctl must use Node core modules only
-// (DESIGN decision 1): the build fails if anything else reaches their bundles.
+// Builds bin/: the native forwarder bin/plexus (C), and the bundled Node entry points plexus-shim,
+// plexusctl and plexusd. The shim and plexusctl must use Node core modules only (DESIGN decision 1):
+// the build fails if anything else reaches their bundles.
 'use strict';
 const esbuild = require('esbuild');
 const { chmodSync, mkdirSync, symlinkSync, rmSync } = require('node:fs');
+const { spawnSync } = require('node:child_process');
 const { builtinModules } = require('node:module');
 const path = require('node:path');
 
@@ -11,7 +13,8 @@ const root = path.resolve(__dirname, '..');
 const core = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
 const entries = [
-  { out: 'plexus', src: 'meta-plugin/shim/main.ts', coreOnly: true },
+  // The Node shim: what bin/plexus (the native forwarder) falls back to when the daemon cannot answer.
+  { out: 'plexus-shim', src: 'meta-plugin/shim/main.ts', coreOnly: true },
   { out: 'plexusctl', src: 'meta-plugin/ctl/main.ts', coreOnly: true },
   // koffi is native: it stays in node_modules and is resolved from there at run time.
   { out: 'plexusd', src: 'meta-plugin/daemon/main.ts', coreOnly: false, external: ['koffi'] },
@@ -44,12 +47,21 @@ async function main() {
     }
     chmodSync(outfile, 0o755);
   }
+  buildForwarder();
   // Names the shim acts under (DESIGN "External contract"); the IPAM and routed entry points come later.
   for (const alias of []) {
     const link = path.join(root, 'bin', alias);
     rmSync(link, { force: true });
     symlinkSync('plexus', link);
   }
+}
+
+/** bin/plexus: the native forwarder (meta-plugin/shim/forwarder.c), built with the system C compiler. */
+function buildForwarder() {
+  const cc = process.env.CC || 'cc';
+  const out = path.join(root, 'bin/plexus');
+  const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, path.join(root, 'meta-plugin/shim/forwarder.c')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`${cc} failed to build bin/plexus`);
 }
 
 main().catch((e) => {

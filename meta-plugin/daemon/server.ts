@@ -99,8 +99,13 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+/** Always with Content-Length: the native forwarder reads exactly that many bytes. */
 function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': body.startsWith('{') || body.startsWith('[') ? 'application/json' : 'text/plain', ...headers });
+  res.writeHead(status, {
+    'content-type': body.startsWith('{') || body.startsWith('[') ? 'application/json' : 'text/plain',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 

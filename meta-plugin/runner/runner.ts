@@ -44,26 +44,25 @@ export class Runner {
     };
   }
 
-  /** 1. record intent, 2. run the delegate, 3. record the result; rollback on the first failure (S32). */
+  /**
+   * 1. record the whole plan as `adding` (one durable write: after a crash, DEL tears down every planned
+   *    attachment, which CNI DEL semantics make harmless for those never started);
+   * 2. run the delegates in order, pushing an undo before each (S32: the first failure rolls back);
+   * 3. apply default-route (S19), build network-status, and write the final record before answering.
+   */
   async add(req: CniRequest, plan: Plan, log: Logger): Promise<{ result: CniResult; record: SandboxRecord }> {
     const rec = newRecord(req);
     const undo = new UndoStack();
-    let current: PlannedAttachment | undefined;
+    let current: AttachmentRecord | undefined;
     try {
-      for (const planned of plan.attachments) {
-        current = planned;
-        const att = toRecord(planned);
-        if (att.conf.cniVersionInjected) {
-          att.conf = { ...att.conf, cniVersion: await negotiateVersion(this.call(rec, att, req.netns!, req.path, log), this.versionCache) };
-        }
-        this.attachDeviceInfo(rec, att);
-        rec.attachments.push(att);
-        this.deps.records.put(rec);
+      for (const planned of plan.attachments) rec.attachments.push(await this.prepareAttachment(rec, planned, req, log));
+      this.deps.records.put(rec);
+      for (const att of rec.attachments) {
+        current = att;
         // CNI 2.2: after a failed delegate ADD, the delegate still gets a DEL, so undo is pushed first.
         undo.push(`${att.index}:${att.statusName}`, () => this.undoAttachment(rec, att, req.netns!, req.path, log));
         att.result = await addNetwork(this.call(rec, att, req.netns!, req.path, log));
         att.state = 'added';
-        this.deps.records.put(rec);
       }
       current = undefined;
       await applyDefaultRoute(rec, this.deps.routes);
@@ -79,9 +78,20 @@ export class Runner {
     return { result: convertResult(parseResult(def.result, def.conf.cniVersion), req.cniVersion), record: rec };
   }
 
+  /** The record of one planned attachment: version negotiated when the config named none, device info set. */
+  private async prepareAttachment(rec: SandboxRecord, planned: PlannedAttachment, req: CniRequest, log: Logger): Promise<AttachmentRecord> {
+    const att = toRecord(planned);
+    if (att.conf.cniVersionInjected) {
+      att.conf = { ...att.conf, cniVersion: await negotiateVersion(this.call(rec, att, req.netns!, req.path, log), this.versionCache) };
+    }
+    this.attachDeviceInfo(rec, att);
+    return att;
+  }
+
   private async rollBack(rec: SandboxRecord, undo: UndoStack, log: Logger): Promise<void> {
     const failures = await undo.unwind();
     for (const f of failures) log.warn({ network: f.what, err: errorText(f.error) }, 'rollback of attachment failed; kept for DEL');
+    // Keep only what could not be undone; attachments never started are simply dropped.
     const failed = new Set(failures.map((f) => f.what));
     rec.attachments = rec.attachments.filter((a) => failed.has(`${a.index}:${a.statusName}`));
     if (rec.attachments.length === 0) this.deps.records.remove(rec.containerId, rec.ifName);
