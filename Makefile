@@ -20,6 +20,7 @@ lint: deps typecheck
 	node hack/lint.js
 
 test: build
+	node hack/lint.js
 	npx jest --runInBand --ci $(JEST_ARGS)
 
 test-unit: build

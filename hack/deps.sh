@@ -20,6 +20,7 @@ needs=(
   hyperfine:hyperfine
   tcpdump:tcpdump
   pkg-config:pkg-config
+  cc:gcc
 )
 missing=()
 for pair in "${needs[@]}"; do

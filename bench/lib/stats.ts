@@ -2,7 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const RESULTS_DIR = resolve(__dirname, '../results');
+// Benchmarks run as bundles from dist/bench/, so the repository's bench/results is two levels up.
+export const RESULTS_DIR = resolve(__dirname, '../../bench/results');
 
 export function percentile(samples: number[], p: number): number {
   if (samples.length === 0) return NaN;
