@@ -48,13 +48,19 @@ function runOnce(bin: string, call: PluginCall): Promise<ExecOutcome> {
         PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
       },
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Its own process group, so a timeout kills the plugin and anything it started (e.g. a shell's sleep).
+      detached: true,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, call.timeoutMs);
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));

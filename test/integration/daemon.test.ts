@@ -1,0 +1,139 @@
+/**
+ * plexusd as a process: its socket, health endpoints, start-up and shutdown behaviour, limits, and how it
+ * treats bad manifests and configs. Real daemon, real netns, Debian's reference plugins.
+ */
+import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { TestCluster, containerId, ipJson, sh, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
+
+jest.setTimeout(120_000);
+
+const ifNames = (netns: string) => ipJson(netns, ['link']).map((l) => l.ifname).sort();
+
+/** A delegate that sleeps, then behaves as Debian's bridge plugin: a stand-in for a slow real plugin. */
+function writeSlowPlugin(dir: string, seconds: number): void {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'slowbridge');
+  writeFileSync(path, `#!/bin/sh\nsleep ${seconds}\nexec /usr/lib/cni/bridge\n`);
+  chmodSync(path, 0o755);
+}
+
+describe('plexusd process behaviour', () => {
+  let c: TestCluster;
+  let slowDir: string;
+
+  beforeAll(async () => {
+    c = await TestCluster.start();
+    slowDir = join(c.dir, 'slowbin');
+    writeSlowPlugin(slowDir, 1.5);
+    c.writeManifests('nads.yaml', [
+      c.nad('slow', { cniVersion: '1.0.0', type: 'slowbridge', bridge: 'br-slow', ipam: c.hostLocal('10.70.0.0/24') }),
+      c.nad('fast', { cniVersion: '1.0.0', type: 'bridge', bridge: 'br-fast', ipam: c.hostLocal('10.71.0.0/24') }),
+    ]);
+    await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'] });
+  });
+
+  afterAll(async () => {
+    await c.destroy();
+  });
+
+  test('the socket is created 0600 and /healthz, /readyz answer', () => {
+    const st = statSync(c.socket);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+    const health = sh(PLEXUSCTL_BIN, ['health', '--socket', c.socket]);
+    expect(health.stdout).toBe('healthz: ok\nreadyz: ready\n');
+  });
+
+  test('plexusctl finds the daemon through PLEXUS_SOCKET', () => {
+    const r = sh(PLEXUSCTL_BIN, ['health'], { env: { ...process.env, PLEXUS_SOCKET: c.socket } });
+    expect(r.status).toBe(0);
+  });
+
+  test('SIGTERM lets a request in flight finish, then the daemon exits', async () => {
+    c.writeManifests('pod-slow.yaml', [c.podManifest('slowpod', 'slow')]);
+    await c.settle(700);
+    const pod = c.makePod();
+    const id = containerId();
+    const pending = c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'slowpod' } });
+    await new Promise((r) => setTimeout(r, 600));
+    const stopped = c.stopDaemon('SIGTERM');
+    const out = await pending;
+    await stopped;
+    expect(out.code).toBe(0);
+    expect(ifNames(pod.name)).toEqual(['eth0', 'lo', 'net1']);
+    await c.startDaemon();
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'slowpod' } })).code).toBe(0);
+    expect(c.leases()).toEqual([]);
+  });
+
+  test('a delegate slower than limits.delegateTimeoutSeconds is killed: error 105, ADD rolled back', async () => {
+    await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'], limits: { delegateTimeoutSeconds: 1 } });
+    c.writeManifests('pod-timeout.yaml', [c.podManifest('timeoutpod', 'fast, slow')]);
+    await c.settle(700);
+    const pod = c.makePod();
+    const out = await c.cni('ADD', { containerId: containerId(), netns: pod.path, pod: { name: 'timeoutpod' } });
+    expect(out.json.code).toBe(105);
+    expect(out.json.msg).toContain('default/slow');
+    expect(ifNames(pod.name)).toEqual(['lo']);
+    expect(c.leases()).toEqual([]);
+    await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'] });
+  });
+
+  test('a runtime UID that differs from the source pod UID is refused (109), nothing attached', async () => {
+    const manifest = c.podManifest('uidpod', 'fast') as any;
+    manifest.metadata.uid = '11111111-2222-3333-4444-555555555555';
+    c.writeManifests('pod-uid.yaml', [manifest]);
+    await c.settle(700);
+    const pod = c.makePod();
+    const bad = await c.cni('ADD', { containerId: containerId(), netns: pod.path, pod: { name: 'uidpod', uid: '99999999-2222-3333-4444-555555555555' } });
+    expect(bad.json.code).toBe(109);
+    expect(ifNames(pod.name)).toEqual(['lo']);
+    const id = containerId();
+    const good = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'uidpod', uid: '11111111-2222-3333-4444-555555555555' } });
+    expect(good.code).toBe(0);
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'uidpod' } })).code).toBe(0);
+  });
+
+  test('a malformed manifest is reported and skipped; its neighbours still load', async () => {
+    writeFileSync(join(c.manifestDir, 'broken.yaml'), 'kind: [unclosed\n');
+    c.writeManifests('mixed.yaml', [{ kind: 'NetworkAttachmentDefinition', metadata: { name: 'Bad_Name' } }, c.podManifest('mixedpod', 'fast')]);
+    await c.settle(700);
+    const pod = c.makePod();
+    const id = containerId();
+    const out = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'mixedpod' } });
+    expect(out.code).toBe(0);
+    expect(ifNames(pod.name)).toEqual(['eth0', 'lo', 'net1']);
+    expect(c.log()).toContain('broken.yaml');
+    expect(c.log()).toContain('Bad_Name');
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'mixedpod' } })).code).toBe(0);
+  });
+
+  test('after SIGKILL the stale socket is replaced on restart', async () => {
+    await c.stopDaemon('SIGKILL');
+    expect(statSync(c.socket).isSocket()).toBe(true);
+    await c.startDaemon();
+    expect(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).status).toBe(0);
+  });
+
+  test('a second daemon on the same socket refuses to start and leaves the first one serving', () => {
+    const r = spawnSync(process.execPath, [PLEXUSD_BIN, '--config', join(c.dir, 'plexusd.yaml')], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain('already listening');
+    expect(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).status).toBe(0);
+  });
+
+  test.each([
+    ['an unknown key', { clusterNetwork: 'x', socketPath: '/tmp/x.sock', bogus: 1 }, 'bogus'],
+    ['a relative socketPath', { clusterNetwork: 'x', socketPath: 'plexus.sock' }, 'socketPath'],
+    ['no clusterNetwork', { socketPath: '/tmp/x.sock' }, 'clusterNetwork'],
+    ['a wrong type', { clusterNetwork: 'x', limits: { maxConcurrentRequests: 'many' } }, 'maxConcurrentRequests'],
+  ])('an invalid config (%s) stops plexusd with a message naming the field', (_t, config, field) => {
+    const path = join(c.dir, 'bad-config.json');
+    writeFileSync(path, JSON.stringify(config));
+    const r = spawnSync(process.execPath, [PLEXUSD_BIN, '--config', path], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).toBe(2);
+    expect(r.stdout + r.stderr).toContain(field);
+  });
+});
