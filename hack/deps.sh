@@ -21,6 +21,9 @@ needs=(
   tcpdump:tcpdump
   pkg-config:pkg-config
   cc:gcc
+  podman:podman
+  runc:runc
+  busybox:busybox-static
 )
 missing=()
 for pair in "${needs[@]}"; do
