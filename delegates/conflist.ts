@@ -29,9 +29,9 @@ export function pluginConfig(
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
   const out: Record<string, unknown> = { ...plugin, name: conf.name, cniVersion: conf.cniVersion, ...extra };
+  // As libcni: inject only when some declared capability applies; a plugin's own runtimeConfig stays.
   const rc = filterRuntimeConfig(plugin, runtimeConfig);
   if (Object.keys(rc).length > 0) out['runtimeConfig'] = rc;
-  else delete out['runtimeConfig'];
   return out;
 }
 

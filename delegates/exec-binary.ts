@@ -117,7 +117,7 @@ export class BinaryDelegate implements Delegate {
   }
 }
 
-/** A delegate's error result keeps its CNI code where it is one of the spec's; others become 101. */
+/** A delegate's error result keeps its CNI code when it is below 100 (the spec's range); others become 101. */
 function failure(type: string, command: string, o: ExecOutcome): PlexusError {
   let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
   try {
@@ -127,7 +127,8 @@ function failure(type: string, command: string, o: ExecOutcome): PlexusError {
   }
   const code = typeof parsed?.code === 'number' ? parsed.code : undefined;
   const msg = typeof parsed?.msg === 'string' ? parsed.msg : o.stderr.trim().split('\n').pop() || `exit ${o.code ?? o.signal}`;
-  const kind = code !== undefined && code < 100 ? (kindForCniCode(code) ?? 'DelegateFailed') : 'DelegateFailed';
+  const spec = code !== undefined && code > 0 && code < 100;
+  const kind = spec ? (kindForCniCode(code) ?? 'DelegateFailed') : 'DelegateFailed';
   const details = typeof parsed?.details === 'string' && parsed.details ? parsed.details : undefined;
-  return new PlexusError(kind, `plugin "${type}" ${command} failed: ${msg}`, details ? { details } : {});
+  return new PlexusError(kind, `plugin "${type}" ${command} failed: ${msg}`, { ...(details ? { details } : {}), ...(spec ? { cniCode: code } : {}) });
 }

@@ -56,12 +56,16 @@ export class PlexusError extends Error {
   readonly cniCode: number;
   readonly details: string | undefined;
 
-  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; details?: string } = {}) {
+  /**
+   * `cniCode` overrides the kind's number only to pass a delegate's own code through (a plugin built on skel
+   * may answer 8, "invalid netns", which has no kind of ours).
+   */
+  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; details?: string; cniCode?: number } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = `PlexusError(${kind})`;
     this.kind = kind;
     this.code = ERROR_KINDS[kind].code;
-    this.cniCode = ERROR_KINDS[kind].cni;
+    this.cniCode = opts.cniCode ?? ERROR_KINDS[kind].cni;
     this.details = opts.details ?? causeText(opts.cause);
   }
 
@@ -92,8 +96,7 @@ export function wrap(err: unknown, kind: ErrorKind, message: string): PlexusErro
 /** "failed to <verb> <object>: <cause>" wrapping that keeps the original kind and CNI code. */
 export function context(err: unknown, prefix: string): PlexusError {
   if (err instanceof PlexusError) {
-    const out = new PlexusError(err.kind, `${prefix}: ${err.message}`, { cause: err });
-    return out;
+    return new PlexusError(err.kind, `${prefix}: ${err.message}`, { cause: err, cniCode: err.cniCode });
   }
   return new PlexusError('Internal', `${prefix}: ${errorText(err)}`, { cause: err });
 }

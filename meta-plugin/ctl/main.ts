@@ -29,8 +29,11 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       const v = argv[++i];
       if (!v) return '--socket needs a path';
       socket = v;
-    } else if (a.startsWith('--socket=')) socket = a.slice('--socket='.length);
-    else if (a === '-h' || a === '--help') return '';
+    } else if (a.startsWith('--socket=')) {
+      // An empty path would send node's http client to TCP localhost:80 instead.
+      socket = a.slice('--socket='.length);
+      if (!socket) return '--socket needs a path';
+    } else if (a === '-h' || a === '--help') return '';
     else rest.push(a);
   }
   return { socket, rest };

@@ -31,17 +31,14 @@ export const DAEMON_CONFIG_SCHEMA = {
     nodeName: { type: 'string', minLength: 1 },
     deviceInfoDir: { type: 'string', pattern: '^/', default: '/var/run/k8s.cni.cncf.io/devinfo' },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
+    // One source type today. Not wrapped in oneOf: ajv applies no defaults inside oneOf, so rescanSeconds
+    // stayed undefined (a NaN rescan interval). A second type will need ajv's `discriminator` to keep defaults.
     source: {
       type: 'object',
       default: { type: 'file', dir: '/etc/plexus/manifests' },
-      oneOf: [
-        {
-          type: 'object',
-          additionalProperties: false,
-          required: ['type', 'dir'],
-          properties: { type: { const: 'file' }, dir: { type: 'string', pattern: '^/' }, rescanSeconds: { type: 'number', minimum: 0.1, default: 2 } },
-        },
-      ],
+      additionalProperties: false,
+      required: ['type', 'dir'],
+      properties: { type: { const: 'file' }, dir: { type: 'string', pattern: '^/' }, rescanSeconds: { type: 'number', minimum: 0.1, default: 2 } },
     },
     limits: {
       type: 'object',

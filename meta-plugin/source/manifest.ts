@@ -22,16 +22,13 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 export function parseManifests(file: string, text: string): ParsedManifests {
   const out: ParsedManifests = { nads: [], pods: [], others: [], problems: [] };
-  let docs: unknown[];
-  try {
-    docs = yaml.loadAll(text, undefined, { json: true });
-  } catch (e) {
-    out.problems.push(`${file}: not valid YAML/JSON: ${(e as Error).message.split('\n')[0]}`);
-    return out;
-  }
-  docs.forEach((doc, i) => {
-    if (doc === null || doc === undefined) return;
+  loadDocuments(text).forEach(({ doc, error }, i) => {
     const where = `${file} document ${i + 1}`;
+    if (error !== undefined) {
+      out.problems.push(`${where}: not valid YAML/JSON: ${error}`);
+      return;
+    }
+    if (doc === null || doc === undefined) return;
     const items = isObject(doc) && doc['kind'] === 'List' && Array.isArray(doc['items']) ? doc['items'] : [doc];
     for (const item of items) {
       const problem = addObject(out, item);
@@ -39,6 +36,26 @@ export function parseManifests(file: string, text: string): ParsedManifests {
     }
   });
   return out;
+}
+
+/**
+ * A YAML syntax error makes js-yaml reject the whole stream, so then each document is parsed alone: a `---`
+ * line at column 0 always starts a new document (YAML 1.2 forbids it inside scalars), and one broken document
+ * no longer hides the others in its file.
+ */
+function loadDocuments(text: string): { doc?: unknown; error?: string }[] {
+  const load = (t: string): { doc?: unknown; error?: string }[] => yaml.loadAll(t, undefined, { json: true }).map((doc) => ({ doc }));
+  try {
+    return load(text);
+  } catch {
+    return text.split(/^(?=---(?:[ \t\r]|$))/m).flatMap((chunk) => {
+      try {
+        return load(chunk);
+      } catch (e) {
+        return [{ error: (e as Error).message.split('\n')[0] ?? '' }];
+      }
+    });
+  }
 }
 
 function addObject(out: ParsedManifests, obj: unknown): string | undefined {

@@ -10,7 +10,6 @@ export interface NetworkStatus {
   interface?: string;
   ips?: string[];
   mac?: string;
-  mtu?: number;
   default: boolean;
   dns: { nameservers?: string[]; domain?: string; search?: string[] };
   'default-route'?: string[];
@@ -41,7 +40,7 @@ export function networkStatusOf(input: StatusInput): NetworkStatus {
       const mine = ips.filter((ip) => ip.interface === idx).map((ip) => stripPrefix(ip.address));
       if (mine.length > 0) status.ips = mine;
       if (iface.mac) status.mac = iface.mac;
-      if (iface.mtu) status.mtu = iface.mtu;
+      // S27: keys beyond the spec must be reverse-DNS vendor keys, so no `mtu` (a Multus departure).
     } else {
       const first = ips.find((ip) => ip.interface === undefined);
       if (first) status.ips = [stripPrefix(first.address)];
