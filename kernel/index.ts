@@ -10,11 +10,24 @@
  * all of its work before it returns (no work is left pending across an await).
  *
  * Failures are KernelError (kind 'KernelFailure') with `errno`/`errnoName`. "Already gone" is not a failure
- * where a caller would treat it as success anyway: deleteLink, deleteAddress and deleteRoute return false.
+ * where a caller would treat it as success anyway: deleteLink, deleteAddress, deleteRoute, deleteNeighbour and
+ * removeAltName return false.
+ *
+ * Besides netlink: per-netns sysctls (sysctl.ts) and eBPF through libbpf (bpf/).
  */
 import { type AddAddressOptions, type Address, addAddress, deleteAddress, listAddresses } from './addresses';
 import { ERRNO, KernelError } from './errno';
 import {
+  type BridgeOptions,
+  createBridge,
+  createMacvlan,
+  createVxlan,
+  type MacvlanOptions,
+  setMaster,
+  type VxlanOptions,
+} from './link-kinds';
+import {
+  addAltName,
   createVeth,
   deleteLink,
   getLink,
@@ -22,12 +35,23 @@ import {
   type LinkRef,
   listLinks,
   moveLinkToNetns,
+  removeAltName,
   renameLink,
   setLinkUp,
   setMac,
   setMtu,
   type VethOptions,
 } from './links';
+import {
+  addNeighbour,
+  deleteNeighbour,
+  listNeighbours,
+  type Neighbour,
+  type NeighbourKey,
+  type NeighbourQuery,
+  type NeighbourSpec,
+  replaceNeighbour,
+} from './neighbours';
 import { NetlinkSocket, type NetlinkSocketOptions } from './netlink/socket';
 import { addRoute, deleteRoute, listRoutes, replaceRoute, type Route, type RouteQuery, type RouteSpec } from './routes';
 
@@ -35,8 +59,12 @@ export type { AddAddressOptions, Address } from './addresses';
 export { ERRNO, errnoName, hasErrno, isKernelError, KernelError, type ErrnoName } from './errno';
 export type { IpFamily } from './ip-address';
 export type { Link, LinkRef, OperState, VethOptions } from './links';
+export type { BridgeOptions, MacvlanMode, MacvlanOptions, NewLinkOptions, VxlanOptions } from './link-kinds';
+export type { Neighbour, NeighbourKey, NeighbourLink, NeighbourQuery, NeighbourSpec } from './neighbours';
+export { readSysctl, readSysctlSync, SYSCTL_KEY, writeSysctl, writeSysctlSync } from './sysctl';
+export * from './bpf';
 export { currentNetnsId, isNetns, type NetnsHandle, openNetns, withNetns } from './netns';
-export { IFA_F, RT_SCOPE, RT_TABLE, RTN, RTPROT } from './netlink/constants';
+export { IFA_F, NUD, NTF, RT_SCOPE, RT_TABLE, RTN, RTPROT } from './netlink/constants';
 export type { NetlinkSocketOptions } from './netlink/socket';
 export type { NextHop, Route, RouteQuery, RouteSpec } from './routes';
 
@@ -106,6 +134,36 @@ export class Netlink {
     moveLinkToNetns(this.live(), ref, netnsPath, opts);
   }
 
+  /** A Linux bridge here (or directly in `opts.netnsPath`); EEXIST when the name is taken. */
+  async createBridge(name: string, opts: BridgeOptions = {}): Promise<void> {
+    createBridge(this.live(), name, opts);
+  }
+
+  /** A macvlan on `parentRef` (a link of this netns); `opts.netnsPath` creates it straight in another netns. */
+  async createMacvlan(name: string, parentRef: LinkRef, opts: MacvlanOptions): Promise<void> {
+    createMacvlan(this.live(), name, parentRef, opts);
+  }
+
+  /** A VXLAN device without a default remote. */
+  async createVxlan(name: string, opts: VxlanOptions): Promise<void> {
+    createVxlan(this.live(), name, opts);
+  }
+
+  /** Enslaves `ref` to a bridge; null releases it. */
+  async setMaster(ref: LinkRef, masterRef: LinkRef | null): Promise<void> {
+    setMaster(this.live(), ref, masterRef);
+  }
+
+  /** EEXIST when the name is already used by any link of this netns. */
+  async addAltName(ref: LinkRef, altName: string): Promise<void> {
+    addAltName(this.live(), ref, altName);
+  }
+
+  /** false when the link has no such altname (or is gone). */
+  async removeAltName(ref: LinkRef, altName: string): Promise<boolean> {
+    return removeAltName(this.live(), ref, altName);
+  }
+
   // ---- addresses ----
 
   async listAddresses(ifindex?: number): Promise<Address[]> {
@@ -141,6 +199,27 @@ export class Netlink {
   /** false when no route matched. */
   async deleteRoute(route: RouteSpec): Promise<boolean> {
     return deleteRoute(this.live(), route);
+  }
+
+  // ---- neighbours ----
+
+  /** IPv4 and IPv6 neighbour entries, optionally of one family or link. */
+  async listNeighbours(query: NeighbourQuery = {}): Promise<Neighbour[]> {
+    return listNeighbours(this.live(), query);
+  }
+
+  /** A permanent entry; EEXIST when the link has an entry for the address. */
+  async addNeighbour(spec: NeighbourSpec): Promise<void> {
+    addNeighbour(this.live(), spec);
+  }
+
+  async replaceNeighbour(spec: NeighbourSpec): Promise<void> {
+    replaceNeighbour(this.live(), spec);
+  }
+
+  /** false when there was no entry (or the link is gone). */
+  async deleteNeighbour(key: NeighbourKey): Promise<boolean> {
+    return deleteNeighbour(this.live(), key);
   }
 
   private live(): NetlinkSocket {

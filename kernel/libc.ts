@@ -22,6 +22,7 @@ interface Koffi {
 
 // <fcntl.h>, <sched.h>, <sys/socket.h>, <linux/netlink.h>, <linux/nsfs.h> (x86-64/arm64 Linux values).
 export const O_RDONLY = 0;
+export const O_WRONLY = 1;
 export const O_CLOEXEC = 0o2000000;
 export const CLONE_NEWNET = 0x40000000;
 export const AF_NETLINK = 16;
@@ -49,6 +50,10 @@ interface Libc {
   setsockopt: (sockfd: number, level: number, optname: number, optval: Buffer, optlen: number) => number;
   sendto: (sockfd: number, buf: Buffer, len: number, flags: number, destAddr: Buffer, addrlen: number) => number;
   recv: (sockfd: number, buf: Buffer, len: number, flags: number) => number;
+  read: (fd: number, buf: Buffer, count: number) => number;
+  write: (fd: number, buf: Buffer, count: number) => number;
+  vsnprintf: (str: Buffer, size: number, format: string, ap: unknown) => number;
+  mount: (source: string, target: string, fstype: string, flags: number, data: string | null) => number;
 }
 
 let koffi: Koffi | undefined;
@@ -76,6 +81,14 @@ function libc(): Libc {
       'intptr_t sendto(int sockfd, const void *buf, uintptr_t len, int flags, const void *dest_addr, uint32_t addrlen)',
     ),
     recv: lib.func('intptr_t recv(int sockfd, void *buf, uintptr_t len, int flags)'),
+    read: lib.func('intptr_t read(int fd, void *buf, uintptr_t count)'),
+    write: lib.func('intptr_t write(int fd, const void *buf, uintptr_t count)'),
+    // va_list is an array type on x86-64 and a >16-byte struct passed by reference on arm64: either way what
+    // a callback receives for it is a pointer, and that pointer is what vsnprintf wants.
+    vsnprintf: lib.func('int vsnprintf(_Out_ uint8_t *str, uintptr_t size, const char *format, void *ap)'),
+    mount: lib.func(
+      'int mount(const char *source, const char *target, const char *filesystemtype, unsigned long mountflags, const char *data)',
+    ),
   } as Libc;
   return bound;
 }
@@ -91,11 +104,61 @@ function fail(what: string): never {
 }
 
 export function openReadOnly(path: string): number {
+  return openFile(path, O_RDONLY);
+}
+
+/** open(2) with O_CLOEXEC added; `flags` O_RDONLY or O_WRONLY (never O_CREAT: nothing here creates files). */
+export function openFile(path: string, flags: typeof O_RDONLY | typeof O_WRONLY): number {
   // A NUL inside the path would silently truncate it at the C boundary.
   if (path.includes('\0')) throw new KernelError(`open ${JSON.stringify(path)}`, ERRNO.EINVAL);
-  const fd = libc().open(path, O_RDONLY | O_CLOEXEC);
+  const fd = libc().open(path, flags | O_CLOEXEC);
   if (fd < 0) fail(`open ${path}`);
   return fd;
+}
+
+/** mount(2) of a pseudo filesystem (no device): `source` is only a label. */
+export function mount(source: string, target: string, fstype: string, flags: number, data: string | null): void {
+  for (const s of [source, target, fstype, data ?? '']) {
+    if (s.includes('\0')) throw new KernelError(`mount ${fstype} at ${JSON.stringify(target)}`, ERRNO.EINVAL);
+  }
+  if (libc().mount(source, target, fstype, flags, data) !== 0) fail(`mount ${fstype} at ${target}`);
+}
+
+/** <sys/mount.h> MS_NOSUID | MS_NODEV | MS_NOEXEC: how systemd mounts bpffs. */
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+
+/**
+ * Formats a printf-style message handed to a C callback as (format, va_list), e.g. libbpf's print callback.
+ * The va_list is consumed, so this can run once per callback; longer messages are cut at `max` bytes.
+ */
+export function formatVaList(format: string, ap: unknown, max = 64 * 1024): string {
+  const buf = Buffer.alloc(max);
+  const n = libc().vsnprintf(buf, buf.length, format, ap);
+  if (n < 0) return format;
+  return buf.toString('utf8', 0, Math.min(n, buf.length - 1));
+}
+
+/** read(2) into `buf`; retried on EINTR. Returns the byte count (0 at end of file). */
+export function readFd(fd: number, buf: Buffer, what: string): number {
+  for (;;) {
+    const n = libc().read(fd, buf, buf.length);
+    if (n >= 0) return n;
+    const errno = lastErrno();
+    if (errno !== ERRNO.EINTR) throw new KernelError(what, errno);
+  }
+}
+
+/** write(2) of the whole buffer in one call (what sysctl files need: a short write is an error). */
+export function writeFd(fd: number, buf: Buffer, what: string): void {
+  for (;;) {
+    const n = libc().write(fd, buf, buf.length);
+    if (n === buf.length) return;
+    if (n >= 0) throw new KernelError(`${what} (short write ${n}/${buf.length})`, ERRNO.EIO);
+    const errno = lastErrno();
+    if (errno !== ERRNO.EINTR) throw new KernelError(what, errno);
+  }
 }
 
 /** close(2). EINTR is not an error on Linux: the descriptor is released either way and must not be retried. */

@@ -71,12 +71,12 @@ function checkIndex(index: number, what: string): number {
 }
 
 /** An ifinfomsg + attrs that names `ref`: by ifi_index, or by IFLA_IFNAME with index 0. */
-function target(ref: LinkRef, what: string): { index: number; attrs: AttrSpec[] } {
+export function target(ref: LinkRef, what: string): { index: number; attrs: AttrSpec[] } {
   if (typeof ref === 'number') return { index: checkIndex(ref, what), attrs: [] };
   return { index: 0, attrs: [attr.str(IFLA.IFNAME, checkIfName(ref, what))] };
 }
 
-const describe = (ref: LinkRef): string => (typeof ref === 'number' ? `link #${ref}` : `link ${ref}`);
+export const describe = (ref: LinkRef): string => (typeof ref === 'number' ? `link #${ref}` : `link ${ref}`);
 
 export function formatMac(data: Buffer): string {
   return Array.from(data, (b) => b.toString(16).padStart(2, '0')).join(':');
@@ -155,7 +155,7 @@ export function resolveIndex(sock: NetlinkSocket, ref: LinkRef, what: string): n
 }
 
 /** RTM_NEWLINK without NLM_F_CREATE changes an existing link (the kernel's rtnl_setlink path). */
-function changeLink(
+export function changeLink(
   sock: NetlinkSocket,
   ref: LinkRef,
   what: string,
@@ -192,6 +192,40 @@ export function renameLink(sock: NetlinkSocket, ref: LinkRef, newName: string): 
   checkIfName(newName, what);
   const index = resolveIndex(sock, ref, what);
   changeLink(sock, index, what, {}, [attr.str(IFLA.IFNAME, newName)]);
+}
+
+/**
+ * Alternative names (RTM_NEWLINKPROP / RTM_DELLINKPROP with IFLA_PROP_LIST{IFLA_ALT_IFNAME}). Some set-ups
+ * (udev's naming policy, or a kernel keeping the old name on rename) leave an altname behind that would stop
+ * the old name from being reused: removeAltName clears it.
+ */
+function altNameRequest(sock: NetlinkSocket, type: number, ref: LinkRef, altName: string, what: string): void {
+  checkIfName(altName, what);
+  // Altnames may be up to ALTIFNAMSIZ (128) bytes, but a name usable as an interface name is what Plexus
+  // ever gives or removes; the stricter check keeps odd bytes out of the request.
+  const t = target(ref, what);
+  const body = encodeBody(IFINFOMSG, { ifi_index: t.index }, [
+    ...t.attrs,
+    attr.nest(IFLA.PROP_LIST, [attr.str(IFLA.ALT_IFNAME, altName)], true),
+  ]);
+  sock.request(type, 0, body, what);
+}
+
+/** Adds an alternative name; EEXIST when any link in the netns already has that name or altname. */
+export function addAltName(sock: NetlinkSocket, ref: LinkRef, altName: string): void {
+  altNameRequest(sock, RTM.NEWLINKPROP, ref, altName, `add altname ${altName} to ${describe(ref)}`);
+}
+
+/** Removes an alternative name. False when the link has no such altname (ENOENT) or is gone (ENODEV). */
+export function removeAltName(sock: NetlinkSocket, ref: LinkRef, altName: string): boolean {
+  const what = `remove altname ${altName} from ${describe(ref)}`;
+  try {
+    altNameRequest(sock, RTM.DELLINKPROP, ref, altName, what);
+    return true;
+  } catch (err) {
+    if (hasErrno(err, 'ENOENT', 'ENODEV')) return false;
+    throw err;
+  }
 }
 
 /** Deletes a link (a veth takes its peer with it). False when it was already gone (ENODEV). */

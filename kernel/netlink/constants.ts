@@ -51,6 +51,8 @@ export const RTM = {
   NEWNEIGH: 28,
   DELNEIGH: 29,
   GETNEIGH: 30,
+  NEWLINKPROP: 108,
+  DELLINKPROP: 109,
 } as const;
 
 /** <sys/socket.h> address families. */
@@ -106,6 +108,26 @@ export const IFLA = {
 
 /** <linux/if_link.h> attributes nested in IFLA_LINKINFO. */
 export const IFLA_INFO = { KIND: 1, DATA: 2, XSTATS: 3, SLAVE_KIND: 4, SLAVE_DATA: 5 } as const;
+
+/** <linux/if_link.h> attributes nested in IFLA_INFO_DATA of a macvlan. */
+export const IFLA_MACVLAN = { MODE: 1, FLAGS: 2 } as const;
+
+/** <linux/if_link.h> enum macvlan_mode (IFLA_MACVLAN_MODE). */
+export const MACVLAN_MODE = { PRIVATE: 1, VEPA: 2, BRIDGE: 4, PASSTHRU: 8, SOURCE: 16 } as const;
+
+/** <linux/if_link.h> attributes nested in IFLA_INFO_DATA of a vxlan. IFLA_VXLAN_PORT is big-endian. */
+export const IFLA_VXLAN = {
+  ID: 1,
+  GROUP: 2,
+  LINK: 3,
+  LOCAL: 4,
+  TTL: 5,
+  TOS: 6,
+  LEARNING: 7,
+  PORT: 15,
+  GROUP6: 16,
+  LOCAL6: 17,
+} as const;
 
 /** <linux/veth.h> attributes nested in IFLA_INFO_DATA of a veth. */
 export const VETH_INFO = { PEER: 1 } as const;
@@ -219,6 +241,9 @@ export const NUD = {
   PERMANENT: 0x80,
 } as const;
 
+/** <linux/neighbour.h> neighbour flags (ndm_flags). */
+export const NTF = { USE: 0x01, SELF: 0x02, MASTER: 0x04, PROXY: 0x08, EXT_LEARNED: 0x10, ROUTER: 0x80 } as const;
+
 /** Which header defines each group and with which C prefix; read by the parity test. */
 export interface ConstantGroup {
   header: string;
@@ -238,6 +263,9 @@ export const CONSTANT_GROUPS: readonly ConstantGroup[] = [
   { header: 'linux/if_link.h', prefix: 'IFLA_', values: IFLA },
   { header: 'linux/if_link.h', prefix: 'IFLA_INFO_', values: IFLA_INFO },
   { header: 'linux/veth.h', prefix: 'VETH_INFO_', values: VETH_INFO },
+  { header: 'linux/if_link.h', prefix: 'IFLA_MACVLAN_', values: IFLA_MACVLAN },
+  { header: 'linux/if_link.h', prefix: 'MACVLAN_MODE_', values: MACVLAN_MODE },
+  { header: 'linux/if_link.h', prefix: 'IFLA_VXLAN_', values: IFLA_VXLAN },
   { header: 'linux/rtnetlink.h', prefix: 'RTEXT_FILTER_', values: RTEXT_FILTER },
   { header: 'linux/if_addr.h', prefix: 'IFA_', values: IFA },
   { header: 'linux/if_addr.h', prefix: 'IFA_F_', values: IFA_F },
@@ -250,4 +278,5 @@ export const CONSTANT_GROUPS: readonly ConstantGroup[] = [
   { header: 'linux/rtnetlink.h', prefix: 'RTM_F_', values: RTM_F },
   { header: 'linux/neighbour.h', prefix: 'NDA_', values: NDA },
   { header: 'linux/neighbour.h', prefix: 'NUD_', values: NUD },
+  { header: 'linux/neighbour.h', prefix: 'NTF_', values: NTF },
 ];

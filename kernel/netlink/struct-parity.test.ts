@@ -24,9 +24,9 @@ function findCompiler(): string | undefined {
 }
 
 const LIBC_CONSTANTS = [
-  'O_RDONLY', 'O_CLOEXEC', 'CLONE_NEWNET', 'AF_NETLINK', 'SOCK_RAW', 'SOCK_CLOEXEC', 'SOL_SOCKET', 'SO_RCVTIMEO',
+  'O_RDONLY', 'O_WRONLY', 'O_CLOEXEC', 'CLONE_NEWNET', 'AF_NETLINK', 'SOCK_RAW', 'SOCK_CLOEXEC', 'SOL_SOCKET', 'SO_RCVTIMEO',
   'SO_SNDTIMEO', 'SOL_NETLINK', 'NETLINK_ROUTE', 'NETLINK_CAP_ACK', 'NETLINK_EXT_ACK', 'MSG_PEEK', 'MSG_TRUNC',
-  'NS_GET_NSTYPE',
+  'NS_GET_NSTYPE', 'MS_NOSUID', 'MS_NODEV', 'MS_NOEXEC',
 ] as const;
 
 /** A C program printing "name=value" lines for every size, offset and constant we hold. */
@@ -48,7 +48,7 @@ function program(): string {
   const headers = [
     'stdio.h', 'stddef.h', 'errno.h', 'fcntl.h', 'sched.h', 'sys/time.h', 'sys/socket.h', 'sys/ioctl.h',
     'linux/netlink.h', 'linux/rtnetlink.h', 'linux/if.h', 'linux/if_link.h', 'linux/if_addr.h', 'linux/veth.h',
-    'linux/neighbour.h', 'linux/nsfs.h',
+    'linux/neighbour.h', 'linux/nsfs.h', 'sys/mount.h',
   ];
   return [
     '#define _GNU_SOURCE',

@@ -124,3 +124,15 @@ export class NetnsScope {
     if (first !== undefined) throw first;
   }
 }
+
+/** `tc -n <ns> -j <args>` parsed (`tc` prints nothing at all for an empty list); `ns` null = the host netns. */
+export function tcJson<T = unknown>(ns: TestNetns | null, ...args: string[]): T {
+  const out = run('tc', [...(ns ? ['-n', ns.name] : []), '-j', ...args]);
+  return (out.trim() === '' ? [] : JSON.parse(out)) as T;
+}
+
+/** `bpftool -j <args>` parsed. */
+export function bpftoolJson<T = unknown>(...args: string[]): T {
+  const out = run('bpftool', ['-j', ...args]);
+  return (out.trim() === '' ? [] : JSON.parse(out)) as T;
+}

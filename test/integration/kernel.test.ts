@@ -4,8 +4,21 @@
  * read through `Netlink`). After every test the calling thread must still be in the host netns.
  */
 import { readlinkSync } from 'node:fs';
-import { type KernelError, isNetns, Netlink, openNetns, RT_SCOPE, RT_TABLE, RTN, RTPROT } from '../../kernel';
-import { describeAsRoot, ip, ipJson, NetnsScope, randomIfName, type TestNetns } from '../helpers/netns';
+import {
+  type KernelError,
+  isNetns,
+  Netlink,
+  NTF,
+  NUD,
+  openNetns,
+  readSysctl,
+  RT_SCOPE,
+  RT_TABLE,
+  RTN,
+  RTPROT,
+  writeSysctl,
+} from '../../kernel';
+import { describeAsRoot, ip, ipJson, NetnsScope, randomIfName, run, runIn, type TestNetns } from '../helpers/netns';
 
 interface IpLink {
   ifindex: number;
@@ -19,7 +32,14 @@ interface IpLink {
   address?: string;
   master?: string;
   altnames?: string[];
-  linkinfo?: { info_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+}
+interface IpNeigh {
+  dst: string;
+  dev?: string;
+  lladdr?: string;
+  state?: string[];
+  router?: null;
 }
 interface IpAddr {
   family: 'inet' | 'inet6';
@@ -47,6 +67,8 @@ const ipLinks = (ns: TestNetns): IpLink[] => ipJson<IpLink[]>(ns, '-d', 'link', 
 const ipLink = (ns: TestNetns, name: string): IpLink | undefined => ipLinks(ns).find((l) => l.ifname === name);
 const ipAddrs = (ns: TestNetns, dev: string): IpAddr[] =>
   ipJson<Array<{ addr_info: IpAddr[] }>>(ns, 'addr', 'show', 'dev', dev)[0]?.addr_info ?? [];
+const ipNeighs = (ns: TestNetns, dev: string): IpNeigh[] => ipJson<IpNeigh[]>(ns, 'neigh', 'show', 'dev', dev);
+const sysctlIn = (ns: TestNetns, key: string): string => runIn(ns, 'sysctl', ['-n', key.replaceAll('/', '.')]).trim();
 const ipRoutes = (ns: TestNetns, family: 4 | 6, table: number | string = 'main'): IpRoute[] =>
   ipJson<IpRoute[]>(ns, `-${family}`, 'route', 'show', 'table', String(table));
 
@@ -473,6 +495,170 @@ describeAsRoot('kernel layer (rtnetlink in real network namespaces)', () => {
           expect.objectContaining({ family: 4, dst: '10.101.0.0/16', type: RTN.BLACKHOLE }),
         ]),
       );
+    });
+  });
+
+  describe('neighbours', () => {
+    test('permanent IPv4 and IPv6 entries: ip sees them, listNeighbours matches ip', async () => {
+      const [x] = await upPair();
+      await nl.addNeighbour({ ifName: x, address: '169.254.1.1', mac: 'ee:ee:ee:ee:ee:ee', permanent: true });
+      const index = ipLink(a, x)!.ifindex;
+      await nl.addNeighbour({ ifindex: index, address: 'fe80::1', mac: 'ee:ee:ee:ee:ee:01', permanent: true, router: true });
+      expect(ipNeighs(a, x)).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ dst: '169.254.1.1', lladdr: 'ee:ee:ee:ee:ee:ee', state: ['PERMANENT'] }),
+          expect.objectContaining({ dst: 'fe80::1', lladdr: 'ee:ee:ee:ee:ee:01', state: ['PERMANENT'], router: null }),
+        ]),
+      );
+      const listed = await nl.listNeighbours({ ifName: x });
+      expect(listed.filter((n) => n.permanent).map((n) => `${n.address} ${n.mac}`).sort()).toEqual(
+        ipNeighs(a, x).filter((n) => n.state?.includes('PERMANENT')).map((n) => `${n.dst} ${n.lladdr}`).sort(),
+      );
+      expect(listed.find((n) => n.address === '169.254.1.1')).toEqual({
+        ifindex: index,
+        ifName: x,
+        family: 4,
+        address: '169.254.1.1',
+        mac: 'ee:ee:ee:ee:ee:ee',
+        state: NUD.PERMANENT,
+        permanent: true,
+        flags: 0,
+      });
+      expect(listed.find((n) => n.address === 'fe80::1')?.flags).toBe(NTF.ROUTER);
+      expect((await nl.listNeighbours({ family: 6 })).every((n) => n.family === 6)).toBe(true);
+    });
+
+    test('replace changes the MAC; add of an existing entry is EEXIST; delete is true, then false', async () => {
+      const [x] = await upPair();
+      const entry = { ifName: x, address: '169.254.1.1', mac: 'ee:ee:ee:ee:ee:ee', permanent: true } as const;
+      await nl.replaceNeighbour(entry);
+      await nl.replaceNeighbour({ ...entry, mac: '02:00:00:00:00:aa' });
+      expect(ipNeighs(a, x)).toEqual([expect.objectContaining({ dst: '169.254.1.1', lladdr: '02:00:00:00:00:aa', state: ['PERMANENT'] })]);
+      expect(await failure(nl.addNeighbour(entry))).toMatchObject({ kind: 'KernelFailure', errnoName: 'EEXIST' });
+      expect(await nl.deleteNeighbour({ ifName: x, address: '169.254.1.1' })).toBe(true);
+      expect(ipNeighs(a, x)).toEqual([]);
+      expect(await nl.deleteNeighbour({ ifName: x, address: '169.254.1.1' })).toBe(false);
+      expect(await nl.deleteNeighbour({ ifName: 'plx-missing', address: '169.254.1.1' })).toBe(false);
+      expect(await failure(nl.addNeighbour({ ...entry, ifName: 'plx-missing' }))).toMatchObject({ errnoName: 'ENODEV' });
+    });
+
+    test('reverse: entries made with ip read back through the API', async () => {
+      const [x] = await upPair();
+      ip(a, 'neigh', 'add', '10.84.0.9', 'lladdr', '02:00:00:00:84:09', 'dev', x, 'nud', 'permanent');
+      ip(a, 'neigh', 'add', '2001:db8:84::9', 'lladdr', '02:00:00:00:84:0a', 'dev', x, 'nud', 'reachable');
+      const listed = await nl.listNeighbours({ ifName: x });
+      expect(listed).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ family: 4, address: '10.84.0.9', mac: '02:00:00:00:84:09', permanent: true, ifName: x }),
+          expect.objectContaining({ family: 6, address: '2001:db8:84::9', mac: '02:00:00:00:84:0a', permanent: false, state: NUD.REACHABLE }),
+        ]),
+      );
+    });
+  });
+
+  describe('bridge, macvlan, vxlan, master, altnames', () => {
+    test('createBridge and setMaster: ip shows the bridge, the port on it, then released', async () => {
+      const [x] = await upPair();
+      const br = randomIfName('plxbr');
+      await nl.createBridge(br, { mtu: 1400 });
+      expect(ipLink(a, br)).toMatchObject({ mtu: 1400, linkinfo: { info_kind: 'bridge' } });
+      await nl.setMaster(x, br);
+      expect(ipLink(a, x)?.master).toBe(br);
+      expect((await nl.getLink(x))?.masterIndex).toBe(ipLink(a, br)!.ifindex);
+      await nl.setMaster(ipLink(a, x)!.ifindex, null);
+      expect(ipLink(a, x)?.master).toBeUndefined();
+      expect(await failure(nl.createBridge(br))).toMatchObject({ errnoName: 'EEXIST' });
+      expect(await failure(nl.setMaster(x, 'plx-missing'))).toMatchObject({ errnoName: 'ENODEV' });
+    });
+
+    test('createMacvlan on a veth parent, here and straight into another netns', async () => {
+      const [, y] = await upPair();
+      const [mv, mvB] = [randomIfName('plxmv'), randomIfName('plxmv')];
+      await nl.createMacvlan(mv, y, { mode: 'bridge', mtu: 1400 });
+      expect(ipLink(a, mv)).toMatchObject({ link: y, mtu: 1400, linkinfo: { info_kind: 'macvlan', info_data: expect.objectContaining({ mode: 'bridge' }) } });
+      await nl.createMacvlan(mvB, y, { mode: 'private', netnsPath: b.path, mac: '02:00:00:00:0b:01' });
+      expect(ipLink(a, mvB)).toBeUndefined();
+      expect(ipLink(b, mvB)).toMatchObject({
+        address: '02:00:00:00:0b:01',
+        linkinfo: { info_kind: 'macvlan', info_data: expect.objectContaining({ mode: 'private' }) },
+      });
+      expect((await nlB.getLink(mvB))?.kind).toBe('macvlan');
+      expect(await failure(nl.createMacvlan(randomIfName('plxmv'), 'plx-missing', { mode: 'bridge' }))).toMatchObject({ errnoName: 'ENODEV' });
+    });
+
+    test('createVxlan: VNI, port, local address, learning off, underlay link as ip shows them', async () => {
+      const [x] = await upPair();
+      await nl.addAddress(x, '192.0.2.1/24');
+      const vx = randomIfName('plxvx');
+      await nl.createVxlan(vx, { vni: 4242, dstPort: 4789, localIp: '192.0.2.1', learning: false, parentRef: x, mtu: 1450 });
+      expect(ipLink(a, vx)).toMatchObject({
+        mtu: 1450,
+        linkinfo: { info_kind: 'vxlan', info_data: expect.objectContaining({ id: 4242, port: 4789, local: '192.0.2.1', learning: false, link: x }) },
+      });
+      const vx6 = randomIfName('plxvx');
+      await nl.createVxlan(vx6, { vni: 7, dstPort: 8472, localIp: '2001:db8::1' });
+      expect(ipLink(a, vx6)?.linkinfo?.info_data).toEqual(expect.objectContaining({ id: 7, port: 8472, local6: '2001:db8::1', learning: true }));
+      expect((await nl.getLink(vx))?.kind).toBe('vxlan');
+    });
+
+    test('removeAltName removes the altname ip sees; again it is false; addAltName is the reverse', async () => {
+      const [x] = await upPair();
+      ip(a, 'link', 'property', 'add', 'dev', x, 'altname', `${x}-old`);
+      expect(ipLink(a, x)?.altnames).toEqual([`${x}-old`]);
+      expect(await nl.removeAltName(x, `${x}-old`)).toBe(true);
+      expect(ipLink(a, x)?.altnames).toBeUndefined();
+      expect(await nl.removeAltName(x, `${x}-old`)).toBe(false);
+      expect(await nl.removeAltName('plx-missing', 'plx-x')).toBe(false);
+
+      await nl.addAltName(ipLink(a, x)!.ifindex, `${x}-new`);
+      expect(ipLink(a, x)?.altnames).toEqual([`${x}-new`]);
+      expect((await nl.getLink(`${x}-new`))?.name).toBe(x); // the kernel resolves an altname like a name
+      expect(await failure(nl.addAltName(x, 'lo'))).toMatchObject({ errnoName: 'EEXIST' });
+    });
+  });
+
+  describe('sysctl', () => {
+    test('reads and writes a per-netns sysctl; ip netns exec sysctl agrees; the host is untouched', async () => {
+      const host = await readSysctl(null, 'net/ipv4/ip_forward');
+      expect(host).toBe(run('sysctl', ['-n', 'net.ipv4.ip_forward']).trim());
+      expect(await readSysctl(a.path, 'net/ipv4/ip_forward')).toBe(sysctlIn(a, 'net/ipv4/ip_forward'));
+      await writeSysctl(a.path, 'net/ipv4/ip_forward', 1);
+      expect(sysctlIn(a, 'net/ipv4/ip_forward')).toBe('1');
+      expect(sysctlIn(b, 'net/ipv4/ip_forward')).toBe('0');
+      expect(await readSysctl(a.path, 'net/ipv4/ip_forward')).toBe('1');
+      await writeSysctl(a.path, 'net/ipv4/ip_forward', '0');
+      expect(sysctlIn(a, 'net/ipv4/ip_forward')).toBe('0');
+      expect(await readSysctl(null, 'net/ipv4/ip_forward')).toBe(host);
+      expect(threadNetns()).toBe(HOST_NETNS);
+    });
+
+    test('per-interface keys and multi-value keys', async () => {
+      const [x] = await upPair();
+      await writeSysctl(a.path, `net/ipv4/conf/${x}/proxy_arp`, 1);
+      expect(sysctlIn(a, `net/ipv4/conf/${x}/proxy_arp`)).toBe('1');
+      await writeSysctl(a.path, `net/ipv6/conf/${x}/disable_ipv6`, 1);
+      expect(await readSysctl(a.path, `net/ipv6/conf/${x}/disable_ipv6`)).toBe('1');
+      await writeSysctl(a.path, 'net/ipv4/ping_group_range', '0\t2147483647');
+      expect(sysctlIn(a, 'net/ipv4/ping_group_range').split(/\s+/)).toEqual(['0', '2147483647']);
+    });
+
+    test.each([
+      ['a path escape', '../../etc/passwd', 'EINVAL'],
+      ['a key outside net/', 'kernel/hostname', 'EINVAL'],
+      ['a dotted key', 'net.ipv4.ip_forward', 'EINVAL'],
+      ['a .. component', 'net/ipv4/../../../etc/passwd', 'EINVAL'],
+      ['an empty key', '', 'EINVAL'],
+      ['a missing key', 'net/ipv4/plexus_no_such_key', 'ENOENT'],
+    ])('%s is %s', async (_name, key, errnoName) => {
+      expect(await failure(readSysctl(a.path, key))).toMatchObject({ kind: 'KernelFailure', errnoName });
+      expect(await failure(writeSysctl(a.path, key, 1))).toMatchObject({ kind: 'KernelFailure', errnoName });
+    });
+
+    test('a value the kernel refuses is EINVAL; a multi-line value never reaches it', async () => {
+      expect(await failure(writeSysctl(a.path, 'net/ipv4/ip_forward', 'yes'))).toMatchObject({ errnoName: 'EINVAL' });
+      expect(await failure(writeSysctl(a.path, 'net/ipv4/ip_forward', '1\n0'))).toMatchObject({ errnoName: 'EINVAL' });
+      expect(await failure(readSysctl('/run/netns/plx-k-missing', 'net/ipv4/ip_forward'))).toMatchObject({ errnoName: 'ENOENT' });
+      expect(sysctlIn(a, 'net/ipv4/ip_forward')).toBe('0');
     });
   });
 });
