@@ -1,0 +1,141 @@
+/**
+ * A lock shared by processes without flock (Node has none, and koffi stays in kernel/): the holder creates
+ * the lock file with O_EXCL and writes its pid and process start time into it. A waiter that finds the
+ * holder dead (no such process, a zombie, or a recycled pid with another start time) breaks the lock.
+ *
+ * Breaking is itself serialised by a second O_EXCL file: without it, two waiters could both judge the same
+ * lock stale, one unlinks it, a third process takes a fresh lock, and the second waiter unlinks that one.
+ * The lock is synchronous on purpose: it is only ever held around a few syscalls, never across an await.
+ */
+import * as fs from 'node:fs';
+import { PlexusError } from '../meta-plugin/cni/errors';
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks), and whether the process is a zombie. */
+function procStat(pid: number): { start: string; zombie: boolean } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { start: fields[19] ?? '', zombie: fields[0] === 'Z' || fields[0] === 'X' };
+}
+
+export const selfStart = (): string => procStat(process.pid)?.start ?? '';
+
+/** Whether the process `pid` that started at `start` is still running. */
+export function processAlive(pid: number, start: string | undefined): boolean {
+  const st = procStat(pid);
+  return st !== undefined && !st.zombie && (start === undefined || start === '' || st.start === start);
+}
+
+/** An empty lock file is a holder between open and write; only after this long is it judged abandoned. */
+const EMPTY_STALE_MS = 5000;
+/** The break file is held for microseconds; older than this, its holder died while breaking. */
+const BREAK_STALE_MS = 10000;
+
+export class FileLock {
+  private readonly me: string;
+  private held = false;
+
+  constructor(
+    readonly path: string,
+    private readonly timeoutMs = 10000,
+  ) {
+    this.me = `${process.pid} ${selfStart()}\n`;
+  }
+
+  acquire(): void {
+    if (this.held) throw new PlexusError('Internal', `lock ${this.path} acquired twice by one process`);
+    const deadline = Date.now() + this.timeoutMs;
+    for (let spin = 0; ; spin++) {
+      if (this.tryCreate()) {
+        this.held = true;
+        return;
+      }
+      if (this.breakIfStale()) continue;
+      if (Date.now() > deadline) {
+        throw new PlexusError('TryAgainLater', `IPAM store lock ${this.path} is held by ${this.readOwner().trim() || 'a starting process'}`);
+      }
+      sleepSync(Math.min(10, 0.05 * 2 ** Math.min(spin, 8)));
+    }
+  }
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    fs.rmSync(this.path, { force: true });
+  }
+
+  with<T>(fn: () => T): T {
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
+  }
+
+  private tryCreate(): boolean {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new PlexusError('IoFailure', `failed to create lock ${this.path}`, { cause: e });
+    }
+    try {
+      fs.writeSync(fd, this.me);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return true;
+  }
+
+  private readOwner(): string {
+    try {
+      return fs.readFileSync(this.path, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  private isStale(owner: string): boolean {
+    if (owner === '') {
+      try {
+        return Date.now() - fs.statSync(this.path).mtimeMs > EMPTY_STALE_MS;
+      } catch {
+        return false; // gone: the next create attempt will tell
+      }
+    }
+    const [pid, start] = owner.trim().split(' ');
+    return !processAlive(Number(pid), start);
+  }
+
+  private breakIfStale(): boolean {
+    const owner = this.readOwner();
+    if (!this.isStale(owner)) return false;
+    const breaker = `${this.path}.break`;
+    try {
+      fs.closeSync(fs.openSync(breaker, 'wx', 0o600));
+    } catch {
+      try {
+        if (Date.now() - fs.statSync(breaker).mtimeMs > BREAK_STALE_MS) fs.rmSync(breaker, { force: true });
+      } catch {
+        /* another waiter removed it */
+      }
+      return false;
+    }
+    try {
+      // Re-read under the break lock: only remove the very lock we judged stale.
+      if (this.readOwner() === owner && this.isStale(owner)) fs.rmSync(this.path, { force: true });
+    } finally {
+      fs.rmSync(breaker, { force: true });
+    }
+    return true;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Read-only views for operators (`plexusctl ipam pools|blocks|pods`) and metrics. They read the shared
+ * store afresh, so they show the cluster, not just this node's cache.
+ */
+import { type Family, formatCidr, formatIp } from './address';
+import type { Engine } from './engine';
+import type { PoolUsage } from './metrics';
+import { ipOf, poolCapacity } from './pool';
+import type { ForeignEntry, PodRecord } from './records';
+
+export interface BlockView {
+  key: string;
+  pool: string;
+  family: Family;
+  cidr: string;
+  owner: string | null;
+  /** Addresses the owner holds (handed out or reserved), by ordinal -> holder pod ('' = reserve/unsynced). */
+  held: number;
+  /** For blocks of this node: addresses handed out here, and the unused reserve. */
+  allocatedHere: number;
+  reserve: number;
+  foreign: { ip: string; entry: ForeignEntry }[];
+}
+
+export async function viewBlocks(e: Engine): Promise<BlockView[]> {
+  for (const name of e.pools().keys()) await e.blocks.refreshPool(name);
+  const out: BlockView[] = [];
+  for (const key of e.blocks.keys().sort()) {
+    const cur = e.blocks.get(key)?.value;
+    const g = e.blocks.geom(key);
+    if (!cur || !g) continue;
+    const mine = cur.owner === e.node;
+    const allocatedHere = mine ? e.book.ownedIn(key).size : 0;
+    const held = Object.keys(cur.held).length;
+    out.push({
+      key, pool: g.pool, family: g.family, cidr: formatCidr(g.cidr), owner: cur.owner, held, allocatedHere,
+      reserve: mine ? held - allocatedHere : 0,
+      foreign: Object.entries(cur.foreign).map(([o, entry]) => ({
+        ip: formatIp(ipOf(g, Number(o))),
+        entry,
+      })),
+    });
+  }
+  return out;
+}
+
+export async function viewPools(e: Engine): Promise<PoolUsage[]> {
+  const blocks = await viewBlocks(e);
+  const here = e.book.allAddresses();
+  const out: PoolUsage[] = [];
+  for (const pool of e.pools().values()) {
+    for (const family of pool.families) {
+      const mine = blocks.filter((b) => b.pool === pool.name && b.family === family);
+      const capacity = poolCapacity(pool, family);
+      const heldShared = mine.reduce((n, b) => n + b.held + b.foreign.length, 0);
+      out.push({
+        pool: pool.name, family, capacity: capacity.toString(), blocks: mine.length,
+        ownedBlocks: mine.filter((b) => b.owner === e.node).length, heldShared,
+        allocatedHere: here.filter((a) => a.addr.pool === pool.name && a.addr.family === family).length,
+        utilisation: capacity === 0n ? 0 : Number((BigInt(heldShared) * 1000000n) / capacity) / 1000000,
+      });
+    }
+  }
+  return out;
+}
+
+export function viewPods(e: Engine): PodRecord[] {
+  return e.book.podKeys().sort().map((k) => structuredClone(e.book.pod(k) as PodRecord));
+}
