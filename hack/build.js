@@ -17,7 +17,7 @@ const entries = [
   { out: 'plexus-shim', src: 'meta-plugin/shim/main.ts', coreOnly: true },
   { out: 'plexusctl', src: 'meta-plugin/ctl/main.ts', coreOnly: true },
   // koffi is native: it stays in node_modules and is resolved from there at run time.
-  { out: 'plexusd', src: 'meta-plugin/daemon/main.ts', coreOnly: false, external: ['koffi'] },
+  { out: 'plexusd', src: 'meta-plugin/daemon/main.ts', coreOnly: false, external: ['koffi', 'etcd3'] },
 ];
 
 async function main() {
@@ -48,8 +48,8 @@ async function main() {
     chmodSync(outfile, 0o755);
   }
   buildForwarder();
-  // Names the shim acts under (DESIGN "External contract"); the IPAM and routed entry points come later.
-  for (const alias of []) {
+  // Names the CNI binary acts under (DESIGN "External contract"); plexus-routed comes with the datapath.
+  for (const alias of ['plexus-ipam']) {
     const link = path.join(root, 'bin', alias);
     rmSync(link, { force: true });
     symlinkSync('plexus', link);

@@ -13,6 +13,8 @@ import { randomBytes } from 'node:crypto';
 export interface QueuedDel {
   env: Record<string, string>;
   config: string;
+  /** The plugin name the runtime executed (plexus, plexus-ipam); absent means plexus. */
+  invokedAs?: string;
   queuedAt: string;
 }
 

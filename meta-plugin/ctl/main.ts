@@ -4,6 +4,8 @@
  *
  *   plexusctl status NAMESPACE/POD   print the pod's network-status JSON, exactly the annotation value
  *   plexusctl health                 print the daemon's /healthz and /readyz answers
+ *   plexusctl ipam pools|blocks|pods the IPAM service's pools (utilisation), blocks (owners) and pod records
+ *   plexusctl metrics                Prometheus text: pool utilisation, allocation latency
  */
 import { request } from 'node:http';
 
@@ -12,6 +14,8 @@ const USAGE = `usage: plexusctl [--socket PATH] <command>
 commands:
   status NAMESPACE/POD   print the pod's k8s.v1.cni.cncf.io/network-status value
   health                 show whether the daemon is alive and ready
+  ipam pools|blocks|pods show the IPAM service's pools, blocks or pod records (JSON)
+  metrics                print the daemon's metrics (Prometheus text)
 `;
 
 export interface CtlOutput {
@@ -67,6 +71,15 @@ export async function runCtl(argv: string[], env: Record<string, string | undefi
       const h = await get(parsed.socket, '/healthz');
       const r = await get(parsed.socket, '/readyz');
       return { code: r.status === 200 ? 0 : 1, stdout: `healthz: ${h.body.trim()}\nreadyz: ${r.body.trim()}\n`, stderr: '' };
+    }
+    if (cmd === 'ipam' || cmd === 'metrics') {
+      const what = cmd === 'metrics' ? 'metrics' : arg;
+      if (cmd === 'ipam' && !['pools', 'blocks', 'pods'].includes(arg ?? '')) {
+        return { code: 2, stdout: '', stderr: `plexusctl: ipam needs pools, blocks or pods\n${USAGE}` };
+      }
+      const res = await get(parsed.socket, cmd === 'metrics' ? '/metrics' : `/v1/ipam/${what}`);
+      if (res.status === 200) return { code: 0, stdout: res.body.endsWith('\n') ? res.body : `${res.body}\n`, stderr: '' };
+      return { code: 1, stdout: '', stderr: `plexusctl: ${res.body.trim()}\n` };
     }
     return { code: 2, stdout: '', stderr: `plexusctl: unknown command ${cmd ?? '(none)'}\n${USAGE}` };
   } catch (e) {

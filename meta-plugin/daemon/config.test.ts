@@ -33,6 +33,7 @@ test('defaults are applied from the schema, nodeName from the host', () => {
     deviceInfoDir: '/var/run/k8s.cni.cncf.io/devinfo',
     logLevel: 'info',
     source: { type: 'file', dir: '/etc/plexus/manifests', rescanSeconds: 2 },
+    ipam: {},
     limits: { maxConcurrentRequests: 16, delegateTimeoutSeconds: 60, shutdownGraceSeconds: 30 },
   };
   expect(parseDaemonConfig(MIN)).toEqual(expected);
@@ -106,4 +107,11 @@ describe('loadDaemonConfig', () => {
     if (text !== null) writeFileSync(path, text);
     expect(() => loadDaemonConfig(path)).toThrow(expect.objectContaining({ kind, message: expect.stringMatching(msg) }));
   });
+});
+
+test.each([
+  ['an unknown IPAM store type', { store: { type: 'zookeeper' } }, 'ipam.store'],
+  ['a pool with a bad CIDR', { pools: [{ name: 'p', cidrs: ['10.0.0.0/33'] }] }, 'pool p cidrs[0]'],
+])('the ipam section is validated by the IPAM schema: %s', (_t, ipam, field) => {
+  expect(() => parseDaemonConfig({ ...MIN, ipam })).toThrow(field);
 });

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import Ajv from 'ajv';
 import yaml from 'js-yaml';
-import { PlexusError } from '../cni/errors';
+import { PlexusError, errorText } from '../cni/errors';
+import { parseIpamConfig } from '../../ipam/pool-schema';
 
 export const DAEMON_CONFIG_SCHEMA = {
   type: 'object',
@@ -40,6 +41,8 @@ export const DAEMON_CONFIG_SCHEMA = {
       required: ['type', 'dir'],
       properties: { type: { const: 'file' }, dir: { type: 'string', pattern: '^/' }, rescanSeconds: { type: 'number', minimum: 0.1, default: 2 } },
     },
+    // The IPAM service; validated in full by ipam/'s own schema (parseIpamConfig), which names the field.
+    ipam: { type: 'object', default: {} },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -69,6 +72,7 @@ export interface DaemonConfig {
   readonly deviceInfoDir: string;
   readonly logLevel: string;
   readonly source: { readonly type: 'file'; readonly dir: string; readonly rescanSeconds: number };
+  readonly ipam: Readonly<Record<string, unknown>>;
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
 }
 
@@ -85,6 +89,11 @@ export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig 
     conf['globalNamespaces'] = conf['globalNamespaces'].split(',').map((s) => s.trim()).filter(Boolean);
   }
   if (conf['nodeName'] === undefined) conf['nodeName'] = hostname();
+  try {
+    parseIpamConfig(conf['ipam']);
+  } catch (e) {
+    throw new PlexusError('InvalidConfig', `${where}: ${errorText(e)}`);
+  }
   return deepFreeze(conf) as unknown as DaemonConfig;
 }
 

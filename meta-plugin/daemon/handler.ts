@@ -30,29 +30,47 @@ export interface HandlerDeps {
   /** Devices the device plugin gave a pod, per resource (the SR-IOV work implements the real lookup). */
   devicesFor(pod: PodObject | null, resourceNames: string[]): Promise<Record<string, string[]>>;
   isReady(): boolean;
+  /** The CNI IPAM plugin plexus-ipam, served by this daemon's IPAM service. */
+  ipamPlugin?: { handle(req: CniRequest): Promise<string> };
+  /**
+   * Called after GC tore down stale sandboxes, with every attachment (container ID, delegate ifname) that
+   * remains: the IPAM service collects addresses held by anything else.
+   */
+  afterGc?(kept: ValidAttachment[], log: Logger): Promise<void>;
 }
 
 export class CniHandler {
   private readonly podLocks = new KeyedMutex();
   private readonly slots: Semaphore;
+  /**
+   * plexus-ipam requests come from delegates while their pod's ADD holds a slot and the pod's lock, so they
+   * get slots and lock keys of their own: sharing either would deadlock.
+   */
+  private readonly ipamSlots: Semaphore;
 
-  constructor(private readonly deps: HandlerDeps) {
+  constructor(private deps: HandlerDeps) {
     this.slots = new Semaphore(deps.config.limits.maxConcurrentRequests);
+    this.ipamSlots = new Semaphore(deps.config.limits.maxConcurrentRequests);
+  }
+
+  /** The IPAM service opens after the handler exists (it needs the loaded source). */
+  setIpamPlugin(plugin: NonNullable<HandlerDeps['ipamPlugin']>): void {
+    this.deps.ipamPlugin = plugin;
   }
 
   get inFlight(): number {
-    return this.slots.inFlight;
+    return this.slots.inFlight + this.ipamSlots.inFlight;
   }
 
-  async handle(env: Env, configText: string): Promise<Reply> {
+  async handle(env: Env, configText: string, invokedAs: 'plexus' | 'plexus-ipam' = 'plexus'): Promise<Reply> {
     let req: CniRequest | undefined;
     let log = this.deps.log;
     const started = process.hrtime.bigint();
     try {
       if (env['CNI_COMMAND'] === 'VERSION') return ok(JSON.stringify(versionInfo()));
       req = parseRequest(env, configText);
-      log = log.child(requestBindings(req));
-      const body = await this.slots.run(() => this.podLocks.run(lockKey(req!), () => this.dispatch(req!, log)));
+      log = log.child({ ...requestBindings(req), ...(invokedAs === 'plexus' ? {} : { plugin: invokedAs }) });
+      const body = invokedAs === 'plexus-ipam' ? await this.ipam(req, log) : await this.slots.run(() => this.podLocks.run(lockKey(req!), () => this.dispatch(req!, log)));
       log.info({ ms: msSince(started) }, `${req.command} done`);
       return ok(body);
     } catch (e) {
@@ -60,6 +78,14 @@ export class CniHandler {
       log.error({ code: err.code, cniCode: err.cniCode, err: err.message, ms: msSince(started) }, `${req?.command ?? env['CNI_COMMAND'] ?? 'request'} failed`);
       return { status: httpStatusFor(err), body: JSON.stringify(err.toCni(errorVersion(req, configText))) };
     }
+  }
+
+  private async ipam(req: CniRequest, log: Logger): Promise<string> {
+    const plugin = this.deps.ipamPlugin;
+    if (!plugin) throw new PlexusError('NotAvailable', 'plexus-ipam: this daemon runs no IPAM service');
+    const key = `ipam:${req.containerId ?? ''}@${req.ifName ?? ''}`;
+    log.debug('plexus-ipam request');
+    return this.ipamSlots.run(() => this.podLocks.run(key, () => plugin.handle(req)));
   }
 
   private async dispatch(req: CniRequest, log: Logger): Promise<string> {
@@ -72,9 +98,11 @@ export class CniHandler {
       case 'CHECK':
         await this.deps.runner.check(req, log);
         return '';
-      case 'GC':
-        await this.deps.runner.gc(validAttachments(req.config), [this.clusterConf(req)], req.path, log);
+      case 'GC': {
+        const kept = await this.deps.runner.gc(validAttachments(req.config), [this.clusterConf(req)], req.path, log);
+        await this.deps.afterGc?.(kept, log);
         return '';
+      }
       case 'STATUS':
         if (!this.deps.isReady()) throw new PlexusError('NotAvailable', 'plexus daemon is starting');
         await this.deps.runner.status(this.clusterConfForStatus(req), req.path, log);

@@ -18,6 +18,8 @@ import { DaemonConfig, loadDaemonConfig } from './config';
 import { ConfDir } from './conf-dir';
 import { CniHandler } from './handler';
 import { listenUnix } from './server';
+import { IpamService } from './ipam-service';
+import { ipamPluginFor } from './ipam-plugin';
 import { writeFileAtomic } from '../runner/atomic-file';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -35,6 +37,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     linkExists: kernelLinkExists,
     deviceInfoDir: config.deviceInfoDir,
   });
+  let ipam: IpamService | undefined;
   const handler = new CniHandler({
     config,
     source,
@@ -43,17 +46,21 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     log,
     devicesFor: async () => ({}),
     isReady: () => ready,
+    afterGc: (kept, gcLog) => ipam?.afterGc(kept, gcLog) ?? Promise.resolve(),
   });
   const server = await listenUnix(
     config.socketPath,
     {
-      cni: (env, conf) => handler.handle(env, conf),
+      cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
       ready: () => ready,
       status: (ns, name) => source.getStatus(ns, name),
+      view: async (name) => ipam?.view(name),
     },
     log,
   );
   await source.start();
+  ipam = await IpamService.open(config, source, log.child({ component: 'ipam' }));
+  handler.setIpamPlugin(ipamPluginFor(ipam, log.child({ component: 'plexus-ipam' })));
   // Status survives restarts through the records (the file source keeps it in memory).
   for (const rec of records.list((f, e) => log.warn({ file: f, err: errorText(e) }, 'unreadable record'))) {
     if (rec.pod && rec.status) await source.publishStatus(rec.pod, rec.status);
@@ -82,6 +89,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
       }, 20);
     });
     await source.stop();
+    await ipam?.close();
   }
   return { stop, handler, source, runner };
 }
@@ -104,7 +112,7 @@ async function drainDelQueue(config: DaemonConfig, handler: CniHandler, log: Log
         quarantine(config, file, errorText(e), log);
         continue;
       }
-      const reply = await handler.handle(item.env, item.config);
+      const reply = await handler.handle(item.env, item.config, item.invokedAs === 'plexus-ipam' ? 'plexus-ipam' : 'plexus');
       if (reply.status === 200) {
         removeQueuedDel(config.stateDir, file);
         log.info({ file, containerId: item.env['CNI_CONTAINERID'] }, 'queued DEL done');

@@ -17,10 +17,16 @@ import { formatNetworkStatus, NetworkStatus } from '../status/network-status';
 
 const MAX_BODY = 1 << 20;
 
+/** The names the CNI binary acts under (DESIGN "External contract"): plexus, plexus-ipam. */
+export const PLUGIN_NAMES = ['plexus', 'plexus-ipam'] as const;
+export type PluginName = (typeof PLUGIN_NAMES)[number];
+
 export interface ApiHandlers {
-  cni(env: Record<string, string | undefined>, config: string): Promise<{ status: number; body: string }>;
+  cni(env: Record<string, string | undefined>, config: string, invokedAs: PluginName): Promise<{ status: number; body: string }>;
   ready(): boolean;
   status(namespace: string, name: string): NetworkStatus[] | undefined;
+  /** Read-only operator views (plexusctl ipam ..., /metrics): JSON or text, undefined when unknown. */
+  view(name: string): Promise<string | undefined>;
 }
 
 export async function listenUnix(socketPath: string, api: ApiHandlers, log: Logger): Promise<Server> {
@@ -60,27 +66,36 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
   if (req.method === 'POST' && url === '/v1/cni') {
     if (!api.ready()) return send(res, 503, 'not ready\n', { 'x-plexus-not-ready': '1' });
     const body = await readBody(req);
-    const { env, config } = decodeEnvelope(body);
-    const reply = await api.cni(env, config);
+    const { env, config, invokedAs } = decodeEnvelope(body);
+    const reply = await api.cni(env, config, invokedAs);
     return send(res, reply.status, reply.body);
+  }
+  const view = /^\/(metrics|v1\/ipam\/(?:pools|blocks|pods))$/.exec(url);
+  if (req.method === 'GET' && view) {
+    const body = await api.view(view[1]!);
+    return body === undefined ? send(res, 404, `${view[1]} is not available\n`) : send(res, 200, body);
   }
   send(res, 404, 'not found\n');
 }
 
-function decodeEnvelope(body: string): { env: Record<string, string | undefined>; config: string } {
+function decodeEnvelope(body: string): { env: Record<string, string | undefined>; config: string; invokedAs: PluginName } {
   let v: unknown;
   try {
     v = JSON.parse(body);
   } catch {
     throw new PlexusError('DecodeFailure', 'request body is not JSON');
   }
-  const o = v as { env?: unknown; config?: unknown };
+  const o = v as { env?: unknown; config?: unknown; invokedAs?: unknown };
   if (!o || typeof o !== 'object' || typeof o.config !== 'string' || !o.env || typeof o.env !== 'object') {
     throw new PlexusError('DecodeFailure', 'request body must be {"env": {...}, "config": "..."}');
   }
   const env: Record<string, string | undefined> = {};
   for (const [k, val] of Object.entries(o.env as Record<string, unknown>)) if (typeof val === 'string') env[k] = val;
-  return { env, config: o.config };
+  const invokedAs = o.invokedAs ?? 'plexus';
+  if (!(PLUGIN_NAMES as readonly unknown[]).includes(invokedAs)) {
+    throw new PlexusError('InvalidConfig', `unknown plugin name ${JSON.stringify(String(invokedAs).slice(0, 32))}: expected one of ${PLUGIN_NAMES.join(', ')}`);
+  }
+  return { env, config: o.config, invokedAs: invokedAs as PluginName };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

@@ -182,7 +182,8 @@ export class Runner {
    * GC (CNI 2.1): tear down every recorded sandbox not in `cni.dev/valid-attachments`, then forward GC to
    * each delegate network with the attachments of it that remain valid. Errors are collected, not fatal.
    */
-  async gc(valid: ValidAttachment[], extraNetworks: NetworkConfList[], path: string[], log: Logger): Promise<void> {
+  /** Returns every attachment (container ID, delegate interface) of the sandboxes that remain. */
+  async gc(valid: ValidAttachment[], extraNetworks: NetworkConfList[], path: string[], log: Logger): Promise<ValidAttachment[]> {
     const keep = new Set(valid.map((v) => `${v.containerID}@${v.ifname}`));
     const errors: string[] = [];
     const remaining: SandboxRecord[] = [];
@@ -208,6 +209,7 @@ export class Runner {
       }
     }
     if (errors.length > 0) throw new PlexusError('DelegateFailed', `GC finished with errors: ${errors.join('; ')}`);
+    return remaining.flatMap((rec) => rec.attachments.map((a) => ({ containerID: rec.containerId, ifname: a.ifName })));
   }
 
   /** STATUS is forwarded to the cluster network's plugins (CNI 2.1). */

@@ -102,20 +102,27 @@ static int read_all(int fd, struct buf *b, size_t limit)
 }
 
 /*
- * Find the top-level "socketPath" string of the config. Returns 1 and copies it when found, 0 when the
- * config has none, -1 when the text is not something this small scanner understands (the Node shim then
- * reports the exact decode error). Escapes inside the value are not accepted: a socket path has none.
+ * Find "socketPath" in the config: at the top level, or inside the top-level object named `section` (for
+ * plexus-ipam, the delegate's "ipam"). Returns 1 and copies it when found, 0 when absent, -1 when the text
+ * is not something this small scanner understands (the Node shim then reports the exact decode error).
+ * Escapes inside the value are not accepted: a socket path has none.
  */
-static int scan_socket_path(const char *s, size_t n, char *out, size_t outsz)
+static int scan_socket_path(const char *s, size_t n, const char *section, char *out, size_t outsz)
 {
-	int depth = 0, found = 0;
+	int depth = 0, found = 0, in_section = 0, want = section ? 2 : 1;
+	char last_key[16] = "";
 	size_t i = 0;
 	while (i < n) {
 		char c = s[i];
 		if (c == '{' || c == '[') {
 			depth++;
+			if (depth == 2 && c == '{' && section && strcmp(last_key, section) == 0)
+				in_section = 1;
+			last_key[0] = '\0';
 			i++;
 		} else if (c == '}' || c == ']') {
+			if (depth == 2)
+				in_section = 0;
 			depth--;
 			i++;
 		} else if (c == '"') {
@@ -132,12 +139,18 @@ static int scan_socket_path(const char *s, size_t n, char *out, size_t outsz)
 				return -1;
 			size_t len = i - start;
 			i++;
-			if (depth != 1 || escaped || len != 10 || memcmp(s + start, "socketPath", 10) != 0)
-				continue;
 			while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 				i++;
-			if (i >= n || s[i] != ':')
-				continue; /* a string value that happens to be "socketPath" */
+			int is_key = i < n && s[i] == ':';
+			if (!is_key)
+				continue; /* a string value */
+			if (depth == 1) {
+				size_t k = len < sizeof(last_key) - 1 && !escaped ? len : 0;
+				memcpy(last_key, s + start, k);
+				last_key[k] = '\0';
+			}
+			if (depth != want || (section && !in_section) || escaped || len != 10 || memcmp(s + start, "socketPath", 10) != 0)
+				continue;
 			i++;
 			while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 				i++;
@@ -266,7 +279,9 @@ int main(int argc, char **argv)
 	if (read_all(0, &in, PLEXUS_MAX_INPUT) < 0 || !cmd || !*cmd || strcmp(cmd, "VERSION") == 0)
 		fall_back(argv, &in);
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int found = scan_socket_path(in.data ? in.data : "", in.len, sock_path, sizeof(sock_path));
+	const char *name = basename(argv[0]);
+	const char *section = strcmp(name, "plexus-ipam") == 0 ? "ipam" : NULL;
+	int found = scan_socket_path(in.data ? in.data : "", in.len, section, sock_path, sizeof(sock_path));
 	if (found < 0)
 		fall_back(argv, &in);
 	if (found == 0)
@@ -279,7 +294,7 @@ int main(int argc, char **argv)
 		fall_back(argv, &in);
 
 	struct buf req = {0}, res = {0};
-	build_request(&req, &in, basename(argv[0]));
+	build_request(&req, &in, name);
 	if (send_all(fd, req.data, req.len) < 0 || read_all(fd, &res, PLEXUS_MAX_INPUT) < 0)
 		fall_back(argv, &in);
 	close(fd);

@@ -57,7 +57,7 @@ describe('without a daemon', () => {
     const out = await runShim({ ...env('DEL'), HOME: '/root', SECRET: 'x' }, input);
     expect(out).toMatchObject({ code: 0, stderr: expect.stringContaining('DEL queued') });
     const queued = listQueuedDels(stateDir());
-    expect(queued).toEqual([{ file: expect.any(String), item: { env: { CNI_COMMAND: 'DEL', ...ENV_FOR.DEL }, config: input, queuedAt: expect.any(String) } }]);
+    expect(queued).toEqual([{ file: expect.any(String), item: { env: { CNI_COMMAND: 'DEL', ...ENV_FOR.DEL }, config: input, invokedAs: 'plexus', queuedAt: expect.any(String) } }]);
   });
 
   test.each<[CniCommand, number]>([
@@ -82,7 +82,22 @@ describe('forwarding', () => {
     expect(daemon!.requests).toHaveLength(1);
     const [req] = daemon!.requests;
     expect(req).toMatchObject({ method: 'POST', url: '/v1/cni', headers: { 'content-type': 'application/json' } });
-    expect(JSON.parse(req!.body)).toEqual({ env: { CNI_COMMAND: cmd, ...ENV_FOR[cmd] }, config: input });
+    expect(JSON.parse(req!.body)).toEqual({ env: { CNI_COMMAND: cmd, ...ENV_FOR[cmd] }, config: input, invokedAs: 'plexus' });
+  });
+
+  test('as plexus-ipam, the daemon is found through the ipam section and the name is passed on', async () => {
+    await serve(() => ({ status: 200, body: '{"cniVersion":"1.0.0","ips":[]}' }));
+    const input = JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'macvlan', ipam: { type: 'plexus-ipam', socketPath: socketPath() } });
+    const out = await runShim({ ...env('ADD'), PLEXUS_INVOKED_AS: 'plexus-ipam' }, input);
+    expect(out.code).toBe(0);
+    expect(JSON.parse(daemon!.requests[0]!.body).invokedAs).toBe('plexus-ipam');
+  });
+
+  test('as plexus-ipam with the daemon down, DEL is queued under the ipam section\'s stateDir', async () => {
+    const input = JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'macvlan', ipam: { type: 'plexus-ipam', socketPath: socketPath(), stateDir: stateDir() } });
+    const out = await runShim({ ...env('DEL'), PLEXUS_INVOKED_AS: 'plexus-ipam' }, input);
+    expect(out.code).toBe(0);
+    expect(listQueuedDels(stateDir())[0]?.item?.invokedAs).toBe('plexus-ipam');
   });
 
   test('an error reply is printed as the daemon wrote it, exit 1', async () => {

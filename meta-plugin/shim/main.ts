@@ -8,7 +8,7 @@
  *   DEL          if the daemon cannot be reached, queue the request durably and succeed (decision 2).
  */
 import { readFileSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { basename, isAbsolute } from 'node:path';
 import { PlexusError, errorText } from '../cni/errors';
 import { CNI_ENV_KEYS, CniRequest, Env, parseRequest } from '../cni/request';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, configVersion, versionInfo } from '../cni/version';
@@ -44,26 +44,40 @@ export async function runShim(env: Env, stdin: string): Promise<Output> {
 }
 
 async function forward(req: CniRequest, env: Env, stdin: string): Promise<Output> {
-  const socketPath = stringKey(req.config, 'socketPath') ?? DEFAULT_SOCKET;
-  const stateDir = stringKey(req.config, 'stateDir') ?? DEFAULT_STATE_DIR;
-  const payload = { env: pickCniEnv(env), config: stdin };
-  const waitSeconds = numberKey(req.config, 'readinessTimeoutSeconds') ?? (req.command === 'STATUS' ? 5 : 30);
+  const name = invokedAs(env);
+  // As plexus-ipam, our settings live in the delegate's `ipam` section; as plexus, at the top level.
+  const section = name === 'plexus-ipam' ? objectKey(req.config, 'ipam') : req.config;
+  const socketPath = stringKey(section, 'socketPath') ?? DEFAULT_SOCKET;
+  const stateDir = stringKey(section, 'stateDir') ?? DEFAULT_STATE_DIR;
+  const payload = { env: pickCniEnv(env), config: stdin, invokedAs: name };
+  const waitSeconds = numberKey(section, 'readinessTimeoutSeconds') ?? (req.command === 'STATUS' ? 5 : 30);
   // A DEL never waits long and never fails for want of a daemon: it is queued instead.
   const deadline = Date.now() + (req.command === 'DEL' ? 0 : waitSeconds * 1000);
   const reply = await callWhenReady(socketPath, payload, deadline);
   if (reply) return { code: reply.status === 200 ? 0 : 1, stdout: reply.body };
   if (req.command === 'DEL') {
-    enqueueDel(stateDir, { env: payload.env, config: stdin, queuedAt: new Date().toISOString() });
+    enqueueDel(stateDir, { env: payload.env, config: stdin, invokedAs: name, queuedAt: new Date().toISOString() });
     return { code: 0, stderr: `plexus: daemon at ${socketPath} unreachable; DEL queued in ${stateDir}\n` };
   }
   const kind = req.command === 'STATUS' ? 'NotAvailable' : 'TryAgainLater';
   throw new PlexusError(kind, `plexus daemon at ${socketPath} is not ready after ${waitSeconds}s`);
 }
 
+/** The name the runtime executed: the native forwarder passes it on; run directly, our own file name. */
+function invokedAs(env: Env): 'plexus' | 'plexus-ipam' {
+  const name = env['PLEXUS_INVOKED_AS'] || basename(process.argv[1] ?? 'plexus');
+  return name === 'plexus-ipam' ? 'plexus-ipam' : 'plexus';
+}
+
 function pickCniEnv(env: Env): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of CNI_ENV_KEYS) if (env[k] !== undefined) out[k] = env[k]!;
   return out;
+}
+
+function objectKey(conf: Record<string, unknown>, key: string): Record<string, unknown> {
+  const v = conf[key];
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
 function stringKey(conf: Record<string, unknown>, key: string): string | undefined {

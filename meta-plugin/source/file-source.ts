@@ -29,6 +29,7 @@ export class FileSource implements Source {
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private loaded = false;
+  private readonly listeners: (() => void)[] = [];
 
   constructor(
     private readonly dir: string,
@@ -90,6 +91,17 @@ export class FileSource implements Source {
     }
     this.view = next;
     this.log.info({ dir: this.dir, pods: next.pods.size, nads: next.nads.size }, 'manifests loaded');
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'source change listener failed');
+      }
+    }
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
   }
 
   private listFiles(): { name: string; size: number; mtimeMs: number }[] {

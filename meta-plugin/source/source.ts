@@ -15,6 +15,8 @@ export interface Source {
   getNad(namespace: string, name: string): NadObject | undefined;
   /** Objects of other kinds the source found (e.g. Plexus IPAM pools), by kind. */
   otherObjects(kind: string): readonly Record<string, unknown>[];
+  /** Called after the source's view changed (and once after start). */
+  onChange(listener: () => void): void;
   /** Publish a pod's network-status (S24); null clears it. */
   publishStatus(pod: PodRef, status: NetworkStatus[] | null): Promise<void>;
   /** The pod's network-status as published, for plexusctl. */
