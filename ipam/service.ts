@@ -166,6 +166,21 @@ export class Ipam {
     this.engine?.blocks.resetGeometry();
   }
 
+  /** The pool definitions in force now, in the order they were given. */
+  poolSpecs(): PoolSpec[] {
+    return [...this.poolMap.values()].map((p) => p.spec);
+  }
+
+  /** One pool's definition, or undefined when no pool of that name is configured now. */
+  poolSpec(name: string): PoolSpec | undefined {
+    return this.poolMap.get(name)?.spec;
+  }
+
+  /** What one attachment (or every attachment of a container) holds on this node now, from memory. */
+  held(containerId: string, ifName?: string): PodAddress[] {
+    return this.engine.book.addressesOf(containerId, ifName).map((a) => ({ ...a.addr }));
+  }
+
   /** Addresses for one attachment on one pool. Idempotent per (containerId, ifName, pool). */
   async allocate(req: AllocateRequest): Promise<Allocation> {
     const [one] = await this.allocateMany([req]);

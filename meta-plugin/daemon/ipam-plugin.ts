@@ -1,16 +1,14 @@
 /**
- * plexus-ipam as the daemon serves it. Until the CNI IPAM plugin (ipam/cni-plugin.ts) lands, requests
- * made under that name are refused as "not available" (50), never guessed at.
+ * plexus-ipam as the daemon serves it: the CNI IPAM plugin of ipam/, over this node's IPAM service. Its
+ * inline-range pools are kept when the config's or the manifests' pools change.
  */
 import type { Logger } from 'pino';
-import { PlexusError } from '../cni/errors';
 import type { CniRequest } from '../cni/request';
+import { IpamPlugin } from '../../ipam/cni-plugin';
 import type { IpamService } from './ipam-service';
 
-export function ipamPluginFor(_service: IpamService, _log: Logger): { handle(req: CniRequest): Promise<string> } {
-  return {
-    async handle() {
-      throw new PlexusError('NotAvailable', 'plexus-ipam is not available yet');
-    },
-  };
+export function ipamPluginFor(service: IpamService, log: Logger): { handle(req: CniRequest): Promise<string> } {
+  const plugin = new IpamPlugin(service.ipam, { log });
+  service.keepPools(() => plugin.implicitPools());
+  return plugin;
 }

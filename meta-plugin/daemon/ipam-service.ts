@@ -13,8 +13,8 @@ import type { DaemonConfig } from './config';
 export const IPPOOL_KIND = 'IPPool';
 
 export class IpamService {
-  /** Pools other than the config's and the manifests' (plexus-ipam's inline ranges), by owner. */
-  private readonly extraPools = new Map<string, PoolSpec[]>();
+  /** Pools other components own (plexus-ipam's inline ranges), read at every refresh. */
+  private readonly kept: (() => PoolSpec[])[] = [];
 
   private constructor(
     readonly ipam: Ipam,
@@ -42,7 +42,7 @@ export class IpamService {
         this.log.warn({ kind: IPPOOL_KIND, err: errorText(e) }, 'IPPool manifest skipped');
       }
     }
-    for (const extra of this.extraPools.values()) specs.push(...extra);
+    for (const more of this.kept) specs.push(...more());
     try {
       this.ipam.setPools(specs);
     } catch (e) {
@@ -50,10 +50,9 @@ export class IpamService {
     }
   }
 
-  /** Let another component (plexus-ipam's inline ranges) own a set of pools. */
-  setExtraPools(owner: string, specs: PoolSpec[]): void {
-    this.extraPools.set(owner, specs);
-    this.refreshPools();
+  /** Let another component (plexus-ipam's inline ranges) own pools that refreshes must keep. */
+  keepPools(provider: () => PoolSpec[]): void {
+    this.kept.push(provider);
   }
 
   /** After CNI GC: every address not held by a kept attachment is a candidate (grace period, re-check). */

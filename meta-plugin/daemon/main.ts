@@ -53,6 +53,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     {
       cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
       ready: () => ready,
+      accepting: (name) => (name === 'plexus-ipam' ? ipam !== undefined : ready),
       status: (ns, name) => source.getStatus(ns, name),
       view: async (name) => ipam?.view(name),
     },

@@ -24,6 +24,11 @@ export type PluginName = (typeof PLUGIN_NAMES)[number];
 export interface ApiHandlers {
   cni(env: Record<string, string | undefined>, config: string, invokedAs: PluginName): Promise<{ status: number; body: string }>;
   ready(): boolean;
+  /**
+   * Whether requests under this name are served yet. plexus-ipam is served as soon as the IPAM service is
+   * open, before the daemon is ready: delegates replaying the DEL queue at start-up call it.
+   */
+  accepting(invokedAs: PluginName): boolean;
   status(namespace: string, name: string): NetworkStatus[] | undefined;
   /** Read-only operator views (plexusctl ipam ..., /metrics): JSON or text, undefined when unknown. */
   view(name: string): Promise<string | undefined>;
@@ -64,9 +69,9 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
     return status ? send(res, 200, formatNetworkStatus(status)) : send(res, 404, `no network-status for pod ${m[1]}/${m[2]}\n`);
   }
   if (req.method === 'POST' && url === '/v1/cni') {
-    if (!api.ready()) return send(res, 503, 'not ready\n', { 'x-plexus-not-ready': '1' });
     const body = await readBody(req);
     const { env, config, invokedAs } = decodeEnvelope(body);
+    if (!api.accepting(invokedAs)) return send(res, 503, 'not ready\n', { 'x-plexus-not-ready': '1' });
     const reply = await api.cni(env, config, invokedAs);
     return send(res, reply.status, reply.body);
   }

@@ -1,0 +1,322 @@
+/**
+ * `plexus-ipam`, the CNI IPAM plugin (CNI spec 2.1, 2.2 "IPAM results"; issue 3 "Interfaces"): what a delegate
+ * (macvlan, bridge ...) execs as its `ipam.type`, answered by the daemon's IPAM service. The delegate passes
+ * its FULL network config; the IPAM part is `ipam`:
+ * - `pool: NAME` allocates from a configured pool;
+ * - host-local `ranges` and Whereabouts `range`/`ipRanges` define the network's implicit pool
+ *   (`cni-<network>`, cni-ranges.ts), registered next to the configured ones on the first ADD.
+ * Requests come in decoded (meta-plugin/cni/request.ts); results go out in the config's version without
+ * `interfaces` or `ips[].interface`. Errors are PlexusErrors naming the field; the daemon logs them.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { PlexusError, context } from '../meta-plugin/cni/errors';
+import type { CniRequest } from '../meta-plugin/cni/request';
+import { type CniDns, type CniIpConfig, type CniResult, type CniRoute, convertResult, parseResult } from '../meta-plugin/cni/result';
+import { versionInfo } from '../meta-plugin/cni/version';
+import { type Cidr, type Family, cidrContains, cidrsOverlap, formatCidr, formatIp, parseCidr, parseIp, parseIpPrefix } from './address';
+import { type CniIpamConfig, parseCniIpamConfig } from './cni-schema';
+import { type InlinePool, gatewayFor, inlinePoolOf } from './cni-ranges';
+import type { PoolSpec } from './pool';
+import type { AllocateRequest, Allocation } from './request';
+import type { Ipam } from './service';
+
+/** The namespace recorded for an attachment whose runtime names no pod (no K8S_POD_* in CNI_ARGS). */
+export const NO_POD_NAMESPACE = '_cni';
+
+const bad = (field: string, msg: string): PlexusError => new PlexusError('InvalidConfig', `plexus-ipam: ${field} ${msg}`);
+const checkFailed = (msg: string): PlexusError => new PlexusError('CheckFailed', `plexus-ipam: ${msg}`);
+
+/** The implicit pool of a network: a DNS-1123 name; a hash keeps names apart that sanitising made equal. */
+export function implicitPoolName(network: string): string {
+  const clean = network.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 200);
+  if (clean === network && clean !== '') return `cni-${clean}`;
+  const hash = createHash('sha256').update(network).digest('hex').slice(0, 8);
+  return clean === '' ? `cni-${hash}` : `cni-${clean}-${hash}`;
+}
+
+interface PoolRef {
+  name: string;
+  spec: PoolSpec;
+}
+
+interface Registered {
+  network: string;
+  spec: PoolSpec;
+  /** The spec as JSON: two configs define the same pool exactly when these are equal. */
+  key: string;
+}
+
+export class IpamPlugin {
+  /** Implicit pools this plugin registered, by pool name. */
+  private readonly implicit = new Map<string, Registered>();
+  /** Registration is check-then-set across awaits: one at a time. */
+  private registering: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly ipam: Ipam,
+    private readonly opts: { log: Logger },
+  ) {}
+
+  /** The implicit pools registered so far: whoever replaces the pool list (a config reload) keeps these. */
+  implicitPools(): PoolSpec[] {
+    return [...this.implicit.values()].map((r) => r.spec);
+  }
+
+  /** One CNI request; the CNI stdout (empty for DEL, CHECK, GC and STATUS). */
+  async handle(req: CniRequest): Promise<string> {
+    switch (req.command) {
+      case 'ADD':
+        return JSON.stringify(await this.add(req));
+      case 'DEL':
+        await this.del(req);
+        return '';
+      case 'CHECK':
+        await this.check(req);
+        return '';
+      case 'GC':
+        await this.gc(req);
+        return '';
+      case 'STATUS':
+        return ''; // the daemon answered the request, so the IPAM service is up
+      case 'VERSION':
+        return JSON.stringify(versionInfo());
+    }
+  }
+
+  /** ADD: decode, find the pool, allocate (idempotent per attachment), answer in the config's version. */
+  private async add(req: CniRequest): Promise<CniResult> {
+    const conf = parseCniIpamConfig(req.config);
+    const { containerId, ifName } = attachmentOf(req);
+    const inline = inlinePoolOf(conf.ipam);
+    const routes = parseRoutes(conf.ipam.routes);
+    const pool = inline ? await this.implicitPool(conf.name, inline) : this.configuredPool(conf.ipam.pool as string);
+    const request: AllocateRequest = {
+      pod: req.podRef ? { ...req.podRef } : { namespace: NO_POD_NAMESPACE, name: containerId },
+      containerId, ifName, network: conf.name, pool: pool.name,
+      ...requestedAddresses(req, conf, pool.spec),
+    };
+    const alloc = await this.ipam.allocate(request);
+    return convertResult(ipamResult(alloc, inline, routes, conf.ipam.dns ?? conf.dns), req.cniVersion);
+  }
+
+  /** DEL: release whatever the attachment holds, whatever the config says now. Nothing held is success. */
+  private async del(req: CniRequest): Promise<void> {
+    const { containerId, ifName } = attachmentOf(req);
+    await this.ipam.release(containerId, ifName);
+  }
+
+  /** CHECK: the attachment holds addresses, of the network's pool, and exactly the ones prevResult lists. */
+  private async check(req: CniRequest): Promise<void> {
+    const conf = parseCniIpamConfig(req.config);
+    const { containerId, ifName } = attachmentOf(req);
+    const inline = inlinePoolOf(conf.ipam);
+    const pool = inline ? implicitPoolName(conf.name) : (conf.ipam.pool as string);
+    const held = this.ipam.held(containerId, ifName);
+    const who = `attachment ${containerId}/${ifName} of network "${conf.name}"`;
+    if (held.length === 0) throw checkFailed(`${who} holds no address`);
+    const stray = held.find((a) => a.pool !== pool);
+    if (stray) throw checkFailed(`${who} holds ${stray.ip} of pool ${stray.pool}, but the network allocates from pool ${pool}`);
+    if (req.config['prevResult'] === undefined) return;
+    const listed = (parseResult(req.config['prevResult'], req.cniVersion).ips ?? [])
+      .map((ip, i) => canonicalAddress(ip.address, `prevResult.ips[${i}].address`)).sort();
+    const have = held.map((a) => `${a.ip}/${a.prefixLength}`).sort();
+    if (listed.join() !== have.join()) {
+      throw checkFailed(`${who}: prevResult lists ${listed.join(', ') || 'no address'} but the attachment holds ${have.join(', ')}`);
+    }
+  }
+
+  /**
+   * GC (CNI 1.1): release what this network's attachments hold unless `cni.dev/valid-attachments` lists them.
+   * GC is per network, so every other network's attachment is passed as valid: it is not ours to judge.
+   * The service releases only after its grace period and a re-check (gc.ts).
+   */
+  private async gc(req: CniRequest): Promise<void> {
+    const network = req.config['name'];
+    if (typeof network !== 'string' || network === '') throw bad('name', 'is required');
+    const keep = validAttachments(req.config);
+    for (const pod of this.ipam.pods()) {
+      for (const a of pod.addresses) if (a.network !== network) keep.push({ containerId: a.containerId, ifName: a.ifName });
+    }
+    await this.ipam.gc({ attachments: keep });
+  }
+
+  private configuredPool(name: string): PoolRef {
+    const spec = this.ipam.poolSpec(name);
+    if (spec) return { name, spec };
+    const known = this.ipam.poolSpecs().map((p) => p.name).filter((n) => !this.implicit.has(n));
+    throw bad('ipam.pool', `${JSON.stringify(name)} is not a configured pool (configured: ${known.slice(0, 20).join(', ') || 'none'})`);
+  }
+
+  /** The network's implicit pool: reused when its definition is unchanged, else registered or redefined. */
+  private implicitPool(network: string, inline: InlinePool): Promise<PoolRef> {
+    const spec: PoolSpec = { name: implicitPoolName(network), ...inline.spec };
+    const key = JSON.stringify(spec);
+    const mine = this.implicit.get(spec.name);
+    // Fast path: ours, unchanged, and still in force (a config reload replaces the whole pool list).
+    if (mine?.key === key && this.ipam.poolSpec(spec.name) === mine.spec) return Promise.resolve({ name: spec.name, spec: mine.spec });
+    const run = this.registering.then(() => this.registerImplicit(network, inline, spec, key));
+    this.registering = run.catch(() => undefined);
+    return run;
+  }
+
+  private async registerImplicit(network: string, inline: InlinePool, spec: PoolSpec, key: string): Promise<PoolRef> {
+    const name = spec.name;
+    const current = this.ipam.poolSpec(name);
+    const mine = this.implicit.get(name);
+    if (current && JSON.stringify(current) === key) {
+      this.implicit.set(name, { network, spec: current, key });
+      return { name, spec: current };
+    }
+    if (current && current !== mine?.spec) {
+      throw bad('name', `${JSON.stringify(network)}: its implicit pool name ${name} is taken by a configured pool; allocate from it with "pool": "${name}" or rename one of them`);
+    }
+    // 1. A changed definition must not move addresses handed out under the old one. Unknown old definition
+    //    (first ADD since the daemon started): addresses held outside the new one tell of a change.
+    if (mine?.key !== key) {
+      const previous = mine ? (JSON.parse(mine.key) as PoolSpec) : undefined;
+      const inUse = await this.addressesInUse(name, previous ? undefined : spec);
+      if (inUse > 0) throw redefinitionError(network, inline, previous, spec, inUse);
+    }
+    // 2. Pools may not overlap, or one address could be handed out twice.
+    this.checkOverlaps(network, inline, name);
+    // 3. Register next to the configured pools (and the other networks' implicit ones).
+    try {
+      this.ipam.setPools([...this.ipam.poolSpecs().filter((p) => p.name !== name), spec]);
+    } catch (err) {
+      throw context(err, `plexus-ipam: failed to register the implicit pool of network "${network}"`);
+    }
+    this.implicit.set(name, { network, spec, key });
+    this.opts.log.info({ network, pool: name, cidrs: spec.cidrs }, mine && mine.key !== key ? 'implicit IPAM pool redefined' : 'implicit IPAM pool registered');
+    return { name, spec };
+  }
+
+  /**
+   * Addresses of pool `name` handed out here or held by other nodes (their idle reserves included, which
+   * they give back after a while). With `within` (the old definition is unknown, e.g. after a restart),
+   * only addresses outside that new definition count.
+   */
+  private async addressesInUse(name: string, within?: PoolSpec): Promise<number> {
+    const here = this.ipam.pods().flatMap((p) => p.addresses).filter((a) => a.pool === name).map((a) => a.ip);
+    if (within) {
+      const cidrs = within.cidrs.map((c) => parseCidr(c));
+      return here.filter((ip) => !cidrs.some((c) => cidrContains(c, parseIp(ip)))).length;
+    }
+    const mine = new Set(here);
+    let n = mine.size;
+    for (const b of await this.ipam.blocks()) {
+      if (b.pool !== name) continue;
+      const ours = b.allocatedHere > 0 || b.reserve > 0;
+      if (!ours) n += b.held;
+      n += b.foreign.filter((f) => !mine.has(f.ip)).length;
+    }
+    return n;
+  }
+
+  private checkOverlaps(network: string, inline: InlinePool, name: string): void {
+    for (const other of this.ipam.poolSpecs()) {
+      if (other.name === name) continue;
+      for (const text of other.cidrs) {
+        const cidr = parseCidr(text);
+        const r = inline.ranges.find((x) => cidrsOverlap(x.subnet, cidr));
+        if (!r) continue;
+        const owner = this.implicit.get(other.name);
+        const whose = owner
+          ? `the range of network "${owner.network}" (its implicit pool ${other.name}, ${text}); networks share addresses only through a configured pool`
+          : `configured pool "${other.name}" (${text}); allocate from it with "pool": "${other.name}" instead`;
+        throw bad(r.subnetField, `${formatCidr(r.subnet)} of network "${network}" overlaps ${whose}`);
+      }
+    }
+  }
+}
+
+function attachmentOf(req: CniRequest): { containerId: string; ifName: string } {
+  if (!req.containerId || !req.ifName) throw new PlexusError('InvalidEnv', `plexus-ipam: ${req.command} needs CNI_CONTAINERID and CNI_IFNAME`);
+  return { containerId: req.containerId, ifName: req.ifName };
+}
+
+/** runtimeConfig.ips (capability `ips`) or the args convention's `cni.ips`, and the IPAMClaim reference (S21). */
+function requestedAddresses(req: CniRequest, conf: CniIpamConfig, pool: PoolSpec): Pick<AllocateRequest, 'ip' | 'claim'> {
+  const fromRuntime = conf.runtimeConfig?.ips !== undefined;
+  const field = fromRuntime ? 'runtimeConfig.ips' : 'args.cni.ips';
+  const list = (fromRuntime ? conf.runtimeConfig?.ips : conf.args?.cni?.ips) ?? [];
+  const cidrs = pool.cidrs.map((c) => parseCidr(c));
+  const seen = new Map<Family, number>();
+  const ip = list.map((text, i) => {
+    const where = `${field}[${i}]`;
+    const { ip: addr, prefix } = text.includes('/') ? parseIpPrefix(text, `plexus-ipam: ${where}`) : { ip: parseIp(text, `plexus-ipam: ${where}`), prefix: undefined };
+    const home: Cidr | undefined = cidrs.find((c) => cidrContains(c, addr));
+    if (!home) throw bad(where, `${text} is not in pool ${pool.name} (${pool.cidrs.join(', ')})`);
+    if (prefix !== undefined && prefix !== home.prefix) throw bad(where, `${text} has prefix length /${prefix} but pool ${pool.name} gives /${home.prefix} (${formatCidr(home)})`);
+    const dup = seen.get(addr.family);
+    if (dup !== undefined) throw bad(where, `is a second ${addr.family} address (${field}[${dup}] is one): at most one per family`);
+    seen.set(addr.family, i);
+    return formatIp(addr);
+  });
+  const claim = conf.runtimeConfig?.ipamClaimReference;
+  if (claim === undefined) return ip.length ? { ip } : {};
+  if (ip.length) throw bad('runtimeConfig.ipamClaimReference', `cannot be combined with ${field} (S21)`);
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(claim)) throw bad('runtimeConfig.ipamClaimReference', `${JSON.stringify(claim)} is not a valid IPAMClaim name`);
+  if (!req.podRef) {
+    throw new PlexusError('InvalidEnv', 'plexus-ipam: runtimeConfig.ipamClaimReference needs the pod (K8S_POD_NAMESPACE, K8S_POD_NAME in CNI_ARGS): an IPAMClaim lives in its namespace');
+  }
+  return { claim };
+}
+
+/** `ipam.routes`: dst a CIDR, gw an address of the same family. Other route fields pass through. */
+function parseRoutes(routes: CniRoute[] | undefined): { route: CniRoute; family: Family }[] {
+  return (routes ?? []).map((route, i) => {
+    const dst = parseCidr(route.dst, `plexus-ipam: ipam.routes[${i}].dst`);
+    if (route.gw !== undefined && parseIp(route.gw, `plexus-ipam: ipam.routes[${i}].gw`).family !== dst.family) {
+      throw bad(`ipam.routes[${i}].gw`, `${route.gw} is not of the family of dst ${route.dst}`);
+    }
+    return { route, family: dst.family };
+  });
+}
+
+/** CNI 2.2 IPAM result: ips with their gateway, routes for the families handed out, dns if configured. */
+function ipamResult(alloc: Allocation, inline: InlinePool | undefined, routes: { route: CniRoute; family: Family }[], dns: CniDns | undefined): CniResult {
+  const families = new Set(alloc.addresses.map((a) => a.family));
+  const ips = alloc.addresses.map((a): CniIpConfig => {
+    const gateway = inline ? gatewayFor(inline, parseIp(a.ip)) : a.gateway;
+    return gateway ? { address: a.address, gateway } : { address: a.address };
+  });
+  // The network's own routes win over the pool's for the same destination.
+  const own = routes.filter((r) => families.has(r.family)).map((r) => r.route);
+  const dsts = new Set(own.map((r) => formatCidr(parseCidr(r.dst))));
+  const all = [...alloc.routes.filter((r) => !dsts.has(r.dst)), ...own];
+  const out: CniResult = { cniVersion: '1.1.0', ips };
+  if (all.length) out.routes = all;
+  if (dns && Object.keys(dns).length) out.dns = dns;
+  return out;
+}
+
+function canonicalAddress(text: unknown, field: string): string {
+  const { ip, prefix } = parseIpPrefix(String(text), `plexus-ipam: ${field}`);
+  return `${formatIp(ip)}/${prefix}`;
+}
+
+/** `cni.dev/valid-attachments` (legacy `cni.dev/attachments`); absent or null is an empty list, as libcni sends it. */
+function validAttachments(config: Record<string, unknown>): { containerId: string; ifName: string }[] {
+  const key = config['cni.dev/valid-attachments'] !== undefined ? 'cni.dev/valid-attachments' : 'cni.dev/attachments';
+  const raw = config[key] ?? [];
+  if (!Array.isArray(raw)) throw bad(key, 'must be a list of {"containerID", "ifname"}');
+  return raw.map((a: unknown, i) => {
+    const v = a as { containerID?: unknown; ifname?: unknown } | null;
+    if (typeof v?.containerID !== 'string' || v.containerID === '') throw bad(`${key}[${i}].containerID`, 'must be a non-empty string');
+    if (typeof v.ifname !== 'string' || v.ifname === '') throw bad(`${key}[${i}].ifname`, 'must be a non-empty string');
+    return { containerId: v.containerID, ifName: v.ifname };
+  });
+}
+
+function redefinitionError(network: string, inline: InlinePool, previous: PoolSpec | undefined, next: PoolSpec, inUse: number): PlexusError {
+  const fields = ['cidrs', 'rangeStart', 'rangeEnd', 'exclude'] as const;
+  const show = (v: unknown): string => (v === undefined ? 'unset' : Array.isArray(v) ? v.join(', ') : String(v));
+  const f = previous ? (fields.find((k) => JSON.stringify(previous[k]) !== JSON.stringify(next[k])) ?? 'cidrs') : 'cidrs';
+  const change = previous ? `${show(previous[f])} -> ${show(next[f])}` : `now ${show(next.cidrs)}, ${inUse} held addresses are outside it`;
+  return bad(
+    inline.fields[f],
+    `of network "${network}" changed (${change}) while ${inUse} addresses of its implicit pool ${next.name} are allocated; ` +
+      'delete the pods on this network first, or keep the old definition',
+  );
+}
