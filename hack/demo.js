@@ -72,7 +72,10 @@ async function main() {
   if (process.getuid() !== 0) throw new Error('the demo needs root (network namespaces)');
   cleanup(); // leftovers of an interrupted run
   step('Preparing a one-node cluster in network namespaces');
-  for (const d of ['cni', 'manifests', 'state', 'host-local']) fs.mkdirSync(`${RUN}/${d}`, { recursive: true });
+  for (const d of ['cni', 'manifests', 'state', 'host-local', 'bin']) fs.mkdirSync(`${RUN}/${d}`, { recursive: true });
+  // Delegates find plexus-ipam in binDirs, like any IPAM plugin.
+  for (const b of ['plexus', 'plexus-shim']) fs.symlinkSync(path.join(root, 'bin', b), `${RUN}/bin/${b}`);
+  fs.symlinkSync('plexus', `${RUN}/bin/plexus-ipam`);
   for (const f of fs.readdirSync(path.join(root, 'examples/cni'))) fs.copyFileSync(path.join(root, 'examples/cni', f), `${RUN}/cni/${f}`);
   for (const f of fs.readdirSync(path.join(root, 'examples/manifests'))) fs.copyFileSync(path.join(root, 'examples/manifests', f), `${RUN}/manifests/${f}`);
   sh('ip', ['netns', 'add', NODE]);
@@ -81,7 +84,13 @@ async function main() {
   inNode('ip', ['link', 'add', 'plx-uplink', 'type', 'veth', 'peer', 'name', 'plx-uplink-p']);
   inNode('ip', ['link', 'set', 'plx-uplink', 'up']);
   inNode('ip', ['link', 'set', 'plx-uplink-p', 'up']);
-  info(`node ${NODE}: lo, macvlan parent plx-uplink; manifests in ${RUN}/manifests`);
+  // The bridges get a fixed MAC up front: a Linux bridge otherwise takes the lowest MAC of its ports, so it
+  // changes as pods join, and the bridge plugin's CHECK (v1.1.1) then fails for the pods attached earlier.
+  for (const [i, br] of ['plx-storage', 'plx-sig'].entries()) {
+    inNode('ip', ['link', 'add', br, 'address', `02:00:00:00:be:0${i}`, 'type', 'bridge']);
+    inNode('ip', ['link', 'set', br, 'up']);
+  }
+  info(`node ${NODE}: lo, macvlan parent plx-uplink, bridges plx-storage and plx-sig; manifests in ${RUN}/manifests`);
 
   step('Starting plexusd in the node (examples/plexusd.yaml)');
   const logFile = fs.openSync(`${RUN}/plexusd.log`, 'a');
@@ -148,6 +157,11 @@ async function runPods() {
     if (r.status !== 0) throw new Error(`no reachability from ${from} to ${to} on ${net}`);
   }
 
+  step('The IPAM service: one record per pod (`plexusctl ipam pods`)');
+  for (const rec of JSON.parse(sh(path.join(root, 'bin/plexusctl'), ['--socket', SOCKET, 'ipam', 'pods']).stdout)) {
+    info(`${rec.namespace}/${rec.name}: ${rec.addresses.map((a) => `${a.ip} (${a.network}, ${a.ifName})`).join(', ')}`);
+  }
+
   step('CHECK, then DEL every pod, and verify nothing is left');
   for (const pod of PODS) cni('CHECK', pod, ids[pod]);
   info('CHECK ok for every pod');
@@ -158,7 +172,9 @@ async function runPods() {
   }
   const leases = fs.readdirSync(`${RUN}/host-local`).flatMap((n) => fs.readdirSync(`${RUN}/host-local/${n}`).filter((f) => /^\d/.test(f) || f.includes(':')));
   if (leases.length) throw new Error(`host-local addresses left after DEL: ${leases.join(', ')}`);
-  info('DEL ok: pods have only lo, every host-local address released');
+  const held = JSON.parse(sh(path.join(root, 'bin/plexusctl'), ['--socket', SOCKET, 'ipam', 'pods']).stdout);
+  if (held.length) throw new Error(`plexus-ipam addresses left after DEL: ${JSON.stringify(held)}`);
+  info('DEL ok: pods have only lo, every host-local and plexus-ipam address released');
 }
 
 main().catch((e) => {
