@@ -9,7 +9,7 @@ mkdir -p dist/bench
 for main in bench/*/main.ts; do
   name=$(basename "$(dirname "$main")")
   [[ -n ${BENCH:-} && $BENCH != "$name" ]] && continue
-  npx esbuild "$main" --bundle --platform=node --target=node20 --external:koffi --log-level=warning --outfile="dist/bench/$name.js"
+  npx esbuild "$main" --bundle --platform=node --target=node20 --external:koffi --external:etcd3 --log-level=warning --outfile="dist/bench/$name.js"
   echo "==> bench/$name"
   node "dist/bench/$name.js"
 done

@@ -58,18 +58,28 @@ export function tryReserve(e: Engine, req: AddressRequest, family: Family, anyAg
   const cooledBy = anyAge ? Infinity : e.now() - e.opts.cooldownMs;
   const lane = `${req.pool.name}/${family}`;
   const hint = e.blocks.hint.get(lane);
-  for (const key of hint ? [hint, ...e.blocks.owned(req.pool.name, family)] : e.blocks.owned(req.pool.name, family)) {
-    const blk = e.blocks.get(key)?.value;
-    const owned = e.book.ownedIn(key);
-    if (!blk || blk.owner !== e.node || e.blocks.heldCount(key) <= owned.size) continue;
-    const g = geomOf(e, key);
-    const taken = (o: number): boolean => owned.has(o) || e.blocks.isLeaving(key, o);
-    const o = firstMatching(candidates(g, e.book.slot(key, g.pool), taken, cooledBy), (x) => blk.held[x] !== undefined);
-    if (o === undefined) continue;
+  const fromHint = hint === undefined ? undefined : reserveOf(e, req, hint, cooledBy);
+  if (fromHint) return fromHint;
+  // The hint's reserve is used up: look through every owned block (no copy of the list: this is the hot path).
+  for (const key of e.blocks.owned(req.pool.name, family)) {
+    if (key === hint) continue;
+    const got = reserveOf(e, req, key, cooledBy);
+    if (!got) continue;
     e.blocks.hint.set(lane, key);
-    return bookOwn(e, req, g, o);
+    return got;
   }
   return undefined;
+}
+
+/** An address from the reserve of owned block `key`, booked for `req`, or undefined if it has none free. */
+function reserveOf(e: Engine, req: AddressRequest, key: string, cooledBy: number): PodAddress | undefined {
+  const blk = e.blocks.get(key)?.value;
+  const owned = e.book.ownedIn(key);
+  if (!blk || blk.owner !== e.node || e.blocks.heldCount(key) <= owned.size) return undefined;
+  const g = geomOf(e, key);
+  const taken = (o: number): boolean => owned.has(o) || e.blocks.isLeaving(key, o);
+  const o = firstMatching(candidates(g, e.book.slot(key, g.pool), taken, cooledBy), (x) => blk.held[x] !== undefined);
+  return o === undefined ? undefined : bookOwn(e, req, g, o);
 }
 
 function lane<T>(e: Engine, pool: Pool, family: Family, fn: () => Promise<T>): Promise<T> {

@@ -310,6 +310,7 @@ describe('bad input: a PlexusError with its code, naming the field', () => {
     ['no ipam section', conf(undefined), 'InvalidConfig', /plexus-ipam: ipam is required/],
     ['no ipam.type', conf({ pool: 'blue' }), 'InvalidConfig', /ipam\.type is required/],
     ['no name', { cniVersion: '1.1.0', type: 'macvlan', ipam: { ...T, pool: 'blue' } }, 'InvalidConfig', /plexus-ipam: name is required/],
+    ['socketPath not absolute', conf({ ...T, pool: 'blue', socketPath: 'run/plexus.sock' }), 'InvalidConfig', /plexus-ipam: ipam\.socketPath must match pattern/],
     ['no address source', conf({ ...T }), 'InvalidConfig', /plexus-ipam: ipam needs one of "pool".*"ranges".*"range"/],
     ['unknown pool', conf({ ...T, pool: 'nope' }), 'InvalidConfig', /ipam\.pool "nope" is not a configured pool \(configured: blue, dual\)/],
     ['pool and ranges', conf({ ...T, pool: 'blue', ranges: [[{ subnet: '10.0.0.0/24' }]] }), 'InvalidConfig', /ipam\.ranges cannot be combined with ipam\.pool/],
@@ -439,6 +440,16 @@ describe('implicit pools', () => {
     ipam.setPools([BLUE, { name: 'cni-macnet', cidrs: ['10.80.0.0/24'] }]);
     const err = await failure(add(W('10.70.0.0/24')));
     expect(err.message).toMatch(/"macnet": its implicit pool name cni-macnet is taken by a configured pool/);
+  });
+
+  test('implicitPools() lists them, so a reload that keeps them leaves them in force', async () => {
+    await add(W('10.70.0.0/24'));
+    expect(plugin.implicitPools()).toEqual([{ name: 'cni-macnet', cidrs: ['10.70.0.0/24'] }]);
+    ipam.setPools([BLUE, ...plugin.implicitPools()]);
+    const spec = ipam.poolSpec('cni-macnet');
+    await add(W('10.70.0.0/24'), { cid: 'c2', pod: 'p2' });
+    expect(ipam.poolSpec('cni-macnet')).toBe(spec);
+    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'cni-macnet']);
   });
 
   test('after a reload dropped it, the next ADD registers it again; DEL works meanwhile', async () => {

@@ -52,8 +52,11 @@ export const CNI_IPAM_SECTION_SCHEMA = {
   required: ['type'],
   properties: {
     type: text,
-    /** Read by the plugin binary to find the daemon; default /run/plexus/plexus.sock. */
+    // Read by the plugin binary (the shim): where the daemon listens (default /run/plexus/plexus.sock), where
+    // DELs are queued while it is down, and how long to wait for it to become ready.
     socketPath: { type: 'string', pattern: '^/', maxLength: 4096 },
+    stateDir: { type: 'string', pattern: '^/', maxLength: 4096 },
+    readinessTimeoutSeconds: { type: 'number', minimum: 0 },
     pool: { type: 'string', minLength: 1, maxLength: 253 },
     ranges: { type: 'array', minItems: 1, maxItems: 2, items: { type: 'array', minItems: 1, maxItems: 64, items: HOST_LOCAL_RANGE } },
     range: cidr,

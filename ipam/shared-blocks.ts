@@ -65,6 +65,12 @@ export class SharedBlocks {
   resetGeometry(): void {
     this.geoms.clear();
     this.usableSize.clear();
+    // Re-index ownership: a block whose key no longer fits its pool (the pool's CIDRs changed) must leave
+    // the owned lanes, or the allocator would ask for a geometry that no longer exists.
+    this.own.clear();
+    this.ownSorted.clear();
+    this.hint.clear();
+    for (const [k, v] of [...this.cache]) this.put(k, v);
   }
 
   /** Keys of the blocks this node owns for a pool and family, in key order (cached: this is the hot path). */

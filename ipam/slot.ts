@@ -4,7 +4,7 @@
  * cooldown queue, not lowest-free), so a freed address is not handed out again at once: stale ARP and
  * conntrack entries and lagging DNS then point at nothing rather than at a new pod.
  */
-import { type BlockGeom, nextUsable } from './pool';
+import { type BlockGeom, isUsable, nextUsable } from './pool';
 import type { SlotRecord } from './records';
 
 /**
@@ -21,7 +21,8 @@ export function* candidates(g: BlockGeom, slot: SlotRecord, taken: (o: number) =
   }
   for (const [o, at] of slot.queue) {
     if (at > cooledBy) return; // the queue is in release order: everything after is still cooling too
-    if (!taken(o)) yield o;
+    // A redefined pool (narrower range, new exclusions) may have made a released address unusable.
+    if (!taken(o) && isUsable(g, o)) yield o;
   }
 }
 

@@ -1,0 +1,67 @@
+/** A closed-loop load generator shared by the bench/ipam phases: `concurrency` callers, each issuing its next request when the last one returns. */
+import { summarize } from '../lib/stats';
+
+export interface DriveResult {
+  done: number;
+  failed: number;
+  elapsedMs: number;
+  latenciesMs: number[];
+  firstError?: string;
+}
+
+/** Run `op(0..total-1)` with `concurrency` callers until all are done or `deadlineMs` has passed. */
+export async function drive(opts: { total: number; concurrency: number; deadlineMs: number; op: (i: number) => Promise<void> }): Promise<DriveResult> {
+  const { total, concurrency, op } = opts;
+  const t0 = performance.now();
+  const stopAt = t0 + opts.deadlineMs;
+  const latenciesMs: number[] = [];
+  const out: DriveResult = { done: 0, failed: 0, elapsedMs: 0, latenciesMs };
+  let next = 0;
+  const caller = async (): Promise<void> => {
+    while (next < total && performance.now() < stopAt) {
+      const i = next++;
+      const s = performance.now();
+      try {
+        await op(i);
+        latenciesMs.push(performance.now() - s);
+      } catch (e) {
+        out.failed++;
+        out.firstError ??= e instanceof Error ? e.message : String(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, caller));
+  out.done = latenciesMs.length;
+  out.elapsedMs = performance.now() - t0;
+  return out;
+}
+
+/** One row of the in-daemon tables: throughput and latency of a drive() run. */
+export interface ThroughputRow {
+  store: 'local' | 'etcd';
+  nodes: number;
+  concurrency: number;
+  allocations: number;
+  failed: number;
+  seconds: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Shared-store writes per allocation (etcd transactions; for the local store, its journal commits). */
+  writesPerAllocation: number;
+  firstError?: string;
+}
+
+export function throughputRow(store: ThroughputRow['store'], nodes: number, concurrency: number, r: DriveResult, writes: number): ThroughputRow {
+  const s = summarize(r.latenciesMs.length ? r.latenciesMs : [NaN]);
+  const row: ThroughputRow = {
+    store, nodes, concurrency, allocations: r.done, failed: r.failed, seconds: r.elapsedMs / 1000,
+    perSecond: r.done / (r.elapsedMs / 1000), p50Ms: s.p50, p99Ms: s.p99, maxMs: s.max,
+    writesPerAllocation: r.done ? writes / r.done : NaN,
+  };
+  if (r.firstError) row.firstError = r.firstError;
+  return row;
+}
+
+export const say = (line: string): void => void process.stderr.write(`ipam: ${line}\n`);

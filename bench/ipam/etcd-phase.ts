@@ -1,0 +1,48 @@
+/**
+ * (b) The in-daemon path on etcd: a 3-member etcd cluster on loopback started here, and three `Ipam`
+ * instances as three nodes (each its own etcd client and local node store, as three daemons would have),
+ * driven together at a total concurrency of 16 and 64. Writes per allocation come from the stores' counters.
+ *
+ * main.ts loads this file through its own esbuild bundle with etcd3 left external: etcd3 reads its .proto
+ * files relative to its package directory, which a bundle would move.
+ */
+import { join } from 'node:path';
+import { EtcdStore } from '../../ipam/etcd-store';
+import { LocalStore } from '../../ipam/local-store';
+import { Ipam } from '../../ipam/service';
+import { EtcdCluster } from '../../test/helpers/etcd-cluster';
+import { type ThroughputRow, drive, say, throughputRow } from './drive';
+import { BENCH_POOL } from './local-phase';
+
+export async function runEtcdPhase(dir: string, opts: { total: number; deadlineMs: number; concurrencies: number[] }): Promise<ThroughputRow[]> {
+  say('etcd: starting a 3-member cluster on 127.0.0.1');
+  const cluster = await EtcdCluster.start(3);
+  const nodes: { ipam: Ipam; shared: EtcdStore }[] = [];
+  const rows: ThroughputRow[] = [];
+  try {
+    for (let n = 0; n < 3; n++) {
+      const shared = new EtcdStore({ endpoints: cluster.endpoints, prefix: '/plexus-bench/ipam' });
+      const nodeStore = await LocalStore.open(join(dir, `etcd-node-${n}`));
+      nodes.push({ shared, ipam: await Ipam.open({ node: `node-${n}`, shared, nodeStore, pools: [BENCH_POOL], ownStores: true }) });
+    }
+    const writes = (): number => nodes.reduce((sum, n) => sum + n.shared.stats().writes, 0);
+    const alloc = (tag: string) => async (i: number): Promise<void> => {
+      const cid = `${tag}-${i}`;
+      const node = nodes[i % nodes.length] as (typeof nodes)[number];
+      await node.ipam.allocate({ pod: { namespace: 'bench', name: cid }, containerId: cid, ifName: 'eth0', network: 'bench', pool: 'bench' });
+    };
+    // Warm-up: every node claims its first block and opens its gRPC channels.
+    await drive({ total: 300, concurrency: 6, deadlineMs: 20000, op: alloc('warm') });
+    for (const c of opts.concurrencies) {
+      const before = writes();
+      const r = await drive({ total: opts.total, concurrency: c, deadlineMs: opts.deadlineMs, op: alloc(`etcd-c${c}`) });
+      const row = throughputRow('etcd', nodes.length, c, r, writes() - before);
+      rows.push(row);
+      say(`etcd c=${c}: ${row.allocations} allocations, ${row.perSecond.toFixed(0)}/s, p99 ${row.p99Ms.toFixed(2)} ms, ${row.writesPerAllocation.toFixed(3)} etcd writes/allocation`);
+    }
+  } finally {
+    for (const n of nodes) await n.ipam.close({ leave: true }).catch(() => undefined);
+    await cluster.stop();
+  }
+  return rows;
+}
