@@ -133,7 +133,7 @@ export class TestCluster {
     return sh('ip', ['netns', 'exec', this.node, cmd, ...args], opts);
   }
 
-  async startDaemon(): Promise<void> {
+  async startDaemon(readyTimeoutMs = 10_000): Promise<void> {
     const config = {
       socketPath: this.socket,
       stateDir: this.stateDir,
@@ -150,7 +150,7 @@ export class TestCluster {
     const log = openSync(this.logFile, 'a');
     this.daemon = spawn('ip', ['netns', 'exec', this.node, process.execPath, PLEXUSD_BIN, '--config', configPath], { stdio: ['ignore', log, log] });
     closeSync(log);
-    await this.waitReady();
+    await this.waitReady(readyTimeoutMs);
   }
 
   async waitReady(timeoutMs = 10_000): Promise<void> {
