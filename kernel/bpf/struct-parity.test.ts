@@ -4,25 +4,11 @@
  * headers (<bpf/libbpf.h>, <bpf/bpf.h>, <linux/bpf.h>, <linux/pkt_cls.h>) and testdata/tc_count.h, compiled
  * by the host C compiler. Skipped where there is none; the koffi half needs libbpf.so.1, a build dependency.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compileAndRun } from '../../test/helpers/c-parity';
 import { BPF_CONSTANT_GROUPS } from './constants';
 import { structTypes } from './libbpf';
 import * as tcCount from './testdata/tc-count';
-
-function findCompiler(): string | undefined {
-  for (const cc of ['cc', 'clang', 'gcc']) {
-    try {
-      execFileSync(cc, ['--version'], { stdio: 'ignore' });
-      return cc;
-    } catch {
-      // try the next one
-    }
-  }
-  return undefined;
-}
 
 /** koffi struct members that mirror unnamed C padding (`__u32 :32`): no offsetof exists for them. */
 const isPadding = (member: string): boolean => member.startsWith('__pad');
@@ -90,29 +76,11 @@ function program(): string {
   ].join('\n');
 }
 
-const cc = findCompiler();
-const suite = cc ? describe : describe.skip;
-
-suite('kernel/bpf structs, codecs and constants match the C headers', () => {
+describe('kernel/bpf structs, codecs and constants match the C headers', () => {
   let c = new Map<string, number>();
 
   beforeAll(() => {
-    const dir = mkdtempSync(join(tmpdir(), 'plx-bpf-parity-'));
-    try {
-      writeFileSync(join(dir, 'parity.c'), program());
-      execFileSync(cc!, ['-I', join(__dirname, 'testdata'), '-o', join(dir, 'parity'), join(dir, 'parity.c')], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      const out = execFileSync(join(dir, 'parity'), { encoding: 'utf8' });
-      c = new Map(
-        out
-          .trim()
-          .split('\n')
-          .map((line) => [line.slice(0, line.lastIndexOf('=')), Number(line.slice(line.lastIndexOf('=') + 1))]),
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    c = compileAndRun(program(), [join(__dirname, 'testdata')]);
   });
 
   test.each(koffiStructs().map((s) => [s.cName, s] as const))('koffi %s: size and every named member', (_name, s) => {

@@ -2,26 +2,11 @@
  * STYLE 12: every struct codec and every rtnetlink/libc constant in kernel/ is compared with the installed C
  * headers, compiled by the C compiler the build already needs (clang, or cc). Skipped where none exists.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { compileAndRun } from '../../test/helpers/c-parity';
 import { ERRNO } from '../errno';
 import * as libc from '../libc';
 import { CONSTANT_GROUPS } from './constants';
 import { fieldSize, STRUCTS } from './structs';
-
-function findCompiler(): string | undefined {
-  for (const cc of ['cc', 'clang', 'gcc']) {
-    try {
-      execFileSync(cc, ['--version'], { stdio: 'ignore' });
-      return cc;
-    } catch {
-      // try the next one
-    }
-  }
-  return undefined;
-}
 
 const LIBC_CONSTANTS = [
   'O_RDONLY', 'O_WRONLY', 'O_CLOEXEC', 'CLONE_NEWNET', 'AF_NETLINK', 'SOCK_RAW', 'SOCK_CLOEXEC', 'SOL_SOCKET', 'SO_RCVTIMEO',
@@ -63,27 +48,11 @@ function program(): string {
   ].join('\n');
 }
 
-const cc = findCompiler();
-const suite = cc ? describe : describe.skip;
-
-suite('kernel/ structs and constants match the C headers', () => {
+describe('kernel/ structs and constants match the C headers', () => {
   let c = new Map<string, number>();
 
   beforeAll(() => {
-    const dir = mkdtempSync(join(tmpdir(), 'plx-parity-'));
-    try {
-      writeFileSync(join(dir, 'parity.c'), program());
-      execFileSync(cc!, ['-o', join(dir, 'parity'), join(dir, 'parity.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
-      const out = execFileSync(join(dir, 'parity'), { encoding: 'utf8' });
-      c = new Map(
-        out
-          .trim()
-          .split('\n')
-          .map((line) => [line.slice(0, line.lastIndexOf('=')), Number(line.slice(line.lastIndexOf('=') + 1))]),
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    c = compileAndRun(program(), []);
   });
 
   test.each(STRUCTS.map((s) => [s.cName, s] as const))('%s: size and every field offset and width', (_name, s) => {
