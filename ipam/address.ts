@@ -4,6 +4,7 @@
  * that two tools could read differently (IPv4 octets with leading zeros, IPv6 zone ids) is rejected.
  */
 import { PlexusError } from '../meta-plugin/cni/errors';
+import { formatIpv6Groups } from '../meta-plugin/cni/ipv6-text';
 
 export type Family = 'v4' | 'v6';
 
@@ -100,26 +101,7 @@ function formatV4(v: bigint): string {
 function formatV6(v: bigint): string {
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952 section 5: IPv4-mapped addresses keep the dotted quad.
-  if (v >> 32n === 0xffffn) return `::ffff:${formatV4(v & 0xffffffffn)}`;
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatIpv6Groups(groups);
 }
 
 export function formatIp(ip: Ip): string {

@@ -4,6 +4,7 @@
  * inet_ntop(3) and therefore `ip` print.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpv6Groups } from '../meta-plugin/cni/ipv6-text';
 import { invalidArgument } from './errno';
 
 export type IpFamily = 4 | 6;
@@ -44,28 +45,7 @@ export function formatIp(bytes: Buffer): string {
   if (bytes.length !== 16) throw invalidArgument('format IP address', `${bytes.length} bytes`);
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
-  // IPv4-mapped addresses keep their dotted tail (RFC 5952 section 5).
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
-  }
-  let best = -1;
-  let bestLen = 1; // a single zero group is never shortened
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best === -1) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatIpv6Groups(groups);
 }
 
 export function formatCidr(bytes: Buffer, prefixLength: number): string {

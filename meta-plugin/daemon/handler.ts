@@ -9,6 +9,8 @@ import { LATEST_VERSION, configVersion, isSupportedVersion, versionInfo } from '
 import { podKey } from '../cni/types';
 import type { ValidAttachment } from '../../delegates/conflist';
 import { plan as makePlan } from '../planner/planner';
+import { NETWORKS_ANNOTATION, parseNetworksAnnotation } from '../planner/annotation';
+import { RESOURCE_NAME_ANNOTATION } from '../planner/devices';
 import type { NetworkConfList, Plan, PodObject } from '../planner/types';
 import type { Runner } from '../runner/runner';
 import type { Source } from '../source/source';
@@ -193,32 +195,26 @@ export class CniHandler {
   }
 }
 
-/** Resource names of the NADs a pod's annotation may reach, so devices are looked up only when needed. */
+/**
+ * Resource names of the NADs a pod's annotation selects, so devices are looked up only when needed. The
+ * annotation is read by the planner's own parser; an invalid one selects nothing (the planner ignores it).
+ */
 function resourceNamesOf(source: Source, pod: PodObject | null): string[] {
-  if (!pod) return [];
-  const ann = pod.annotations['k8s.v1.cni.cncf.io/networks'];
-  if (!ann) return [];
+  const ann = pod?.annotations[NETWORKS_ANNOTATION];
+  if (!pod || !ann) return [];
+  let parsed: ReturnType<typeof parseNetworksAnnotation>;
+  try {
+    parsed = parseNetworksAnnotation(ann, pod.namespace);
+  } catch {
+    return []; // S21 errors are the planner's to report
+  }
+  if (!parsed.ok) return [];
   const names = new Set<string>();
-  const refs: { ref: string; namespace?: string }[] = ann.trim().startsWith('[')
-    ? safeJsonRefs(ann)
-    : ann.split(',').map((s) => ({ ref: s.trim().split('@')[0] ?? '' }));
-  for (const { ref, namespace } of refs) {
-    const [ns, name] = ref.includes('/') ? ref.split('/', 2) : [namespace ?? pod.namespace, ref];
-    const rn = source.getNad(ns!, name!)?.annotations['k8s.v1.cni.cncf.io/resourceName'];
+  for (const sel of parsed.selections) {
+    const rn = source.getNad(sel.namespace, sel.name)?.annotations[RESOURCE_NAME_ANNOTATION];
     if (rn) names.add(rn);
   }
   return [...names];
-}
-
-function safeJsonRefs(ann: string): { ref: string; namespace?: string }[] {
-  try {
-    const list = JSON.parse(ann) as { name?: unknown; namespace?: unknown }[];
-    return Array.isArray(list)
-      ? list.filter((x) => typeof x?.name === 'string').map((x) => ({ ref: String(x.name), ...(typeof x.namespace === 'string' ? { namespace: x.namespace } : {}) }))
-      : [];
-  } catch {
-    return [];
-  }
 }
 
 function runtimeConfigOf(config: Record<string, unknown>): Record<string, unknown> {

@@ -66,7 +66,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
   for (const rec of records.list((f, e) => log.warn({ file: f, err: errorText(e) }, 'unreadable record'))) {
     if (rec.pod && rec.status) await source.publishStatus(rec.pod, rec.status);
   }
-  const drain = () => drainDelQueue(config, handler, log);
+  // One drain at a time: the start-up passes and the periodic retry must not replay a DEL twice at once.
+  let draining: Promise<void> | undefined;
+  const drain = () => (draining ??= drainDelQueue(config, handler, log).finally(() => (draining = undefined)));
   await drain();
   ready = true;
   log.info({ socket: config.socketPath, node: config.nodeName }, 'plexusd ready');
@@ -95,34 +97,26 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
   return { stop, handler, source, runner };
 }
 
-let draining = false;
-
 /** Replay queued DELs oldest first; a DEL that fails stays queued and is retried later. */
 async function drainDelQueue(config: DaemonConfig, handler: CniHandler, log: Logger): Promise<void> {
-  if (draining) return;
-  draining = true;
-  try {
-    for (const { file, item, error } of listQueuedDels(config.stateDir)) {
-      if (!item) {
-        quarantine(config, file, error ?? 'unreadable', log);
-        continue;
-      }
-      try {
-        parseRequest(item.env, item.config); // invalid items can never succeed: set them aside
-      } catch (e) {
-        quarantine(config, file, errorText(e), log);
-        continue;
-      }
-      const reply = await handler.handle(item.env, item.config, item.invokedAs === 'plexus-ipam' ? 'plexus-ipam' : 'plexus');
-      if (reply.status === 200) {
-        removeQueuedDel(config.stateDir, file);
-        log.info({ file, containerId: item.env['CNI_CONTAINERID'] }, 'queued DEL done');
-      } else {
-        log.warn({ file, reply: reply.body }, 'queued DEL failed; will retry');
-      }
+  for (const { file, item, error } of listQueuedDels(config.stateDir)) {
+    if (!item) {
+      quarantine(config, file, error ?? 'unreadable', log);
+      continue;
     }
-  } finally {
-    draining = false;
+    try {
+      parseRequest(item.env, item.config); // invalid items can never succeed: set them aside
+    } catch (e) {
+      quarantine(config, file, errorText(e), log);
+      continue;
+    }
+    const reply = await handler.handle(item.env, item.config, item.invokedAs === 'plexus-ipam' ? 'plexus-ipam' : 'plexus');
+    if (reply.status === 200) {
+      removeQueuedDel(config.stateDir, file);
+      log.info({ file, containerId: item.env['CNI_CONTAINERID'] }, 'queued DEL done');
+    } else {
+      log.warn({ file, reply: reply.body }, 'queued DEL failed; will retry');
+    }
   }
 }
 
