@@ -88,3 +88,86 @@ ${legend.join('\n')}
 </svg>
 `;
 }
+
+/** The middle of the samples (the mean of the two middle ones for an even count); NaN if there are none. */
+export function median(samples: number[]): number {
+  if (samples.length === 0) return NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface BarGroup {
+  label: string;
+  /** A second, smaller line under the label (for example what the values are relative to). */
+  sublabel?: string;
+  /** One value per series, in series order; null draws "n/a". */
+  values: (number | null)[];
+}
+
+export interface BarOptions {
+  yLabel: string;
+  /** Horizontal lines across the plot, for example 1.0 for "equal to the reference" or a goal. */
+  refLines?: { value: number; label: string; color?: string }[];
+  /** Top of the axis; taller bars are cut there and keep their value as a label. Default: fits everything. */
+  yMax?: number;
+}
+
+function niceStep(raw: number): number {
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / pow;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * pow;
+}
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A grouped vertical bar chart as an SVG: one group per row of a table, one bar per series. */
+export function barSvg(title: string, series: { name: string; color: string }[], groups: BarGroup[], opts: BarOptions): string {
+  const barW = 18, L = 60, R = 150, T = 60, B = 62, H = 400;
+  const W = Math.max(L + 20 + series.reduce((w, s) => w + s.name.length * 6 + 30, 0), L + R + groups.length * (series.length * barW + 26));
+  // Groups share the plot's width; the bars of a group sit in its middle.
+  const groupW = (W - L - R) / Math.max(1, groups.length);
+  const gap = groupW - series.length * barW;
+  const finite = groups.flatMap((g) => g.values).filter((v): v is number => v !== null && Number.isFinite(v));
+  const top = opts.yMax ?? Math.max(...finite, ...(opts.refLines ?? []).map((r) => r.value), 0.01) * 1.12;
+  const step = niceStep(top / 5);
+  const y = (v: number) => H - B - (Math.min(v, top) / top) * (H - T - B);
+  const out: string[] = [];
+  for (let v = 0; v <= top + 1e-9; v += step) {
+    out.push(`<line x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}" stroke="#e5e5e5"/><text x="${L - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${Number(v.toFixed(3))}</text>`);
+  }
+  groups.forEach((g, gi) => {
+    const x0 = L + gap / 2 + gi * groupW;
+    g.values.forEach((v, si) => {
+      const x = x0 + si * barW;
+      const color = series[si]?.color ?? '#888';
+      if (v === null || !Number.isFinite(v)) {
+        out.push(`<text x="${x + barW / 2}" y="${H - B - 4}" font-size="9" text-anchor="middle" fill="#999">n/a</text>`);
+        return;
+      }
+      const cut = v > top;
+      out.push(`<rect x="${x + 1}" y="${y(v)}" width="${barW - 2}" height="${H - B - y(v)}" fill="${color}"${cut ? ' fill-opacity="0.6"' : ''}/>`);
+      out.push(`<text x="${x + barW / 2}" y="${y(v) - 3}" font-size="9" text-anchor="middle"${cut ? ' font-weight="bold"' : ''}>${Number(v.toFixed(2))}</text>`);
+    });
+    const cx = x0 + (series.length * barW) / 2;
+    out.push(`<text x="${cx}" y="${H - B + 16}" font-size="11" text-anchor="middle">${esc(g.label)}</text>`);
+    if (g.sublabel) out.push(`<text x="${cx}" y="${H - B + 30}" font-size="10" text-anchor="middle" fill="#666">${esc(g.sublabel)}</text>`);
+  });
+  for (const r of opts.refLines ?? []) {
+    const c = r.color ?? '#333';
+    out.push(`<line x1="${L}" y1="${y(r.value)}" x2="${W - R}" y2="${y(r.value)}" stroke="${c}" stroke-dasharray="5,3"/><text x="${W - R + 4}" y="${y(r.value) + 4}" font-size="10" fill="${c}">${esc(r.label)}</text>`);
+  }
+  // Legend entries one after another, each as wide as its name (about 6 px a character at font-size 11).
+  const legendX = series.map((_, i) => L + series.slice(0, i).reduce((w, s) => w + s.name.length * 6 + 30, 0));
+  const legend = series.map((s, i) => `<rect x="${legendX[i]}" y="32" width="12" height="12" fill="${s.color}"/><text x="${legendX[i]! + 16}" y="42" font-size="11">${esc(s.name)}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="20" font-size="15" text-anchor="middle">${esc(title)}</text>
+${legend.join('\n')}
+${out.join('\n')}
+<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#333"/>
+<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#333"/>
+<text x="16" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">${esc(opts.yLabel)}</text>
+</svg>
+`;
+}

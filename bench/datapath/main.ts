@@ -1,0 +1,186 @@
+/**
+ * bench/datapath: TCP throughput (iperf3, 1 and 4 streams) and UDP ping-pong latency (sockperf, p50/p99)
+ * between two endpoints through every topology of the registry (topologies.ts), in one run. All topologies are
+ * set up first; then each round runs each measurement on each topology in turn, so noise on the 2 shared cores
+ * hits all of them alike, and the report takes the median of the rounds. Ratios are to the limit of each kind
+ * (raw-veth same-node, raw-node-veth cross-node); goals (report.ts) are reported, never asserted.
+ *
+ * Knobs: DATAPATH_SECONDS (per measurement, default 3), DATAPATH_ROUNDS (default 5), DATAPATH_TOPOLOGIES
+ * (comma-separated names, in the order wanted; default: all). Every netns is named plxd-<random>-*; all of them
+ * and every process started are removed at the end, on failure and on SIGINT/SIGTERM.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { killStarted } from '../lib/proc';
+import { RESULTS_DIR, writeResults } from '../lib/stats';
+import { SOCKPERF_MSG_SIZE, TCP_OMIT_SECONDS, checkReachable, clientMtu, measureLatency, measureTcp } from './measure';
+import { type RunConfig, type Samples, type TopologyRun, buildReport, emptySamples } from './report';
+import { selectTopologies } from './topologies';
+import type { Endpoints, Topology } from './topology';
+
+function positiveInt(name: string, dflt: number): number {
+  const raw = process.env[name];
+  const n = raw === undefined || raw === '' ? dflt : Number(raw);
+  // iperf3 and sockperf take whole seconds.
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number >= 1, not '${raw}'`);
+  return n;
+}
+
+const say = (line: string): void => void process.stderr.write(`datapath: ${line}\n`);
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+interface Measurement {
+  label: string;
+  /** Runs once, adds its figures to `into`, returns them as text for the progress line. */
+  run(ep: Endpoints, seconds: number, into: Samples): Promise<string>;
+}
+
+const MEASUREMENTS: Measurement[] = [
+  {
+    label: 'tcp x1',
+    async run(ep, seconds, into) {
+      const r = await measureTcp(ep, 1, seconds);
+      into.tcp1Gbps.push(r.gbps);
+      into.retransmits1.push(r.retransmits);
+      return `${r.gbps.toFixed(2)} Gbit/s, ${r.retransmits} retransmits`;
+    },
+  },
+  {
+    label: 'tcp x4',
+    async run(ep, seconds, into) {
+      const r = await measureTcp(ep, 4, seconds);
+      into.tcp4Gbps.push(r.gbps);
+      into.retransmits4.push(r.retransmits);
+      return `${r.gbps.toFixed(2)} Gbit/s, ${r.retransmits} retransmits`;
+    },
+  },
+  {
+    label: 'latency',
+    async run(ep, seconds, into) {
+      const r = await measureLatency(ep, seconds);
+      into.p50Us.push(r.p50Us);
+      into.p99Us.push(r.p99Us);
+      return `p50 ${r.p50Us.toFixed(1)} µs, p99 ${r.p99Us.toFixed(1)} µs (${r.observations} observations)`;
+    },
+  },
+];
+
+function checkPrerequisites(): void {
+  if (process.getuid?.() !== 0) throw new Error('must run as root (network namespaces)');
+  const missing = ['/usr/bin/iperf3', '/usr/bin/sockperf', '/usr/lib/cni/bridge', '/usr/lib/cni/ptp', '/usr/lib/cni/host-local'].filter((p) => !existsSync(p));
+  if (missing.length) throw new Error(`missing: ${missing.join(', ')} (apt-get install iperf3 sockperf containernetworking-plugins)`);
+}
+
+interface Active {
+  topology: Topology;
+  run: TopologyRun;
+  ep: Endpoints;
+}
+
+/** Sets up every topology; one that fails (or cannot reach its server) is torn down and reported, not measured. */
+async function setUpAll(topologies: Topology[], runs: TopologyRun[]): Promise<Active[]> {
+  const active: Active[] = [];
+  for (const [i, topology] of topologies.entries()) {
+    if (aborted) break;
+    const run = runs[i]!;
+    try {
+      say(`set up ${topology.name} (${topology.kind})`);
+      const ep = await topology.setup();
+      await checkReachable(ep);
+      run.endpoints = ep;
+      run.mtu = await clientMtu(ep);
+      active.push({ topology, run, ep });
+    } catch (e) {
+      if (aborted) break;
+      run.error = message(e);
+      say(`set up ${topology.name} FAILED: ${run.error}`);
+      await topology.teardown().catch((e2: unknown) => say(`teardown ${topology.name}: ${message(e2)}`));
+    }
+  }
+  return active;
+}
+
+/** Each round runs each measurement on each topology in turn; a failed measurement is recorded and skipped. */
+async function measureRounds(active: Active[], rounds: number, seconds: number): Promise<void> {
+  const perRound = active.length * (2 * (seconds + TCP_OMIT_SECONDS) + seconds + 1.5);
+  say(`${active.length} topologies, ${rounds} rounds x ${MEASUREMENTS.length} measurements x ${seconds} s: about ${Math.ceil((perRound * rounds) / 60)} min`);
+  for (let r = 0; r < rounds; r++) {
+    // Round-robin, starting one topology later each round, so none is always measured first.
+    const order = active.map((_, i) => active[(i + r) % active.length]!);
+    for (const m of MEASUREMENTS) {
+      for (const { topology, run, ep } of order) {
+        if (aborted) return;
+        const tag = `round ${r + 1}/${rounds} ${m.label.padEnd(7)} ${topology.name.padEnd(16)}`;
+        try {
+          say(`${tag} ${await m.run(ep, seconds, run.samples)}`);
+        } catch (e) {
+          if (aborted) return;
+          run.failures.push(`round ${r + 1} ${m.label}: ${message(e)}`);
+          say(`${tag} FAILED: ${message(e)}`);
+        }
+      }
+    }
+  }
+}
+
+let aborted = false;
+let cleaning: Promise<void> | undefined;
+
+async function main(): Promise<void> {
+  checkPrerequisites();
+  const seconds = positiveInt('DATAPATH_SECONDS', 3);
+  const rounds = positiveInt('DATAPATH_ROUNDS', 5);
+  const runPrefix = `plxd-${randomBytes(3).toString('hex')}`;
+  const tmp = join(tmpdir(), runPrefix);
+  const topologies = selectTopologies(process.env['DATAPATH_TOPOLOGIES'], runPrefix, tmp);
+  mkdirSync(tmp, { mode: 0o700 });
+
+  // One clean-up, shared by the normal end, a failure and a signal; each step tolerates the others.
+  const cleanup = (): Promise<void> => (cleaning ??= (async () => {
+    killStarted();
+    for (const t of topologies) await t.teardown().catch((e: unknown) => say(`teardown ${t.name}: ${message(e)}`));
+    rmSync(tmp, { recursive: true, force: true });
+  })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      aborted = true;
+      say(`${sig}: stopping, cleaning up`);
+      void cleanup().then(() => process.exit(130));
+    });
+  }
+
+  const runs: TopologyRun[] = topologies.map((t) => ({ name: t.name, kind: t.kind, baseline: t.baseline, description: t.description, samples: emptySamples(), failures: [] }));
+  try {
+    const active = await setUpAll(topologies, runs);
+    if (!aborted) await measureRounds(active, rounds, seconds);
+  } finally {
+    await cleanup();
+  }
+  if (aborted) return;
+
+  const config: RunConfig = {
+    seconds,
+    rounds,
+    tcpOmitSeconds: TCP_OMIT_SECONDS,
+    sockperfMsgSize: SOCKPERF_MSG_SIZE,
+    host: { kernel: release(), cpus: cpus().length, brNetfilter: existsSync('/proc/sys/net/bridge') },
+  };
+  const report = buildReport(runs, config);
+  const paths = writeResults('datapath', report.json, report.markdown);
+  writeFileSync(join(RESULTS_DIR, 'datapath.svg'), report.svg);
+  process.stdout.write(report.markdown);
+  say(`results: ${paths.json}, ${paths.md}, ${join(RESULTS_DIR, 'datapath.svg')}`);
+}
+
+main().then(
+  () => {
+    // A signal's handler exits once its clean-up is done.
+    if (!aborted) process.exit(0);
+  },
+  (e: unknown) => {
+    say(`failed: ${message(e)}`);
+    void (cleaning ?? Promise.resolve()).then(() => process.exit(1));
+  },
+);
