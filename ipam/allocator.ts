@@ -9,12 +9,13 @@
  */
 import { PlexusError } from '../meta-plugin/cni/errors';
 import { type Family, type Ip, formatIp } from './address';
-import { type Engine, conflict, emptyBlock, exhausted, geomOf, holderOf } from './engine';
+import { type Engine, conflict, emptyBlock, exhausted, geomOf, holderOf, withLane } from './engine';
 import { podKeyOf } from './node-book';
 import { type BlockGeom, type Pool, blockOfIp, ipOf, isUsable, ordinalOf } from './pool';
 import type { FixedAddress, FixedRecord, ForeignEntry, PodAddress } from './records';
+import { refillSoon } from './refill';
 import { findBorrowTargets, claimBlock, grow, growSome, findOwnTarget, reclaimBlocks } from './space';
-import { candidates, firstMatching, markTaken } from './slot';
+import { candidates, firstCooled, firstMatching, markTaken } from './slot';
 import type { WriteOp } from './store';
 
 export interface AddressRequest {
@@ -41,8 +42,9 @@ function addressFor(req: AddressRequest, g: BlockGeom, o: number, via: PodAddres
 
 /** Book ordinal `o` of an owned block, which must be in its reserve. Synchronous: nothing can interleave. */
 function bookOwn(e: Engine, req: AddressRequest, g: BlockGeom, o: number): PodAddress {
+  // The slot's change is not written now: the pod record makes `o` taken after any restart, so an older
+  // cursor or a queue that still lists `o` picks the same next address. The next release writes it.
   markTaken(e.book.slot(g.key, g.pool), o);
-  e.book.touch('slot', g.key);
   e.book.lastActive.set(g.key, e.now());
   const addr = addressFor(req, g, o, 'own');
   e.book.addAddress(req.pod, addr);
@@ -51,24 +53,41 @@ function bookOwn(e: Engine, req: AddressRequest, g: BlockGeom, o: number): PodAd
 
 /**
  * The fast path: an address from the reserve of an owned block, with no I/O at all. Unless `anyAge`,
- * addresses released less than cooldownMs ago are left for later.
+ * addresses released less than cooldownMs ago are left for later. It looks at the block it used last, then
+ * at the blocks the reserve index says may have something (block-index.ts), never at every owned block:
+ * a block found with nothing usable is parked until its first released address cools down.
  */
 export function tryReserve(e: Engine, req: AddressRequest, family: Family, anyAge = false): PodAddress | undefined {
   if (!e.leaseValid()) return undefined;
-  const cooledBy = anyAge ? Infinity : e.now() - e.opts.cooldownMs;
+  const now = e.now();
+  const cooledBy = anyAge ? Infinity : now - e.opts.cooldownMs;
   const lane = `${req.pool.name}/${family}`;
+  const index = e.blocks.reserve.lane(lane);
   const hint = e.blocks.hint.get(lane);
-  const fromHint = hint === undefined ? undefined : reserveOf(e, req, hint, cooledBy);
-  if (fromHint) return fromHint;
-  // The hint's reserve is used up: look through every owned block (no copy of the list: this is the hot path).
-  for (const key of e.blocks.owned(req.pool.name, family)) {
-    if (key === hint) continue;
+  if (hint !== undefined && index.has(hint)) {
+    const got = reserveOf(e, req, hint, cooledBy);
+    if (got) return got;
+  }
+  for (const key of index.candidates(now, anyAge)) {
     const got = reserveOf(e, req, key, cooledBy);
-    if (!got) continue;
-    e.blocks.hint.set(lane, key);
-    return got;
+    if (got) {
+      e.blocks.hint.set(lane, key);
+      return got;
+    }
+    index.park(key, anyAge ? Infinity : reserveCoolsAt(e, key, now));
   }
   return undefined;
+}
+
+/** When a reserve address of `key` that is cooling down now may be handed out; Infinity if none is. */
+function reserveCoolsAt(e: Engine, key: string, now: number): number {
+  const blk = e.blocks.get(key)?.value;
+  const slot = blk?.owner === e.node && e.book.hasSlot(key) ? e.book.slot(key, blk.pool) : undefined;
+  if (!blk || !slot) return Infinity;
+  const owned = e.book.ownedIn(key);
+  const at = firstCooled(slot, e.opts.cooldownMs, (o) => blk.held[o] !== undefined && !owned.has(o));
+  // Already cooled yet not handed out: it is in flight or unusable; a change to the block will wake it.
+  return at <= now ? Infinity : at;
 }
 
 /** An address from the reserve of owned block `key`, booked for `req`, or undefined if it has none free. */
@@ -82,13 +101,12 @@ function reserveOf(e: Engine, req: AddressRequest, key: string, cooledBy: number
   return o === undefined ? undefined : bookOwn(e, req, g, o);
 }
 
-function lane<T>(e: Engine, pool: Pool, family: Family, fn: () => Promise<T>): Promise<T> {
-  return e.blocks.withLock(`lane:${pool.name}/${family}`, fn);
-}
-
 export async function allocateAny(e: Engine, req: AddressRequest, family: Family): Promise<PodAddress> {
   const fast = tryReserve(e, req, family);
-  if (fast) return fast;
+  if (fast) {
+    refillSoon(e, req.pool, family, fast.block);
+    return fast;
+  }
   const id = `${req.pool.name}/${family}`;
   e.blocks.waiting.set(id, (e.blocks.waiting.get(id) ?? 0) + 1);
   try {
@@ -99,7 +117,7 @@ export async function allocateAny(e: Engine, req: AddressRequest, family: Family
 }
 
 function slowPath(e: Engine, req: AddressRequest, family: Family): Promise<PodAddress> {
-  return lane(e, req.pool, family, async () => {
+  return withLane(e, req.pool, family, async () => {
     for (let round = 0; round < ROUNDS; round++) {
       await e.ensureLease();
       const got = tryReserve(e, req, family);
@@ -110,8 +128,13 @@ function slowPath(e: Engine, req: AddressRequest, family: Family): Promise<PodAd
       const recent = tryReserve(e, req, family, true);
       if (recent) return recent;
       if (await growSome(e, req.pool, family, true)) continue;
-      // The rare paths need the whole pool as it is now, not as this node last saw it.
+      // The rare paths need the whole pool as it is now, not as this node last saw it, and every owned
+      // block looked at again, not only the ones the indexes hold.
       await e.blocks.refreshPool(req.pool.name);
+      e.blocks.reindex(req.pool.name, family);
+      const late = tryReserve(e, req, family, true);
+      if (late) return late;
+      if (await growSome(e, req.pool, family, true)) continue;
       if (await claimBlock(e, req.pool, family)) continue;
       if ((await reclaimBlocks(e, req.pool, family)).length) continue;
       if (req.pool.strictAffinity) throw exhausted(req.pool, family, ' in blocks of this node (strictAffinity)');
@@ -194,7 +217,7 @@ export async function allocateIp(e: Engine, req: AddressRequest, ip: Ip): Promis
 
 /** Where a new fixed address goes: own blocks first, then a claimed or reclaimed block, then borrowing. */
 async function fixedTarget(e: Engine, pool: Pool, family: Family): Promise<{ g: BlockGeom; o: number }> {
-  return lane(e, pool, family, async () => {
+  return withLane(e, pool, family, async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const own = findOwnTarget(e, pool, family);
       if (own) return own;

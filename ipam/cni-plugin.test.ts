@@ -1,8 +1,11 @@
 import pino from 'pino';
 import { PlexusError, type ErrorKind } from '../meta-plugin/cni/errors';
 import { type CniCommand, type Env, parseRequest } from '../meta-plugin/cni/request';
-import { IpamPlugin, NO_POD_NAMESPACE, implicitPoolName } from './cni-plugin';
-import { cidrsCovering } from './cni-ranges';
+import { IpamPlugin, NO_POD_NAMESPACE } from './cni-plugin';
+import { cidrsCovering, inlinePoolOf } from './cni-ranges';
+import type { CniIpamSection } from './cni-schema';
+import { implicitPoolSpec } from './implicit-pools';
+import { POOL_NAME_SCHEMA } from './pool-schema';
 import { Ipam, MemoryStore } from './index';
 import type { PoolSpec } from './pool';
 
@@ -238,7 +241,7 @@ describe('CHECK', () => {
   test('fails when the network now allocates from another pool', async () => {
     await add({ ...T, pool: 'blue' });
     const err = await failure(run('CHECK', section));
-    expect(err.message).toMatch(/holds 10\.50\.0\.2 of pool blue, but the network allocates from pool cni-macnet/);
+    expect(err.message).toMatch(/holds 10\.50\.0\.2 of pool blue, but the network allocates from pool cni-10\.60\.0\.0-24-[0-9a-f]{10}$/);
   });
 });
 
@@ -380,40 +383,69 @@ describe('bad input: a PlexusError with its code, naming the field', () => {
 
 describe('implicit pools', () => {
   const W = (range: string, more: object = {}) => ({ ...T, range, ...more });
+  const poolOf = (section: object): string => implicitPoolSpec(inlinePoolOf(section as CniIpamSection) as NonNullable<ReturnType<typeof inlinePoolOf>>).name;
+  const P70 = poolOf(W('10.70.0.0/24'));
 
-  test('registered next to the configured pools, named after the network', async () => {
+  test('registered next to the configured pools, named after its ranges', async () => {
     await add(W('10.70.0.0/24'));
-    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'dual', 'cni-macnet']);
-    expect(ipam.poolSpec('cni-macnet')).toEqual({ name: 'cni-macnet', cidrs: ['10.70.0.0/24'] });
+    expect(P70).toMatch(/^cni-10\.70\.0\.0-24-[0-9a-f]{10}$/);
+    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'dual', P70]);
+    expect(ipam.poolSpec(P70)).toEqual({ name: P70, cidrs: ['10.70.0.0/24'] });
   });
 
-  test.each([
-    ['macnet', 'cni-macnet'],
-    ['net.a-1', 'cni-net.a-1'],
-    ['Net_A', /^cni-net-a-[0-9a-f]{8}$/],
-    ['_', /^cni-[0-9a-f]{8}$/],
-  ])('network %s -> pool %s', (network, want) => {
-    expect(implicitPoolName(network)).toMatch(want);
-  });
-
-  test('two networks whose names sanitise alike get distinct pools', () => {
-    expect(implicitPoolName('net-a')).not.toBe(implicitPoolName('Net-A'));
+  test('the name depends on the definition only, in any order, and is a valid pool name for IPv6 too', () => {
+    const dual = { ...T, ipRanges: [{ range: '10.70.0.0/24' }, { range: 'fd70::/64' }] };
+    const swapped = { ...T, ipRanges: [{ range: 'fd70::/64' }, { range: '10.70.0.0/24' }] };
+    expect(poolOf(swapped)).toBe(poolOf(dual));
+    expect(poolOf({ ...T, range: 'fd70::/64' })).toMatch(new RegExp(POOL_NAME_SCHEMA.pattern));
+    expect(poolOf(W('10.70.0.0/24', { exclude: ['10.70.0.9/32'] }))).not.toBe(P70);
+    expect(poolOf(W('10.70.0.0/24', { range_start: '10.70.0.9' }))).not.toBe(P70);
+    expect(poolOf({ ...T, ranges: [[{ subnet: '10.70.0.0/24' }]] })).not.toBe(P70); // host-local keeps .1 as the gateway
   });
 
   test('the same definition again reuses the pool, in any style that defines it', async () => {
     await add(W('10.70.0.0/24'));
-    const spec = ipam.poolSpec('cni-macnet');
-    await add({ ...T, ranges: [[{ subnet: '10.70.0.0/24', gateway: '10.70.0.254' }]] }, { cid: 'c2', pod: 'p2' }).catch(() => undefined);
-    await add(W('10.70.0.0/24'), { cid: 'c3', pod: 'p3' });
-    expect(ipam.poolSpec('cni-macnet')).toBe(spec);
+    const spec = ipam.poolSpec(P70);
+    await add({ ...T, ipRanges: [{ range: '10.70.0.0/24' }] }, { cid: 'c3', pod: 'p3' });
+    await add(W('10.70.0.0/24'), { cid: 'c4', pod: 'p4' });
+    expect(ipam.poolSpec(P70)).toBe(spec);
+    expect(ipam.poolSpecs()).toHaveLength(3);
   });
 
-  test('a different definition while addresses are allocated is refused, naming the network and the field', async () => {
-    await add(W('10.70.0.0/24'));
-    const err = await failure(add(W('10.71.0.0/24'), { cid: 'c2', pod: 'p2' }));
+  test('two networks with identical ranges share one pool: no address is handed out twice (Whereabouts habit)', async () => {
+    const range = W('10.70.0.0/29'); // .1 to .6
+    const got = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+      add(range, { network: i % 2 ? 'first' : 'second', cid: `c${i}`, pod: `p${i}` })));
+    const ips = got.flatMap(addresses);
+    expect(new Set(ips).size).toBe(6);
+    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'dual', poolOf(range)]);
+    expect(new Set(ipam.pods().flatMap((p) => p.addresses.map((a) => `${a.pool} ${a.network}`)))).toEqual(
+      new Set([`${poolOf(range)} first`, `${poolOf(range)} second`]));
+    const err = await failure(add(range, { network: 'third', cid: 'c9', pod: 'p9' }));
+    expect([err.kind, err.message]).toEqual(['PoolExhausted', expect.stringContaining(`pool ${poolOf(range)} has no free IPv4 address`)]);
+    // A DEL on one network frees the address for the other.
+    await run('DEL', range, { network: 'first', cid: 'c1' });
+    expect(addresses(await add(range, { network: 'second', cid: 'c9', pod: 'p9' }))).toHaveLength(1);
+  });
+
+  test.each([
+    ['a narrower range', W('10.70.0.0/25'), /ipam\.range 10\.70\.0\.0\/25 of network "second" overlaps the range of network "first" \(implicit pool cni-10\.70\.0\.0-24-[0-9a-f]{10}, 10\.70\.0\.0\/24\): networks share addresses only when their ranges are identical/],
+    ['other range bounds', W('10.70.0.0/24', { range_start: '10.70.0.100' }), /ipam\.range 10\.70\.0\.0\/24 of network "second" overlaps the range of network "first"/],
+    ['host-local ranges', { ...T, ranges: [[{ subnet: '10.70.0.0/16' }]] }, /ipam\.ranges\[0\]\[0\]\.subnet 10\.70\.0\.0\/16 of network "second" overlaps the range of network "first"/],
+  ])("another network's overlapping but different range is refused, naming both networks and the field: %s", async (_name, other, want) => {
+    await add(W('10.70.0.0/24'), { network: 'first' });
+    const err = await failure(add(other, { network: 'second', cid: 'c2', pod: 'p2' }));
     expect([err.kind, err.cniCode]).toEqual(['InvalidConfig', 7]);
-    expect(err.message).toMatch(/ipam\.range of network "macnet" changed \(10\.70\.0\.0\/24 -> 10\.71\.0\.0\/24\) while 1 addresses of its implicit pool cni-macnet are allocated/);
-    expect(ipam.poolSpec('cni-macnet')?.cidrs).toEqual(['10.70.0.0/24']);
+    expect(err.message).toMatch(want);
+    expect(ipam.poolSpecs()).toHaveLength(3);
+  });
+
+  test('an overlapping new definition while addresses are allocated is refused, naming the network and the field', async () => {
+    await add(W('10.70.0.0/24'));
+    const err = await failure(add(W('10.70.0.0/23'), { cid: 'c2', pod: 'p2' }));
+    expect([err.kind, err.cniCode]).toEqual(['InvalidConfig', 7]);
+    expect(err.message).toMatch(/ipam\.range of network "macnet" changed \(10\.70\.0\.0\/24 -> 10\.70\.0\.0\/23\) while 1 addresses of its implicit pool cni-10\.70\.0\.0-24-[0-9a-f]{10} are allocated/);
+    expect(ipam.poolSpec(P70)?.cidrs).toEqual(['10.70.0.0/24']);
   });
 
   test('a changed range_start names range_start', async () => {
@@ -422,34 +454,39 @@ describe('implicit pools', () => {
     expect(err.message).toMatch(/ipam\.range_start of network "macnet" changed \(10\.70\.0\.10 -> 10\.70\.0\.20\)/);
   });
 
-  test('a different definition once nothing is allocated replaces the pool', async () => {
+  test('a new definition that overlaps nothing takes effect at once; the old pool stays while it holds addresses', async () => {
+    await add(W('10.70.0.0/24'));
+    expect(addresses(await add(W('10.71.0.0/24'), { cid: 'c2', pod: 'p2' }))).toEqual(['10.71.0.1/24']);
+    const P71 = poolOf(W('10.71.0.0/24'));
+    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'dual', P70, P71]);
+    await run('DEL', W('10.70.0.0/24'));
+    await add(W('10.72.0.0/24'), { cid: 'c3', pod: 'p3' });
+    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'dual', P71, poolOf(W('10.72.0.0/24'))]);
+  });
+
+  test('an overlapping new definition once nothing is allocated replaces the pool', async () => {
     await add(W('10.70.0.0/24'));
     await run('DEL', W('10.70.0.0/24'));
-    expect(addresses(await add(W('10.71.0.0/24'), { cid: 'c2', pod: 'p2' }))).toEqual(['10.71.0.1/24']);
-    expect(ipam.poolSpec('cni-macnet')?.cidrs).toEqual(['10.71.0.0/24']);
+    expect(addresses(await add(W('10.70.0.0/23'), { cid: 'c2', pod: 'p2' }))).toEqual(['10.70.0.1/23']);
+    expect(ipam.poolSpec(P70)).toBeUndefined();
+    expect(ipam.poolSpec(poolOf(W('10.70.0.0/23')))?.cidrs).toEqual(['10.70.0.0/23']);
     expect(ipam.poolSpec('blue')).toBeDefined();
   });
 
-  test("another network's overlapping range is refused, naming both networks", async () => {
-    await add(W('10.70.0.0/24'), { network: 'first' });
-    const err = await failure(add(W('10.70.0.0/25'), { network: 'second', cid: 'c2', pod: 'p2' }));
-    expect(err.message).toMatch(/ipam\.range 10\.70\.0\.0\/25 of network "second" overlaps the range of network "first" \(its implicit pool cni-first, 10\.70\.0\.0\/24\)/);
-  });
-
   test('a configured pool with the implicit name is never replaced', async () => {
-    ipam.setPools([BLUE, { name: 'cni-macnet', cidrs: ['10.80.0.0/24'] }]);
+    ipam.setPools([BLUE, { name: P70, cidrs: ['10.80.0.0/24'] }]);
     const err = await failure(add(W('10.70.0.0/24')));
-    expect(err.message).toMatch(/"macnet": its implicit pool name cni-macnet is taken by a configured pool/);
+    expect(err.message).toMatch(/"macnet": its implicit pool name cni-10\.70\.0\.0-24-[0-9a-f]{10} is taken by a configured pool/);
   });
 
   test('implicitPools() lists them, so a reload that keeps them leaves them in force', async () => {
     await add(W('10.70.0.0/24'));
-    expect(plugin.implicitPools()).toEqual([{ name: 'cni-macnet', cidrs: ['10.70.0.0/24'] }]);
+    expect(plugin.implicitPools()).toEqual([{ name: P70, cidrs: ['10.70.0.0/24'] }]);
     ipam.setPools([BLUE, ...plugin.implicitPools()]);
-    const spec = ipam.poolSpec('cni-macnet');
+    const spec = ipam.poolSpec(P70);
     await add(W('10.70.0.0/24'), { cid: 'c2', pod: 'p2' });
-    expect(ipam.poolSpec('cni-macnet')).toBe(spec);
-    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'cni-macnet']);
+    expect(ipam.poolSpec(P70)).toBe(spec);
+    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', P70]);
   });
 
   test('after a reload dropped it, the next ADD registers it again; DEL works meanwhile', async () => {
@@ -457,22 +494,23 @@ describe('implicit pools', () => {
     ipam.setPools([BLUE, DUAL]);
     expect(await run('DEL', W('10.70.0.0/24'))).toBe('');
     expect(addresses(await add(W('10.70.0.0/24'), { cid: 'c2', pod: 'p2' }))).toHaveLength(1);
-    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'dual', 'cni-macnet']);
+    expect(ipam.poolSpecs().map((p) => p.name)).toEqual(['blue', 'dual', P70]);
   });
 
-  test('after a restart (definition unknown), held addresses outside a new definition refuse it', async () => {
+  test('after a restart (old definition unknown), addresses still held inside a new definition refuse it', async () => {
     await add(W('10.70.0.0/24'));
     const fresh = new IpamPlugin(ipam, { log: pino({ level: 'silent' }) });
     ipam.setPools([BLUE, DUAL]);
-    const req = request('ADD', netConf(W('10.71.0.0/24')), { cid: 'c2', pod: 'p2' });
-    const err = await failure(fresh.handle(req));
-    expect(err.message).toMatch(/ipam\.range of network "macnet" changed \(now 10\.71\.0\.0\/24, 1 held addresses are outside it\)/);
+    const err = await failure(fresh.handle(request('ADD', netConf(W('10.70.0.0/23')), { cid: 'c2', pod: 'p2' })));
+    expect(err.message).toMatch(/ipam\.range of network "macnet" \(10\.70\.0\.0\/23\) overlaps 1 addresses still held in pool cni-10\.70\.0\.0-24-[0-9a-f]{10} \(an earlier definition/);
+    // One that overlaps nothing held is fine.
+    expect(JSON.parse(await fresh.handle(request('ADD', netConf(W('10.71.0.0/24')), { cid: 'c3', pod: 'p3' }))).ips).toHaveLength(1);
   });
 
   test('concurrent first ADDs of a new network register once and get distinct addresses', async () => {
     const all = await Promise.all(Array.from({ length: 8 }, (_, i) => add(W('10.70.0.0/24'), { cid: `k${i}`, pod: `p${i}` })));
     expect(new Set(all.flatMap(addresses)).size).toBe(8);
-    expect(ipam.poolSpecs().filter((p) => p.name === 'cni-macnet')).toHaveLength(1);
+    expect(ipam.poolSpecs().filter((p) => p.name === P70)).toHaveLength(1);
   });
 });
 

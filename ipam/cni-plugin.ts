@@ -3,20 +3,21 @@
  * (macvlan, bridge ...) execs as its `ipam.type`, answered by the daemon's IPAM service. The delegate passes
  * its FULL network config; the IPAM part is `ipam`:
  * - `pool: NAME` allocates from a configured pool;
- * - host-local `ranges` and Whereabouts `range`/`ipRanges` define the network's implicit pool
- *   (`cni-<network>`, cni-ranges.ts), registered next to the configured ones on the first ADD.
+ * - host-local `ranges` and Whereabouts `range`/`ipRanges` define an implicit pool (cni-ranges.ts), named
+ *   after the ranges and shared by every network with identical ones (implicit-pools.ts), registered next
+ *   to the configured pools on the first ADD (or when the daemon starts, from the source's NADs).
  * Requests come in decoded (meta-plugin/cni/request.ts); results go out in the config's version without
  * `interfaces` or `ips[].interface`. Errors are PlexusErrors naming the field; the daemon logs them.
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { PlexusError, context } from '../meta-plugin/cni/errors';
+import { PlexusError } from '../meta-plugin/cni/errors';
 import type { CniRequest } from '../meta-plugin/cni/request';
 import { type CniDns, type CniIpConfig, type CniResult, type CniRoute, convertResult, parseResult } from '../meta-plugin/cni/result';
 import { versionInfo } from '../meta-plugin/cni/version';
-import { type Cidr, type Family, cidrContains, cidrsOverlap, formatCidr, formatIp, parseCidr, parseIp, parseIpPrefix } from './address';
+import { type Cidr, type Family, cidrContains, formatCidr, formatIp, parseCidr, parseIp, parseIpPrefix } from './address';
 import { type CniIpamConfig, parseCniIpamConfig } from './cni-schema';
 import { type InlinePool, gatewayFor, inlinePoolOf } from './cni-ranges';
+import { ImplicitPools, type PoolRef, implicitPoolSpec } from './implicit-pools';
 import type { PoolSpec } from './pool';
 import type { AllocateRequest, Allocation } from './request';
 import type { Ipam } from './service';
@@ -27,40 +28,27 @@ export const NO_POD_NAMESPACE = '_cni';
 const bad = (field: string, msg: string): PlexusError => new PlexusError('InvalidConfig', `plexus-ipam: ${field} ${msg}`);
 const checkFailed = (msg: string): PlexusError => new PlexusError('CheckFailed', `plexus-ipam: ${msg}`);
 
-/** The implicit pool of a network: a DNS-1123 name; a hash keeps names apart that sanitising made equal. */
-export function implicitPoolName(network: string): string {
-  const clean = network.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 200);
-  if (clean === network && clean !== '') return `cni-${clean}`;
-  const hash = createHash('sha256').update(network).digest('hex').slice(0, 8);
-  return clean === '' ? `cni-${hash}` : `cni-${clean}-${hash}`;
-}
-
-interface PoolRef {
-  name: string;
-  spec: PoolSpec;
-}
-
-interface Registered {
-  network: string;
-  spec: PoolSpec;
-  /** The spec as JSON: two configs define the same pool exactly when these are equal. */
-  key: string;
+export interface IpamPluginOptions {
+  log: Logger;
+  /** The registry of implicit pools, when the daemon shares it (it registers the source's NADs' at start). */
+  implicit?: ImplicitPools;
+  /** Whether a pod gets sticky addresses without asking (a StatefulSet's pod: same name, same address). */
+  sticky?: (pod: { namespace: string; name: string }) => boolean;
 }
 
 export class IpamPlugin {
-  /** Implicit pools this plugin registered, by pool name. */
-  private readonly implicit = new Map<string, Registered>();
-  /** Registration is check-then-set across awaits: one at a time. */
-  private registering: Promise<unknown> = Promise.resolve();
+  private readonly implicit: ImplicitPools;
 
   constructor(
     private readonly ipam: Ipam,
-    private readonly opts: { log: Logger },
-  ) {}
+    private readonly opts: IpamPluginOptions,
+  ) {
+    this.implicit = opts.implicit ?? new ImplicitPools(ipam, opts.log);
+  }
 
   /** The implicit pools registered so far: whoever replaces the pool list (a config reload) keeps these. */
   implicitPools(): PoolSpec[] {
-    return [...this.implicit.values()].map((r) => r.spec);
+    return this.implicit.specs();
   }
 
   /** One CNI request; the CNI stdout (empty for DEL, CHECK, GC and STATUS). */
@@ -90,12 +78,14 @@ export class IpamPlugin {
     const { containerId, ifName } = attachmentOf(req);
     const inline = inlinePoolOf(conf.ipam);
     const routes = parseRoutes(conf.ipam.routes);
-    const pool = inline ? await this.implicitPool(conf.name, inline) : this.configuredPool(conf.ipam.pool as string);
+    const pool = inline ? await this.implicit.poolFor(conf.name, inline) : this.configuredPool(conf.ipam.pool as string);
+    const wanted = requestedAddresses(req, conf, pool.spec);
     const request: AllocateRequest = {
       pod: req.podRef ? { ...req.podRef } : { namespace: NO_POD_NAMESPACE, name: containerId },
-      containerId, ifName, network: conf.name, pool: pool.name,
-      ...requestedAddresses(req, conf, pool.spec),
+      containerId, ifName, network: conf.name, pool: pool.name, ...wanted,
     };
+    // A StatefulSet's pod keeps its addresses across sandboxes unless it asked for specific ones or a claim.
+    if (req.podRef && wanted.ip === undefined && wanted.claim === undefined && this.opts.sticky?.(req.podRef)) request.sticky = true;
     const alloc = await this.ipam.allocate(request);
     return convertResult(ipamResult(alloc, inline, routes, conf.ipam.dns ?? conf.dns), req.cniVersion);
   }
@@ -111,7 +101,7 @@ export class IpamPlugin {
     const conf = parseCniIpamConfig(req.config);
     const { containerId, ifName } = attachmentOf(req);
     const inline = inlinePoolOf(conf.ipam);
-    const pool = inline ? implicitPoolName(conf.name) : (conf.ipam.pool as string);
+    const pool = inline ? implicitPoolSpec(inline).name : (conf.ipam.pool as string);
     const held = this.ipam.held(containerId, ifName);
     const who = `attachment ${containerId}/${ifName} of network "${conf.name}"`;
     if (held.length === 0) throw checkFailed(`${who} holds no address`);
@@ -144,89 +134,9 @@ export class IpamPlugin {
   private configuredPool(name: string): PoolRef {
     const spec = this.ipam.poolSpec(name);
     if (spec) return { name, spec };
-    const known = this.ipam.poolSpecs().map((p) => p.name).filter((n) => !this.implicit.has(n));
+    const implicit = new Set(this.implicit.specs().map((p) => p.name));
+    const known = this.ipam.poolSpecs().map((p) => p.name).filter((n) => !implicit.has(n));
     throw bad('ipam.pool', `${JSON.stringify(name)} is not a configured pool (configured: ${known.slice(0, 20).join(', ') || 'none'})`);
-  }
-
-  /** The network's implicit pool: reused when its definition is unchanged, else registered or redefined. */
-  private implicitPool(network: string, inline: InlinePool): Promise<PoolRef> {
-    const spec: PoolSpec = { name: implicitPoolName(network), ...inline.spec };
-    const key = JSON.stringify(spec);
-    const mine = this.implicit.get(spec.name);
-    // Fast path: ours, unchanged, and still in force (a config reload replaces the whole pool list).
-    if (mine?.key === key && this.ipam.poolSpec(spec.name) === mine.spec) return Promise.resolve({ name: spec.name, spec: mine.spec });
-    const run = this.registering.then(() => this.registerImplicit(network, inline, spec, key));
-    this.registering = run.catch(() => undefined);
-    return run;
-  }
-
-  private async registerImplicit(network: string, inline: InlinePool, spec: PoolSpec, key: string): Promise<PoolRef> {
-    const name = spec.name;
-    const current = this.ipam.poolSpec(name);
-    const mine = this.implicit.get(name);
-    if (current && JSON.stringify(current) === key) {
-      this.implicit.set(name, { network, spec: current, key });
-      return { name, spec: current };
-    }
-    if (current && current !== mine?.spec) {
-      throw bad('name', `${JSON.stringify(network)}: its implicit pool name ${name} is taken by a configured pool; allocate from it with "pool": "${name}" or rename one of them`);
-    }
-    // 1. A changed definition must not move addresses handed out under the old one. Unknown old definition
-    //    (first ADD since the daemon started): addresses held outside the new one tell of a change.
-    if (mine?.key !== key) {
-      const previous = mine ? (JSON.parse(mine.key) as PoolSpec) : undefined;
-      const inUse = await this.addressesInUse(name, previous ? undefined : spec);
-      if (inUse > 0) throw redefinitionError(network, inline, previous, spec, inUse);
-    }
-    // 2. Pools may not overlap, or one address could be handed out twice.
-    this.checkOverlaps(network, inline, name);
-    // 3. Register next to the configured pools (and the other networks' implicit ones).
-    try {
-      this.ipam.setPools([...this.ipam.poolSpecs().filter((p) => p.name !== name), spec]);
-    } catch (err) {
-      throw context(err, `plexus-ipam: failed to register the implicit pool of network "${network}"`);
-    }
-    this.implicit.set(name, { network, spec, key });
-    this.opts.log.info({ network, pool: name, cidrs: spec.cidrs }, mine && mine.key !== key ? 'implicit IPAM pool redefined' : 'implicit IPAM pool registered');
-    return { name, spec };
-  }
-
-  /**
-   * Addresses of pool `name` handed out here or held by other nodes (their idle reserves included, which
-   * they give back after a while). With `within` (the old definition is unknown, e.g. after a restart),
-   * only addresses outside that new definition count.
-   */
-  private async addressesInUse(name: string, within?: PoolSpec): Promise<number> {
-    const here = this.ipam.pods().flatMap((p) => p.addresses).filter((a) => a.pool === name).map((a) => a.ip);
-    if (within) {
-      const cidrs = within.cidrs.map((c) => parseCidr(c));
-      return here.filter((ip) => !cidrs.some((c) => cidrContains(c, parseIp(ip)))).length;
-    }
-    const mine = new Set(here);
-    let n = mine.size;
-    for (const b of await this.ipam.blocks()) {
-      if (b.pool !== name) continue;
-      const ours = b.allocatedHere > 0 || b.reserve > 0;
-      if (!ours) n += b.held;
-      n += b.foreign.filter((f) => !mine.has(f.ip)).length;
-    }
-    return n;
-  }
-
-  private checkOverlaps(network: string, inline: InlinePool, name: string): void {
-    for (const other of this.ipam.poolSpecs()) {
-      if (other.name === name) continue;
-      for (const text of other.cidrs) {
-        const cidr = parseCidr(text);
-        const r = inline.ranges.find((x) => cidrsOverlap(x.subnet, cidr));
-        if (!r) continue;
-        const owner = this.implicit.get(other.name);
-        const whose = owner
-          ? `the range of network "${owner.network}" (its implicit pool ${other.name}, ${text}); networks share addresses only through a configured pool`
-          : `configured pool "${other.name}" (${text}); allocate from it with "pool": "${other.name}" instead`;
-        throw bad(r.subnetField, `${formatCidr(r.subnet)} of network "${network}" overlaps ${whose}`);
-      }
-    }
   }
 }
 
@@ -307,16 +217,4 @@ function validAttachments(config: Record<string, unknown>): { containerId: strin
     if (typeof v.ifname !== 'string' || v.ifname === '') throw bad(`${key}[${i}].ifname`, 'must be a non-empty string');
     return { containerId: v.containerID, ifName: v.ifname };
   });
-}
-
-function redefinitionError(network: string, inline: InlinePool, previous: PoolSpec | undefined, next: PoolSpec, inUse: number): PlexusError {
-  const fields = ['cidrs', 'rangeStart', 'rangeEnd', 'exclude'] as const;
-  const show = (v: unknown): string => (v === undefined ? 'unset' : Array.isArray(v) ? v.join(', ') : String(v));
-  const f = previous ? (fields.find((k) => JSON.stringify(previous[k]) !== JSON.stringify(next[k])) ?? 'cidrs') : 'cidrs';
-  const change = previous ? `${show(previous[f])} -> ${show(next[f])}` : `now ${show(next.cidrs)}, ${inUse} held addresses are outside it`;
-  return bad(
-    inline.fields[f],
-    `of network "${network}" changed (${change}) while ${inUse} addresses of its implicit pool ${next.name} are allocated; ` +
-      'delete the pods on this network first, or keep the old definition',
-  );
 }

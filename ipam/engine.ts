@@ -65,6 +65,11 @@ export const conflict = (ip: string, pool: string, holder: string): PlexusError 
 
 export const emptyBlock = (pool: string): BlockRecord => ({ pool, owner: null, held: {}, foreign: {} });
 
+/** Run `fn` alone among this process's searches for room in one pool and family (a lane). */
+export function withLane<T>(e: Engine, pool: Pool, family: Family, fn: () => Promise<T>): Promise<T> {
+  return e.blocks.withLock(`lane:${pool.name}/${family}`, fn);
+}
+
 /** Geometry of a block key, which must belong to a configured pool. */
 export function geomOf(e: Engine, key: string): BlockGeom {
   const g = e.blocks.geom(key);

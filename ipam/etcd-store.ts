@@ -12,7 +12,10 @@
 import { Etcd3, type IOperation, type Lease, type Namespace } from 'etcd3';
 import { PlexusError, errorText } from '../meta-plugin/cni/errors';
 import type { Kind, NodeRecord } from './records';
-import { type CommitResult, type NodeLease, type Store, type StoreStats, type Versioned, type WriteOp, checkOps, nodeBusy } from './store';
+import {
+  type AcquireNodeOptions, type CommitResult, type NodeLease, type Store, type StoreStats, type Versioned, type WriteOp, checkOps, infoOf,
+  nodeBusy,
+} from './store';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -96,7 +99,7 @@ export class EtcdStore implements Store {
     }
   }
 
-  async acquireNode(node: string, opts: { token: string; ttlMs?: number }): Promise<NodeLease> {
+  async acquireNode(node: string, opts: AcquireNodeOptions): Promise<NodeLease> {
     const ttl = Math.max(1, Math.ceil((opts.ttlMs ?? 30000) / 1000));
     const key = this.k('node', node);
     const lease = this.ns.lease(ttl, { autoKeepAlive: false });
@@ -106,7 +109,7 @@ export class EtcdStore implements Store {
       await lease.grant();
       const cur = await this.get<NodeRecord>('node', node);
       if (cur && cur.value.token !== opts.token) throw nodeBusy(node, 'its etcd lease is alive under another token');
-      const value: NodeRecord = { token: opts.token, pid: process.pid };
+      const value: NodeRecord = { token: opts.token, pid: process.pid, ...infoOf(opts) };
       const res = await this.ns
         .if(key, cur ? 'Mod' : 'Create', '==', cur ? cur.rev : 0)
         .then(lease.put(key).value(JSON.stringify(value)))

@@ -21,6 +21,11 @@ export interface GcInput {
   attachments?: Iterable<{ containerId: string; ifName: string }>;
   /** Every pod that exists (the source's view); used for sticky addresses and quarantined ones too. */
   pods?: Iterable<{ namespace: string; name: string }>;
+  /**
+   * Pods the caller knows are gone (its source listed them and no longer does): their attachments and
+   * sticky addresses are candidates. Unlike `pods`, it says nothing about any other pod.
+   */
+  gonePods?: Iterable<{ namespace: string; name: string }>;
   /** Asked right before a release; return false if the candidate turns out to be in use after all. */
   recheck?: (c: GcCandidate) => boolean | Promise<boolean>;
 }
@@ -43,6 +48,11 @@ export interface GcReport {
 }
 
 export class Collector {
+  /**
+   * When a candidate was first seen unused. Attachments and sticky addresses are judged by what the caller
+   * passed (CNI GC's attachments, the source's pods), so their times are kept per kind of input: a run on
+   * other input (the daemon's source GC between two CNI GCs) neither restarts nor borrows their grace.
+   */
   private readonly firstSeen = new Map<string, number>();
 
   constructor(private readonly e: Engine) {}
@@ -52,17 +62,22 @@ export class Collector {
     const e = this.e;
     const liveAtt = input.attachments && new Set([...input.attachments].map((a) => attachmentKey(a.containerId, a.ifName)));
     const livePods = input.pods && new Set([...input.pods].map(podKeyOf));
+    const gone = new Set([...(input.gonePods ?? [])].map(podKeyOf));
+    const isGone = (pod: string): boolean => (livePods !== undefined && !livePods.has(pod)) || gone.has(pod);
     const report: GcReport = { released: [], waiting: [], reclaimed: [] };
     for (const pool of e.pools().values()) {
       await e.blocks.refreshPool(pool.name);
       report.reclaimed.push(...(await reclaimBlocks(e, pool, undefined, true)));
     }
     await quarantineDeadForeign(e);
-    const found = await this.candidates(liveAtt, livePods);
+    const found = await this.candidates(liveAtt, livePods, livePods !== undefined || gone.size > 0 ? isGone : undefined);
+    const basis = `${liveAtt ? 'a' : ''}${livePods ? 'p' : ''}${input.gonePods ? 'g' : ''}|`;
+    const keyOf = (c: GcCandidate): string => (c.kind === 'attachment' || c.kind === 'sticky' ? basis + c.id : c.id);
     const now = e.now();
     for (const c of found) {
-      const since = c.kind === 'quarantined' ? now - e.opts.graceMs : (this.firstSeen.get(c.id) ?? now);
-      this.firstSeen.set(c.id, since);
+      const key = keyOf(c);
+      const since = c.kind === 'quarantined' ? now - e.opts.graceMs : (this.firstSeen.get(key) ?? now);
+      this.firstSeen.set(key, since);
       if (now - since < e.opts.graceMs) {
         report.waiting.push(c);
         continue;
@@ -74,20 +89,21 @@ export class Collector {
       });
       if (outcome === 'vetoed') report.waiting.push(c);
       else if (outcome) report.released.push(c);
-      if (outcome !== 'vetoed') this.firstSeen.delete(c.id);
+      if (outcome !== 'vetoed') this.firstSeen.delete(key);
     }
-    const ids = new Set(found.map((c) => c.id));
-    for (const id of this.firstSeen.keys()) if (!ids.has(id)) this.firstSeen.delete(id);
+    const keys = new Set(found.map(keyOf));
+    for (const k of this.firstSeen.keys()) if ((k.startsWith(basis) || !k.includes('|')) && !keys.has(k)) this.firstSeen.delete(k);
     return report;
   }
 
-  private async candidates(liveAtt: Set<string> | undefined, livePods: Set<string> | undefined): Promise<GcCandidate[]> {
+  /** `isGone`: whether the caller's pod view says a pod is gone; undefined when it has none. */
+  private async candidates(liveAtt: Set<string> | undefined, livePods: Set<string> | undefined, isGone?: (pod: string) => boolean): Promise<GcCandidate[]> {
     const e = this.e;
     const out: GcCandidate[] = [];
     const byAtt = new Map<string, GcCandidate>();
     for (const { podKey, addr } of e.book.allAddresses()) {
       const att = attachmentKey(addr.containerId, addr.ifName);
-      if (!((liveAtt && !liveAtt.has(att)) || (livePods && !livePods.has(podKey)))) continue;
+      if (!((liveAtt && !liveAtt.has(att)) || isGone?.(podKey))) continue;
       let c = byAtt.get(att);
       if (!c) {
         c = { kind: 'attachment', id: `attachment:${att}`, pod: podKey, containerId: addr.containerId, ifName: addr.ifName, addresses: [] };
@@ -96,10 +112,10 @@ export class Collector {
       }
       c.addresses.push(addr.ip);
     }
-    if (livePods) {
+    if (isGone) {
       for (const [key, rec] of await e.shared.list<FixedRecord>('fixed', 'sticky:')) {
         const pod = podKeyOf(rec.value);
-        if (livePods.has(pod) || (await this.attachedAlive(rec.value))) continue;
+        if (!isGone(pod) || (await this.attachedAlive(rec.value))) continue;
         out.push({ kind: 'sticky', id: key, pod, addresses: rec.value.addresses.map((a) => a.ip) });
       }
     }

@@ -227,6 +227,33 @@ describe('garbage collection', () => {
     expect(ipamOf('a').pods().map((p) => p.name)).toEqual(['live']);
   });
 
+  test('runs on other input in between (the source GC between two CNI GCs) neither restart nor borrow a grace period', async () => {
+    await ipamOf('a').allocate(req('live', 'c1'));
+    await ipamOf('a').allocate(req('gone', 'c2'));
+    const live = [{ containerId: 'c1', ifName: 'net1' }];
+    await ipamOf('a').gc({ attachments: live });
+    cluster.clock.advance(40_000);
+    // The source still lists the pod: no candidate on that input, and CNI GC's clock keeps running.
+    expect((await ipamOf('a').gc({ gonePods: [] })).waiting).toEqual([]);
+    cluster.clock.advance(20_000);
+    expect((await ipamOf('a').gc({ attachments: live })).released.map((c) => c.id)).toEqual(['attachment:c2/net1']);
+    // And the other way round: a pod the source has just dropped does not inherit CNI GC's earlier look.
+    await ipamOf('a').allocate(req('gone2', 'c3'));
+    await ipamOf('a').gc({ attachments: live });
+    cluster.clock.advance(60_000);
+    expect((await ipamOf('a').gc({ gonePods: [pod('gone2')] })).released).toEqual([]);
+  });
+
+  test('gonePods: only the pods named are judged, sticky ones included', async () => {
+    await ipamOf('a').allocate(req('web', 'c1'));
+    await ipamOf('a').allocate(req('db-0', 'c2', { sticky: true, family: 'v4' }));
+    await ipamOf('a').release('c2');
+    await ipamOf('a').gc({ gonePods: [pod('db-0')] });
+    cluster.clock.advance(61_000);
+    expect((await ipamOf('a').gc({ gonePods: [pod('db-0')] })).released.map((c) => c.id)).toEqual(['sticky:default/db-0']);
+    expect(ipamOf('a').pods().map((p) => p.name)).toEqual(['web']);
+  });
+
   test('sticky addresses of pods that no longer exist are freed after the grace period', async () => {
     await ipamOf('a').allocate(req('db-0', 'c1', { sticky: true, family: 'v4' }));
     await ipamOf('a').release('c1');

@@ -9,6 +9,10 @@
  *   replaces it with a new inode). A torn last line from a writer killed mid-write is cut off before appending.
  * - A commit resolves only after the fdatasync that covers its line: callers never hand out an address that
  *   a power cut could forget. Concurrent commits share one fdatasync (group commit).
+ * - Except a lazy commit (the node book's pod and slot records, D-6 in docs/decisions.md): it resolves once
+ *   its line is written, which a crash of this process cannot undo (the kernel holds it), and reaches the
+ *   disk within `lazySyncMs` or with the next synced commit, which covers every line before it. So what a
+ *   machine crash leaves is always a prefix of the journal that includes every commit anyone waited for.
  * - Compaction writes the snapshot atomically (tmp, fsync, rename, fsync dir) and then replaces the journal
  *   the same way; journal lines carry their revision, so lines already in the snapshot are skipped on replay.
  * - Node liveness is the registering process: a node record whose pid is gone counts as absent.
@@ -19,14 +23,16 @@ import { PlexusError } from '../meta-plugin/cni/errors';
 import { FileLock, processAlive, selfStart } from './file-lock';
 import { KINDS, type Kind, type NodeRecord } from './records';
 import {
-  type CommitResult, type NodeLease, type Store, type StoreStats, type Versioned, type WriteOp, RecordTable,
-  checkOps, nodeBusy, writesOf,
+  type AcquireNodeOptions, type CommitOptions, type CommitResult, type NodeLease, type Store, type StoreStats, type Versioned, type WriteOp, RecordTable,
+  checkOps, infoOf, nodeBusy, writesOf,
 } from './store';
 
 export interface LocalStoreOptions {
   /** Compact when the journal grows past this many bytes. */
   compactBytes?: number;
   lockTimeoutMs?: number;
+  /** A lazy commit reaches the disk at most this long after it was written (default 10 ms). */
+  lazySyncMs?: number;
 }
 
 const io = (what: string, e: unknown): PlexusError => new PlexusError('IoFailure', `failed to ${what}`, { cause: e });
@@ -66,8 +72,13 @@ export class LocalStore implements Store {
   private retired: number[] = [];
   private inFlight: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
-  private readonly counters: StoreStats = { writes: 0, conflicts: 0 };
+  private readonly counters: Required<StoreStats> = { writes: 0, conflicts: 0, syncs: 0 };
   private closed = false;
+  /** Lines written by lazy commits that no fdatasync has covered yet, and the timer that will. */
+  private unsynced = false;
+  private lazyTimer: NodeJS.Timeout | undefined;
+  /** A lazy line failed to reach the disk: nothing written after it can be trusted to either. */
+  private broken: PlexusError | undefined;
 
   private constructor(readonly dir: string, private readonly opts: LocalStoreOptions) {
     this.lock = new FileLock(path.join(dir, 'lock'), opts.lockTimeoutMs);
@@ -78,6 +89,7 @@ export class LocalStore implements Store {
   static async open(dir: string, opts: LocalStoreOptions = {}): Promise<LocalStore> {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      FileLock.sweep(path.join(dir, 'lock'));
       const s = new LocalStore(dir, opts);
       s.lock.with(() => {
         if (!fs.existsSync(s.journalPath)) {
@@ -185,11 +197,30 @@ export class LocalStore implements Store {
     });
   }
 
-  async commit(ops: readonly WriteOp[]): Promise<CommitResult> {
+  async commit(ops: readonly WriteOp[], opts: CommitOptions = {}): Promise<CommitResult> {
     checkOps(ops);
+    if (this.broken) throw this.broken;
     const res = this.read(() => this.commitLocked(ops, writesOf(ops)));
-    if (res.ok && res.wrote) await this.durable();
+    if (res.ok && res.wrote) {
+      if (opts.lazy) this.syncSoon();
+      else await this.durable();
+    }
     return { ok: res.ok, rev: res.rev };
+  }
+
+  /** Cover lazily committed lines with an fdatasync within lazySyncMs (unless a synced commit does it first). */
+  private syncSoon(): void {
+    this.unsynced = true;
+    if (this.lazyTimer) return;
+    this.lazyTimer = setTimeout(() => {
+      this.lazyTimer = undefined;
+      if (!this.unsynced || this.closed) return;
+      this.durable().catch((e: unknown) => {
+        this.broken ??= e instanceof PlexusError ? e : io(`sync ${this.journalPath}`, e);
+      });
+    }, this.opts.lazySyncMs ?? 10);
+    // A process that exits without close() loses nothing by it: the kernel still writes the lines back.
+    this.lazyTimer.unref();
   }
 
   private commitLocked(ops: readonly WriteOp[], writes: ReturnType<typeof writesOf>): CommitResult & { wrote: boolean } {
@@ -238,6 +269,8 @@ export class LocalStore implements Store {
     const fd = this.fd;
     const retired = this.retired;
     this.retired = [];
+    this.unsynced = false; // everything written so far is covered by this fdatasync
+    this.counters.syncs++;
     try {
       await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(io(`sync ${this.journalPath}`, e)) : resolve())));
     } finally {
@@ -246,8 +279,8 @@ export class LocalStore implements Store {
     }
   }
 
-  async acquireNode(node: string, opts: { token: string }): Promise<NodeLease> {
-    const value: NodeRecord = { token: opts.token, pid: process.pid, start: selfStart() };
+  async acquireNode(node: string, opts: AcquireNodeOptions): Promise<NodeLease> {
+    const value: NodeRecord = { token: opts.token, pid: process.pid, start: selfStart(), ...infoOf(opts) };
     const res = this.read(() => {
       const cur = this.revOf('node', node) ? this.table.get<NodeRecord>('node', node) : undefined;
       if (cur && (cur.value.token !== opts.token || cur.value.pid !== process.pid)) {
@@ -276,9 +309,13 @@ export class LocalStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    if (this.unsynced) await this.durable().catch(() => undefined);
     while (this.inFlight || this.queued) await (this.queued ?? this.inFlight)?.catch(() => undefined);
     this.closed = true;
     for (const fd of [this.fd, ...this.retired]) if (fd >= 0) fs.closeSync(fd);
     this.fd = -1;
+    this.lock.dispose();
   }
 }

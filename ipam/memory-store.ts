@@ -5,8 +5,8 @@
  */
 import type { Kind, NodeRecord } from './records';
 import {
-  type CommitResult, type NodeLease, type Store, type StoreStats, type Versioned, type WriteOp, RecordTable,
-  checkOps, nodeBusy, writesOf,
+  type AcquireNodeOptions, type CommitResult, type NodeLease, type Store, type StoreStats, type Versioned, type WriteOp, RecordTable,
+  checkOps, infoOf, nodeBusy, writesOf,
 } from './store';
 
 export class MemoryStore implements Store {
@@ -46,7 +46,7 @@ export class MemoryStore implements Store {
     return { ok: true, rev };
   }
 
-  async acquireNode(node: string, opts: { token: string }): Promise<NodeLease> {
+  async acquireNode(node: string, opts: AcquireNodeOptions): Promise<NodeLease> {
     await this.tick();
     const cur = this.table.get<NodeRecord>('node', node);
     if (cur && cur.value.token !== opts.token) throw nodeBusy(node, 'another token holds it');
@@ -54,7 +54,7 @@ export class MemoryStore implements Store {
     if (old) old.valid = false;
     const state = { valid: true };
     this.leases.set(node, state);
-    const value: NodeRecord = { token: opts.token };
+    const value: NodeRecord = { token: opts.token, ...infoOf(opts) };
     const mine = this.table.rev + 1;
     this.table.set('node', node, JSON.stringify(value), mine);
     this.counters.writes++;

@@ -33,6 +33,8 @@ export interface MetricsSnapshot {
   /** Successful writes to the shared store (etcd transactions) and to the node store. */
   sharedWrites: number;
   nodeWrites: number;
+  /** Owned blocks the allocator looked into for reserve or room: a few per allocation, whatever the node owns. */
+  blocksExamined: number;
   pools: PoolUsage[];
 }
 
@@ -50,7 +52,7 @@ export class IpamMetrics {
     for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) if (ms <= (LATENCY_BUCKETS_MS[i] as number)) (this.counts[i] as number)++;
   }
 
-  snapshot(extra: Pick<MetricsSnapshot, 'sharedWrites' | 'nodeWrites' | 'pools'>): MetricsSnapshot {
+  snapshot(extra: Pick<MetricsSnapshot, 'sharedWrites' | 'nodeWrites' | 'blocksExamined' | 'pools'>): MetricsSnapshot {
     return {
       allocations: { ...this.allocations },
       releases: this.releases,
@@ -76,6 +78,8 @@ export function toPrometheus(s: MetricsSnapshot, node: string): string {
     '# TYPE plexus_ipam_store_writes_total counter',
     `plexus_ipam_store_writes_total{${n},store="shared"} ${s.sharedWrites}`,
     `plexus_ipam_store_writes_total{${n},store="node"} ${s.nodeWrites}`,
+    '# TYPE plexus_ipam_blocks_examined_total counter',
+    `plexus_ipam_blocks_examined_total{${n}} ${s.blocksExamined}`,
     '# TYPE plexus_ipam_allocation_seconds histogram',
   ];
   s.latency.bucketsMs.forEach((b, i) => lines.push(`plexus_ipam_allocation_seconds_bucket{${n},le="${b / 1000}"} ${s.latency.counts[i]}`));

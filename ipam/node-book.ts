@@ -5,9 +5,10 @@
  *
  * Mutations are synchronous (no await between choosing an address and marking it taken, so concurrent
  * requests cannot pick the same one); `persist()` then resolves once a commit that includes them is
- * durable. Commits are grouped: while one is in flight, later changes accumulate into the next, so under
- * load one fdatasync covers many allocations. If a commit fails, memory is reloaded from the store, so
- * nothing that was not durable is ever handed out later.
+ * written to the node store, where a crash of this process cannot undo it; the store syncs it to disk
+ * lazily (D-6 in docs/decisions.md). Commits are grouped: while one is in flight, later changes accumulate
+ * into the next. If a commit fails, memory is reloaded from the store, so nothing that was not written is
+ * ever handed out later.
  */
 import { PlexusError } from '../meta-plugin/cni/errors';
 import { type Kind, type PodAddress, type PodRecord, type SlotRecord, attachmentKey } from './records';
@@ -238,7 +239,10 @@ export class NodeBook {
       else if (rev > 0) ops.push({ op: 'delete', kind, key, rev });
     }
     if (ops.length === 0) return;
-    const res = await this.store.commit(ops);
+    // Lazy (D-6): written before the caller hears of it, so a crash of the daemon loses nothing; the disk
+    // catches up within milliseconds. A crash of the machine may lose the last lines, and with them only
+    // attachments of pods that died in the same crash; every address in them was in a synced reserve.
+    const res = await this.store.commit(ops, { lazy: true });
     if (!res.ok) throw new PlexusError('StoreConflict', 'the node IPAM store was changed by another process serving this node');
     for (const op of ops) this.revs.set(`${op.kind}\0${op.key}`, op.op === 'delete' ? 0 : res.rev);
   }

@@ -75,6 +75,8 @@ export const IPAM_CONFIG_SCHEMA = {
     cooldownMs: { type: 'integer', minimum: 0 },
     gcGraceMs: { type: 'integer', minimum: 0 },
     leaseTtlMs: { type: 'integer', minimum: 2000 },
+    // The daemon's garbage collection driven by the source's pods (meta-plugin/daemon/ipam-service.ts); 0: off.
+    gcIntervalSeconds: { type: 'number', minimum: 0 },
   },
 } as const;
 
@@ -100,6 +102,8 @@ export interface IpamConfig {
   cooldownMs?: number;
   gcGraceMs?: number;
   leaseTtlMs?: number;
+  /** How often the daemon collects addresses of pods its source no longer lists (default 60; 0: never). */
+  gcIntervalSeconds?: number;
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });

@@ -64,6 +64,8 @@ export interface NodeRecord {
   token: string;
   pid?: number;
   start?: string;
+  /** What the node publishes about itself for other nodes (underlay addresses, VTEP MAC ...); opaque here. */
+  info?: Record<string, string>;
 }
 
 /** Node-local state of one owned block: the FIFO reuse-cooldown queue and the fresh-address cursor. */

@@ -8,15 +8,20 @@
  * 2. a foreign address whose shared entry is gone or was taken over (a claim moved on) leaves the book;
  * 3. a foreign entry of ours the book does not know (a crash between the shared commit and the book's)
  *    is adopted, unless the attachment already got another address of that family, then it is freed;
- * 4. quarantined entries under our name that the book does not hold are freed: our book is the authority.
+ * 4. quarantined entries under our name that the book does not hold are freed: our book is the authority;
+ * 5. after the machine restarted, the book may lack its last changes (they are synced lazily, D-6 in
+ *    docs/decisions.md): a reserve address it does not know may have been handed out just before the crash.
+ *    Its pod died with the machine, so it is free, but it goes to the back of the cooldown queue like a
+ *    just-released address instead of out again first.
  */
 import { formatIp } from './address';
 import { type Engine, geomOf } from './engine';
 import { ipOf } from './pool';
 import type { ForeignEntry, PodAddress } from './records';
+import { markReleased } from './slot';
 import { grow, quarantineDeadForeign, quarantineHeld } from './space';
 
-export async function recover(e: Engine): Promise<string[]> {
+export async function recover(e: Engine, opts: { machineRestarted?: boolean } = {}): Promise<string[]> {
   const warnings: string[] = [];
   for (const name of e.pools().keys()) await e.blocks.refreshPool(name);
   // 0. What an earlier incarnation of this node (another disk) held is a dead node's: quarantine it.
@@ -43,6 +48,7 @@ export async function recover(e: Engine): Promise<string[]> {
       if (ent.node === e.node && (ent.inc ?? e.inc) === e.inc) await adoptOrFree(e, key, Number(os), ent);
     }
     if (cur.owner === e.node) e.book.slot(key, cur.pool);
+    if (cur.owner === e.node && opts.machineRestarted) requeueUnknown(e, key);
   }
   for (const key of e.book.slotKeys()) if (e.blocks.get(key)?.value.owner !== e.node) e.book.dropSlot(key);
   await e.book.persist();
@@ -111,4 +117,19 @@ async function adoptOrFree(e: Engine, key: string, o: number, ent: ForeignEntry)
     delete cur.foreign[o];
     return { next: cur };
   });
+}
+
+/** 5. Reserve addresses of owned block `key` the book does not hold join the back of the cooldown queue. */
+function requeueUnknown(e: Engine, key: string): void {
+  const cur = e.blocks.get(key)?.value;
+  if (!cur) return;
+  const slot = e.book.slot(key, cur.pool);
+  const owned = e.book.ownedIn(key);
+  const now = e.now();
+  for (const os of Object.keys(cur.held)) {
+    const o = Number(os);
+    if (!owned.has(o) && cur.foreign[os] === undefined) markReleased(slot, o, now);
+  }
+  e.book.touch('slot', key);
+  e.blocks.touch(key);
 }

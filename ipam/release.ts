@@ -22,6 +22,7 @@ export async function releaseAddresses(e: Engine, list: { podKey: string; addr: 
     else if (e.blocks.get(addr.block)?.value.owner === e.node) {
       markReleased(e.book.slot(addr.block, addr.pool), addr.ordinal, e.now());
       e.book.touch('slot', addr.block);
+      e.blocks.touch(addr.block);
     }
     e.book.removeAddress(podKey, addr);
   }
@@ -51,6 +52,7 @@ async function releaseForeign(e: Engine, addr: PodAddress): Promise<void> {
   if (freed && e.blocks.get(addr.block)?.value.owner === e.node) {
     markReleased(e.book.slot(addr.block, addr.pool), addr.ordinal, e.now());
     e.book.touch('slot', addr.block);
+    e.blocks.touch(addr.block);
   }
 }
 
@@ -68,6 +70,7 @@ export async function releaseFixed(e: Engine, key: string): Promise<string[]> {
     if (e.blocks.get(a.block)?.value.owner === e.node) {
       markReleased(e.book.slot(a.block, a.pool), a.ordinal, e.now());
       e.book.touch('slot', a.block);
+      e.blocks.touch(a.block);
     }
   }
   // Addresses first, record last: a crash in between leaves a record whose entries are gone, and the

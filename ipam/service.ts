@@ -7,8 +7,9 @@
  * - All that must be in the shared store before an address is handed out is that nobody else may take it:
  *   the owner's `held` set for the block (the superset invariant, records.ts). The owner grows it by growBy
  *   addresses (more while requests queue) per compare-and-swap, and a block claim carries its first reserve.
- *   Which pod got which address is the node's business: its node store has it, durably, before the caller
- *   hears of it (one group-committed journal append shared by concurrent requests).
+ *   Which pod got which address is the node's business: its node store has it written before the caller
+ *   hears of it (one journal append shared by concurrent requests), on the disk a few ms later (D-6 in
+ *   docs/decisions.md: only a machine crash can lose it, and the pods it describes die with the machine).
  * - So per allocation: 1/growBy writes for growth, plus at most one write per active block per syncInterval
  *   publishing holder names (for conflict messages, operators, and reclaim) and shrinking idle reserves.
  *   With growBy 16 and /26 blocks that is about 0.06-0.08, less under load. Releases of reserve addresses
@@ -26,7 +27,8 @@
  *   names were not yet published, may see such an address reused elsewhere (as with Calico's GC).
  */
 import { randomUUID } from 'node:crypto';
-import { context } from '../meta-plugin/cni/errors';
+import { PlexusError, context } from '../meta-plugin/cni/errors';
+import { parseCidr } from './address';
 import { type AddressRequest, allocateAny, allocateFixed, allocateIp } from './allocator';
 import type { Engine, EngineOptions } from './engine';
 import { Collector, type GcInput, type GcReport } from './gc';
@@ -37,9 +39,10 @@ import type { PodAddress, PodRecord } from './records';
 import { recover } from './recovery';
 import { releaseAddresses, releaseAttachment, releaseFixed, syncReserve } from './release';
 import { SharedBlocks } from './shared-blocks';
-import type { NodeLease, Store } from './store';
+import { type Placement, readPlacement } from './placement';
+import type { AcquireNodeOptions, NodeLease, Store } from './store';
 import { type AllocateRequest, type Allocation, planFamilies, toAllocation } from './request';
-import { type BlockView, viewBlocks, viewPods, viewPools } from './views';
+import { type BlockView, heldInRanges, viewBlocks, viewPods, viewPools } from './views';
 
 export interface IpamOptions {
   node: string;
@@ -63,8 +66,18 @@ export interface IpamOptions {
   leaseTtlMs?: number;
   /** Close the stores on close() (openIpam created them). */
   ownStores?: boolean;
+  /**
+   * The kernel's boot id (/proc/sys/kernel/random/boot_id; openIpam reads it). A changed one tells recovery
+   * that the machine restarted, so the book may lack its last lazily synced changes (D-6 in docs/decisions.md).
+   */
+  bootId?: string;
   /** This node's labels, matched against pools' nodeSelector; without them every pool is usable. */
   nodeLabels?: Readonly<Record<string, string>>;
+  /**
+   * Published in the node's registration in the shared store for other nodes (placement()): opaque strings,
+   * e.g. the routed datapath's `{ underlay4, underlay6, vtepMac }`. Every re-registration publishes it again.
+   */
+  nodeInfo?: Readonly<Record<string, string>>;
 }
 
 export class Ipam {
@@ -99,9 +112,9 @@ export class Ipam {
     this.token = await this.loadToken();
     // 2. One live process per node store; the same token lets a restarted daemon replace its own etcd
     //    registration at once instead of waiting for the lease to run out.
-    this.localLease = await this.nodeStore.acquireNode(node, { token: this.token });
+    this.localLease = await this.nodeStore.acquireNode(node, this.registration());
     try {
-      this.lease = shared === this.nodeStore ? this.localLease : await shared.acquireNode(node, { token: this.token, ttlMs: this.opts.leaseTtlMs });
+      this.lease = shared === this.nodeStore ? this.localLease : await shared.acquireNode(node, this.registration());
       await this.startEngine();
     } catch (err) {
       await this.localLease.revoke().catch(() => undefined);
@@ -120,7 +133,13 @@ export class Ipam {
     };
     this.engine = e;
     this.collector = new Collector(e);
-    this.warnings = await recover(e);
+    // 3. Reconcile the book with the shared store; conservatively if the machine restarted (D-6).
+    const boot = await this.nodeStore.get<{ bootId: string }>('meta', 'boot');
+    const restarted = this.opts.bootId !== undefined && boot?.value.bootId !== this.opts.bootId;
+    this.warnings = await recover(e, { machineRestarted: restarted });
+    // Recorded after recovery, synced: a crash during recovery repeats it as a restart. The synced commit
+    // also covers the book's lazily written recovery changes.
+    if (restarted) await this.nodeStore.commit([{ op: 'put', kind: 'meta', key: 'boot', value: { bootId: this.opts.bootId }, rev: boot?.rev ?? 0 }]);
     const every = this.opts.syncIntervalMs ?? 1000;
     if (every > 0) {
       this.timer = setInterval(() => void this.sync().catch(() => undefined), every);
@@ -143,13 +162,21 @@ export class Ipam {
     return res.ok ? token : ((await this.nodeStore.get<{ token: string }>('meta', 'token'))?.value.token ?? token);
   }
 
+  /** What the node registers with: its incarnation token, lease TTL, and the info it publishes. */
+  private registration(): AcquireNodeOptions {
+    const r: AcquireNodeOptions = { token: this.token };
+    if (this.opts.leaseTtlMs !== undefined) r.ttlMs = this.opts.leaseTtlMs;
+    if (this.opts.nodeInfo !== undefined) r.info = this.opts.nodeInfo;
+    return r;
+  }
+
   /** Re-register after the lease lapsed, then re-check which blocks are still ours. */
   private ensureLease(): Promise<void> {
     if (this.lease.valid()) return Promise.resolve();
     this.rejoining ??= (async () => {
       try {
         const old = this.lease;
-        this.lease = await this.opts.shared.acquireNode(this.opts.node, { token: this.token, ttlMs: this.opts.leaseTtlMs });
+        this.lease = await this.opts.shared.acquireNode(this.opts.node, this.registration());
         // The lapsed lease only keeps a keepalive timer now (the registration moved to the new one).
         if (old !== this.localLease) await old.revoke().catch(() => undefined);
         this.warnings = await recover(this.engine);
@@ -275,9 +302,35 @@ export class Ipam {
     return viewPods(this.engine);
   }
 
+  /** Node-local state another component keeps beside the node's IPAM state (plexus-ipam's implicit pools). */
+  async readNodeMeta<T>(key: string): Promise<T | undefined> {
+    return (await this.nodeStore.get<T>('meta', `x:${key}`))?.value;
+  }
+
+  /** Replace such state; durable when it resolves. */
+  async writeNodeMeta(key: string, value: unknown): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cur = await this.nodeStore.get('meta', `x:${key}`);
+      if ((await this.nodeStore.commit([{ op: 'put', kind: 'meta', key: `x:${key}`, value, rev: cur?.rev ?? 0 }])).ok) return;
+    }
+    throw new PlexusError('StoreConflict', `node IPAM state ${key} kept changing`);
+  }
+
+  /** Addresses held inside `cidrs` by pool, over the whole shared store (configured pools or not). */
+  heldIn(cidrs: readonly string[]): Promise<Map<string, number>> {
+    return heldInRanges(this.engine, cidrs.map((c) => parseCidr(c)));
+  }
+
+  /** Which node owns which block, borrowed addresses, and every node's published info (placement.ts). */
+  placement(): Promise<Placement> {
+    return readPlacement(this.opts.shared);
+  }
+
   async metrics(): Promise<MetricsSnapshot> {
+    const b = this.engine.blocks;
     return this.metricsState.snapshot({
       sharedWrites: this.opts.shared.stats().writes, nodeWrites: this.nodeStore.stats().writes, pools: await this.pools(),
+      blocksExamined: b.reserve.examined() + b.room.examined(),
     });
   }
 
@@ -288,6 +341,7 @@ export class Ipam {
   /** Stop. `leave: true` also ends the node's registration so other nodes may reclaim its blocks at once. */
   async close(opts: { leave?: boolean } = {}): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.engine.blocks.refilling.values());
     await this.engine.book.persist().catch(() => undefined);
     if (opts.leave) await this.lease.revoke();
     // The node store registration only says "a live process serves this node": closing ends it, as exit would.

@@ -9,6 +9,7 @@
  */
 import type { Family } from './address';
 import { PlexusError } from '../meta-plugin/cni/errors';
+import { BlockIndex } from './block-index';
 import { type BlockGeom, type Pool, blockByKey, usableCount } from './pool';
 import type { BlockRecord } from './records';
 import type { Store, Versioned, WriteOp } from './store';
@@ -35,6 +36,13 @@ export class SharedBlocks {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Ordinals of owned blocks with a change in flight: the reserve fast path must not hand them out. */
   readonly leaving = new Map<string, Set<number>>();
+  /** Owned blocks whose reserve may have an address to hand out (the fast path looks only at these). */
+  readonly reserve = new BlockIndex();
+  /** Owned blocks that may have addresses to add to their reserve (growing looks only at these). */
+  readonly room = new BlockIndex();
+  /** Lanes with a reserve refill running in the background (allocator.ts), and how much the next one adds. */
+  readonly refilling = new Map<string, Promise<void>>();
+  readonly refillSize = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -70,7 +78,23 @@ export class SharedBlocks {
     this.own.clear();
     this.ownSorted.clear();
     this.hint.clear();
+    this.reserve.clear();
+    this.room.clear();
     for (const [k, v] of [...this.cache]) this.put(k, v);
+  }
+
+  /** Something about owned block `key` changed that may give it reserve or room: look at it again. */
+  touch(key: string): void {
+    const g = this.geom(key);
+    if (!g || this.cache.get(key)?.value.owner !== this.node) return;
+    const lane = `${g.pool}/${g.family}`;
+    this.reserve.lane(lane).add(key);
+    this.room.lane(lane).add(key);
+  }
+
+  /** Put every owned block of a lane back into both indexes (before the allocator gives up on a pool). */
+  reindex(pool: string, family: Family): void {
+    for (const key of this.owned(pool, family)) this.touch(key);
   }
 
   /** Keys of the blocks this node owns for a pool and family, in key order (cached: this is the hot path). */
@@ -104,6 +128,7 @@ export class SharedBlocks {
     if (!s) this.leaving.set(key, (s = new Set()));
     for (const o of ords) if (on) s.add(o); else s.delete(o);
     if (s.size === 0) this.leaving.delete(key);
+    if (!on) this.touch(key); // a change that did not commit gives its addresses back to the reserve
   }
 
   private put(key: string, v: Versioned<BlockRecord> | undefined): void {
@@ -119,7 +144,13 @@ export class SharedBlocks {
     if (mine) {
       if (!s) this.own.set(idx, (s = new Set()));
       s.add(key);
-    } else s?.delete(key);
+      this.reserve.lane(idx).add(key);
+      this.room.lane(idx).add(key);
+    } else {
+      s?.delete(key);
+      this.reserve.lane(idx).remove(key);
+      this.room.lane(idx).remove(key);
+    }
   }
 
   async reread(key: string): Promise<Versioned<BlockRecord> | undefined> {

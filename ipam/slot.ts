@@ -12,7 +12,7 @@ import type { SlotRecord } from './records';
  * With `cooledBy`, addresses released after that time (still cooling down) are left out.
  */
 export function* candidates(g: BlockGeom, slot: SlotRecord, taken: (o: number) => boolean, cooledBy = Infinity): Generator<number> {
-  const queued = new Set(slot.queue.map(([o]) => o));
+  const queued = queuedOf(slot);
   const start = slot.cursor % g.size;
   for (const [from, to] of [[start, g.size], [0, start]] as const) {
     for (let o = nextUsable(g, from); o >= 0 && o < to; o = nextUsable(g, o + 1)) {
@@ -42,16 +42,37 @@ export function takeN(it: Iterable<number>, n: number, pred: (o: number) => bool
   return out;
 }
 
+/**
+ * The ordinals in a slot's queue as a set, kept beside the record (which is plain JSON for the store) so
+ * `candidates` does not rebuild it per allocation. Slot records change only through markTaken/markReleased.
+ */
+const queuedSets = new WeakMap<SlotRecord, Set<number>>();
+
+function queuedOf(slot: SlotRecord): Set<number> {
+  let s = queuedSets.get(slot);
+  if (!s) queuedSets.set(slot, (s = new Set(slot.queue.map(([o]) => o))));
+  return s;
+}
+
 /** Record that `o` was handed out: leaves the queue, or moves the fresh cursor past it. */
 export function markTaken(slot: SlotRecord, o: number): void {
-  const i = slot.queue.findIndex(([q]) => q === o);
-  if (i >= 0) slot.queue.splice(i, 1);
-  else slot.cursor = o + 1;
+  const queued = queuedOf(slot);
+  if (queued.has(o)) {
+    slot.queue.splice(slot.queue.findIndex(([q]) => q === o), 1);
+    queued.delete(o);
+  } else slot.cursor = o + 1;
 }
 
 /** Record that `o` was released at `now`: it joins the back of the cooldown queue. */
 export function markReleased(slot: SlotRecord, o: number, now: number): void {
-  const i = slot.queue.findIndex(([q]) => q === o);
-  if (i >= 0) slot.queue.splice(i, 1);
+  const queued = queuedOf(slot);
+  if (queued.has(o)) slot.queue.splice(slot.queue.findIndex(([q]) => q === o), 1);
   slot.queue.push([o, now]);
+  queued.add(o);
+}
+
+/** When the first queued ordinal that passes `pred` has cooled down (released + cooldownMs); Infinity if none. */
+export function firstCooled(slot: SlotRecord, cooldownMs: number, pred: (o: number) => boolean): number {
+  for (const [o, at] of slot.queue) if (pred(o)) return at + cooldownMs;
+  return Infinity;
 }

@@ -12,7 +12,7 @@ import { type Engine, geomOf } from './engine';
 import { type BlockGeom, type Pool, blocksOf, nextUsable } from './pool';
 import type { BlockRecord, ForeignEntry, NodeRecord } from './records';
 import type { WriteOp } from './store';
-import { candidates, takeN } from './slot';
+import { candidates, firstCooled, takeN } from './slot';
 
 /** Ordinals of `key` no one may be handed: held, foreign, owned here, or with a change in flight. */
 export function takenIn(e: Engine, key: string, cur: BlockRecord): (o: number) => boolean {
@@ -42,19 +42,38 @@ export async function grow(e: Engine, key: string, want: number[] = [], cooledBy
   return grew;
 }
 
-/** growBy, or more while many requests wait for room (a burst then costs one shared write, not many). */
+/**
+ * growBy, or more while many requests wait for room (a burst then costs one shared write, not many), or
+ * while the lane's background refills cannot keep up with demand (allocator.ts refillSoon).
+ */
 function growCount(e: Engine, g: BlockGeom): number {
-  return Math.max(e.opts.growBy, 2 * (e.blocks.waiting.get(`${g.pool}/${g.family}`) ?? 0));
+  const lane = `${g.pool}/${g.family}`;
+  return Math.max(e.opts.growBy, 2 * (e.blocks.waiting.get(lane) ?? 0), e.blocks.refillSize.get(lane) ?? 0);
 }
 
-/** Grow the first owned block of the pool that still has free addresses (not cooling down, unless anyAge). */
+/**
+ * Grow an owned block of the pool that still has free addresses (not cooling down, unless anyAge). Looks
+ * only at the blocks the room index holds; one found without room is parked until a released address
+ * outside its reserve cools down.
+ */
 export async function growSome(e: Engine, pool: Pool, family: Family, anyAge = false): Promise<boolean> {
-  const cooledBy = anyAge ? Infinity : e.now() - e.opts.cooldownMs;
-  for (const key of e.blocks.owned(pool.name, family)) {
+  const now = e.now();
+  const cooledBy = anyAge ? Infinity : now - e.opts.cooldownMs;
+  const index = e.blocks.room.lane(`${pool.name}/${family}`);
+  for (const key of index.candidates(now, anyAge)) {
     const cur = e.blocks.get(key);
-    if (!cur || !e.blocks.hasRoom(key)) continue;
+    if (!cur || cur.value.owner !== e.node || !e.blocks.hasRoom(key)) {
+      index.park(key, Infinity);
+      continue;
+    }
     const g = geomOf(e, key);
-    if (candidates(g, e.book.slot(key, pool.name), takenIn(e, key, cur.value), cooledBy).next().done) continue;
+    const slot = e.book.slot(key, pool.name);
+    const taken = takenIn(e, key, cur.value);
+    if (candidates(g, slot, taken, cooledBy).next().done) {
+      const at = anyAge ? Infinity : firstCooled(slot, e.opts.cooldownMs, (o) => !taken(o));
+      index.park(key, at <= now ? Infinity : at);
+      continue;
+    }
     if (await grow(e, key, [], cooledBy)) return true;
   }
   return false;

@@ -3,6 +3,7 @@
  * and EtcdStore (test/integration/ipam-etcd.test.ts), STYLE 19. A store factory gives a fresh, empty store and a
  * second handle on the same data (another process's LocalStore, another etcd client; the same MemoryStore).
  */
+import type { NodeRecord } from './records';
 import type { Store } from './store';
 
 export interface StoreHarness {
@@ -186,6 +187,20 @@ export function describeStoreContract(name: string, make: () => Promise<StoreHar
       const again = await s.acquireNode('node-a', { token: 't1', ttlMs: 5000 });
       expect(again.valid()).toBe(true);
       expect(await s.get('node', 'node-a')).toBeDefined();
+      await again.revoke();
+      await a.revoke();
+    });
+
+    test('node registration publishes its info to every reader; taking it over replaces the info', async () => {
+      const a = await s.acquireNode('node-a', { token: 't1', ttlMs: 5000, info: { underlay4: '192.168.200.1', vtepMac: '02:00:00:00:00:01' } });
+      const peer = await h.peer();
+      expect((await peer.get<NodeRecord>('node', 'node-a'))?.value.info).toEqual({ underlay4: '192.168.200.1', vtepMac: '02:00:00:00:00:01' });
+      expect((await peer.list<NodeRecord>('node')).get('node-a')?.value.info).toEqual({ underlay4: '192.168.200.1', vtepMac: '02:00:00:00:00:01' });
+      const again = await s.acquireNode('node-a', { token: 't1', ttlMs: 5000, info: { underlay4: '192.168.200.9' } });
+      expect((await peer.get<NodeRecord>('node', 'node-a'))?.value.info).toEqual({ underlay4: '192.168.200.9' });
+      const plain = await s.acquireNode('node-b', { token: 't2', ttlMs: 5000 });
+      expect((await peer.get<NodeRecord>('node', 'node-b'))?.value.info).toBeUndefined();
+      await plain.revoke();
       await again.revoke();
       await a.revoke();
     });

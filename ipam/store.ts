@@ -35,28 +35,52 @@ export interface NodeLease {
   revoke(): Promise<void>;
 }
 
+export interface AcquireNodeOptions {
+  token: string;
+  /** How long the registration outlives the last keepalive (etcd); the other stores ignore it. */
+  ttlMs?: number;
+  /** Published in the node record (NodeRecord.info), e.g. the node's underlay addresses. */
+  info?: Readonly<Record<string, string>>;
+}
+
 export interface StoreStats {
   /** Successful commits that wrote something: the number to divide by allocations. */
   writes: number;
   /** Commits refused because a compare failed. */
   conflicts: number;
+  /** fdatasync calls, for a store on a local disk (one may cover many commits). */
+  syncs?: number;
+}
+
+export interface CommitOptions {
+  /**
+   * Resolve once the change is written where a crash of this process cannot undo it, without waiting for
+   * the disk: it reaches the disk shortly after, or with the next commit that is not lazy (which covers it).
+   * Only for node-local records whose loss in a crash of the whole machine loses nothing that outlives the
+   * crash (the node book, D-6 in docs/decisions.md). Stores that are always durable ignore it.
+   */
+  lazy?: boolean;
 }
 
 export interface Store {
   get<T>(kind: Kind, key: string): Promise<Versioned<T> | undefined>;
   /** All records of a kind whose key starts with `prefix`. */
   list<T>(kind: Kind, prefix?: string): Promise<Map<string, Versioned<T>>>;
-  commit(ops: readonly WriteOp[]): Promise<CommitResult>;
+  commit(ops: readonly WriteOp[], opts?: CommitOptions): Promise<CommitResult>;
   /**
    * Register `node` as alive. Fails with StoreConflict if it is alive under another token; the same token
    * takes over (a restarted daemon replacing its own dead registration before its lease ran out), except
    * that the local store also refuses while another live process holds it. Revoking a registration that
-   * was taken over leaves the new one alone.
+   * was taken over leaves the new one alone. `info` is stored in the node record for other nodes to read.
    */
-  acquireNode(node: string, opts: { token: string; ttlMs?: number }): Promise<NodeLease>;
+  acquireNode(node: string, opts: AcquireNodeOptions): Promise<NodeLease>;
   stats(): StoreStats;
   close(): Promise<void>;
 }
+
+/** The `info` part of a node record: a copy, and absent rather than empty. */
+export const infoOf = (opts: AcquireNodeOptions): { info?: Record<string, string> } =>
+  opts.info && Object.keys(opts.info).length > 0 ? { info: { ...opts.info } } : {};
 
 export const nodeBusy = (node: string, detail: string): PlexusError =>
   new PlexusError('StoreConflict', `node ${node} is already registered in the IPAM store (${detail})`);

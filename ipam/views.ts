@@ -2,11 +2,12 @@
  * Read-only views for operators (`plexusctl ipam pools|blocks|pods`) and metrics. They read the shared
  * store afresh, so they show the cluster, not just this node's cache.
  */
-import { type Family, formatCidr, formatIp } from './address';
+import { type Cidr, type Family, cidrContains, cidrsOverlap, formatCidr, formatIp } from './address';
 import type { Engine } from './engine';
 import type { PoolUsage } from './metrics';
+import { cidrOfKey } from './placement';
 import { ipOf, poolCapacity } from './pool';
-import type { ForeignEntry, PodRecord } from './records';
+import type { BlockRecord, ForeignEntry, PodRecord } from './records';
 
 export interface BlockView {
   key: string;
@@ -66,4 +67,26 @@ export async function viewPools(e: Engine): Promise<PoolUsage[]> {
 
 export function viewPods(e: Engine): PodRecord[] {
   return e.book.podKeys().sort().map((k) => structuredClone(e.book.pod(k) as PodRecord));
+}
+
+/**
+ * Addresses in use inside `cidrs`, by pool, over every block in the shared store: pools configured on this
+ * node or not (an earlier definition of an implicit pool, another node's). What a new pool over these
+ * ranges would collide with. In this node's blocks that is what its book handed out; in other nodes'
+ * blocks their whole held set (their reserves too: from here, a reserve address may be in use).
+ */
+export async function heldInRanges(e: Engine, cidrs: readonly Cidr[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [key, v] of await e.shared.list<BlockRecord>('block')) {
+    const blk = cidrOfKey(key);
+    if (!blk || !cidrs.some((c) => cidrsOverlap(c, blk))) continue;
+    const held = v.value.owner === e.node ? [...e.book.ownedIn(key).keys()].map(String) : Object.keys(v.value.held);
+    let n = 0;
+    for (const o of [...held, ...Object.keys(v.value.foreign)]) {
+      const ip = { family: blk.family, value: blk.base + BigInt(o) };
+      if (cidrs.some((c) => cidrContains(c, ip))) n++;
+    }
+    if (n > 0) out.set(v.value.pool, (out.get(v.value.pool) ?? 0) + n);
+  }
+  return out;
 }

@@ -50,6 +50,8 @@ export interface ThroughputRow {
   maxMs: number;
   /** Shared-store writes per allocation (etcd transactions; for the local store, its journal commits). */
   writesPerAllocation: number;
+  /** For the local store: fdatasync calls per allocation (lazily synced book lines share them, D-6). */
+  syncsPerAllocation?: number;
   firstError?: string;
 }
 

@@ -22,9 +22,11 @@ export async function runLocalPhase(dir: string, opts: { total: number; deadline
         await ipam.allocate({ pod: { namespace: 'bench', name: cid }, containerId: cid, ifName: 'eth0', network: 'bench', pool: 'bench' });
       };
       await drive({ total: 200, concurrency: c, deadlineMs: 5000, op: alloc('warm') });
-      const before = store.stats().writes;
+      const before = store.stats();
       const r = await drive({ total: opts.total, concurrency: c, deadlineMs: opts.deadlineMs, op: alloc('local') });
-      const row = throughputRow('local', 1, c, r, store.stats().writes - before);
+      const after = store.stats();
+      const row = throughputRow('local', 1, c, r, after.writes - before.writes);
+      if (r.done) row.syncsPerAllocation = ((after.syncs ?? 0) - (before.syncs ?? 0)) / r.done;
       rows.push(row);
       say(`local c=${c}: ${row.allocations} allocations, ${row.perSecond.toFixed(0)}/s, p99 ${row.p99Ms.toFixed(2)} ms`);
     } finally {

@@ -1,6 +1,7 @@
 /**
- * plexus-ipam as the daemon serves it: the CNI IPAM plugin of ipam/, over this node's IPAM service. Its
- * inline-range pools are kept when the config's or the manifests' pools change.
+ * plexus-ipam as the daemon serves it: the CNI IPAM plugin of ipam/, over this node's IPAM service. It
+ * shares the service's implicit pools (restored and pre-registered at start, kept when the config's or the
+ * manifests' pools change), and gives a StatefulSet's pods sticky addresses without their asking.
  */
 import type { Logger } from 'pino';
 import type { CniRequest } from '../cni/request';
@@ -8,7 +9,5 @@ import { IpamPlugin } from '../../ipam/cni-plugin';
 import type { IpamService } from './ipam-service';
 
 export function ipamPluginFor(service: IpamService, log: Logger): { handle(req: CniRequest): Promise<string> } {
-  const plugin = new IpamPlugin(service.ipam, { log });
-  service.keepPools(() => plugin.implicitPools());
-  return plugin;
+  return new IpamPlugin(service.ipam, { log, implicit: service.implicit, sticky: (pod) => service.isSticky(pod) });
 }

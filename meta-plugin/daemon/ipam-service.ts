@@ -1,34 +1,75 @@
 /**
  * The daemon's IPAM service: opens the address service on this node, keeps its pools in step with the
- * config and the source's IPPool manifests, collects garbage after CNI GC, and serves operator views.
+ * config, the source's IPPool manifests and the pools inline ranges imply, collects garbage after CNI GC
+ * and from the source's view of which pods exist, and serves operator views.
  */
 import type { Logger } from 'pino';
 import { errorText } from '../cni/errors';
-import { Ipam, openIpam, type PoolSpec } from '../../ipam';
+import { podKey } from '../cni/types';
+import { Ipam, openIpam, type GcReport, type Placement, type PoolSpec } from '../../ipam';
+import { NO_POD_NAMESPACE } from '../../ipam/cni-plugin';
+import { inlinePoolOf } from '../../ipam/cni-ranges';
+import { parseCniIpamConfig } from '../../ipam/cni-schema';
+import { ImplicitPools } from '../../ipam/implicit-pools';
 import { parseIpamConfig, poolSpecFromManifest } from '../../ipam/pool-schema';
 import type { ValidAttachment } from '../../delegates/conflist';
+import { toConfList } from '../planner/resolve';
+import type { NadObject, PodObject } from '../planner/types';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
 
 export const IPPOOL_KIND = 'IPPool';
+export const IPAM_PLUGIN_TYPE = 'plexus-ipam';
+
+export interface IpamServiceOptions {
+  /** Published in the node's registration for other nodes (Ipam.placement()). */
+  nodeInfo?: Readonly<Record<string, string>>;
+  /** Injected clock (ms) for cooldowns and the GC grace period. */
+  clock?: () => number;
+}
+
+/** A pod a StatefulSet owns (metadata.ownerReferences, when the source keeps them): sticky addresses. */
+export function ownedByStatefulSet(pod: PodObject | undefined): boolean {
+  const refs = (pod as { ownerReferences?: unknown } | undefined)?.ownerReferences;
+  return Array.isArray(refs) && refs.some((r) => (r as { kind?: unknown } | null)?.kind === 'StatefulSet');
+}
 
 export class IpamService {
-  /** Pools other components own (plexus-ipam's inline ranges), read at every refresh. */
+  /** Pools other components own, read at every refresh. */
   private readonly kept: (() => PoolSpec[])[] = [];
+  /** The pools networks' inline ranges imply: shared with plexus-ipam (ipam-plugin.ts). */
+  readonly implicit: ImplicitPools;
+  /** Pods (ns/name) holding addresses here that the source has listed: only those can be judged gone. */
+  private readonly listed = new Set<string>();
+  private gcTimer: NodeJS.Timeout | undefined;
+  private collecting: Promise<GcReport | undefined> | null = null;
 
   private constructor(
     readonly ipam: Ipam,
     private readonly config: DaemonConfig,
     private readonly source: Source,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.implicit = new ImplicitPools(ipam, log);
+  }
 
-  static async open(config: DaemonConfig, source: Source, log: Logger): Promise<IpamService> {
-    const ipam = await openIpam({ config: config.ipam, node: config.nodeName, stateDir: config.stateDir });
+  static async open(config: DaemonConfig, source: Source, log: Logger, opts: IpamServiceOptions = {}): Promise<IpamService> {
+    const ipam = await openIpam({ config: config.ipam, node: config.nodeName, stateDir: config.stateDir, nodeInfo: opts.nodeInfo, clock: opts.clock });
     const service = new IpamService(ipam, config, source, log);
     for (const w of ipam.warnings) log.warn({ warning: w }, 'IPAM recovery');
+    service.keepPools(() => service.implicit.specs());
     service.refreshPools();
-    source.onChange(() => service.refreshPools());
+    // Before the first request: the implicit pools of before the restart (they may hold addresses), then
+    // those the source's NADs imply, so GC and operators see every pool from the start.
+    await service.implicit.restore().catch((e: unknown) => log.warn({ err: errorText(e) }, 'implicit IPAM pools not restored'));
+    await service.registerSourcePools();
+    service.notePods();
+    source.onChange(() => {
+      service.refreshPools();
+      service.notePods();
+      void service.registerSourcePools();
+    });
+    service.startGc();
     return service;
   }
 
@@ -50,15 +91,102 @@ export class IpamService {
     }
   }
 
-  /** Let another component (plexus-ipam's inline ranges) own pools that refreshes must keep. */
+  /** Let another component own pools that refreshes must keep. */
   keepPools(provider: () => PoolSpec[]): void {
     this.kept.push(provider);
+  }
+
+  /**
+   * Register the implicit pools of the plexus-ipam networks in the source's NADs (when the source can list
+   * them). A definition that conflicts is reported here and refused again at that network's ADD.
+   */
+  async registerSourcePools(): Promise<void> {
+    const nads = this.source.listNads();
+    for (const nad of nads) {
+      for (const { network, section } of plexusIpamSections(nad)) {
+        try {
+          const inline = inlinePoolOf(parseCniIpamConfig({ name: network, ipam: section }).ipam);
+          if (inline) await this.implicit.poolFor(network, inline);
+        } catch (e) {
+          this.log.warn({ nad: podKey(nad), network, err: errorText(e) }, 'implicit IPAM pool of a NAD not registered');
+        }
+      }
+    }
+  }
+
+  /** A pod the source lists now (for the GC's re-check and StatefulSet stickiness). */
+  private sourcePod(key: string): PodObject | undefined {
+    const slash = key.indexOf('/');
+    return this.source.getPod(key.slice(0, slash), key.slice(slash + 1));
+  }
+
+  /** Note which pods holding addresses here the source lists: from then on, leaving the source means gone. */
+  private notePods(): void {
+    if (!this.source.ready()) return;
+    for (const p of this.ipam.pods()) {
+      const key = podKey(p);
+      if (p.namespace !== NO_POD_NAMESPACE && this.sourcePod(key)) this.listed.add(key);
+    }
+  }
+
+  /** Whether a pod gets sticky addresses without asking: a StatefulSet owns it. */
+  isSticky(pod: { namespace: string; name: string }): boolean {
+    return ownedByStatefulSet(this.source.getPod(pod.namespace, pod.name));
+  }
+
+  private startGc(): void {
+    const seconds = parseIpamConfig(this.config.ipam).config.gcIntervalSeconds ?? 60;
+    if (seconds <= 0) return;
+    this.gcTimer = setInterval(() => void this.gcFromSource(), seconds * 1000);
+    this.gcTimer.unref();
+  }
+
+  /**
+   * Garbage collection driven by the source (issue 3): the addresses of a pod the source listed and no
+   * longer lists are released once it has stayed unlisted for the grace period (gcGraceMs), re-checked
+   * against the source right before release. Pods the source never listed are never released this way:
+   * pod-less CNI calls (namespace `_cni`), containers a runtime runs without a manifest, a source with no
+   * Pod manifests at all, pods deleted while the daemon was down. CNI GC and DEL cover those.
+   */
+  gcFromSource(): Promise<GcReport | undefined> {
+    this.collecting ??= this.collect().finally(() => (this.collecting = null));
+    return this.collecting;
+  }
+
+  private async collect(): Promise<GcReport | undefined> {
+    if (!this.source.ready()) return undefined;
+    this.notePods();
+    // Only pods the source was seen listing can be "gone" (notePods); the grace period and the re-check right
+    // before release cover a source that empties for a moment (a manifest directory being rewritten).
+    const gone: { namespace: string; name: string }[] = [];
+    const holding = new Set<string>();
+    for (const p of this.ipam.pods()) {
+      const key = podKey(p);
+      holding.add(key);
+      if (this.listed.has(key) && !this.sourcePod(key)) gone.push({ namespace: p.namespace, name: p.name });
+    }
+    for (const key of this.listed) if (!holding.has(key)) this.listed.delete(key);
+    try {
+      const report = await this.ipam.gc({ gonePods: gone, recheck: (c) => c.pod === undefined || !this.sourcePod(c.pod) });
+      if (report.released.length || report.waiting.length) {
+        this.log.info({ released: report.released.map((c) => c.id), waiting: report.waiting.length }, 'IPAM garbage collection (source)');
+      }
+      return report;
+    } catch (e) {
+      this.log.warn({ err: errorText(e) }, 'IPAM garbage collection (source) failed');
+      return undefined;
+    }
   }
 
   /** After CNI GC: every address not held by a kept attachment is a candidate (grace period, re-check). */
   async afterGc(kept: ValidAttachment[], log: Logger): Promise<void> {
     const report = await this.ipam.gc({ attachments: kept.map((k) => ({ containerId: k.containerID, ifName: k.ifname })) });
     log.info({ released: report.released.length, waiting: report.waiting.length }, 'IPAM garbage collection');
+  }
+
+  /** Which node owns which block and where nodes are, for the routed datapath; see ipam/placement.ts. */
+  placement(): Promise<Placement> {
+    return this.ipam.placement();
   }
 
   async view(name: string): Promise<string | undefined> {
@@ -76,7 +204,28 @@ export class IpamService {
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    await this.collecting;
     return this.ipam.close();
   }
+}
+
+/** The `ipam` sections of a NAD's plugins that use plexus-ipam, with the network name they are called with. */
+function plexusIpamSections(nad: NadObject): { network: string; section: Record<string, unknown> }[] {
+  if (!nad.config?.trim()) return [];
+  let list;
+  try {
+    list = toConfList(JSON.parse(nad.config), nad.name, '1.1.0', `network attachment definition ${podKey(nad)}`);
+  } catch {
+    return []; // the planner reports a broken NAD when a pod uses it
+  }
+  const out: { network: string; section: Record<string, unknown> }[] = [];
+  for (const plugin of list.plugins) {
+    const ipam = (plugin as { ipam?: unknown }).ipam;
+    if (typeof ipam === 'object' && ipam !== null && (ipam as { type?: unknown }).type === IPAM_PLUGIN_TYPE) {
+      out.push({ network: list.name, section: ipam as Record<string, unknown> });
+    }
+  }
+  return out;
 }

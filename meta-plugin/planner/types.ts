@@ -42,6 +42,8 @@ export interface PodObject {
   name: string;
   uid?: string;
   annotations: Record<string, string>;
+  /** metadata.ownerReferences (kind StatefulSet makes the pod's addresses sticky, issue 3). */
+  ownerReferences?: { kind: string; name: string; controller?: boolean }[];
 }
 
 /** A CNI config file from `confDir`, already read and JSON-parsed by the daemon. */

@@ -132,6 +132,14 @@ export class FileSource implements Source {
     return this.view.nads.get(`${namespace}/${name}`);
   }
 
+  listNads(): readonly NadObject[] {
+    return [...this.view.nads.values()];
+  }
+
+  listPods(): readonly PodObject[] {
+    return [...this.view.pods.values()];
+  }
+
   otherObjects(kind: string): readonly Record<string, unknown>[] {
     return this.view.others.get(kind) ?? [];
   }

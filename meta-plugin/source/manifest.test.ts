@@ -51,6 +51,13 @@ describe('formats', () => {
     });
   });
 
+  test('a pod keeps its ownerReferences (kind and name; malformed entries dropped)', () => {
+    const pod = { kind: 'Pod', metadata: { name: 'db-0', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', controller: true }, { kind: 7 }, 'x'] } };
+    expect(parseManifests('pod.json', JSON.stringify(pod)).pods).toEqual([
+      { namespace: 'default', name: 'db-0', annotations: {}, ownerReferences: [{ kind: 'StatefulSet', name: 'db', controller: true }] },
+    ]);
+  });
+
   test('an empty file has nothing and no problems', () => {
     expect(parseManifests('empty.yaml', '')).toEqual({ nads: [], pods: [], others: [], problems: [] });
   });

@@ -84,6 +84,14 @@ function addObject(out: ParsedManifests, obj: unknown): string | undefined {
     if (!DNS_SUBDOMAIN.test(name)) return `Pod ${namespace}/${name}: name is not a DNS-1123 subdomain`;
     const pod: PodObject = { namespace, name, annotations };
     if (typeof meta?.['uid'] === 'string') pod.uid = meta['uid'];
+    const owners = meta?.['ownerReferences'];
+    if (Array.isArray(owners)) {
+      const refs = owners
+        .filter(isObject)
+        .filter((o) => typeof o['kind'] === 'string' && typeof o['name'] === 'string')
+        .map((o) => ({ kind: o['kind'] as string, name: o['name'] as string, ...(o['controller'] === true ? { controller: true } : {}) }));
+      if (refs.length) pod.ownerReferences = refs;
+    }
     out.pods.push(pod);
     return undefined;
   }

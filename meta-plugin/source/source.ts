@@ -13,6 +13,9 @@ export interface Source {
   ready(): boolean;
   getPod(namespace: string, name: string): PodObject | undefined;
   getNad(namespace: string, name: string): NadObject | undefined;
+  /** Every NAD and pod of the current view (IPAM pre-registration and source-driven GC). */
+  listNads(): readonly NadObject[];
+  listPods(): readonly PodObject[];
   /** Objects of other kinds the source found (e.g. Plexus IPAM pools), by kind. */
   otherObjects(kind: string): readonly Record<string, unknown>[];
   /** Called after the source's view changed (and once after start). */

@@ -5,7 +5,7 @@
  */
 import { symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, containerId, ipJson, sh, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
+import { TestCluster, containerId, ipJson, runProcess, sh, CNI_BIN_DIR, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
 
 jest.setTimeout(120_000);
 
@@ -14,11 +14,23 @@ const addrsOf = (netns: string, ifname: string) =>
 
 describe('plexus-ipam used by reference plugins through the meta-plugin', () => {
   let c: TestCluster;
+  let bin: string;
   const ipamPods = () => JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pods']).stdout) as any[];
+  /** Pool names in force (the view has a row per pool and family). */
+  const poolNames = (): string[] => [...new Set((JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pools']).stdout) as any[]).map((p) => p.name ?? p.pool))];
+  const holders = () => ipamPods().map((p) => `${p.namespace}/${p.name}`).sort();
+  /** bin/plexus-ipam run directly, as a runtime runs a plain network config's IPAM plugin. */
+  const ipamCall = (command: string, cid: string, netns: string, pod?: string) => runProcess('ip', ['netns', 'exec', c.node, join(bin, 'plexus-ipam')], {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: 'net9',
+    CNI_PATH: CNI_BIN_DIR, CNI_ARGS: pod ? `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}` : '',
+  }, JSON.stringify({ cniVersion: '1.0.0', name: 'direct', type: 'macvlan', ipam: { type: 'plexus-ipam', socketPath: c.socket, pool: 'data-pool' } }));
+  const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
+    for (const deadline = Date.now() + ms; !ok(); await c.settle(100)) if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  };
 
   beforeAll(async () => {
     c = await TestCluster.start();
-    const bin = join(c.dir, 'bin');
+    bin = join(c.dir, 'bin');
     mkdirSync(bin);
     for (const b of ['plexus', 'plexus-shim']) symlinkSync(join(ROOT, 'bin', b), join(bin, b));
     symlinkSync('plexus', join(bin, 'plexus-ipam'));
@@ -34,7 +46,11 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
       // Whereabouts style.
       c.nad('legacy', { cniVersion: '1.0.0', name: 'legacy', plugins: [{ type: 'bridge', bridge: 'br-lg', ipam: ipam({ range: '10.82.0.0/24', range_start: '10.82.0.10', exclude: ['10.82.0.12/32'] }) }] }),
     ]);
-    await c.restartDaemon({ binDirs: [bin, '/usr/lib/cni'], ipam: { pools: [{ name: 'data-pool', cidrs: ['10.80.0.0/24'], blockSize: 28 }] } });
+    await c.restartDaemon({
+      binDirs: [bin, '/usr/lib/cni'],
+      // GC from the source every half second with a 2 s grace, so the test sees it (defaults: 60 s, 10 min).
+      ipam: { pools: [{ name: 'data-pool', cidrs: ['10.80.0.0/24'], blockSize: 28 }], gcGraceMs: 2000, gcIntervalSeconds: 0.5 },
+    });
     await c.settle(700);
   });
 
@@ -65,14 +81,43 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
     }
     const all = addrs.flatMap((a) => [...a.data, ...a.storage, ...a.legacy]);
     expect(new Set(all).size).toBe(all.length);
-    // The configured pool and the two inline-range pools (registered at first use) are all in force.
-    const pools = JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pools']).stdout) as any[];
-    expect(pools.map((p) => p.name ?? p.pool)).toEqual(expect.arrayContaining(['data-pool', 'cni-storage', 'cni-legacy']));
+    // The configured pool and the two inline-range pools (named after their ranges) are all in force.
+    expect(poolNames()).toEqual(expect.arrayContaining(['data-pool', expect.stringMatching(/^cni-10\.81\.0\.0-24-/), expect.stringMatching(/^cni-10\.82\.0\.0-24-/)]));
     const records = ipamPods();
     expect(records).toHaveLength(2);
     for (const r of records) expect(JSON.stringify(r)).toMatch(/10\.80\.0\..*10\.81\.0\.|10\.81\.0\..*10\.80\.0\./s);
     for (const p of pods) expect((await c.cni('DEL', { containerId: p.id, netns: p.ns.path, pod: { name: p.name } })).code).toBe(0);
     expect(ipamPods()).toEqual([]);
+  });
+
+  test('after a restart the inline-range pools are in force before the first request', async () => {
+    const before = poolNames().filter((n) => n.startsWith('cni-')).sort();
+    expect(before).toHaveLength(2);
+    await c.restartDaemon();
+    expect(poolNames().filter((n) => n.startsWith('cni-')).sort()).toEqual(before);
+  });
+
+  test('a pod removed from the manifests loses its addresses after the grace period; pod-less and unlisted holders keep theirs', async () => {
+    c.writeManifests('pods.yaml', [c.podManifest('g', 'data')]);
+    await c.settle(700);
+    const ns = c.makePod();
+    const id = containerId();
+    expect((await c.cni('ADD', { containerId: id, netns: ns.path, pod: { name: 'g' } })).code).toBe(0);
+    const [podless, ghost] = [containerId(), containerId()];
+    expect((await ipamCall('ADD', podless, ns.path)).code).toBe(0); // no K8S_POD_*: namespace _cni
+    expect((await ipamCall('ADD', ghost, ns.path, 'ghost')).code).toBe(0); // a pod no manifest describes
+    expect(holders()).toEqual([`_cni/${podless}`, 'default/g', 'default/ghost']);
+    await c.settle(1200); // a GC pass sees g listed
+    c.writeManifests('pods.yaml', []);
+    await c.settle(1000); // unlisted for less than the grace period: kept
+    expect(holders()).toContain('default/g');
+    await until('g released', () => !holders().includes('default/g'));
+    await c.settle(1500);
+    expect(holders()).toEqual([`_cni/${podless}`, 'default/ghost']);
+    expect(c.log()).toMatch(/IPAM garbage collection \(source\)/);
+    for (const cid of [podless, ghost]) expect((await ipamCall('DEL', cid, ns.path)).code).toBe(0);
+    expect((await c.cni('DEL', { containerId: id, netns: ns.path, pod: { name: 'g' } })).code).toBe(0);
+    expect(holders()).toEqual([]);
   });
 
   test('DEL while the daemon is down is queued and, replayed at start, releases the IPAM addresses', async () => {

@@ -19,6 +19,8 @@ export interface SimNode {
   name: string;
   disk: MemoryStore;
   ipam: Ipam;
+  /** Options of this node only (its nodeInfo, for example), kept across crashes. */
+  extra: Partial<IpamOptions>;
 }
 
 export class Cluster {
@@ -31,16 +33,16 @@ export class Cluster {
     readonly opts: Partial<IpamOptions> = {},
   ) {}
 
-  private open(name: string, disk: MemoryStore): Promise<Ipam> {
+  private open(name: string, disk: MemoryStore, extra: Partial<IpamOptions>): Promise<Ipam> {
     return Ipam.open({
       node: name, shared: this.shared, nodeStore: disk, pools: this.pools, clock: this.clock.now,
-      syncIntervalMs: 0, gcGraceMs: 60_000, reserveIdleMs: 5_000, ...this.opts,
+      syncIntervalMs: 0, gcGraceMs: 60_000, reserveIdleMs: 5_000, ...this.opts, ...extra,
     });
   }
 
-  async add(name: string): Promise<SimNode> {
+  async add(name: string, extra: Partial<IpamOptions> = {}): Promise<SimNode> {
     const disk = new MemoryStore();
-    const n: SimNode = { name, disk, ipam: await this.open(name, disk) };
+    const n: SimNode = { name, disk, extra, ipam: await this.open(name, disk, extra) };
     this.nodes.set(name, n);
     return n;
   }
@@ -56,7 +58,7 @@ export class Cluster {
     const n = this.node(name);
     await n.ipam.close();
     n.disk.expireNode(name);
-    n.ipam = await this.open(name, n.disk);
+    n.ipam = await this.open(name, n.disk, n.extra);
     return n;
   }
 
