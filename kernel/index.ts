@@ -44,12 +44,17 @@ import {
 } from './links';
 import {
   addNeighbour,
+  deleteFdb,
   deleteNeighbour,
+  type FdbEntry,
+  listFdb,
   listNeighbours,
   type Neighbour,
   type NeighbourKey,
+  type NeighbourLink,
   type NeighbourQuery,
   type NeighbourSpec,
+  replaceFdb,
   replaceNeighbour,
 } from './neighbours';
 import { NetlinkSocket, type NetlinkSocketOptions } from './netlink/socket';
@@ -60,7 +65,8 @@ export { ERRNO, errnoName, hasErrno, isKernelError, KernelError, type ErrnoName 
 export type { IpFamily } from './ip-address';
 export type { Link, LinkRef, OperState, VethOptions } from './links';
 export type { BridgeOptions, MacvlanMode, MacvlanOptions, NewLinkOptions, VxlanOptions } from './link-kinds';
-export type { Neighbour, NeighbourKey, NeighbourLink, NeighbourQuery, NeighbourSpec } from './neighbours';
+export type { FdbEntry, Neighbour, NeighbourKey, NeighbourLink, NeighbourQuery, NeighbourSpec } from './neighbours';
+export { formatCidr, formatIp, parseCidr, parseIp } from './ip-address';
 export { readSysctl, readSysctlSync, SYSCTL_KEY, writeSysctl, writeSysctlSync } from './sysctl';
 export * from './bpf';
 export { currentNetnsId, isNetns, type NetnsHandle, openNetns, withNetns } from './netns';
@@ -220,6 +226,23 @@ export class Netlink {
   /** false when there was no entry (or the link is gone). */
   async deleteNeighbour(key: NeighbourKey): Promise<boolean> {
     return deleteNeighbour(this.live(), key);
+  }
+
+  // ---- VXLAN forwarding database ----
+
+  /** The link's FDB entries (MAC -> remote VTEP). */
+  async listFdb(link: NeighbourLink): Promise<FdbEntry[]> {
+    return listFdb(this.live(), link);
+  }
+
+  /** Frames for `mac` go to the VTEP at `dst` (permanent, replaces any entry for the MAC). */
+  async replaceFdb(spec: NeighbourLink & { mac: string; dst: string }): Promise<void> {
+    replaceFdb(this.live(), spec);
+  }
+
+  /** false when there was no entry (or the link is gone). */
+  async deleteFdb(spec: NeighbourLink & { mac: string; dst?: string }): Promise<boolean> {
+    return deleteFdb(this.live(), spec);
   }
 
   private live(): NetlinkSocket {

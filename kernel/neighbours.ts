@@ -143,3 +143,62 @@ export function deleteNeighbour(sock: NetlinkSocket, key: NeighbourKey): boolean
     throw err;
   }
 }
+
+/**
+ * A forwarding-database entry of a VXLAN device (AF_BRIDGE neighbour with NTF_SELF): frames for `mac` are
+ * tunnelled to the underlay address `dst`. What `bridge fdb replace MAC dev vxlan0 dst IP self permanent`
+ * writes. Routed set-ups write one per remote node's VTEP MAC.
+ */
+export interface FdbEntry {
+  ifindex: number;
+  mac: string;
+  /** The remote VTEP's underlay address (NDA_DST). */
+  dst?: string;
+  permanent: boolean;
+}
+
+function fdbMessage(sock: NetlinkSocket, link: NeighbourLink, mac: string, dst: string | undefined, state: number, what: string): Buffer {
+  const attrs = [attr.bytes(NDA.LLADDR, parseMac(mac, what))];
+  if (dst !== undefined) attrs.push(attr.bytes(NDA.DST, parseIp(dst)));
+  return encodeBody(
+    NDMSG,
+    { ndm_family: AF.BRIDGE, ndm_ifindex: resolveIndex(sock, linkOf(link, what), what), ndm_state: state, ndm_flags: NTF.SELF },
+    attrs,
+  );
+}
+
+/** Adds or overwrites the permanent entry for `mac` on the link (NLM_F_CREATE|NLM_F_REPLACE). */
+export function replaceFdb(sock: NetlinkSocket, spec: NeighbourLink & { mac: string; dst: string }): void {
+  const what = `replace fdb ${spec.mac} dst ${spec.dst} dev ${spec.ifName ?? `#${spec.ifindex}`}`;
+  sock.request(RTM.NEWNEIGH, NLM_F.CREATE | NLM_F.REPLACE, fdbMessage(sock, spec, spec.mac, spec.dst, NUD.PERMANENT, what), what);
+}
+
+/** Deletes the entry for `mac` (and `dst`, when given). False when there was none or the link is gone. */
+export function deleteFdb(sock: NetlinkSocket, spec: NeighbourLink & { mac: string; dst?: string }): boolean {
+  const what = `delete fdb ${spec.mac} dev ${spec.ifName ?? `#${spec.ifindex}`}`;
+  try {
+    sock.request(RTM.DELNEIGH, 0, fdbMessage(sock, spec, spec.mac, spec.dst, 0, what), what);
+    return true;
+  } catch (err) {
+    if (hasErrno(err, 'ENOENT', 'ENODEV')) return false;
+    throw err;
+  }
+}
+
+/** The link's FDB entries that carry a MAC (of one link only: a bridge's ports report theirs too). */
+export function listFdb(sock: NetlinkSocket, link: NeighbourLink): FdbEntry[] {
+  const what = 'list fdb';
+  const ifindex = resolveIndex(sock, linkOf(link, what), what);
+  const out: FdbEntry[] = [];
+  for (const m of sock.dump(RTM.GETNEIGH, encodeBody(NDMSG, { ndm_family: AF.BRIDGE }), what)) {
+    if (m.header.nlmsg_type !== RTM.NEWNEIGH) continue;
+    const { fixed, attrs } = decodeBody(NDMSG, m.payload);
+    const ll = findAttr(attrs, NDA.LLADDR);
+    if (fixed.ndm_ifindex !== ifindex || !ll || ll.data.length !== 6) continue;
+    const dst = findAttr(attrs, NDA.DST);
+    const e: FdbEntry = { ifindex, mac: formatMac(ll.data), permanent: (fixed.ndm_state & NUD.PERMANENT) !== 0 };
+    if (dst) e.dst = formatIp(dst.data);
+    out.push(e);
+  }
+  return out;
+}

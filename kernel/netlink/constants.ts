@@ -56,7 +56,7 @@ export const RTM = {
 } as const;
 
 /** <sys/socket.h> address families. */
-export const AF = { UNSPEC: 0, INET: 2, INET6: 10 } as const;
+export const AF = { UNSPEC: 0, INET: 2, BRIDGE: 7, INET6: 10 } as const;
 
 /** <linux/if.h> net_device_flags (ifi_flags). */
 export const IFF = {
