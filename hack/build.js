@@ -48,8 +48,9 @@ async function main() {
     chmodSync(outfile, 0o755);
   }
   buildForwarder();
-  // Names the CNI binary acts under (DESIGN "External contract"); plexus-routed comes with the datapath.
-  for (const alias of ['plexus-ipam']) {
+  buildBpf();
+  // Names the CNI binary acts under (DESIGN "External contract").
+  for (const alias of ['plexus-ipam', 'plexus-routed']) {
     const link = path.join(root, 'bin', alias);
     rmSync(link, { force: true });
     symlinkSync('plexus', link);
@@ -62,6 +63,18 @@ function buildForwarder() {
   const out = path.join(root, 'bin/plexus');
   const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, path.join(root, 'meta-plugin/shim/forwarder.c')], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`${cc} failed to build bin/plexus`);
+}
+
+/** bin/bpf/*.o: the datapath's eBPF programs (DESIGN 5), compiled by clang; the daemon loads them from there. */
+function buildBpf() {
+  const outDir = path.join(root, 'bin/bpf');
+  mkdirSync(outDir, { recursive: true });
+  const include = `/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
+  for (const src of ['delegates/routed/bpf/from_pod.c']) {
+    const out = path.join(outDir, path.basename(src).replace(/\.c$/, '.o'));
+    const r = spawnSync('clang', ['-O2', '-g', '-Wall', '-Werror', '-target', 'bpf', `-I${include}`, '-c', path.join(root, src), '-o', out], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`clang failed to build ${src}`);
+  }
 }
 
 main().catch((e) => {

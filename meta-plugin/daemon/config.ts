@@ -10,6 +10,7 @@ import Ajv from 'ajv';
 import yaml from 'js-yaml';
 import { PlexusError, errorText } from '../cni/errors';
 import { parseIpamConfig } from '../../ipam/pool-schema';
+import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
 
 export const DAEMON_CONFIG_SCHEMA = {
   type: 'object',
@@ -43,6 +44,8 @@ export const DAEMON_CONFIG_SCHEMA = {
     },
     // The IPAM service; validated in full by ipam/'s own schema (parseIpamConfig), which names the field.
     ipam: { type: 'object', default: {} },
+    // The built-in routed datapath; present = enabled. Validated in full by delegates/routed/options.ts.
+    routed: { type: 'object' },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -73,6 +76,7 @@ export interface DaemonConfig {
   readonly logLevel: string;
   readonly source: { readonly type: 'file'; readonly dir: string; readonly rescanSeconds: number };
   readonly ipam: Readonly<Record<string, unknown>>;
+  readonly routed?: RoutedOptions;
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
 }
 
@@ -91,6 +95,7 @@ export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig 
   if (conf['nodeName'] === undefined) conf['nodeName'] = hostname();
   try {
     parseIpamConfig(conf['ipam']);
+    if (conf['routed'] !== undefined) conf['routed'] = parseRoutedOptions(conf['routed']);
   } catch (e) {
     throw new PlexusError('InvalidConfig', `${where}: ${errorText(e)}`);
   }

@@ -17,6 +17,7 @@ import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
 import type { ConfDir } from './conf-dir';
 import { KeyedMutex, Semaphore } from './locks';
+import type { PluginName } from './server';
 
 export interface Reply {
   status: number;
@@ -34,6 +35,8 @@ export interface HandlerDeps {
   isReady(): boolean;
   /** The CNI IPAM plugin plexus-ipam, served by this daemon's IPAM service. */
   ipamPlugin?: { handle(req: CniRequest): Promise<string> };
+  /** plexus-routed, served in-process (meta-plugin/daemon/routed.ts). */
+  routed?: { handle(req: CniRequest, log: Logger): Promise<string> };
   /**
    * Called after GC tore down stale sandboxes, with every attachment (container ID, delegate ifname) that
    * remains: the IPAM service collects addresses held by anything else.
@@ -55,6 +58,11 @@ export class CniHandler {
     this.ipamSlots = new Semaphore(deps.config.limits.maxConcurrentRequests);
   }
 
+  /** The routed datapath, when this node runs it (`bin/plexus-routed` invocations land here). */
+  setRouted(routed: NonNullable<HandlerDeps['routed']>): void {
+    this.deps.routed = routed;
+  }
+
   /** The IPAM service opens after the handler exists (it needs the loaded source). */
   setIpamPlugin(plugin: NonNullable<HandlerDeps['ipamPlugin']>): void {
     this.deps.ipamPlugin = plugin;
@@ -64,7 +72,7 @@ export class CniHandler {
     return this.slots.inFlight + this.ipamSlots.inFlight;
   }
 
-  async handle(env: Env, configText: string, invokedAs: 'plexus' | 'plexus-ipam' = 'plexus'): Promise<Reply> {
+  async handle(env: Env, configText: string, invokedAs: PluginName = 'plexus'): Promise<Reply> {
     let req: CniRequest | undefined;
     let log = this.deps.log;
     const started = process.hrtime.bigint();
@@ -72,7 +80,9 @@ export class CniHandler {
       if (env['CNI_COMMAND'] === 'VERSION') return ok(JSON.stringify(versionInfo()));
       req = parseRequest(env, configText);
       log = log.child({ ...requestBindings(req), ...(invokedAs === 'plexus' ? {} : { plugin: invokedAs }) });
-      const body = invokedAs === 'plexus-ipam' ? await this.ipam(req, log) : await this.slots.run(() => this.podLocks.run(lockKey(req!), () => this.dispatch(req!, log)));
+      const body = invokedAs === 'plexus-ipam'
+        ? await this.ipam(req, log)
+        : await this.slots.run(() => this.podLocks.run(lockKey(req!), () => (invokedAs === 'plexus-routed' ? this.routed(req!, log) : this.dispatch(req!, log))));
       log.info({ ms: msSince(started) }, `${req.command} done`);
       return ok(body);
     } catch (e) {
@@ -88,6 +98,12 @@ export class CniHandler {
     const key = `ipam:${req.containerId ?? ''}@${req.ifName ?? ''}`;
     log.debug('plexus-ipam request');
     return this.ipamSlots.run(() => this.podLocks.run(key, () => plugin.handle(req)));
+  }
+
+  private async routed(req: CniRequest, log: Logger): Promise<string> {
+    const routed = this.deps.routed;
+    if (!routed) throw new PlexusError('NotAvailable', 'plexus-routed: this daemon runs no routed datapath (its config has no `routed` section)');
+    return routed.handle(req, log);
   }
 
   private async dispatch(req: CniRequest, log: Logger): Promise<string> {

@@ -17,9 +17,10 @@ import { kernelRouteOps, kernelLinkExists } from '../runner/default-route-kernel
 import { DaemonConfig, loadDaemonConfig } from './config';
 import { ConfDir } from './conf-dir';
 import { CniHandler } from './handler';
-import { listenUnix } from './server';
+import { isPluginName, listenUnix } from './server';
 import { IpamService } from './ipam-service';
 import { ipamPluginFor } from './ipam-plugin';
+import { RoutedService } from './routed';
 import { writeFileAtomic } from '../runner/atomic-file';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -28,9 +29,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
   let ready = false;
   const source = new FileSource(config.source.dir, log.child({ component: 'source' }), config.source.rescanSeconds * 1000);
   const records = new RecordStore(config.stateDir);
+  const registry = new Registry();
   const runner = new Runner({
     records,
-    registry: new Registry(),
+    registry,
     binDirs: [...config.binDirs],
     delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
     routes: kernelRouteOps,
@@ -38,6 +40,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     deviceInfoDir: config.deviceInfoDir,
   });
   let ipam: IpamService | undefined;
+  let routed: RoutedService | undefined;
   const handler = new CniHandler({
     config,
     source,
@@ -60,8 +63,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     log,
   );
   await source.start();
-  ipam = await IpamService.open(config, source, log.child({ component: 'ipam' }));
+  if (config.routed) {
+    // Before the IPAM service: the node's underlay addresses and VTEP are published with its registration.
+    routed = await RoutedService.open(config, (env, conf, name) => handler.handle(env, conf, name), log.child({ component: 'routed' }));
+    registry.register('plexus-routed', routed.delegate);
+    handler.setRouted(routed);
+  }
+  ipam = await IpamService.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
   handler.setIpamPlugin(ipamPluginFor(ipam, log.child({ component: 'plexus-ipam' })));
+  routed?.followPlacement(ipam.ipam);
   // Status survives restarts through the records (the file source keeps it in memory).
   for (const rec of records.list((f, e) => log.warn({ file: f, err: errorText(e) }, 'unreadable record'))) {
     if (rec.pod && rec.status) await source.publishStatus(rec.pod, rec.status);
@@ -92,6 +102,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
       }, 20);
     });
     await source.stop();
+    routed?.close();
     await ipam?.close();
   }
   return { stop, handler, source, runner };
@@ -110,7 +121,7 @@ async function drainDelQueue(config: DaemonConfig, handler: CniHandler, log: Log
       quarantine(config, file, errorText(e), log);
       continue;
     }
-    const reply = await handler.handle(item.env, item.config, item.invokedAs === 'plexus-ipam' ? 'plexus-ipam' : 'plexus');
+    const reply = await handler.handle(item.env, item.config, isPluginName(item.invokedAs) ? item.invokedAs : 'plexus');
     if (reply.status === 200) {
       removeQueuedDel(config.stateDir, file);
       log.info({ file, containerId: item.env['CNI_CONTAINERID'] }, 'queued DEL done');

@@ -17,8 +17,8 @@ import { formatNetworkStatus, NetworkStatus } from '../status/network-status';
 
 const MAX_BODY = 1 << 20;
 
-/** The names the CNI binary acts under (DESIGN "External contract"): plexus, plexus-ipam. */
-export const PLUGIN_NAMES = ['plexus', 'plexus-ipam'] as const;
+/** The names the CNI binary acts under (DESIGN "External contract"): plexus, plexus-ipam, plexus-routed. */
+export const PLUGIN_NAMES = ['plexus', 'plexus-ipam', 'plexus-routed'] as const;
 export type PluginName = (typeof PLUGIN_NAMES)[number];
 
 export interface ApiHandlers {
@@ -82,6 +82,8 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
   }
   send(res, 404, 'not found\n');
 }
+
+export const isPluginName = (v: unknown): v is PluginName => (PLUGIN_NAMES as readonly unknown[]).includes(v);
 
 function decodeEnvelope(body: string): { env: Record<string, string | undefined>; config: string; invokedAs: PluginName } {
   let v: unknown;

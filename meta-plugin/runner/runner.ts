@@ -13,7 +13,7 @@ import { NetworkCall, ValidAttachment, addNetwork, checkNetwork, delNetwork, gcN
 import type { NetworkConfList, Plan, PlannedAttachment } from '../planner/types';
 import { NetworkStatus, defaultGateways, networkStatusOf } from '../status/network-status';
 import { AttachmentRecord, RecordStore, SandboxRecord } from './records';
-import { UndoStack } from './undo-stack';
+import { UndoStack } from '../cni/undo-stack';
 import { DefaultRouteOps, applyDefaultRoute, gatewaysOf } from './default-route';
 import { prepareDeviceInfo, readDeviceInfo, removeDeviceInfo } from './device-info';
 

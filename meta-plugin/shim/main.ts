@@ -64,9 +64,9 @@ async function forward(req: CniRequest, env: Env, stdin: string): Promise<Output
 }
 
 /** The name the runtime executed: the native forwarder passes it on; run directly, our own file name. */
-function invokedAs(env: Env): 'plexus' | 'plexus-ipam' {
+function invokedAs(env: Env): 'plexus' | 'plexus-ipam' | 'plexus-routed' {
   const name = env['PLEXUS_INVOKED_AS'] || basename(process.argv[1] ?? 'plexus');
-  return name === 'plexus-ipam' ? 'plexus-ipam' : 'plexus';
+  return name === 'plexus-ipam' || name === 'plexus-routed' ? name : 'plexus';
 }
 
 function pickCniEnv(env: Env): Record<string, string> {

@@ -148,7 +148,9 @@ export class TestCluster {
     const configPath = join(this.dir, 'plexusd.yaml');
     writeFileSync(configPath, yaml.dump(config));
     const log = openSync(this.logFile, 'a');
-    this.daemon = spawn('ip', ['netns', 'exec', this.node, process.execPath, PLEXUSD_BIN, '--config', configPath], { stdio: ['ignore', log, log] });
+    // nsenter --net, not `ip netns exec`: the latter gives the daemon a private mount namespace with its own
+    // /sys, so bpffs pins would die with the process instead of outliving it as on a real node.
+    this.daemon = spawn('nsenter', [`--net=/var/run/netns/${this.node}`, process.execPath, PLEXUSD_BIN, '--config', configPath], { stdio: ['ignore', log, log] });
     closeSync(log);
     await this.waitReady(readyTimeoutMs);
   }

@@ -1,0 +1,197 @@
+/**
+ * plexus-routed as a delegate (the built-in primary datapath): ADD, DEL, CHECK, GC, STATUS for one pod
+ * interface, on the node side the daemon opened (RoutedNode). The same code serves the cluster network run
+ * by the meta-plugin in-process and `bin/plexus-routed` run by any runtime in a conflist.
+ *
+ * Addresses come from the IPAM service through the in-process plexus-ipam delegate, with the network's own
+ * `ipam` section: a retried ADD gets the same addresses back, DEL always releases them.
+ */
+import { Netlink } from '../../kernel';
+import { PlexusError, context } from '../../meta-plugin/cni/errors';
+import { type CniResult, convertResult, parseResult } from '../../meta-plugin/cni/result';
+import { UndoStack } from '../../meta-plugin/cni/undo-stack';
+import { configVersion, versionInfo } from '../../meta-plugin/cni/version';
+import type { Delegate, PluginCall } from '../contract';
+import type { RoutedNode } from './datapath';
+import { configurePodEnd, createVethPair, endpointProblems, GATEWAYS, hostIfName, hostPrefix } from './endpoint';
+import { parseNetConfig, ROUTED_TYPE } from './options';
+import type { EndpointAddress, EndpointRecord } from './records';
+
+export interface RoutedDeps {
+  node: RoutedNode;
+  /** plexus-ipam, served in-process by the daemon's IPAM service. */
+  ipam: Delegate;
+}
+
+const networkOf = (config: Record<string, unknown>): string => (typeof config['name'] === 'string' ? config['name'] : '');
+
+/** K8S_POD_* of CNI_ARGS, when the runtime names a pod. */
+function podOf(args: string): EndpointRecord['pod'] {
+  const kv = new Map(args.split(';').map((p) => p.split('=', 2) as [string, string]));
+  const namespace = kv.get('K8S_POD_NAMESPACE');
+  const name = kv.get('K8S_POD_NAME');
+  if (!namespace || !name) return undefined;
+  const uid = kv.get('K8S_POD_UID');
+  return uid ? { namespace, name, uid } : { namespace, name };
+}
+
+/** The pod's addresses from plexus-ipam's result: one per family, each as a host prefix. */
+function addressesOf(ipam: CniResult, network: string): EndpointAddress[] {
+  const out: EndpointAddress[] = [];
+  for (const c of ipam.ips ?? []) {
+    const ip = c.address.split('/')[0]!;
+    const family = ip.includes(':') ? 6 : 4;
+    if (out.some((a) => a.family === family)) continue;
+    out.push({ ip, family, cidr: `${ip}/${hostPrefix(family)}` });
+  }
+  if (out.length === 0) throw new PlexusError('PoolExhausted', `${ROUTED_TYPE} network "${network}": plexus-ipam returned no address`);
+  return out;
+}
+
+async function inNetns<T>(netns: string, step: (nl: Netlink) => Promise<T>): Promise<T> {
+  const nl = await Netlink.open(netns);
+  try {
+    return await step(nl);
+  } finally {
+    nl.close();
+  }
+}
+
+export class RoutedDelegate implements Delegate {
+  constructor(private readonly deps: RoutedDeps) {}
+
+  async exec(call: PluginCall): Promise<unknown> {
+    switch (call.command) {
+      case 'ADD':
+        return this.add(call);
+      case 'DEL':
+        return this.del(call);
+      case 'CHECK':
+        return this.check(call);
+      case 'GC':
+        return this.gc(call);
+      case 'STATUS':
+        return undefined; // the node side started: pods can be attached
+      case 'VERSION':
+        return versionInfo();
+    }
+  }
+
+  /** 1. addresses; 2. the veth pair; 3. the pod end; 4. the host end and datapath; 5. the record. */
+  private async add(call: PluginCall): Promise<CniResult> {
+    const net = parseNetConfig(call.config);
+    const { containerId, netns, ifName } = call.env;
+    const network = networkOf(call.config);
+    const { node } = this.deps;
+    const hostIf = hostIfName(containerId, ifName);
+    // A second ADD of a live attachment must not touch it (its undo would release the shared addresses).
+    if (node.records.get(hostIf) || (await node.netlink.getLink(hostIf))) {
+      throw new PlexusError('InterfaceConflict', `${ROUTED_TYPE}: container ${containerId.slice(0, 12)} interface ${ifName} is already attached (${hostIf})`);
+    }
+    const wantEbpf = net.ebpf ?? node.opts.ebpf;
+    if (wantEbpf && !node.ebpf) call.log.warn('eBPF datapath unavailable: attaching with kernel routing only');
+    const mtu = net.mtu ?? node.mtu;
+    const undo = new UndoStack();
+    try {
+      const ipamResult = parseResult(await this.ipam('ADD', call), configVersion(call.config));
+      undo.push('release addresses', () => this.ipam('DEL', call).then(() => undefined));
+      const addresses = addressesOf(ipamResult, network);
+      const host = await createVethPair(node.netlink, hostIf, ifName, netns, mtu);
+      undo.push(`delete ${hostIf}`, () => node.netlink.deleteLink(hostIf).then(() => undefined));
+      const routes = (ipamResult.routes ?? []).map((r) => r.dst);
+      const pod = await inNetns(netns, (nl) => configurePodEnd(nl, ifName, addresses, host.mac!, routes));
+      const rec: EndpointRecord = {
+        containerId, ifName, netns, network, hostIf, hostIfindex: host.index, hostMac: host.mac!, podMac: pod.link.mac!, mtu,
+        ebpf: wantEbpf && node.ebpf, addresses, defaults: pod.defaults,
+      };
+      const who = podOf(call.env.args);
+      if (who) rec.pod = who;
+      undo.push('detach from the datapath', () => node.detach(rec));
+      await node.attach(rec);
+      node.records.put(rec);
+      undo.commit();
+      return convertResult(resultOf(rec), configVersion(call.config));
+    } catch (err) {
+      const failures = await undo.unwind();
+      for (const f of failures) call.log.warn({ err: f.error, step: f.what }, 'rollback step failed');
+      throw context(err, `${ROUTED_TYPE}: failed to attach ${ifName} of container ${containerId.slice(0, 12)} to network "${network}"`);
+    }
+  }
+
+  /** Idempotent: whatever is already gone is fine; the addresses are always released (DESIGN 2). */
+  private async del(call: PluginCall): Promise<undefined> {
+    const { containerId, ifName } = call.env;
+    const { node } = this.deps;
+    const hostIf = hostIfName(containerId, ifName);
+    const rec = node.records.get(hostIf);
+    const link = await node.netlink.getLink(hostIf);
+    await node.detach({ hostIf, hostIfindex: rec?.hostIfindex ?? link?.index ?? 0, addresses: rec?.addresses ?? [] });
+    await this.ipam('DEL', call);
+    node.records.remove(hostIf);
+    return undefined;
+  }
+
+  /** Everything ADD set up is still there (CNI CHECK): lists every problem it finds. */
+  private async check(call: PluginCall): Promise<undefined> {
+    parseNetConfig(call.config);
+    const { containerId, ifName, netns } = call.env;
+    const { node } = this.deps;
+    const hostIf = hostIfName(containerId, ifName);
+    const rec = node.records.get(hostIf);
+    if (!rec) throw new PlexusError('CheckFailed', `${ROUTED_TYPE}: no endpoint for container ${containerId.slice(0, 12)} interface ${ifName}`);
+    let pod: Netlink | null = null;
+    try {
+      pod = await Netlink.open(netns).catch(() => null);
+      const problems = [...prevResultProblems(call.config, rec), ...(await endpointProblems(node.netlink, pod, rec)), ...node.datapathProblems(rec)];
+      if (problems.length > 0) throw new PlexusError('CheckFailed', `${ROUTED_TYPE}: ${ifName} of container ${containerId.slice(0, 12)}: ${problems.join('; ')}`);
+    } finally {
+      pod?.close();
+    }
+    // plexus-ipam holds the pool's prefix lengths, the pod the host prefixes: the addresses were compared above.
+    const { prevResult: _prev, ...config } = call.config;
+    await this.deps.ipam.exec({ ...call, command: 'CHECK', config });
+    return undefined;
+  }
+
+  /** CNI GC: endpoints of attachments the runtime no longer lists are removed; plexus-ipam then releases. */
+  private async gc(call: PluginCall): Promise<undefined> {
+    const valid = call.config['cni.dev/valid-attachments'];
+    if (!Array.isArray(valid)) throw new PlexusError('InvalidConfig', `${ROUTED_TYPE}: GC needs cni.dev/valid-attachments`);
+    const keep = new Set(valid.map((a: { containerID?: unknown; ifname?: unknown }) => `${String(a.containerID)}/${String(a.ifname)}`));
+    const network = networkOf(call.config);
+    const { node } = this.deps;
+    for (const rec of node.records.list()) {
+      if (rec.network !== network || keep.has(`${rec.containerId}/${rec.ifName}`)) continue;
+      await node.detach(rec);
+      node.records.remove(rec.hostIf);
+    }
+    await this.ipam('GC', call);
+    return undefined;
+  }
+
+  private ipam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC', call: PluginCall): Promise<unknown> {
+    return this.deps.ipam.exec({ ...call, command });
+  }
+}
+
+/** CHECK: the addresses the runtime was given are the ones the endpoint holds. */
+function prevResultProblems(config: Record<string, unknown>, rec: EndpointRecord): string[] {
+  if (config['prevResult'] === undefined) return [];
+  const listed = (parseResult(config['prevResult'], configVersion(config)).ips ?? []).map((c) => c.address.split('/')[0]!).sort();
+  const have = rec.addresses.map((a) => a.ip).sort();
+  return listed.join() === have.join() ? [] : [`prevResult lists ${listed.join(', ') || 'no address'} but the endpoint holds ${have.join(', ')}`];
+}
+
+/** The CNI result: host end, pod end (sandbox), one address per family, default routes via the gateways. */
+function resultOf(rec: EndpointRecord): CniResult {
+  return {
+    cniVersion: '1.1.0',
+    interfaces: [
+      { name: rec.hostIf, mac: rec.hostMac, mtu: rec.mtu },
+      { name: rec.ifName, mac: rec.podMac, mtu: rec.mtu, sandbox: rec.netns },
+    ],
+    ips: rec.addresses.map((a) => ({ address: a.cidr, interface: 1, gateway: GATEWAYS[a.family] })),
+    routes: (rec.defaults ?? [4, 6]).map((f) => ({ dst: f === 4 ? '0.0.0.0/0' : '::/0', gw: GATEWAYS[f] })),
+  };
+}
+

@@ -1,0 +1,100 @@
+/**
+ * plexus-routed across nodes: a two-node cluster in network namespaces (hack/cluster.ts: an underlay bridge,
+ * one plexusd per node sharing one IPAM store), pods on both nodes, in native and VXLAN modes, IPv4 and IPv6.
+ * Witnesses: `ip route` / `ip neigh` / `bridge fdb` on the nodes, `ping` and `iperf3` between pods.
+ */
+import { Cluster, type Pod } from '../../hack/cluster';
+import { sh } from '../helpers/plexus-harness';
+
+jest.setTimeout(120_000);
+
+const routes = (c: Cluster, node: string, family: 4 | 6): { dst: string; gateway?: string; dev: string; protocol?: string }[] =>
+  JSON.parse(c.exec(c.node(node).netns, 'ip', ['-j', `-${family}`, 'route', 'show', 'proto', '180']).stdout || '[]');
+
+/** Cross-node routes follow claims within routeSyncMs (500 ms): retry for a few seconds. */
+async function eventually(what: string, probe: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (probe()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function tcp(c: Cluster, from: Pod, to: Pod, address: string, port: number): number {
+  const server = c.exec(to.netns, 'iperf3', ['-s', '-D', '-1', '-p', String(port)]);
+  expect(server.code).toBe(0);
+  for (let i = 0; i < 20 && !c.exec(to.netns, 'ss', ['-ltn']).stdout.includes(`:${port}`); i++) sh('sleep', ['0.05']);
+  const client = c.exec(from.netns, 'iperf3', ['-c', address, '-p', String(port), '-n', '2M', '-J'], { allowFail: true });
+  expect(client.code).toBe(0);
+  return JSON.parse(client.stdout).end.sum_sent.bytes;
+}
+
+describe.each([
+  ['native', true],
+  ['vxlan', true],
+  ['vxlan', false],
+] as const)('two nodes, mode %s, eBPF %s', (mode, ebpf) => {
+  let c: Cluster;
+  let pods: Pod[] = [];
+
+  beforeAll(async () => {
+    // /28 and /124 blocks: a second block is claimed after 16 pods.
+    const pool = { name: 'pods', cidrs: ['10.244.0.0/16', 'fd00:244::/56'], blockSize: { v4: 28, v6: 124 } };
+    c = await Cluster.create({ prefix: `plxrc${mode === 'native' ? 'n' : ebpf ? 'v' : 'k'}${process.pid % 1000}`, nodes: 2, datapath: 'routed', mode, ebpf, pool });
+    pods = [await c.addPod('n1', { name: 'a1' }), await c.addPod('n1', { name: 'a2' }), await c.addPod('n2', { name: 'b1' })];
+  });
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  test('each node routes the other node\'s blocks', async () => {
+    const [, , b1] = pods;
+    await eventually('a route on n1 to n2\'s block', () => routes(c, 'n1', 4).some((r) => r.dst.endsWith('/28')));
+    const v4 = routes(c, 'n1', 4).filter((r) => r.dst.endsWith('/28'));
+    const v6 = routes(c, 'n1', 6).filter((r) => r.dst.endsWith('/124'));
+    expect(v4).toHaveLength(1);
+    expect(v6).toHaveLength(1);
+    if (mode === 'native') {
+      expect(v4[0]).toMatchObject({ gateway: c.node('n2').ipv4, dev: 'eth0' });
+      expect(v6[0]).toMatchObject({ gateway: c.node('n2').ipv6, dev: 'eth0' });
+    } else {
+      expect(v4[0]).toMatchObject({ dev: 'plexus.vxlan', gateway: v4[0]!.dst.split('/')[0] });
+      const fdb = c.exec(c.node('n1').netns, 'bridge', ['fdb', 'show', 'dev', 'plexus.vxlan']).stdout;
+      expect(fdb).toContain(`dst ${c.node('n2').ipv4} self permanent`);
+      const neigh = c.exec(c.node('n1').netns, 'ip', ['neigh', 'show', 'dev', 'plexus.vxlan']).stdout;
+      expect(neigh).toContain(`${v4[0]!.gateway} lladdr`);
+      expect(c.exec(b1!.netns, 'ip', ['-j', 'link', 'show', 'eth0']).stdout).toContain('"mtu":1450');
+    }
+  });
+
+  test('same node: ping and TCP, IPv4 and IPv6', async () => {
+    const [a1, a2] = pods;
+    expect(c.ping(a1!.netns, a2!.ipv4!)).toBe(true);
+    expect(c.ping(a1!.netns, a2!.ipv6!)).toBe(true);
+    expect(tcp(c, a1!, a2!, a2!.ipv4!, 5411)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+  });
+
+  test('across nodes: ping and TCP, IPv4 and IPv6, both directions', async () => {
+    const [a1, , b1] = pods;
+    await eventually('cross-node ping', () => c.ping(a1!.netns, b1!.ipv4!, 1));
+    expect(c.ping(b1!.netns, a1!.ipv4!)).toBe(true);
+    await eventually('cross-node IPv6 ping', () => c.ping(a1!.netns, b1!.ipv6!, 1));
+    expect(c.ping(b1!.netns, a1!.ipv6!)).toBe(true);
+    expect(tcp(c, a1!, b1!, b1!.ipv4!, 5412)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    expect(tcp(c, b1!, a1!, a1!.ipv6!, 5413)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+  });
+
+  test('a block claimed later is routed by the other node as it happens; DEL leaves the node clean', async () => {
+    const before = routes(c, 'n1', 4).length;
+    const extra: Pod[] = [];
+    for (let i = 0; i < 16; i++) extra.push(await c.addPod('n2', { name: `x${i}` }));
+    await eventually('a second block route on n1', () => routes(c, 'n1', 4).length > before);
+    const last = extra[extra.length - 1]!;
+    await eventually('ping to the newest pod', () => c.ping(pods[0]!.netns, last.ipv4!, 1));
+    for (const p of extra) await c.delPod(p);
+    const left = c.exec(c.node('n2').netns, 'ip', ['-j', 'link', 'show']).stdout;
+    expect((JSON.parse(left) as { ifname: string }[]).filter((l) => /^plx[0-9a-f]{11}$/.test(l.ifname))).toHaveLength(1);
+  });
+});
