@@ -24,7 +24,15 @@ import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import type { PoolSpec } from '../ipam/pool';
 
-export const REPO_ROOT = resolve(__dirname, '..');
+/** The repository: found upwards from here, so the file also works bundled (bench/ bundles it into dist/). */
+export const REPO_ROOT = findRepoRoot(__dirname);
+
+function findRepoRoot(from: string): string {
+  for (let dir = resolve(from); ; dir = resolve(dir, '..')) {
+    if (existsSync(join(dir, 'Makefile')) && existsSync(join(dir, 'meta-plugin'))) return dir;
+    if (dir === resolve(dir, '..')) return resolve(__dirname, '..');
+  }
+}
 const RUN_ROOT = '/run/plexus-cluster';
 const BPF_ROOT = '/sys/fs/bpf/plexus';
 const CNI_BIN_DIR = '/usr/lib/cni';

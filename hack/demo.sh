@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make demo` entry: the demo itself is hack/demo.js.
+# `make demo` entry: bundles hack/demo.ts (a two-node cluster in network namespaces, see hack/cluster.ts) and runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec node hack/demo.js "$@"
+mkdir -p dist
+node_modules/.bin/esbuild hack/demo.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=dist/demo.js
+exec node dist/demo.js "$@"

@@ -5,15 +5,21 @@
  */
 import { join } from 'node:path';
 import { bridgePlugin, ptpPlugin } from './topo-cni-plugin';
+import { routedEbpf, routedEbpfCross, routedNoEbpf, routedNoEbpfCross, routedVxlanCross } from './topo-plexus-routed';
 import { rawNodeVeth } from './topo-raw-node-veth';
 import { rawVeth } from './topo-raw-veth';
 import type { Topology, TopologyFactory, TopologyKind } from './topology';
 
 export const TOPOLOGIES: TopologyFactory[] = [
   rawVeth,
+  routedEbpf,
+  routedNoEbpf,
   bridgePlugin,
   ptpPlugin,
   rawNodeVeth,
+  routedEbpfCross,
+  routedNoEbpfCross,
+  routedVxlanCross,
 ];
 
 /** What each kind's ratios are relative to: the limit of that kind of path. */
