@@ -8,25 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfObject, mountBpffs } from '../../kernel';
 import { compileBpf } from '../../kernel/bpf/testdata/tc-count';
-import { compileAndRun } from '../../test/helpers/c-parity';
+import { compileAndRun, structLayouts, structLines } from '../../test/helpers/c-parity';
 import { DROP_REASON, FAMILY, MAPS, PROGRAM, STRUCTS } from './bpf-maps';
 
 const BPF_DIR = join(__dirname, 'bpf');
 
 function program(): string {
-  const lines: string[] = [];
-  const print = (label: string, expr: string): void => {
-    lines.push(`  printf("%s=%lld\\n", "${label}", (long long)(${expr}));`);
+  const lines = structLines(STRUCTS);
+  const print = (label: string): void => {
+    lines.push(`  printf("%s=%lld\\n", "${label}", (long long)(${label}));`);
   };
-  for (const codec of STRUCTS) {
-    print(`${codec.cName}.size`, `sizeof(${codec.cName})`);
-    for (const name of Object.keys(codec.fields)) {
-      print(`${codec.cName}.${name}.offset`, `offsetof(${codec.cName}, ${name})`);
-      print(`${codec.cName}.${name}.size`, `sizeof(((${codec.cName} *)0)->${name})`);
-    }
-  }
-  for (const k of Object.keys(DROP_REASON)) print(`ROUTED_DROP_${k}`, `ROUTED_DROP_${k}`);
-  for (const k of Object.keys(FAMILY)) print(`ROUTED_FAMILY_${k}`, `ROUTED_FAMILY_${k}`);
+  for (const k of Object.keys(DROP_REASON)) print(`ROUTED_DROP_${k}`);
+  for (const k of Object.keys(FAMILY)) print(`ROUTED_FAMILY_${k}`);
   return ['#include <stdio.h>', '#include <stddef.h>', '#include "routed.h"', 'int main(void) {', ...lines, '  return 0;', '}'].join('\n');
 }
 
@@ -37,14 +30,7 @@ describe('plexus-routed: bpf-maps.ts matches bpf/routed.h', () => {
   });
 
   test.each(STRUCTS.map((s) => [s.cName, s] as const))('%s: size and every field', (_name, s) => {
-    const ours: Record<string, number> = { size: s.size };
-    const theirs: Record<string, number | undefined> = { size: c.get(`${s.cName}.size`) };
-    for (const [field, [codec, offset]] of Object.entries(s.fields)) {
-      ours[`${field}.offset`] = offset;
-      ours[`${field}.size`] = codec.size;
-      theirs[`${field}.offset`] = c.get(`${s.cName}.${field}.offset`);
-      theirs[`${field}.size`] = c.get(`${s.cName}.${field}.size`);
-    }
+    const { ours, theirs } = structLayouts(s, c);
     expect(ours).toEqual(theirs);
   });
 

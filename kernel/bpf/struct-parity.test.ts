@@ -5,7 +5,7 @@
  * by the host C compiler. Skipped where there is none; the koffi half needs libbpf.so.1, a build dependency.
  */
 import { join } from 'node:path';
-import { compileAndRun } from '../../test/helpers/c-parity';
+import { compileAndRun, structLayouts, structLines } from '../../test/helpers/c-parity';
 import { BPF_CONSTANT_GROUPS } from './constants';
 import { structTypes } from './libbpf';
 import * as tcCount from './testdata/tc-count';
@@ -51,13 +51,7 @@ function program(): string {
       print(`${s.cName}.${name}.size`, `sizeof(((${s.cName} *)0)->${name})`);
     }
   }
-  for (const codec of tcCount.STRUCTS) {
-    print(`${codec.cName}.size`, `sizeof(${codec.cName})`);
-    for (const name of Object.keys(codec.fields)) {
-      print(`${codec.cName}.${name}.offset`, `offsetof(${codec.cName}, ${name})`);
-      print(`${codec.cName}.${name}.size`, `sizeof(((${codec.cName} *)0)->${name})`);
-    }
-  }
+  lines.push(...structLines(tcCount.STRUCTS));
   for (const g of [...BPF_CONSTANT_GROUPS, TC_COUNT_GROUP]) {
     for (const key of Object.keys(g.values)) print(`${g.prefix}${key}`, `${g.prefix}${key}`);
   }
@@ -96,14 +90,7 @@ describe('kernel/bpf structs, codecs and constants match the C headers', () => {
   });
 
   test.each(tcCount.STRUCTS.map((s) => [s.cName, s] as const))('codec %s (tc_count.h): size and every field', (_name, s) => {
-    const ours: Record<string, number> = { size: s.size };
-    const theirs: Record<string, number | undefined> = { size: c.get(`${s.cName}.size`) };
-    for (const [field, [codec, offset]] of Object.entries(s.fields)) {
-      ours[`${field}.offset`] = offset;
-      ours[`${field}.size`] = codec.size;
-      theirs[`${field}.offset`] = c.get(`${s.cName}.${field}.offset`);
-      theirs[`${field}.size`] = c.get(`${s.cName}.${field}.size`);
-    }
+    const { ours, theirs } = structLayouts(s, c);
     expect(ours).toEqual(theirs);
   });
 

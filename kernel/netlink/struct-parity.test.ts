@@ -2,7 +2,7 @@
  * STYLE 12: every struct codec and every rtnetlink/libc constant in kernel/ is compared with the installed C
  * headers, compiled by the C compiler the build already needs (clang, or cc). Skipped where none exists.
  */
-import { compileAndRun } from '../../test/helpers/c-parity';
+import { compileAndRun, structLines } from '../../test/helpers/c-parity';
 import { ERRNO } from '../errno';
 import * as libc from '../libc';
 import { CONSTANT_GROUPS } from './constants';
@@ -20,13 +20,7 @@ function program(): string {
   const print = (label: string, expr: string): void => {
     lines.push(`  printf("%s=%lld\\n", "${label}", (long long)(${expr}));`);
   };
-  for (const s of STRUCTS) {
-    print(`${s.cName}.size`, `sizeof(${s.cName})`);
-    for (const field of Object.keys(s.fields)) {
-      print(`${s.cName}.${field}.offset`, `offsetof(${s.cName}, ${field})`);
-      print(`${s.cName}.${field}.size`, `sizeof(((${s.cName} *)0)->${field})`);
-    }
-  }
+  lines.push(...structLines(STRUCTS));
   for (const g of CONSTANT_GROUPS) for (const key of Object.keys(g.values)) print(`${g.prefix}${key}`, `${g.prefix}${key}`);
   for (const name of LIBC_CONSTANTS) print(name, name);
   for (const name of Object.keys(ERRNO)) print(name, name);

@@ -39,3 +39,39 @@ export function compileAndRun(source: string, includeDirs: string[] = []): Map<s
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** What parity needs of a struct codec: its C name and, per field, a codec (for the size) and an offset. */
+export interface ParityStruct {
+  cName: string;
+  size: number;
+  fields: Record<string, readonly [{ size: number }, number]>;
+}
+
+/** printf lines (for a program handed to compileAndRun) printing a struct's size and each field's offset and size. */
+export function structLines(structs: readonly { cName: string; fields: Record<string, unknown> }[]): string[] {
+  const lines: string[] = [];
+  const print = (label: string, expr: string): void => {
+    lines.push(`  printf("%s=%lld\\n", "${label}", (long long)(${expr}));`);
+  };
+  for (const s of structs) {
+    print(`${s.cName}.size`, `sizeof(${s.cName})`);
+    for (const field of Object.keys(s.fields)) {
+      print(`${s.cName}.${field}.offset`, `offsetof(${s.cName}, ${field})`);
+      print(`${s.cName}.${field}.size`, `sizeof(((${s.cName} *)0)->${field})`);
+    }
+  }
+  return lines;
+}
+
+/** Our layout of `s` and the compiler's, in one shape, for `expect(ours).toEqual(theirs)`. */
+export function structLayouts(s: ParityStruct, c: Map<string, number>): { ours: Record<string, number>; theirs: Record<string, number | undefined> } {
+  const ours: Record<string, number> = { size: s.size };
+  const theirs: Record<string, number | undefined> = { size: c.get(`${s.cName}.size`) };
+  for (const [field, [codec, offset]] of Object.entries(s.fields)) {
+    ours[`${field}.offset`] = offset;
+    ours[`${field}.size`] = codec.size;
+    theirs[`${field}.offset`] = c.get(`${s.cName}.${field}.offset`);
+    theirs[`${field}.size`] = c.get(`${s.cName}.${field}.size`);
+  }
+  return { ours, theirs };
+}
