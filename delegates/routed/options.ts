@@ -83,7 +83,12 @@ const validatePlugin = ajv.compile(PLUGIN_SCHEMA);
 
 function problems(errors: typeof validateOptions.errors): string {
   return (errors ?? [])
-    .map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'allowedValue' in e.params ? ` (${JSON.stringify(e.params['allowedValue'])})` : ''}`)
+    .map((e) => {
+      const extra = e.params && 'additionalProperty' in e.params ? ` "${String(e.params['additionalProperty'])}"`
+        : e.params && 'allowedValues' in e.params ? ` (${JSON.stringify(e.params['allowedValues'])})`
+          : e.params && 'allowedValue' in e.params ? ` (${JSON.stringify(e.params['allowedValue'])})` : '';
+      return `${e.instancePath || '/'} ${e.message}${extra}`;
+    })
     .join('; ');
 }
 

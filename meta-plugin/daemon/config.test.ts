@@ -115,3 +115,22 @@ test.each([
 ])('the ipam section is validated by the IPAM schema: %s', (_t, ipam, field) => {
   expect(() => parseDaemonConfig({ ...MIN, ipam })).toThrow(field);
 });
+
+describe('routed', () => {
+  test('absent: off; {} turns it on with every default', () => {
+    expect(parseDaemonConfig(MIN).routed).toBeUndefined();
+    expect(parseDaemonConfig({ ...MIN, routed: {} }).routed).toEqual({
+      mode: 'native', ebpf: true, pinDir: '/sys/fs/bpf/plexus', vxlan: { vni: 4096, port: 4789, device: 'plexus.vxlan' }, routeSyncMs: 500,
+    });
+  });
+
+  test.each([
+    ['an unknown mode', { mode: 'bgp' }, /routed: \/mode must be equal to one of the allowed values \(\["native","vxlan"\]\)/],
+    ['a pin directory outside bpffs', { pinDir: '/tmp/pins' }, /routed: \/pinDir must match/],
+    ['a VNI out of range', { vxlan: { vni: 1 << 24 } }, /routed: \/vxlan\/vni must be <= 16777215/],
+    ['an interface name too long', { underlay: 'an-interface-name' }, /routed: \/underlay must match/],
+    ['an unknown key', { ebfp: false }, /routed: \/ must NOT have additional properties "ebfp"/],
+  ])('%s is refused, naming the field', (_name, routed, msg) => {
+    expect(problem({ ...MIN, routed })).toMatch(msg);
+  });
+});
