@@ -36,20 +36,11 @@ function manifests(c: Cluster, file: string): Record<string, unknown>[] {
   return yaml.loadAll(text).filter((d): d is Record<string, unknown> => d !== null && typeof d === 'object');
 }
 
-/** from_pod's counters for a pod's host veth (bpftool, summed over CPUs). */
+/** from_pod's counters for a pod, as operators see them (`plexusctl routed`). */
 function counters(c: Cluster, pod: Pod): string {
-  const node = c.node(pod.node);
-  const hostIf = pod.result.interfaces?.[0]?.name ?? '';
-  const ifindex = JSON.parse(c.exec(node.netns, 'ip', ['-j', 'link', 'show', hostIf]).stdout)[0].ifindex as number;
-  const key = [0, 8, 16, 24].map((s) => String((ifindex >> s) & 0xff));
-  const r = run('bpftool', ['-j', 'map', 'lookup', 'pinned', join(node.pinDir, 'endpoint_stats'), 'key', ...key], { allowFail: true });
-  if (r.code !== 0) return 'no counters';
-  const sum = [0, 0, 0, 0];
-  for (const v of JSON.parse(r.stdout).values as { value: string[] }[]) {
-    const b = Buffer.from(v.value.map((x) => parseInt(x, 16)));
-    for (let i = 0; i < 4; i++) sum[i]! += Number(b.readBigUInt64LE(i * 8));
-  }
-  return `redirected ${sum[0]}, routed ${sum[1]}, to the stack ${sum[2]}, spoofed ${sum[3]}`;
+  const view = ctl(c, pod.node, 'routed') as { endpoints: { pod?: string; counters?: Record<string, number> }[] };
+  const n = view.endpoints.find((e) => e.pod === `${pod.namespace}/${pod.name}`)?.counters;
+  return n ? `redirected ${n['redirected']}, routed ${n['routed']}, to the stack ${n['passed']}, spoofed ${n['spoofed_packets']}` : 'no counters';
 }
 
 async function main(): Promise<void> {
@@ -146,7 +137,7 @@ async function runDemo(c: Cluster): Promise<void> {
     info(`${from.padEnd(5)} -> ${to.padEnd(5)} ${net.padEnd(19)} ${dst.padEnd(16)} ${where.padEnd(12)} ${r.code === 0 ? `ok (avg ${rtt?.[1] ?? '?'} ms)` : 'FAILED'}`);
     if (r.code !== 0) throw new Error(`no reachability from ${from} to ${to} on ${net}`);
   }
-  info(`cache's from_pod counters: ${counters(c, pods['cache']!)}`);
+  info(`cache's from_pod counters (\`plexusctl routed\`): ${counters(c, pods['cache']!)}`);
 
   step('Restarting plexusd on n1 while web pings cache every 20 ms (the datapath does not need the daemon)');
   const cacheIp = addr.get('cache:k8s-pod-network')![0]!;

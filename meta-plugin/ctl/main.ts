@@ -5,6 +5,7 @@
  *   plexusctl status NAMESPACE/POD   print the pod's network-status JSON, exactly the annotation value
  *   plexusctl health                 print the daemon's /healthz and /readyz answers
  *   plexusctl ipam pools|blocks|pods the IPAM service's pools (utilisation), blocks (owners) and pod records
+ *   plexusctl routed                 the routed datapath's endpoints with their eBPF counters
  *   plexusctl metrics                Prometheus text: pool utilisation, allocation latency
  */
 import { request } from 'node:http';
@@ -15,6 +16,7 @@ commands:
   status NAMESPACE/POD   print the pod's k8s.v1.cni.cncf.io/network-status value
   health                 show whether the daemon is alive and ready
   ipam pools|blocks|pods show the IPAM service's pools, blocks or pod records (JSON)
+  routed                 show the routed datapath's endpoints and from_pod counters (JSON)
   metrics                print the daemon's metrics (Prometheus text)
 `;
 
@@ -72,12 +74,13 @@ export async function runCtl(argv: string[], env: Record<string, string | undefi
       const r = await get(parsed.socket, '/readyz');
       return { code: r.status === 200 ? 0 : 1, stdout: `healthz: ${h.body.trim()}\nreadyz: ${r.body.trim()}\n`, stderr: '' };
     }
-    if (cmd === 'ipam' || cmd === 'metrics') {
+    if (cmd === 'ipam' || cmd === 'metrics' || cmd === 'routed') {
       const what = cmd === 'metrics' ? 'metrics' : arg;
       if (cmd === 'ipam' && !['pools', 'blocks', 'pods'].includes(arg ?? '')) {
         return { code: 2, stdout: '', stderr: `plexusctl: ipam needs pools, blocks or pods\n${USAGE}` };
       }
-      const res = await get(parsed.socket, cmd === 'metrics' ? '/metrics' : `/v1/ipam/${what}`);
+      const path = cmd === 'metrics' ? '/metrics' : cmd === 'routed' ? '/v1/routed/endpoints' : `/v1/ipam/${what}`;
+      const res = await get(parsed.socket, path);
       if (res.status === 200) return { code: 0, stdout: res.body.endsWith('\n') ? res.body : `${res.body}\n`, stderr: '' };
       return { code: 1, stdout: '', stderr: `plexusctl: ${res.body.trim()}\n` };
     }

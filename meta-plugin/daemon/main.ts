@@ -58,7 +58,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
       ready: () => ready,
       accepting: (name) => (name === 'plexus-ipam' ? ipam !== undefined : ready),
       status: (ns, name) => source.getStatus(ns, name),
-      view: async (name) => ipam?.view(name),
+      view: async (name) => (name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam?.view(name)),
     },
     log,
   );

@@ -84,6 +84,19 @@ export class RoutedService {
     return out === undefined ? '' : JSON.stringify(out);
   }
 
+  /** `plexusctl routed`: every endpoint of this node with from_pod's counters (summed over CPUs). */
+  endpointsView(): string {
+    const out = this.node.records.list().map((r) => {
+      const stats = this.node.stats(r.hostIfindex);
+      return {
+        pod: r.pod ? `${r.pod.namespace}/${r.pod.name}` : undefined, network: r.network, containerId: r.containerId, ifName: r.ifName,
+        hostIf: r.hostIf, addresses: r.addresses.map((a) => a.cidr), mtu: r.mtu, ebpf: r.ebpf,
+        ...(stats ? { counters: Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, Number(v)])) } : {}),
+      };
+    });
+    return JSON.stringify({ node: this.config.nodeName, mode: this.node.opts.mode, ebpf: this.node.ebpf, mtu: this.node.mtu, endpoints: out }, null, 2);
+  }
+
   close(): void {
     this.routes?.stop();
     this.node.close();

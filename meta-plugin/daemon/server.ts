@@ -75,7 +75,7 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
     const reply = await api.cni(env, config, invokedAs);
     return send(res, reply.status, reply.body);
   }
-  const view = /^\/(metrics|v1\/ipam\/(?:pools|blocks|pods))$/.exec(url);
+  const view = /^\/(metrics|v1\/ipam\/(?:pools|blocks|pods)|v1\/routed\/endpoints)$/.exec(url);
   if (req.method === 'GET' && view) {
     const body = await api.view(view[1]!);
     return body === undefined ? send(res, 404, `${view[1]} is not available\n`) : send(res, 200, body);

@@ -142,6 +142,10 @@ describe('plexus-routed on one node', () => {
     expect(s.spoofedPackets).toBeGreaterThanOrEqual(2);
     expect(s.spoofedBytes).toBeGreaterThanOrEqual(2 * 84);
     expect(ping(a.ns, b.v4)).toBe(true); // its own address still works
+    // Operators see the same counters through plexusctl.
+    const view = JSON.parse(sh(join(ROOT, 'bin/plexusctl'), ['--socket', c.socket, 'routed']).stdout);
+    expect(view).toMatchObject({ mode: 'native', ebpf: true });
+    expect(view.endpoints.find((e: any) => e.hostIf === a.hostIf)).toMatchObject({ ebpf: true, addresses: [`${a.v4}/32`, `${a.v6}/128`], counters: { spoofed_packets: s.spoofedPackets } });
     await del(a);
     await del(b);
   });
