@@ -35,7 +35,7 @@ async function up(flags: Map<string, string>): Promise<void> {
   const cluster = await Cluster.create({
     prefix: flags.get('prefix') ?? 'plxc',
     nodes: int(flags.get('nodes'), 2),
-    datapath: (flags.get('datapath') ?? 'ptp') as Datapath,
+    datapath: (flags.get('datapath') ?? 'routed') as Datapath,
     mode: (flags.get('mode') ?? 'native') as RoutedMode,
     ebpf: flags.get('ebpf') !== 'false',
     detached: true,

@@ -51,7 +51,7 @@ export interface ClusterOptions {
   prefix: string;
   /** Default 2. */
   nodes?: number;
-  /** Default 'ptp' (Debian's ptp with plexus-ipam); 'routed' needs the plexus-routed delegate. */
+  /** Default 'routed' (plexus-routed, the cluster network of Plexus); 'ptp' is Debian's ptp with plexus-ipam. */
   datapath?: Datapath;
   /** routed only; default 'native'. */
   mode?: RoutedMode;
@@ -186,7 +186,7 @@ export class Cluster {
     if (!Number.isInteger(x) || x < 1 || x > 254) throw new Error(`underlayIndex must be 1-254, not ${x}`);
     this.opts = opts;
     this.prefix = opts.prefix;
-    this.datapath = opts.datapath ?? 'ptp';
+    this.datapath = opts.datapath ?? 'routed';
     this.rootDir = opts.rootDir ?? join(RUN_ROOT, opts.prefix);
     this.underlay = `${opts.prefix}-ul`;
     this.manifestDir = join(this.rootDir, 'manifests');
