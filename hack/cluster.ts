@@ -713,7 +713,8 @@ function httpGet(socketPath: string, path: string): Promise<number> {
   });
 }
 
-function runAsync(cmd: string, args: string[], env: Record<string, string>, input: string): Promise<CniOutput> {
+/** Runs `cmd` with `env` and `input` on stdin, collecting both outputs (as a runtime runs a CNI plugin). */
+export function runAsync(cmd: string, args: string[], env: Record<string, string>, input: string): Promise<CniOutput> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

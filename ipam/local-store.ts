@@ -19,6 +19,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fsyncDir } from '../meta-plugin/cni/atomic-file';
 import { PlexusError } from '../meta-plugin/cni/errors';
 import { FileLock, processAlive, selfStart } from './file-lock';
 import { KINDS, type Kind, type NodeRecord } from './records';
@@ -36,15 +37,6 @@ export interface LocalStoreOptions {
 }
 
 const io = (what: string, e: unknown): PlexusError => new PlexusError('IoFailure', `failed to ${what}`, { cause: e });
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function writeFileAtomic(file: string, data: string): void {
   const tmp = `${file}.tmp`;

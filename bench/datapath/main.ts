@@ -37,25 +37,22 @@ interface Measurement {
   run(ep: Endpoints, seconds: number, into: Samples): Promise<string>;
 }
 
+/** iperf3 with `streams` parallel streams, into the sample arrays of that stream count. */
+function tcp(streams: 1 | 4): Measurement {
+  return {
+    label: `tcp x${streams}`,
+    async run(ep, seconds, into) {
+      const r = await measureTcp(ep, streams, seconds);
+      into[streams === 1 ? 'tcp1Gbps' : 'tcp4Gbps'].push(r.gbps);
+      into[streams === 1 ? 'retransmits1' : 'retransmits4'].push(r.retransmits);
+      return `${r.gbps.toFixed(2)} Gbit/s, ${r.retransmits} retransmits`;
+    },
+  };
+}
+
 const MEASUREMENTS: Measurement[] = [
-  {
-    label: 'tcp x1',
-    async run(ep, seconds, into) {
-      const r = await measureTcp(ep, 1, seconds);
-      into.tcp1Gbps.push(r.gbps);
-      into.retransmits1.push(r.retransmits);
-      return `${r.gbps.toFixed(2)} Gbit/s, ${r.retransmits} retransmits`;
-    },
-  },
-  {
-    label: 'tcp x4',
-    async run(ep, seconds, into) {
-      const r = await measureTcp(ep, 4, seconds);
-      into.tcp4Gbps.push(r.gbps);
-      into.retransmits4.push(r.retransmits);
-      return `${r.gbps.toFixed(2)} Gbit/s, ${r.retransmits} retransmits`;
-    },
-  },
+  tcp(1),
+  tcp(4),
   {
     label: 'latency',
     async run(ep, seconds, into) {

@@ -135,21 +135,20 @@ export class RoutedNode {
   /**
    * Removes the endpoint from the kernel: map entries that still point at its veth (an address already
    * handed to a newer pod is left alone), its stats, and the veth (routes, neighbours and the filter go
-   * with it). Idempotent: anything already gone is fine (STYLE 9).
+   * with it). Idempotent: anything already gone is fine (STYLE 9). Without a record (a crash between creating
+   * the veth and writing it) the veth's own ifindex finds the entries.
    */
-  async detach(rec: Pick<EndpointRecord, 'hostIf' | 'hostIfindex' | 'addresses'>): Promise<void> {
-    if (this.dp) {
-      // Without a record (a crash between creating the veth and writing it) the entries are found by ifindex.
+  async detach(rec: Pick<EndpointRecord, 'hostIf' | 'addresses'> & { hostIfindex?: number }): Promise<void> {
+    const link = await this.netlink.getLink(rec.hostIf);
+    const index = rec.hostIfindex ?? link?.index;
+    if (this.dp && index !== undefined) {
       const keys = rec.addresses.length > 0
         ? rec.addresses.map((a) => endpointKey(a.ip))
-        : [...this.dp.endpoints.entries()].filter(([, v]) => v.ifindex === rec.hostIfindex).map(([k]) => k);
-      for (const key of keys) {
-        if (rec.hostIfindex > 0 && this.dp.endpoints.lookup(key)?.ifindex === rec.hostIfindex) this.dp.endpoints.delete(key);
-      }
-      const link = await this.netlink.getLink(rec.hostIf);
-      if (!link || link.index === rec.hostIfindex) this.dp.stats.delete(rec.hostIfindex);
+        : [...this.dp.endpoints.entries()].filter(([, v]) => v.ifindex === index).map(([k]) => k);
+      for (const key of keys) if (this.dp.endpoints.lookup(key)?.ifindex === index) this.dp.endpoints.delete(key);
+      if (!link || link.index === index) this.dp.stats.delete(index);
     }
-    await this.netlink.deleteLink(rec.hostIf);
+    if (link) await this.netlink.deleteLink(rec.hostIf);
   }
 
   /** CHECK's eBPF part: map entries and the attached program. */

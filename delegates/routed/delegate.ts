@@ -124,8 +124,7 @@ export class RoutedDelegate implements Delegate {
     const { node } = this.deps;
     const hostIf = hostIfName(containerId, ifName);
     const rec = node.records.get(hostIf);
-    const link = await node.netlink.getLink(hostIf);
-    await node.detach({ hostIf, hostIfindex: rec?.hostIfindex ?? link?.index ?? 0, addresses: rec?.addresses ?? [] });
+    await node.detach(rec ?? { hostIf, addresses: [] });
     await this.ipam('DEL', call);
     node.records.remove(hostIf);
     return undefined;

@@ -21,7 +21,6 @@ export function hostIfName(containerId: string, ifName: string): string {
 }
 
 export const GATEWAYS = { 4: GATEWAY_V4, 6: GATEWAY_V6 } as const;
-export const gatewayOf = (family: 4 | 6): string => GATEWAYS[family];
 export const hostPrefix = (family: 4 | 6): number => (family === 4 ? 32 : 128);
 
 /** Creates the pair: the host end here, the pod end straight inside the pod's netns, both at `mtu`. */
@@ -49,7 +48,7 @@ export async function configurePodEnd(
   }
   const defaults: (4 | 6)[] = [];
   for (const family of familiesOf(addresses)) {
-    const gw = gatewayOf(family);
+    const gw = GATEWAYS[family];
     await pod.replaceNeighbour({ ifName, address: gw, mac: hostMac, permanent: true, ...(family === 6 ? { router: true } : {}) });
     // IPv4 needs the gateway on-link first; fe80::/64 is on-link by definition.
     if (family === 4) await pod.replaceRoute({ dst: `${gw}/32`, ifName, scope: RT_SCOPE.LINK });
@@ -107,7 +106,7 @@ export async function endpointProblems(node: Netlink, pod: Netlink | null, rec: 
   }
   const neigh = await pod.listNeighbours({ ifindex: link.index });
   for (const family of familiesOf(rec.addresses)) {
-    const gw = gatewayOf(family);
+    const gw = GATEWAYS[family];
     const routes = await pod.listRoutes({ family });
     const wantDefault = rec.defaults?.includes(family) ?? true;
     if (wantDefault && !routes.some((r) => r.dst === 'default' && r.gateway === gw && r.oifIndex === link.index)) out.push(`default route via ${gw} is missing in the pod`);

@@ -12,16 +12,13 @@
  * RTPROT_PLEXUS, on its own devices) are ever removed.
  */
 import type { Logger } from 'pino';
+import type { PlacedNode, Placement } from '../../ipam';
 import { formatIp, type Netlink, parseCidr, type RouteSpec } from '../../kernel';
 import { RTPROT_PLEXUS } from './options';
 
-/** The IPAM service's view of where addresses live (ipam/ Ipam.placement()). */
-export interface Placement {
-  blocks: { cidr: string; pool: string; family: 4 | 6; node: string }[];
-  borrowed: { ip: string; family: 4 | 6; node: string }[];
-  nodes: Record<string, { info: Record<string, string>; alive: boolean }>;
-}
+export type { Placement };
 
+/** Where placements come from: the IPAM service (Ipam.placement()), or a test's stand-in. */
 export interface PlacementSource {
   placement(): Promise<Placement>;
 }
@@ -81,7 +78,7 @@ export class NodeRoutes {
    * The last routing information each node published. A node's registration disappears while its daemon
    * restarts, but its blocks (and its pods' traffic) stay: routes keep following the blocks, not the daemon.
    */
-  private readonly known = new Map<string, { info: Record<string, string>; alive: boolean }>();
+  private readonly known = new Map<string, PlacedNode>();
   /** Changes made by the last sync, for tests and logs. */
   lastChanges = 0;
 

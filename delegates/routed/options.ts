@@ -8,6 +8,7 @@
  */
 import Ajv from 'ajv';
 import { PlexusError } from '../../meta-plugin/cni/errors';
+import { schemaProblems } from '../../meta-plugin/cni/schema-problems';
 
 export const ROUTED_TYPE = 'plexus-routed';
 /** rtm_protocol of every route plexus-routed writes, so it finds its own (iproute2's rt_protos leaves it free). */
@@ -81,21 +82,10 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validateOptions = ajv.compile(ROUTED_OPTIONS_SCHEMA);
 const validatePlugin = ajv.compile(PLUGIN_SCHEMA);
 
-function problems(errors: typeof validateOptions.errors): string {
-  return (errors ?? [])
-    .map((e) => {
-      const extra = e.params && 'additionalProperty' in e.params ? ` "${String(e.params['additionalProperty'])}"`
-        : e.params && 'allowedValues' in e.params ? ` (${JSON.stringify(e.params['allowedValues'])})`
-          : e.params && 'allowedValue' in e.params ? ` (${JSON.stringify(e.params['allowedValue'])})` : '';
-      return `${e.instancePath || '/'} ${e.message}${extra}`;
-    })
-    .join('; ');
-}
-
 /** The daemon config's `routed` section, defaulted; InvalidConfig naming the field. */
 export function parseRoutedOptions(raw: unknown): RoutedOptions {
   const conf = structuredClone(raw ?? {});
-  if (!validateOptions(conf)) throw new PlexusError('InvalidConfig', `routed: ${problems(validateOptions.errors)}`);
+  if (!validateOptions(conf)) throw new PlexusError('InvalidConfig', `routed: ${schemaProblems(validateOptions.errors)}`);
   return conf as unknown as RoutedOptions;
 }
 
@@ -103,7 +93,7 @@ export function parseRoutedOptions(raw: unknown): RoutedOptions {
 export function parseNetConfig(config: Record<string, unknown>): RoutedNetConfig {
   const name = typeof config['name'] === 'string' ? config['name'] : '?';
   if (!validatePlugin(config)) {
-    throw new PlexusError('InvalidConfig', `${ROUTED_TYPE} network "${name}": ${problems(validatePlugin.errors)}`);
+    throw new PlexusError('InvalidConfig', `${ROUTED_TYPE} network "${name}": ${schemaProblems(validatePlugin.errors)}`);
   }
   if (config['ipam'] === undefined) {
     throw new PlexusError('InvalidConfig', `${ROUTED_TYPE} network "${name}": ipam is required ({"type": "plexus-ipam", "pool": ...})`);

@@ -1,11 +1,12 @@
 /**
  * What plexus-routed remembers of each endpoint: one small JSON file per pod interface in
- * `<stateDir>/routed/<host veth>.json`, written atomically (tmp, fsync, rename). The kernel is the truth for
- * traffic; records are what the daemon reconciles the kernel against when it starts, and what DEL and
+ * `<stateDir>/routed/<host veth>.json`, written atomically (meta-plugin/cni/atomic-file.ts). The kernel is the
+ * truth for traffic; records are what the daemon reconciles the kernel against when it starts, and what DEL and
  * CHECK compare with. File names are host veth names, which are derived (never taken from input).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeFileDurably, writeFileAtomic } from '../../meta-plugin/cni/atomic-file';
 
 export interface EndpointAddress {
   /** "10.244.0.5/32", "fd00:244::5/128": what the pod end carries. */
@@ -56,21 +57,11 @@ export class EndpointRecords {
   }
 
   put(rec: EndpointRecord): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const file = this.file(rec.hostIf);
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(rec));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    writeFileAtomic(this.file(rec.hostIf), JSON.stringify(rec));
   }
 
   remove(hostIf: string): void {
-    rmSync(this.file(hostIf), { force: true });
+    removeFileDurably(this.file(hostIf));
   }
 
   /** Every readable record; a torn or foreign file is skipped (and left for an operator to see). */

@@ -6,9 +6,10 @@
  * File names are generated (time + random), never derived from request values, so nothing the runtime
  * sent reaches a path. Time-ordered names let the daemon replay in arrival order.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from './atomic-file';
 
 export interface QueuedDel {
   env: Record<string, string>;
@@ -21,19 +22,8 @@ export interface QueuedDel {
 export const delQueueDir = (stateDir: string): string => join(stateDir, 'del-queue');
 
 export function enqueueDel(stateDir: string, item: QueuedDel): string {
-  const dir = delQueueDir(stateDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const name = `${Date.now().toString().padStart(15, '0')}-${randomBytes(6).toString('hex')}.json`;
-  const tmp = join(dir, `.${name}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, JSON.stringify(item));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, join(dir, name));
-  fsyncDir(dir);
+  writeFileAtomic(join(delQueueDir(stateDir), name), JSON.stringify(item));
   return name;
 }
 
@@ -63,11 +53,3 @@ export function removeQueuedDel(stateDir: string, file: string): void {
   }
 }
 
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import Ajv from 'ajv';
 import yaml from 'js-yaml';
 import { PlexusError, errorText } from '../cni/errors';
+import { schemaProblems } from '../cni/schema-problems';
 import { parseIpamConfig } from '../../ipam/pool-schema';
 import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
 
@@ -86,8 +87,7 @@ const validate = ajv.compile(DAEMON_CONFIG_SCHEMA);
 export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig {
   const conf = structuredClone(raw ?? {}) as Record<string, unknown>;
   if (!validate(conf)) {
-    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` "${String(e.params['additionalProperty'])}"` : ''}`);
-    throw new PlexusError('InvalidConfig', `${where}: ${problems.join('; ')}`);
+    throw new PlexusError('InvalidConfig', `${where}: ${schemaProblems(validate.errors)}`);
   }
   if (typeof conf['globalNamespaces'] === 'string') {
     conf['globalNamespaces'] = conf['globalNamespaces'].split(',').map((s) => s.trim()).filter(Boolean);

@@ -21,7 +21,7 @@ import { isPluginName, listenUnix } from './server';
 import { IpamService } from './ipam-service';
 import { ipamPluginFor } from './ipam-plugin';
 import { RoutedService } from './routed';
-import { writeFileAtomic } from '../runner/atomic-file';
+import { writeFileAtomic } from '../cni/atomic-file';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 

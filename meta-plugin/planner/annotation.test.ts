@@ -1,18 +1,10 @@
 import { PlexusError } from '../cni/errors';
+import { thrownBy } from '../../test/helpers/thrown';
 import { parseNetworkRef, parseNetworksAnnotation, type NetworkSelection } from './annotation';
 
 const NS = 'team';
 const json = (...elements: unknown[]): string => JSON.stringify(elements);
 const one = (element: Record<string, unknown>): string => json({ name: 'net-a', ...element });
-
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('parseNetworksAnnotation: valid values', () => {
   const rows: [string, string, Partial<NetworkSelection>[]][] = [

@@ -1,4 +1,5 @@
 import { PlexusError, type ErrorKind } from '../cni/errors';
+import { thrownBy } from '../../test/helpers/thrown';
 import type { IfName, PodRef } from '../cni/types';
 import { plan } from './planner';
 import type { ConfFile, NadObject, NetworkConfList, Plan, PlanRequest, PlanSettings, PodObject } from './types';
@@ -92,15 +93,6 @@ function request(o: Options = {}): PlanRequest {
 const summary = (p: Plan): string[] => p.attachments.map((a) => `${a.index} ${a.origin} ${a.statusName} ${a.ifName}`);
 const json = (...elements: unknown[]): string => JSON.stringify(elements);
 const second = (p: Plan) => p.attachments[1]!;
-
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('plan: which attachments, in which order', () => {
   const rows: [string, Options, string[]][] = [

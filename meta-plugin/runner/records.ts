@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { ContainerId, IfName, PodRef } from '../cni/types';
 import type { AttachmentOrigin, NetworkConfList } from '../planner/types';
 import type { NetworkStatus } from '../status/network-status';
-import { removeFileDurably, writeFileAtomic } from './atomic-file';
+import { removeFileDurably, writeFileAtomic } from '../cni/atomic-file';
 
 export interface AttachmentRecord {
   index: number;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import yaml from 'js-yaml';
+import { runAsync } from '../../hack/cluster';
 
 export const ROOT = resolve(__dirname, '../..');
 export const PLEXUS_BIN = join(ROOT, 'bin/plexus');
@@ -242,24 +243,14 @@ export class TestCluster {
   }
 }
 
-export function runProcess(cmd: string, args: string[], env: Record<string, string>, input: string): Promise<CniOutput> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const stdout = Buffer.concat(out).toString('utf8');
-      let json: unknown;
-      try {
-        json = stdout.trim() ? JSON.parse(stdout) : undefined;
-      } catch {
-        json = undefined;
-      }
-      resolvePromise({ code: code ?? -1, stdout, stderr: Buffer.concat(err).toString('utf8'), json });
-    });
-    child.stdin.end(input);
-  });
+/** hack/cluster.ts's runAsync, with stdout parsed as JSON when it is JSON. */
+export async function runProcess(cmd: string, args: string[], env: Record<string, string>, input: string): Promise<CniOutput> {
+  const out = await runAsync(cmd, args, env, input);
+  let json: unknown;
+  try {
+    json = out.stdout.trim() ? JSON.parse(out.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...out, json };
 }

@@ -6,6 +6,7 @@
  * Every netns, link and pin is removed in afterEach; the calling thread must still be in the host netns.
  */
 import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { thrownBy } from '../helpers/thrown';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -65,14 +66,7 @@ interface BpftoolMap {
   max_entries: number;
 }
 
-function failure(call: () => unknown): KernelError {
-  try {
-    call();
-  } catch (err) {
-    return err as KernelError;
-  }
-  throw new Error('expected the call to fail');
-}
+const failure = (call: () => unknown): KernelError => thrownBy(call) as KernelError;
 
 // ---- packets for BPF_PROG_TEST_RUN ----
 

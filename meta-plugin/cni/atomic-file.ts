@@ -1,8 +1,20 @@
-/** Crash-safe small files: write a temp file, fsync, rename over the target, fsync the directory. */
+/**
+ * Crash-safe small files: write a temp file, fsync, rename over the target, fsync the directory. Shared by
+ * everything that keeps state on disk (attachment and endpoint records, the DEL queue); core modules only,
+ * so the shim can bundle it.
+ */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir } from '../cni/del-queue';
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
   const dir = dirname(path);

@@ -1,0 +1,17 @@
+/**
+ * One wording for JSON Schema (ajv) failures, so every config error names the field the same way:
+ * "<path> <message>", plus the unknown key or the allowed values where ajv knows them, joined by "; ".
+ */
+import type { ErrorObject } from 'ajv';
+
+export function schemaProblems(errors: readonly ErrorObject[] | null | undefined): string {
+  return (errors ?? [])
+    .map((e) => {
+      const p = e.params as Record<string, unknown>;
+      const extra = 'additionalProperty' in p ? ` "${String(p['additionalProperty'])}"`
+        : 'allowedValues' in p ? ` (${JSON.stringify(p['allowedValues'])})`
+          : 'allowedValue' in p ? ` (${JSON.stringify(p['allowedValue'])})` : '';
+      return `${e.instancePath || '/'} ${e.message}${extra}`;
+    })
+    .join('; ');
+}
