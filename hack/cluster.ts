@@ -418,6 +418,33 @@ export class Cluster {
     }
   }
 
+  /**
+   * What a person debugging a failed test wants to see: per node its links, addresses, routes, neighbours, FDB
+   * and daemon log tail; per pod its addresses, routes and neighbours. Witnesses are `ip` and `bridge`.
+   */
+  diagnose(logChars = 4000): string {
+    const out: string[] = [];
+    const show = (netns: string, cmd: string, args: string[]): void => {
+      const r = run('ip', ['netns', 'exec', netns, cmd, ...args], { allowFail: true });
+      out.push(`$ ${cmd} ${args.join(' ')}`, (r.stdout + r.stderr).trimEnd());
+    };
+    for (const node of this.nodes) {
+      out.push(`==== ${node.netns} (daemon ${this.daemonPid(node) ?? 'not running'})`);
+      show(node.netns, 'ip', ['-br', 'addr']);
+      for (const f of ['-4', '-6']) show(node.netns, 'ip', [f, 'route']);
+      show(node.netns, 'ip', ['neigh', 'show', 'nud', 'permanent']);
+      show(node.netns, 'bridge', ['fdb', 'show', 'dev', 'plexus.vxlan']);
+      out.push('---- daemon log (tail)', this.daemonLog(node, logChars).trimEnd());
+    }
+    for (const pod of this.pods.values()) {
+      out.push(`==== pod ${pod.namespace}/${pod.name} on ${pod.node} (${pod.netns})`);
+      show(pod.netns, 'ip', ['-br', 'addr']);
+      for (const f of ['-4', '-6']) show(pod.netns, 'ip', [f, 'route']);
+      show(pod.netns, 'ip', ['neigh']);
+    }
+    return out.join('\n');
+  }
+
   // ---- pods ----
 
   /** Creates the pod's netns, publishes its manifest if it has any metadata, and runs CNI ADD. */

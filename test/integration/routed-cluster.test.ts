@@ -4,6 +4,7 @@
  * Witnesses: `ip route` / `ip neigh` / `bridge fdb` on the nodes, `ping` and `iperf3` between pods.
  */
 import { Cluster, type Pod } from '../../hack/cluster';
+import { explained } from '../helpers/explained';
 import { sh } from '../helpers/plexus-harness';
 
 jest.setTimeout(120_000);
@@ -49,9 +50,14 @@ describe.each([
     await c?.destroy();
   });
 
-  test('each node routes the other node\'s blocks', async () => {
+  /** A test whose failure message includes both nodes' and every pod's kernel state and the daemon logs. */
+  const clusterTest = (name: string, body: () => Promise<void>): void => test(name, () => explained(() => c.diagnose(), body));
+
+  clusterTest('each node routes the other node\'s blocks', async () => {
     const [, , b1] = pods;
-    await eventually('a route on n1 to n2\'s block', () => routes(c, 'n1', 4).some((r) => r.dst.endsWith('/28')));
+    // n2 claims its IPv4 and IPv6 blocks one after the other: n1 may see one before the other.
+    await eventually('routes on n1 to n2\'s IPv4 and IPv6 blocks', () =>
+      routes(c, 'n1', 4).some((r) => r.dst.endsWith('/28')) && routes(c, 'n1', 6).some((r) => r.dst.endsWith('/124')));
     const v4 = routes(c, 'n1', 4).filter((r) => r.dst.endsWith('/28'));
     const v6 = routes(c, 'n1', 6).filter((r) => r.dst.endsWith('/124'));
     expect(v4).toHaveLength(1);
@@ -69,14 +75,14 @@ describe.each([
     }
   });
 
-  test('same node: ping and TCP, IPv4 and IPv6', async () => {
+  clusterTest('same node: ping and TCP, IPv4 and IPv6', async () => {
     const [a1, a2] = pods;
     expect(c.ping(a1!.netns, a2!.ipv4!)).toBe(true);
     expect(c.ping(a1!.netns, a2!.ipv6!)).toBe(true);
     expect(tcp(c, a1!, a2!, a2!.ipv4!, 5411)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
   });
 
-  test('across nodes: ping and TCP, IPv4 and IPv6, both directions', async () => {
+  clusterTest('across nodes: ping and TCP, IPv4 and IPv6, both directions', async () => {
     const [a1, , b1] = pods;
     await eventually('cross-node ping', () => c.ping(a1!.netns, b1!.ipv4!, 1));
     expect(c.ping(b1!.netns, a1!.ipv4!)).toBe(true);
@@ -86,7 +92,7 @@ describe.each([
     expect(tcp(c, b1!, a1!, a1!.ipv6!, 5413)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
   });
 
-  test('a block claimed later is routed by the other node as it happens; DEL leaves the node clean', async () => {
+  clusterTest('a block claimed later is routed by the other node as it happens; DEL leaves the node clean', async () => {
     const before = routes(c, 'n1', 4).length;
     const extra: Pod[] = [];
     for (let i = 0; i < 16; i++) extra.push(await c.addPod('n2', { name: `x${i}` }));
