@@ -19,7 +19,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir } from '../meta-plugin/cni/atomic-file';
+import { fsyncDir, writeFileAtomic } from '../meta-plugin/cni/atomic-file';
 import { PlexusError } from '../meta-plugin/cni/errors';
 import { FileLock, processAlive, selfStart } from './file-lock';
 import { KINDS, type Kind, type NodeRecord } from './records';
@@ -37,19 +37,6 @@ export interface LocalStoreOptions {
 }
 
 const io = (what: string, e: unknown): PlexusError => new PlexusError('IoFailure', `failed to ${what}`, { cause: e });
-
-function writeFileAtomic(file: string, data: string): void {
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
-}
 
 export class LocalStore implements Store {
   private readonly table = new RecordTable();

@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     });
   }
 
-  const runs: TopologyRun[] = topologies.map((t) => ({ name: t.name, kind: t.kind, baseline: t.baseline, description: t.description, samples: emptySamples(), failures: [] }));
+  const runs: TopologyRun[] = topologies.map((t) => ({ name: t.name, kind: t.kind, baseline: t.baseline, ...(t.likeForLike ? { likeForLike: t.likeForLike } : {}), description: t.description, samples: emptySamples(), failures: [] }));
   try {
     const active = await setUpAll(topologies, runs);
     if (!aborted) await measureRounds(active, rounds, seconds);

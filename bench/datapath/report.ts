@@ -31,6 +31,8 @@ export interface TopologyRun {
   name: string;
   kind: TopologyKind;
   baseline: boolean;
+  /** The like-for-like baseline's name (Topology.likeForLike). */
+  likeForLike?: string;
   description: string;
   endpoints?: Endpoints;
   mtu?: number;
@@ -79,6 +81,8 @@ interface Row {
   vsLimit: Ratios;
   /** Throughput ÷ bridge-plugin, same-node only. */
   vsBridge: { tcp1: Num; tcp4: Num } | null;
+  /** Throughput ÷ the topology's like-for-like baseline (same encapsulation), when it names one. */
+  vsLikeForLike: { name: string; tcp1: Num; tcp4: Num } | null;
   goals: GoalCheck[] | null;
 }
 
@@ -123,7 +127,11 @@ function analyse(runs: TopologyRun[]): Row[] {
     };
     const bridge = byName.get(BRIDGE);
     const vsBridge = run.kind === 'same-node' ? { tcp1: ratio(m.tcp1Gbps, bridge?.tcp1Gbps ?? null), tcp4: ratio(m.tcp4Gbps, bridge?.tcp4Gbps ?? null) } : null;
-    return { run, median: m, limit, vsLimit, vsBridge, goals: run.baseline ? null : goalChecks(run.kind, limit, vsLimit, vsBridge) };
+    const like = run.likeForLike ? byName.get(run.likeForLike) : undefined;
+    const vsLikeForLike = run.likeForLike
+      ? { name: run.likeForLike, tcp1: ratio(m.tcp1Gbps, like?.tcp1Gbps ?? null), tcp4: ratio(m.tcp4Gbps, like?.tcp4Gbps ?? null) }
+      : null;
+    return { run, median: m, limit, vsLimit, vsBridge, vsLikeForLike, goals: run.baseline ? null : goalChecks(run.kind, limit, vsLimit, vsBridge) };
   });
 }
 
@@ -180,10 +188,13 @@ export function buildReport(runs: TopologyRun[], config: RunConfig): Report {
     'Topology ÷ the limit of its kind (raw-veth for same-node, raw-node-veth for cross-node); throughput: higher is better, ' +
     `latency: lower is better. Goals for Plexus topologies: same node, throughput >= ${GOALS.sameNodeThroughputVsLimit}x raw-veth and ` +
     `>= ${GOALS.sameNodeThroughputVsBridge}x bridge-plugin (1 and 4 streams), p50 latency <= ${GOALS.sameNodeP50VsLimit}x raw-veth; ` +
-    `across nodes, throughput >= ${GOALS.crossNodeThroughputVsLimit}x raw-node-veth. Baselines show ratios only.\n\n` +
-    mdTable(['topology', 'relative to', 'TCP x1', 'TCP x4', 'p50', 'p99', 'TCP x1 ÷ bridge', 'TCP x4 ÷ bridge', 'goals'],
+    `across nodes, throughput >= ${GOALS.crossNodeThroughputVsLimit}x raw-node-veth. Baselines show ratios only. ` +
+    'A topology with an encapsulation is also divided by a baseline with the same encapsulation (like for like): ' +
+    'what is left is what Plexus costs.\n\n' +
+    mdTable(['topology', 'relative to', 'TCP x1', 'TCP x4', 'p50', 'p99', 'TCP x1 ÷ bridge', 'TCP x4 ÷ bridge', 'TCP x1 / x4 ÷ like for like', 'goals'],
       rows.map((r) => [r.run.name, r.limit, fmt(r.vsLimit.tcp1), fmt(r.vsLimit.tcp4), fmt(r.vsLimit.p50), fmt(r.vsLimit.p99),
-        r.vsBridge ? fmt(r.vsBridge.tcp1) : '—', r.vsBridge ? fmt(r.vsBridge.tcp4) : '—', verdict(r)]));
+        r.vsBridge ? fmt(r.vsBridge.tcp1) : '—', r.vsBridge ? fmt(r.vsBridge.tcp4) : '—',
+        r.vsLikeForLike ? `${fmt(r.vsLikeForLike.tcp1)} / ${fmt(r.vsLikeForLike.tcp4)} (${r.vsLikeForLike.name})` : '—', verdict(r)]));
   if (!rows.some((r) => r.goals)) md += '\nNo Plexus topology in this run: the goals apply to none of these rows.\n';
   md += '\n## Spread over the rounds (min–max)\n\n' +
     mdTable(['topology', 'TCP x1 Gbit/s', 'TCP x4 Gbit/s', 'p50 µs', 'p99 µs', 'TCP retransmits x1 / x4 (median)'],
@@ -214,6 +225,7 @@ export function buildReport(runs: TopologyRun[], config: RunConfig): Report {
       relativeTo: r.limit,
       vsLimit: r.vsLimit,
       vsBridge: r.vsBridge,
+      vsLikeForLike: r.vsLikeForLike,
       goals: r.goals,
       verdict: verdict(r),
       samples: r.run.samples,

@@ -14,6 +14,7 @@ interface Variant {
   crossNode: boolean;
   mode: RoutedMode;
   description: string;
+  likeForLike?: string;
 }
 
 function routedTopology(v: Variant): TopologyFactory {
@@ -25,6 +26,7 @@ function routedTopology(v: Variant): TopologyFactory {
       name: v.name,
       kind: v.crossNode ? 'cross-node' : 'same-node',
       baseline: false,
+      ...(v.likeForLike ? { likeForLike: v.likeForLike } : {}),
       description: v.description,
       async setup() {
         cluster = new Cluster({ prefix, nodes: v.crossNode ? 2 : 1, datapath: 'routed', mode: v.mode, ebpf: v.ebpf, logLevel: 'warn' });
@@ -60,6 +62,6 @@ export const routedNoEbpfCross = routedTopology({
   description: 'plexus-routed native mode without eBPF, two nodes: kernel forwarding both ways',
 });
 export const routedVxlanCross = routedTopology({
-  name: 'plexus-routed-vxlan-x', ebpf: true, crossNode: true, mode: 'vxlan',
+  name: 'plexus-routed-vxlan-x', ebpf: true, crossNode: true, mode: 'vxlan', likeForLike: 'raw-node-vxlan',
   description: 'plexus-routed vxlan mode, two nodes: from_pod, VXLAN (MTU 1450) over the underlay',
 });

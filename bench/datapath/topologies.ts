@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { bridgePlugin, ptpPlugin } from './topo-cni-plugin';
 import { routedEbpf, routedEbpfCross, routedNoEbpf, routedNoEbpfCross, routedVxlanCross } from './topo-plexus-routed';
 import { rawNodeVeth } from './topo-raw-node-veth';
+import { rawNodeVxlan } from './topo-raw-node-vxlan';
 import { rawVeth } from './topo-raw-veth';
 import type { Topology, TopologyFactory, TopologyKind } from './topology';
 
@@ -19,6 +20,7 @@ export const TOPOLOGIES: TopologyFactory[] = [
   rawNodeVeth,
   routedEbpfCross,
   routedNoEbpfCross,
+  rawNodeVxlan,
   routedVxlanCross,
 ];
 

@@ -21,6 +21,11 @@ export interface Topology {
   readonly kind: TopologyKind;
   /** A reference point (ratios only); a topology that is not a baseline is judged against the goals. */
   readonly baseline: boolean;
+  /**
+   * A baseline with the same encapsulation (raw-node-vxlan for VXLAN), also divided by in the report: it tells
+   * what Plexus costs apart from what the encapsulation itself costs.
+   */
+  readonly likeForLike?: string;
   /** One line for the report: what sits between the two endpoints. */
   readonly description: string;
   /** Creates everything; called once. A failure leaves what was made so far for `teardown`. */
