@@ -6,7 +6,8 @@
  * (raw-veth same-node, raw-node-veth cross-node); goals (report.ts) are reported, never asserted.
  *
  * Knobs: DATAPATH_SECONDS (per measurement, default 3), DATAPATH_ROUNDS (default 5), DATAPATH_TOPOLOGIES
- * (comma-separated names, in the order wanted; default: all). Every netns is named plxd-<random>-*; all of them
+ * (comma-separated names, in the order wanted; default: all), DATAPATH_RESULTS (the results' file name in
+ * bench/results, default `datapath`: a run of a few topologies should not replace the full one). Every netns is named plxd-<random>-*; all of them
  * and every process started are removed at the end, on failure and on SIGINT/SIGTERM.
  */
 import { randomBytes } from 'node:crypto';
@@ -129,6 +130,8 @@ async function main(): Promise<void> {
   checkPrerequisites();
   const seconds = positiveInt('DATAPATH_SECONDS', 3);
   const rounds = positiveInt('DATAPATH_ROUNDS', 5);
+  const resultsName = process.env['DATAPATH_RESULTS'] || 'datapath';
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(resultsName)) throw new Error(`DATAPATH_RESULTS must be a file name of [a-z0-9-], not '${resultsName}'`);
   const runPrefix = `plxd-${randomBytes(3).toString('hex')}`;
   const tmp = join(tmpdir(), runPrefix);
   const topologies = selectTopologies(process.env['DATAPATH_TOPOLOGIES'], runPrefix, tmp);
@@ -165,10 +168,11 @@ async function main(): Promise<void> {
     host: { kernel: release(), cpus: cpus().length, brNetfilter: existsSync('/proc/sys/net/bridge') },
   };
   const report = buildReport(runs, config);
-  const paths = writeResults('datapath', report.json, report.markdown);
-  writeFileSync(join(RESULTS_DIR, 'datapath.svg'), report.svg);
+  const svgPath = join(RESULTS_DIR, `${resultsName}.svg`);
+  const paths = writeResults(resultsName, report.json, report.markdown.replace('](datapath.svg)', `](${resultsName}.svg)`));
+  writeFileSync(svgPath, report.svg);
   process.stdout.write(report.markdown);
-  say(`results: ${paths.json}, ${paths.md}, ${join(RESULTS_DIR, 'datapath.svg')}`);
+  say(`results: ${paths.json}, ${paths.md}, ${svgPath}`);
 }
 
 main().then(

@@ -2,7 +2,7 @@
  * plexusd as a process: its socket, health endpoints, start-up and shutdown behaviour, limits, and how it
  * treats bad manifests and configs. Real daemon, real netns, Debian's reference plugins.
  */
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TestCluster, containerId, ipJson, sh, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
@@ -11,12 +11,23 @@ jest.setTimeout(120_000);
 
 const ifNames = (netns: string) => ipJson(netns, ['link']).map((l) => l.ifname).sort();
 
-/** A delegate that sleeps, then behaves as Debian's bridge plugin: a stand-in for a slow real plugin. */
+/**
+ * A delegate that sleeps, then behaves as Debian's bridge plugin: a stand-in for a slow real plugin. It leaves
+ * `started.<CNI_COMMAND>` in `dir` as it starts, so a test knows the request is in flight.
+ */
 function writeSlowPlugin(dir: string, seconds: number): void {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'slowbridge');
-  writeFileSync(path, `#!/bin/sh\nsleep ${seconds}\nexec /usr/lib/cni/bridge\n`);
+  writeFileSync(path, `#!/bin/sh\ntouch "${dir}/started.$CNI_COMMAND"\nsleep ${seconds}\nexec /usr/lib/cni/bridge\n`);
   chmodSync(path, 0o755);
+}
+
+/** Until the slow plugin has started `command` (at most 20 s), consuming the marker. */
+async function slowPluginStarted(dir: string, command: string): Promise<void> {
+  const marker = join(dir, `started.${command}`);
+  for (let i = 0; i < 400 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(existsSync(marker)).toBe(true);
+  rmSync(marker);
 }
 
 describe('plexusd process behaviour', () => {
@@ -57,7 +68,7 @@ describe('plexusd process behaviour', () => {
     const pod = c.makePod();
     const id = containerId();
     const pending = c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'slowpod' } });
-    await new Promise((r) => setTimeout(r, 600));
+    await slowPluginStarted(slowDir, 'ADD');
     const stopped = c.stopDaemon('SIGTERM');
     const out = await pending;
     await stopped;

@@ -25,7 +25,7 @@ async function eventually(what: string, probe: () => boolean, ms = 5000): Promis
 function tcp(c: Cluster, from: Pod, to: Pod, address: string, port: number): number {
   const server = c.exec(to.netns, 'iperf3', ['-s', '-D', '-1', '-p', String(port)]);
   expect(server.code).toBe(0);
-  for (let i = 0; i < 20 && !c.exec(to.netns, 'ss', ['-ltn']).stdout.includes(`:${port}`); i++) sh('sleep', ['0.05']);
+  for (let i = 0; i < 100 && !c.exec(to.netns, 'ss', ['-ltn']).stdout.includes(`:${port}`); i++) sh('sleep', ['0.05']);
   const client = c.exec(from.netns, 'iperf3', ['-c', address, '-p', String(port), '-n', '2M', '-J'], { allowFail: true });
   expect(client.code).toBe(0);
   return JSON.parse(client.stdout).end.sum_sent.bytes;

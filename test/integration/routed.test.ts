@@ -123,7 +123,7 @@ describe('plexus-routed on one node', () => {
     expect(ping(a.ns, b.v6)).toBe(true);
     const server = sh('ip', ['netns', 'exec', b.ns, 'iperf3', '-s', '-D', '-1', '-p', '5301']);
     expect(server.status).toBe(0);
-    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 100 && !sh('ip', ['netns', 'exec', b.ns, 'ss', '-ltnH']).stdout.includes(':5301'); i++) await new Promise((r) => setTimeout(r, 50));
     const client = sh('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.v6, '-p', '5301', '-n', '4M', '-J'], { allowFail: true });
     expect(client.status).toBe(0);
     expect(JSON.parse(client.stdout).end.sum_sent.bytes).toBeGreaterThanOrEqual(4 * 1024 * 1024);
