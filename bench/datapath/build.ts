@@ -39,6 +39,16 @@ export async function createUnderlay(scratch: Scratch, nodes: { netns: string; c
   return underlay;
 }
 
+/** raw-node-veth's two nodes: node1 (10.220.0.1) and node2 (10.220.0.2) on an underlay, as `eth0`. */
+export async function twoNodesOnUnderlay(scratch: Scratch): Promise<[{ netns: string; ip: string }, { netns: string; ip: string }]> {
+  const nodes = [
+    { netns: await scratch.netns('node1'), ip: '10.220.0.1' },
+    { netns: await scratch.netns('node2'), ip: '10.220.0.2' },
+  ] as [{ netns: string; ip: string }, { netns: string; ip: string }];
+  await createUnderlay(scratch, nodes.map((n) => ({ netns: n.netns, cidr: `${n.ip}/24` })));
+  return nodes;
+}
+
 export interface CniCall {
   /** The node netns the plugin runs in (`ip netns exec NODE plugin`). */
   node: string;

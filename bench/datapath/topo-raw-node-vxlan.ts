@@ -5,7 +5,7 @@
  * encapsulation.
  */
 import { Scratch, ip } from '../lib/netns';
-import { createUnderlay } from './build';
+import { twoNodesOnUnderlay } from './build';
 import type { TopologyFactory } from './topology';
 
 export const rawNodeVxlan: TopologyFactory = (ctx) => {
@@ -16,18 +16,15 @@ export const rawNodeVxlan: TopologyFactory = (ctx) => {
     baseline: true,
     description: 'node netns to node netns through a plain VXLAN device on each, over raw-node-veth\'s underlay',
     async setup() {
-      const nodes = [
-        { netns: await scratch.netns('node1'), under: '10.220.0.1', over: '10.221.0.1' },
-        { netns: await scratch.netns('node2'), under: '10.220.0.2', over: '10.221.0.2' },
-      ] as const;
-      await createUnderlay(scratch, nodes.map((n) => ({ netns: n.netns, cidr: `${n.under}/24` })));
+      const nodes = await twoNodesOnUnderlay(scratch);
+      const overlay = (i: number): string => `10.221.0.${i + 1}`;
       for (const [i, n] of nodes.entries()) {
         const peer = nodes[1 - i]!;
-        await ip('-n', n.netns, 'link', 'add', 'vx0', 'mtu', '1450', 'type', 'vxlan', 'id', '42', 'local', n.under, 'remote', peer.under, 'dstport', '4789', 'dev', 'eth0');
-        await ip('-n', n.netns, 'addr', 'add', `${n.over}/24`, 'dev', 'vx0');
+        await ip('-n', n.netns, 'link', 'add', 'vx0', 'mtu', '1450', 'type', 'vxlan', 'id', '42', 'local', n.ip, 'remote', peer.ip, 'dstport', '4789', 'dev', 'eth0');
+        await ip('-n', n.netns, 'addr', 'add', `${overlay(i)}/24`, 'dev', 'vx0');
         await ip('-n', n.netns, 'link', 'set', 'vx0', 'up');
       }
-      return { client: nodes[0].netns, server: nodes[1].netns, serverIp: nodes[1].over };
+      return { client: nodes[0].netns, server: nodes[1].netns, serverIp: overlay(1) };
     },
     teardown: () => scratch.teardown(),
   };

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } fro
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TestCluster, containerId, ipJson, sh, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
+import { eventually } from '../helpers/eventually';
 
 jest.setTimeout(120_000);
 
@@ -25,8 +26,7 @@ function writeSlowPlugin(dir: string, seconds: number): void {
 /** Until the slow plugin has started `command` (at most 20 s), consuming the marker. */
 async function slowPluginStarted(dir: string, command: string): Promise<void> {
   const marker = join(dir, `started.${command}`);
-  for (let i = 0; i < 400 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50));
-  expect(existsSync(marker)).toBe(true);
+  await eventually(`the slow plugin to start ${command}`, () => existsSync(marker), 20_000, 50);
   rmSync(marker);
 }
 

@@ -6,6 +6,7 @@
 import { symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster, containerId, ipJson, runProcess, sh, CNI_BIN_DIR, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
+import { eventually } from '../helpers/eventually';
 
 jest.setTimeout(120_000);
 
@@ -24,9 +25,6 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
     PATH: process.env['PATH'] ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: 'net9',
     CNI_PATH: CNI_BIN_DIR, CNI_ARGS: pod ? `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}` : '',
   }, JSON.stringify({ cniVersion: '1.0.0', name: 'direct', type: 'macvlan', ipam: { type: 'plexus-ipam', socketPath: c.socket, pool: 'data-pool' } }));
-  const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
-    for (const deadline = Date.now() + ms; !ok(); await c.settle(100)) if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-  };
 
   beforeAll(async () => {
     c = await TestCluster.start();
@@ -111,7 +109,7 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
     c.writeManifests('pods.yaml', []);
     await c.settle(1000); // unlisted for less than the grace period: kept
     expect(holders()).toContain('default/g');
-    await until('g released', () => !holders().includes('default/g'));
+    await eventually('g released', () => !holders().includes('default/g'), 15_000);
     await c.settle(1500);
     expect(holders()).toEqual([`_cni/${podless}`, 'default/ghost']);
     expect(c.log()).toMatch(/IPAM garbage collection \(source\)/);

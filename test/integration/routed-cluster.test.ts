@@ -4,28 +4,20 @@
  * Witnesses: `ip route` / `ip neigh` / `bridge fdb` on the nodes, `ping` and `iperf3` between pods.
  */
 import { Cluster, type Pod } from '../../hack/cluster';
+import { eventually } from '../helpers/eventually';
 import { explained } from '../helpers/explained';
-import { sh } from '../helpers/plexus-harness';
 
 jest.setTimeout(120_000);
 
 const routes = (c: Cluster, node: string, family: 4 | 6): { dst: string; gateway?: string; dev: string; protocol?: string }[] =>
   JSON.parse(c.exec(c.node(node).netns, 'ip', ['-j', `-${family}`, 'route', 'show', 'proto', '180']).stdout || '[]');
 
-/** Cross-node routes follow claims within routeSyncMs (500 ms): retry for a few seconds. */
-async function eventually(what: string, probe: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (probe()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+// Cross-node routes follow claims within routeSyncMs (500 ms): `eventually` retries for a few seconds.
 
-function tcp(c: Cluster, from: Pod, to: Pod, address: string, port: number): number {
+async function tcp(c: Cluster, from: Pod, to: Pod, address: string, port: number): Promise<number> {
   const server = c.exec(to.netns, 'iperf3', ['-s', '-D', '-1', '-p', String(port)]);
   expect(server.code).toBe(0);
-  for (let i = 0; i < 100 && !c.exec(to.netns, 'ss', ['-ltn']).stdout.includes(`:${port}`); i++) sh('sleep', ['0.05']);
+  await eventually(`iperf3 listening on :${port}`, () => c.exec(to.netns, 'ss', ['-ltn']).stdout.includes(`:${port}`), 5000, 50);
   const client = c.exec(from.netns, 'iperf3', ['-c', address, '-p', String(port), '-n', '2M', '-J'], { allowFail: true });
   expect(client.code).toBe(0);
   return JSON.parse(client.stdout).end.sum_sent.bytes;
@@ -79,7 +71,7 @@ describe.each([
     const [a1, a2] = pods;
     expect(c.ping(a1!.netns, a2!.ipv4!)).toBe(true);
     expect(c.ping(a1!.netns, a2!.ipv6!)).toBe(true);
-    expect(tcp(c, a1!, a2!, a2!.ipv4!, 5411)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    expect(await tcp(c, a1!, a2!, a2!.ipv4!, 5411)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
   });
 
   clusterTest('across nodes: ping and TCP, IPv4 and IPv6, both directions', async () => {
@@ -88,8 +80,8 @@ describe.each([
     expect(c.ping(b1!.netns, a1!.ipv4!)).toBe(true);
     await eventually('cross-node IPv6 ping', () => c.ping(a1!.netns, b1!.ipv6!, 1));
     expect(c.ping(b1!.netns, a1!.ipv6!)).toBe(true);
-    expect(tcp(c, a1!, b1!, b1!.ipv4!, 5412)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
-    expect(tcp(c, b1!, a1!, a1!.ipv6!, 5413)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    expect(await tcp(c, a1!, b1!, b1!.ipv4!, 5412)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    expect(await tcp(c, b1!, a1!, a1!.ipv6!, 5413)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
   });
 
   clusterTest('a block claimed later is routed by the other node as it happens; DEL leaves the node clean', async () => {

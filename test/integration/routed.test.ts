@@ -8,6 +8,7 @@
 import { rmSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerId, ipJson, ROOT, runProcess, sh, TestCluster } from '../helpers/plexus-harness';
+import { eventually } from '../helpers/eventually';
 
 const POOL = { name: 'pods', cidrs: ['10.97.0.0/16', 'fd00:97::/56'], blockSize: { v4: 26, v6: 122 } };
 const clusterNetwork = (extra: Record<string, unknown> = {}) => ({
@@ -123,7 +124,7 @@ describe('plexus-routed on one node', () => {
     expect(ping(a.ns, b.v6)).toBe(true);
     const server = sh('ip', ['netns', 'exec', b.ns, 'iperf3', '-s', '-D', '-1', '-p', '5301']);
     expect(server.status).toBe(0);
-    for (let i = 0; i < 100 && !sh('ip', ['netns', 'exec', b.ns, 'ss', '-ltnH']).stdout.includes(':5301'); i++) await new Promise((r) => setTimeout(r, 50));
+    await eventually('iperf3 listening on :5301', () => sh('ip', ['netns', 'exec', b.ns, 'ss', '-ltnH']).stdout.includes(':5301'), 5000, 50);
     const client = sh('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.v6, '-p', '5301', '-n', '4M', '-J'], { allowFail: true });
     expect(client.status).toBe(0);
     expect(JSON.parse(client.stdout).end.sum_sent.bytes).toBeGreaterThanOrEqual(4 * 1024 * 1024);
