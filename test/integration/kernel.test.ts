@@ -618,17 +618,22 @@ describeAsRoot('kernel layer (rtnetlink in real network namespaces)', () => {
   });
 
   describe('sysctl', () => {
+    // New namespaces copy IPv4 conf/all from the host, so ip_forward starts as the host has it (on a Kubernetes
+    // node: 1): flip whatever each namespace starts with, never assume 0.
     test('reads and writes a per-netns sysctl; ip netns exec sysctl agrees; the host is untouched', async () => {
-      const host = await readSysctl(null, 'net/ipv4/ip_forward');
+      const key = 'net/ipv4/ip_forward';
+      const host = await readSysctl(null, key);
       expect(host).toBe(run('sysctl', ['-n', 'net.ipv4.ip_forward']).trim());
-      expect(await readSysctl(a.path, 'net/ipv4/ip_forward')).toBe(sysctlIn(a, 'net/ipv4/ip_forward'));
-      await writeSysctl(a.path, 'net/ipv4/ip_forward', 1);
-      expect(sysctlIn(a, 'net/ipv4/ip_forward')).toBe('1');
-      expect(sysctlIn(b, 'net/ipv4/ip_forward')).toBe('0');
-      expect(await readSysctl(a.path, 'net/ipv4/ip_forward')).toBe('1');
-      await writeSysctl(a.path, 'net/ipv4/ip_forward', '0');
-      expect(sysctlIn(a, 'net/ipv4/ip_forward')).toBe('0');
-      expect(await readSysctl(null, 'net/ipv4/ip_forward')).toBe(host);
+      const start = { a: sysctlIn(a, key), b: sysctlIn(b, key) };
+      expect(await readSysctl(a.path, key)).toBe(start.a);
+      const flipped = start.a === '1' ? '0' : '1';
+      await writeSysctl(a.path, key, Number(flipped));
+      expect(sysctlIn(a, key)).toBe(flipped);
+      expect(sysctlIn(b, key)).toBe(start.b);
+      expect(await readSysctl(a.path, key)).toBe(flipped);
+      await writeSysctl(a.path, key, start.a);
+      expect(sysctlIn(a, key)).toBe(start.a);
+      expect(await readSysctl(null, key)).toBe(host);
       expect(threadNetns()).toBe(HOST_NETNS);
     });
 
@@ -655,10 +660,11 @@ describeAsRoot('kernel layer (rtnetlink in real network namespaces)', () => {
     });
 
     test('a value the kernel refuses is EINVAL; a multi-line value never reaches it', async () => {
+      const start = sysctlIn(a, 'net/ipv4/ip_forward');
       expect(await failure(writeSysctl(a.path, 'net/ipv4/ip_forward', 'yes'))).toMatchObject({ errnoName: 'EINVAL' });
       expect(await failure(writeSysctl(a.path, 'net/ipv4/ip_forward', '1\n0'))).toMatchObject({ errnoName: 'EINVAL' });
       expect(await failure(readSysctl('/run/netns/plx-k-missing', 'net/ipv4/ip_forward'))).toMatchObject({ errnoName: 'ENOENT' });
-      expect(sysctlIn(a, 'net/ipv4/ip_forward')).toBe('0');
+      expect(sysctlIn(a, 'net/ipv4/ip_forward')).toBe(start);
     });
   });
 });
