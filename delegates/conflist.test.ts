@@ -1,5 +1,5 @@
-import { PlexusError } from '../meta-plugin/cni/errors';
-import type { NetworkConfList, PluginConf } from '../meta-plugin/planner/types';
+import { PlexusError } from '../core/errors';
+import type { NetworkConfList, PluginConf } from '../cni/network-config';
 import { FakeRegistry, silentLog } from '../test/helpers/fake-registry';
 import {
   addNetwork,

@@ -7,9 +7,9 @@
  * Within a list the first error stops the command, as in libcni.
  */
 import type { Logger } from 'pino';
-import type { NetworkConfList, PluginConf } from '../meta-plugin/planner/types';
-import { versionAtLeast, compareVersions, SUPPORTED_VERSIONS } from '../meta-plugin/cni/version';
-import { PlexusError, context } from '../meta-plugin/cni/errors';
+import type { NetworkConfList, PluginConf } from '../cni/network-config';
+import { versionAtLeast, compareVersions, SUPPORTED_VERSIONS } from '../cni/version';
+import { PlexusError, context } from '../core/errors';
 import type { DelegateCommand, DelegateEnv, DelegateRegistry } from './contract';
 
 export interface NetworkCall {

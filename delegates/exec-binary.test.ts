@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlexusError, type ErrorKind } from '../meta-plugin/cni/errors';
+import { PlexusError, type ErrorKind } from '../core/errors';
 import { silentLog } from '../test/helpers/fake-registry';
 import type { DelegateCommand, DelegateEnv, PluginCall } from './contract';
 import { BinaryDelegate, findBinary } from './exec-binary';

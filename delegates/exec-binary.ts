@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
-import { PlexusError, kindForCniCode } from '../meta-plugin/cni/errors';
+import { PlexusError, kindForCniCode } from '../core/errors';
 import type { Delegate, PluginCall } from './contract';
 
 const TYPE_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

@@ -22,7 +22,7 @@ import {
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import type { PoolSpec } from '../ipam/pool';
+import type { PoolSpec } from '../ipam/model/pool';
 
 /** The repository: found upwards from here, so the file also works bundled (bench/ bundles it into dist/). */
 export const REPO_ROOT = findRepoRoot(__dirname);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `make lint`: project rules a type checker cannot see (DESIGN "Layout", decision 4; STYLE 3, 11).
-//  1. Dependencies point down the layout table. The shared protocol vocabulary (meta-plugin/cni/*, which
-//     imports nothing of ours but itself) and the planner's type declarations may be imported from below.
+// `make lint`: project rules a type checker cannot see (DESIGN "Layout", decision 4; STYLE 3, 11, 21).
+//  1. Dependencies point down DESIGN's layout table, with no exceptions. core/ imports nothing but Node's
+//     core modules (type-only imports aside); another folder reaches ipam/ only through its public face.
 //  2. Only kernel/ imports koffi.
 //  3. Product code never runs ip, tc, bpftool, ethtool or sysctl processes.
 //  4. No skipped, focused or todo tests.
@@ -24,16 +24,30 @@ function walk(dir, out = []) {
 
 const layer = (file) => file.split('/')[0];
 const isTest = (file) => /(^|\/)(test|bench|hack)\//.test(file) || file.endsWith('.test.ts');
-const SHARED = [/^meta-plugin\/cni\//, /^meta-plugin\/planner\/types\.ts$/];
-// Who may import whom (besides itself and the shared vocabulary).
+// DESIGN "Layout": who may import whom, besides itself.
 const ALLOWED = {
-  'meta-plugin': ['delegates', 'sriov', 'dpdk-native', 'ipam', 'kernel'],
-  delegates: ['ipam', 'kernel'],
-  sriov: ['ipam', 'kernel', 'delegates'],
-  'dpdk-native': ['ipam', 'kernel', 'delegates'],
-  ipam: [],
-  kernel: [],
+  'meta-plugin': ['policy', 'sriov', 'dpdk-native', 'delegates', 'ipam', 'kernel', 'cni', 'core'],
+  policy: ['kernel', 'cni', 'core'],
+  sriov: ['delegates', 'ipam', 'kernel', 'cni', 'core'],
+  'dpdk-native': ['delegates', 'ipam', 'kernel', 'cni', 'core'],
+  delegates: ['ipam', 'kernel', 'cni', 'core'],
+  ipam: ['cni', 'core'],
+  kernel: ['core'],
+  cni: ['core'],
+  core: [],
 };
+const IPAM_FACE = 'ipam/index.ts';
+
+/** A relative import as the file it names: `x` is x.ts or x/index.ts. */
+function resolve(target) {
+  for (const c of [`${target}.ts`, path.join(target, 'index.ts'), target]) {
+    try {
+      if (statSync(path.join(root, c)).isFile()) return c;
+    } catch {}
+  }
+  return target;
+}
+const typeOnly = (text, spec) => new RegExp(`import\\s+type\\s+[^;]*from\\s+['"]${spec}['"]`).test(text);
 
 const problems = [];
 for (const file of walk(root)) {
@@ -41,13 +55,17 @@ for (const file of walk(root)) {
   const imports = [...text.matchAll(/(?:from\s+|require\(|import\()\s*['"]([^'"]+)['"]/g)].map((m) => m[1]);
   for (const spec of imports) {
     if (spec === 'koffi' && layer(file) !== 'kernel') problems.push(`${file}: imports koffi (only kernel/ may)`);
-    if (!spec.startsWith('.') || isTest(file)) continue;
-    const target = path.relative(root, path.resolve(root, path.dirname(file), spec));
+    if (isTest(file)) continue;
+    if (layer(file) === 'core' && !spec.startsWith('.') && !spec.startsWith('node:') && !typeOnly(text, spec)) {
+      problems.push(`${file}: imports ${spec} (core/ uses Node's core modules only)`);
+    }
+    if (!spec.startsWith('.')) continue;
+    const target = resolve(path.relative(root, path.resolve(root, path.dirname(file), spec)));
     const from = layer(file);
     const to = layer(target);
     if (from === to || !(from in ALLOWED)) continue;
-    if (SHARED.some((re) => re.test(target) || re.test(`${target}.ts`))) continue;
     if (!ALLOWED[from].includes(to)) problems.push(`${file}: imports ${target} (${from} may not depend on ${to})`);
+    else if (to === 'ipam' && target !== IPAM_FACE) problems.push(`${file}: imports ${target} (reach ipam/ through ipam/index.ts)`);
   }
   if (!isTest(file) && /(exec|execFile|spawn)(Sync)?\(\s*['"](ip|tc|bpftool|ethtool|sysctl)['"]/.test(text)) {
     problems.push(`${file}: runs an ip/tc/bpftool/ethtool/sysctl process (use kernel/)`);

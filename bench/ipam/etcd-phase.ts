@@ -7,9 +7,9 @@
  * files relative to its package directory, which a bundle would move.
  */
 import { join } from 'node:path';
-import { EtcdStore } from '../../ipam/etcd-store';
-import { LocalStore } from '../../ipam/local-store';
-import { Ipam } from '../../ipam/service';
+import { EtcdStore } from '../../ipam/stores/etcd-store';
+import { LocalStore } from '../../ipam/stores/local-store';
+import { Ipam } from '../../ipam/engine/ipam';
 import { EtcdCluster } from '../../test/helpers/etcd-cluster';
 import { type ThroughputRow, drive, say, throughputRow } from './drive';
 import { BENCH_POOL } from './local-phase';

@@ -15,9 +15,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { LocalStore } from '../../ipam/local-store';
-import { MemoryStore } from '../../ipam/memory-store';
-import { Ipam, type IpamOptions } from '../../ipam/service';
+import { LocalStore } from '../../ipam/stores/local-store';
+import { MemoryStore } from '../../ipam/stores/memory-store';
+import { Ipam, type IpamOptions } from '../../ipam/engine/ipam';
 import { say } from './drive';
 
 const POOL = { name: 'faults', cidrs: ['10.200.0.0/22'] };

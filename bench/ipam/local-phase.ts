@@ -5,8 +5,8 @@
  * up to `total` pods: far more than any real node runs).
  */
 import { join } from 'node:path';
-import { LocalStore } from '../../ipam/local-store';
-import { Ipam } from '../../ipam/service';
+import { LocalStore } from '../../ipam/stores/local-store';
+import { Ipam } from '../../ipam/engine/ipam';
 import { type ThroughputRow, drive, say, throughputRow } from './drive';
 
 export const BENCH_POOL = { name: 'bench', cidrs: ['10.0.0.0/12'] };

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import {
   type BpfMap, BpfObject, type BpfProgram, isKernelError, type Link, mountBpffs, Netlink, parseIp, TcHook, writeSysctl,
 } from '../../kernel';
-import { PlexusError } from '../../meta-plugin/cni/errors';
+import { PlexusError } from '../../core/errors';
 import {
   EndpointKeyStruct, type EndpointStats, EndpointStatsStruct, EndpointStruct, type EndpointValue, FAMILY, IfindexKey, MAPS, OBJECT_FILE,
   PROGRAM, sumStats, ZERO_STATS,

@@ -7,10 +7,10 @@
  * `ipam` section: a retried ADD gets the same addresses back, DEL always releases them.
  */
 import { Netlink } from '../../kernel';
-import { PlexusError, context } from '../../meta-plugin/cni/errors';
-import { type CniResult, convertResult, parseResult } from '../../meta-plugin/cni/result';
-import { UndoStack } from '../../meta-plugin/cni/undo-stack';
-import { configVersion, versionInfo } from '../../meta-plugin/cni/version';
+import { PlexusError, context } from '../../core/errors';
+import { type CniResult, convertResult, parseResult } from '../../cni/result';
+import { UndoStack } from '../../core/undo-stack';
+import { configVersion, versionInfo } from '../../cni/version';
 import type { Delegate, PluginCall } from '../contract';
 import type { RoutedNode } from './datapath';
 import { configurePodEnd, createVethPair, endpointProblems, GATEWAYS, hostIfName, hostPrefix } from './endpoint';

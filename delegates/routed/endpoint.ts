@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Link, type Netlink, RT_SCOPE } from '../../kernel';
-import { PlexusError } from '../../meta-plugin/cni/errors';
+import { PlexusError } from '../../core/errors';
 import { GATEWAY_V4, GATEWAY_V6, RTPROT_PLEXUS } from './options';
 import type { EndpointAddress, EndpointRecord } from './records';
 

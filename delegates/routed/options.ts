@@ -7,8 +7,8 @@
  *   routes follow).
  */
 import Ajv from 'ajv';
-import { PlexusError } from '../../meta-plugin/cni/errors';
-import { schemaProblems } from '../../meta-plugin/cni/schema-problems';
+import { PlexusError } from '../../core/errors';
+import { schemaProblems } from '../../core/schema-problems';
 
 export const ROUTED_TYPE = 'plexus-routed';
 /** rtm_protocol of every route plexus-routed writes, so it finds its own (iproute2's rt_protos leaves it free). */

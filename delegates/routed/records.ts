@@ -1,12 +1,12 @@
 /**
  * What plexus-routed remembers of each endpoint: one small JSON file per pod interface in
- * `<stateDir>/routed/<host veth>.json`, written atomically (meta-plugin/cni/atomic-file.ts). The kernel is the
+ * `<stateDir>/routed/<host veth>.json`, written atomically (core/atomic-file.ts). The kernel is the
  * truth for traffic; records are what the daemon reconciles the kernel against when it starts, and what DEL and
  * CHECK compare with. File names are host veth names, which are derived (never taken from input).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeFileDurably, writeFileAtomic } from '../../meta-plugin/cni/atomic-file';
+import { removeFileDurably, writeFileAtomic } from '../../core/atomic-file';
 
 export interface EndpointAddress {
   /** "10.244.0.5/32", "fd00:244::5/128": what the pod end carries. */

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlexusError } from '../cni/errors';
+import { PlexusError } from '../../core/errors';
 import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from './config';
 
 const MIN = { clusterNetwork: 'cluster-net' };

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import Ajv from 'ajv';
 import yaml from 'js-yaml';
-import { PlexusError, errorText } from '../cni/errors';
-import { schemaProblems } from '../cni/schema-problems';
-import { parseIpamConfig } from '../../ipam/pool-schema';
+import { PlexusError, errorText } from '../../core/errors';
+import { schemaProblems } from '../../core/schema-problems';
+import { parseIpamConfig, type IpamConfig } from '../../ipam';
 import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
 
 export const DAEMON_CONFIG_SCHEMA = {
@@ -76,7 +76,7 @@ export interface DaemonConfig {
   readonly deviceInfoDir: string;
   readonly logLevel: string;
   readonly source: { readonly type: 'file'; readonly dir: string; readonly rescanSeconds: number };
-  readonly ipam: Readonly<Record<string, unknown>>;
+  readonly ipam: IpamConfig;
   readonly routed?: RoutedOptions;
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
 }
@@ -94,7 +94,7 @@ export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig 
   }
   if (conf['nodeName'] === undefined) conf['nodeName'] = hostname();
   try {
-    parseIpamConfig(conf['ipam']);
+    conf['ipam'] = parseIpamConfig(conf['ipam']).config;
     if (conf['routed'] !== undefined) conf['routed'] = parseRoutedOptions(conf['routed']);
   } catch (e) {
     throw new PlexusError('InvalidConfig', `${where}: ${errorText(e)}`);

@@ -3,15 +3,16 @@
  * request's outcome (STYLE 8): one child logger per request bound to {cmd, containerId, ifName, pod}.
  */
 import type { Logger } from 'pino';
-import { PlexusError, errorText } from '../cni/errors';
-import { CniRequest, Env, parseRequest } from '../cni/request';
-import { LATEST_VERSION, configVersion, isSupportedVersion, versionInfo } from '../cni/version';
-import { podKey } from '../cni/types';
+import { PlexusError, errorText } from '../../core/errors';
+import { CniRequest, Env, parseRequest } from '../../cni/request';
+import { LATEST_VERSION, configVersion, isSupportedVersion, versionInfo } from '../../cni/version';
+import { podKey } from '../../cni/ids';
 import type { ValidAttachment } from '../../delegates/conflist';
 import { plan as makePlan } from '../planner/planner';
 import { NETWORKS_ANNOTATION, parseNetworksAnnotation } from '../planner/annotation';
 import { RESOURCE_NAME_ANNOTATION } from '../planner/devices';
-import type { NetworkConfList, Plan, PodObject } from '../planner/types';
+import type { Plan, PodObject } from '../planner/types';
+import type { NetworkConfList } from '../../cni/network-config';
 import type { Runner } from '../runner/runner';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';

@@ -4,8 +4,8 @@
  * manifests' pools change), and gives a StatefulSet's pods sticky addresses without their asking.
  */
 import type { Logger } from 'pino';
-import type { CniRequest } from '../cni/request';
-import { IpamPlugin } from '../../ipam/cni-plugin';
+import type { CniRequest } from '../../cni/request';
+import { IpamPlugin } from '../../ipam';
 import type { IpamService } from './ipam-service';
 
 export function ipamPluginFor(service: IpamService, log: Logger): { handle(req: CniRequest): Promise<string> } {

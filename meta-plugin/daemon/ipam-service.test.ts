@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
-import { type CniCommand, parseRequest } from '../cni/request';
+import { type CniCommand, parseRequest } from '../../cni/request';
 import type { NadObject, PodObject } from '../planner/types';
 import type { Source } from '../source/source';
 import { parseDaemonConfig } from './config';

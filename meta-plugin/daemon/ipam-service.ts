@@ -4,14 +4,12 @@
  * and from the source's view of which pods exist, and serves operator views.
  */
 import type { Logger } from 'pino';
-import { errorText } from '../cni/errors';
-import { podKey } from '../cni/types';
-import { Ipam, openIpam, type GcReport, type Placement, type PoolSpec } from '../../ipam';
-import { NO_POD_NAMESPACE } from '../../ipam/cni-plugin';
-import { inlinePoolOf } from '../../ipam/cni-ranges';
-import { parseCniIpamConfig } from '../../ipam/cni-schema';
-import { ImplicitPools } from '../../ipam/implicit-pools';
-import { parseIpamConfig, poolSpecFromManifest } from '../../ipam/pool-schema';
+import { errorText } from '../../core/errors';
+import { podKey } from '../../cni/ids';
+import {
+  Ipam, ImplicitPools, NO_POD_NAMESPACE, inlinePoolOf, openIpam, parseCniIpamConfig, poolSpecFromManifest,
+  type GcReport, type Placement, type PoolSpec,
+} from '../../ipam';
 import type { ValidAttachment } from '../../delegates/conflist';
 import { toConfList } from '../planner/resolve';
 import type { NadObject, PodObject } from '../planner/types';
@@ -75,7 +73,7 @@ export class IpamService {
 
   /** The config's pools, then IPPool manifests (a bad manifest is reported and skipped), then the rest. */
   refreshPools(): void {
-    const specs: PoolSpec[] = [...(parseIpamConfig(this.config.ipam).config.pools ?? [])];
+    const specs: PoolSpec[] = [...(this.config.ipam.pools ?? [])];
     for (const doc of this.source.otherObjects(IPPOOL_KIND)) {
       try {
         specs.push(poolSpecFromManifest(doc));
@@ -135,7 +133,7 @@ export class IpamService {
   }
 
   private startGc(): void {
-    const seconds = parseIpamConfig(this.config.ipam).config.gcIntervalSeconds ?? 60;
+    const seconds = this.config.ipam.gcIntervalSeconds ?? 60;
     if (seconds <= 0) return;
     this.gcTimer = setInterval(() => void this.gcFromSource(), seconds * 1000);
     this.gcTimer.unref();

@@ -6,9 +6,9 @@
  * SIGTERM/SIGINT: stop accepting, finish requests in flight (bounded), then exit.
  */
 import pino, { Logger } from 'pino';
-import { errorText, PlexusError } from '../cni/errors';
-import { parseRequest } from '../cni/request';
-import { listQueuedDels, removeQueuedDel } from '../cni/del-queue';
+import { errorText, PlexusError } from '../../core/errors';
+import { parseRequest } from '../../cni/request';
+import { listQueuedDels, removeQueuedDel } from '../api/del-queue';
 import { FileSource } from '../source/file-source';
 import { Registry } from '../../delegates/registry';
 import { RecordStore } from '../runner/records';
@@ -21,7 +21,7 @@ import { isPluginName, listenUnix } from './server';
 import { IpamService } from './ipam-service';
 import { ipamPluginFor } from './ipam-plugin';
 import { RoutedService } from './routed';
-import { writeFileAtomic } from '../cni/atomic-file';
+import { writeFileAtomic } from '../../core/atomic-file';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 

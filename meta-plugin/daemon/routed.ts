@@ -11,8 +11,8 @@ import type { Delegate, PluginCall } from '../../delegates/contract';
 import { RoutedNode } from '../../delegates/routed/datapath';
 import { RoutedDelegate } from '../../delegates/routed/delegate';
 import { NodeRoutes, type PlacementSource } from '../../delegates/routed/node-routes';
-import { PlexusError } from '../cni/errors';
-import type { CniRequest, Env } from '../cni/request';
+import { PlexusError } from '../../core/errors';
+import type { CniRequest, Env } from '../../cni/request';
 import type { DaemonConfig } from './config';
 
 type Reply = { status: number; body: string };

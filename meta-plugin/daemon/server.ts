@@ -11,8 +11,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { PlexusError } from '../cni/errors';
-import { LATEST_VERSION } from '../cni/version';
+import { PlexusError } from '../../core/errors';
+import { LATEST_VERSION } from '../../cni/version';
 import { formatNetworkStatus, NetworkStatus } from '../status/network-status';
 
 const MAX_BODY = 1 << 20;

@@ -2,7 +2,7 @@
  * The reserved keys of a networks annotation element that Plexus knows (S11-S21): each value is checked and
  * stored in its validated form. A bad value throws InvalidValue, which makes the whole annotation invalid.
  */
-import { ifNameProblem, type IfName } from '../cni/types';
+import { ifNameProblem, type IfName } from '../../cni/ids';
 import type { Bandwidth, NetworkSelection, PortMapping } from './annotation';
 import {
   ipFamily,

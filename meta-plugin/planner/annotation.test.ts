@@ -1,4 +1,4 @@
-import { PlexusError } from '../cni/errors';
+import { PlexusError } from '../../core/errors';
 import { thrownBy } from '../../test/helpers/thrown';
 import { parseNetworkRef, parseNetworksAnnotation, type NetworkSelection } from './annotation';
 

@@ -4,8 +4,8 @@
  * the caller ignores it with a warning (S13-S19). The one exception is S21 (ipam-claim-reference together with
  * ips), which is an error.
  */
-import { PlexusError } from '../cni/errors';
-import type { IfName } from '../cni/types';
+import { PlexusError } from '../../core/errors';
+import type { IfName } from '../../cni/ids';
 import { InvalidValue, parseInterface, parseKey } from './annotation-keys';
 import { isDns1123Label, isJsonObject } from './validators';
 

@@ -3,7 +3,7 @@
  * daemon asks a DeviceLookup for them before planning (the SR-IOV work implements it over kubelet's
  * PodResources API).
  */
-import type { PodRef } from '../cni/types';
+import type { PodRef } from '../../cni/ids';
 
 /** NAD annotation naming the device-plugin resource a network's attachments draw devices from. */
 export const RESOURCE_NAME_ANNOTATION = 'k8s.v1.cni.cncf.io/resourceName';

@@ -3,8 +3,8 @@
  * named as Multus names them, `net<k>` for the k-th extra attachment, so existing pods see the same names,
  * except that a name the pod already has or requests anywhere is skipped: names stay unique per pod.
  */
-import { PlexusError } from '../cni/errors';
-import type { IfName } from '../cni/types';
+import { PlexusError } from '../../core/errors';
+import type { IfName } from '../../cni/ids';
 import type { NetworkSelection } from './annotation';
 
 export function assignIfNames(pod: string, clusterIfName: IfName, selections: readonly NetworkSelection[]): IfName[] {

@@ -1,8 +1,9 @@
-import { PlexusError, type ErrorKind } from '../cni/errors';
+import { PlexusError, type ErrorKind } from '../../core/errors';
 import { thrownBy } from '../../test/helpers/thrown';
-import type { IfName, PodRef } from '../cni/types';
+import type { IfName, PodRef } from '../../cni/ids';
 import { plan } from './planner';
-import type { ConfFile, NadObject, NetworkConfList, Plan, PlanRequest, PlanSettings, PodObject } from './types';
+import type { ConfFile, NadObject, Plan, PlanRequest, PlanSettings, PodObject } from './types';
+import type { NetworkConfList } from '../../cni/network-config';
 
 const POD: PodRef = { namespace: 'team', name: 'web-0' };
 const RESOURCE = 'k8s.v1.cni.cncf.io/resourceName';

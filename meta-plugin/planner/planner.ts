@@ -5,8 +5,8 @@
  * Order (S29): the cluster network (or the pod's default-network override), then the daemon's defaultNetworks,
  * then the pod's networks annotation in its own order.
  */
-import { context, PlexusError } from '../cni/errors';
-import { podKey, type IfName, type PodRef } from '../cni/types';
+import { context, PlexusError } from '../../core/errors';
+import { podKey, type IfName, type PodRef } from '../../cni/ids';
 import {
   NETWORKS_ANNOTATION,
   parseNetworkRef,
@@ -19,7 +19,8 @@ import { DevicePool, RESOURCE_NAME_ANNOTATION } from './devices';
 import { assignIfNames } from './interface-names';
 import { findConfFile, requireNad, resolveNadConf, toConfList } from './resolve';
 import { kubeletRuntimeConfig, requireCapabilities, selectionRuntimeConfig } from './runtime-config';
-import type { NadObject, NetworkConfList, Plan, PlannedAttachment, PlanRequest } from './types';
+import type { NadObject, Plan, PlannedAttachment, PlanRequest } from './types';
+import type { NetworkConfList } from '../../cni/network-config';
 import { isJsonObject } from './validators';
 
 /** Multus's pod annotation naming one NAD that replaces the cluster network for that pod. */

@@ -2,10 +2,11 @@
  * From a NetworkAttachmentDefinition (or an on-disk config) to the delegate network in list form (S5, S6).
  * Everything returned is a deep copy: later steps may inject into it without touching the inputs.
  */
-import { PlexusError } from '../cni/errors';
-import { compareVersions, isSupportedVersion } from '../cni/version';
+import { PlexusError } from '../../core/errors';
+import { compareVersions, isSupportedVersion } from '../../cni/version';
 import type { NetworkRef } from './annotation';
-import type { ConfFile, NadObject, NetworkConfList, PlanRequest, PluginConf } from './types';
+import type { ConfFile, NadObject, PlanRequest } from './types';
+import type { NetworkConfList, PluginConf } from '../../cni/network-config';
 import { isJsonObject } from './validators';
 
 /** The NAD `ref` names; a missing one fails the request (S5 (4)). */

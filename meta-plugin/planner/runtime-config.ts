@@ -2,9 +2,9 @@
  * Capability args (CNI CONVENTIONS `runtimeConfig`) for one attachment: kubelet's for the cluster network
  * (S36), the annotation's for a selected network (S13-S21), and the check that some plugin takes them.
  */
-import { PlexusError } from '../cni/errors';
+import { PlexusError } from '../../core/errors';
 import type { NetworkSelection } from './annotation';
-import type { NetworkConfList } from './types';
+import type { NetworkConfList } from '../../cni/network-config';
 import { isJsonObject } from './validators';
 
 /**

@@ -3,29 +3,8 @@
  * runtimeConfig, device allocations) and what comes out (an ordered list of attachments). The planner is pure:
  * it never reads files, the clock or the network; the daemon gathers its inputs.
  */
-import type { IfName, PodRef } from '../cni/types';
-
-/** One plugin object of a CNI config (CNI spec 2.2 "Plugin object"); unknown keys are preserved. */
-export type PluginConf = Record<string, unknown> & { type: string; capabilities?: Record<string, boolean> };
-
-/**
- * A delegate network, always in list form. A single-plugin `.conf` (or a NAD whose spec.config is one plugin)
- * becomes a list of one with `single: true`, so the runner treats both the same way (libcni AddNetwork vs
- * AddNetworkList differ only in chaining, and a one-plugin list has no chaining).
- */
-export interface NetworkConfList {
-  cniVersion: string;
-  /**
-   * True when the config named no cniVersion and the planner filled in the runtime's: the runner may then
-   * pick the highest version the delegate binary supports (asked with VERSION) instead.
-   */
-  cniVersionInjected?: boolean;
-  name: string;
-  disableCheck?: boolean;
-  disableGC?: boolean;
-  single: boolean;
-  plugins: PluginConf[];
-}
+import type { IfName, PodRef } from '../../cni/ids';
+import type { NetworkConfList } from '../../cni/network-config';
 
 /** A NetworkAttachmentDefinition as the source holds it (S1, S2). */
 export interface NadObject {

@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { Netlink, RT_TABLE } from '../../kernel';
-import { PlexusError } from '../cni/errors';
+import { PlexusError } from '../../core/errors';
 import type { DefaultRouteOps } from './default-route';
 
 export const kernelRouteOps: DefaultRouteOps = {

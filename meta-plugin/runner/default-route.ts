@@ -4,7 +4,7 @@
  * the result returned to the runtime tell the truth. The kernel side is behind `DefaultRouteOps`.
  */
 import { isIP } from 'node:net';
-import { isDefaultDst, parseResult } from '../cni/result';
+import { isDefaultDst, parseResult } from '../../cni/result';
 import type { AttachmentRecord, SandboxRecord } from './records';
 
 export interface DefaultRouteOps {

@@ -5,7 +5,7 @@
  */
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeFileDurably } from '../cni/atomic-file';
+import { removeFileDurably } from '../../core/atomic-file';
 
 export const DEFAULT_DEVINFO_DIR = '/var/run/k8s.cni.cncf.io/devinfo';
 

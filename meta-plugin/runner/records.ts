@@ -9,10 +9,11 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ContainerId, IfName, PodRef } from '../cni/types';
-import type { AttachmentOrigin, NetworkConfList } from '../planner/types';
+import type { ContainerId, IfName, PodRef } from '../../cni/ids';
+import type { AttachmentOrigin } from '../planner/types';
+import type { NetworkConfList } from '../../cni/network-config';
 import type { NetworkStatus } from '../status/network-status';
-import { removeFileDurably, writeFileAtomic } from '../cni/atomic-file';
+import { removeFileDurably, writeFileAtomic } from '../../core/atomic-file';
 
 export interface AttachmentRecord {
   index: number;

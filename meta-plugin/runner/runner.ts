@@ -4,16 +4,17 @@
  * knows. Works only from the record (`records.ts`), never from the current NADs, once ADD has begun.
  */
 import type { Logger } from 'pino';
-import { PlexusError, context, errorText } from '../cni/errors';
-import { CniRequest, isNetnsPath } from '../cni/request';
-import { CniResult, convertResult, parseResult } from '../cni/result';
-import type { ContainerId, IfName } from '../cni/types';
+import { PlexusError, context, errorText } from '../../core/errors';
+import { CniRequest, isNetnsPath } from '../../cni/request';
+import { CniResult, convertResult, parseResult } from '../../cni/result';
+import type { ContainerId, IfName } from '../../cni/ids';
 import type { DelegateRegistry } from '../../delegates/contract';
 import { NetworkCall, ValidAttachment, addNetwork, checkNetwork, delNetwork, gcNetwork, negotiateVersion, statusNetwork } from '../../delegates/conflist';
-import type { NetworkConfList, Plan, PlannedAttachment } from '../planner/types';
+import type { Plan, PlannedAttachment } from '../planner/types';
+import type { NetworkConfList } from '../../cni/network-config';
 import { NetworkStatus, defaultGateways, networkStatusOf } from '../status/network-status';
 import { AttachmentRecord, RecordStore, SandboxRecord } from './records';
-import { UndoStack } from '../cni/undo-stack';
+import { UndoStack } from '../../core/undo-stack';
 import { DefaultRouteOps, applyDefaultRoute, gatewaysOf } from './default-route';
 import { prepareDeviceInfo, readDeviceInfo, removeDeviceInfo } from './device-info';
 

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeDaemon, type FakeDaemon, type Reply } from '../../test/helpers/fake-daemon';
-import { listQueuedDels } from '../cni/del-queue';
-import type { CniCommand, Env } from '../cni/request';
-import { SUPPORTED_VERSIONS } from '../cni/version';
+import { listQueuedDels } from '../api/del-queue';
+import type { CniCommand, Env } from '../../cni/request';
+import { SUPPORTED_VERSIONS } from '../../cni/version';
 import { runShim } from './main';
 
 // An nsfs file any user can stat, so ADD/CHECK pass the "existing netns" check without root.

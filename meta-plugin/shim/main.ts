@@ -9,10 +9,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, isAbsolute } from 'node:path';
-import { PlexusError, errorText } from '../cni/errors';
-import { CNI_ENV_KEYS, CniRequest, Env, parseRequest } from '../cni/request';
-import { LATEST_VERSION, SUPPORTED_VERSIONS, configVersion, versionInfo } from '../cni/version';
-import { enqueueDel } from '../cni/del-queue';
+import { PlexusError, errorText } from '../../core/errors';
+import { CNI_ENV_KEYS, CniRequest, Env, parseRequest } from '../../cni/request';
+import { LATEST_VERSION, SUPPORTED_VERSIONS, configVersion, versionInfo } from '../../cni/version';
+import { enqueueDel } from '../api/del-queue';
 import { callWhenReady } from './client';
 
 export const DEFAULT_SOCKET = '/run/plexus/plexus.sock';

@@ -6,8 +6,8 @@
 import { watch, FSWatcher, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { PodRef } from '../cni/types';
-import { podKey } from '../cni/types';
+import type { PodRef } from '../../cni/ids';
+import { podKey } from '../../cni/ids';
 import type { NadObject, PodObject } from '../planner/types';
 import type { NetworkStatus } from '../status/network-status';
 import type { Source } from './source';

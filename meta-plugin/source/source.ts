@@ -2,7 +2,7 @@
  * Where pods and NetworkAttachmentDefinitions come from. `file` (a directory of manifests) is the embedded
  * default; a Kubernetes source (informers) implements the same interface later.
  */
-import type { PodRef } from '../cni/types';
+import type { PodRef } from '../../cni/ids';
 import type { NadObject, PodObject } from '../planner/types';
 import type { NetworkStatus } from '../status/network-status';
 

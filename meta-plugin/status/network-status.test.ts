@@ -1,4 +1,4 @@
-import { parseResult } from '../cni/result';
+import { parseResult } from '../../cni/result';
 import { defaultGateways, formatNetworkStatus, networkStatusOf, type NetworkStatus, type StatusInput } from './network-status';
 
 const NS = '/var/run/netns/pod';

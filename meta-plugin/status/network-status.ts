@@ -3,7 +3,7 @@
  * The first sandbox interface names the entry; its IPs are those whose `interface` index points at it; with
  * no sandbox interface, the first IP without an interface index (S27). IPs are written without prefix.
  */
-import { CniResult, isDefaultDst, parseResult, stripPrefix } from '../cni/result';
+import { CniResult, isDefaultDst, parseResult, stripPrefix } from '../../cni/result';
 
 export interface NetworkStatus {
   name: string;

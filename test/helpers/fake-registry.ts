@@ -6,7 +6,7 @@
  */
 import pino from 'pino';
 import type { Delegate, DelegateCommand, DelegateEnv, DelegateRegistry, PluginCall } from '../../delegates/contract';
-import { SUPPORTED_VERSIONS } from '../../meta-plugin/cni/version';
+import { SUPPORTED_VERSIONS } from '../../cni/version';
 
 export const silentLog = pino({ level: 'silent' });
 

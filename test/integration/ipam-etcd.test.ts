@@ -6,13 +6,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PlexusError } from '../../meta-plugin/cni/errors';
+import { PlexusError } from '../../core/errors';
 import { EtcdCluster } from '../helpers/etcd-cluster';
-import { EtcdStore } from '../../ipam/etcd-store';
+import { EtcdStore } from '../../ipam/stores/etcd-store';
 import { Ipam } from '../../ipam/index';
-import { LocalStore } from '../../ipam/local-store';
-import type { BlockRecord, FixedRecord } from '../../ipam/records';
-import { describeStoreContract } from '../../ipam/store-contract';
+import { LocalStore } from '../../ipam/stores/local-store';
+import type { BlockRecord, FixedRecord } from '../../ipam/model/records';
+import { describeStoreContract } from '../helpers/ipam/store-contract';
 import { eventually } from '../helpers/eventually';
 
 jest.setTimeout(120000);

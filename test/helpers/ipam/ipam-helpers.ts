@@ -3,9 +3,9 @@
  * its own node store ("disk") that survives a crash, and a hand-driven clock.
  */
 import { Ipam, type IpamOptions } from '../../../ipam/index';
-import { MemoryStore } from '../../../ipam/memory-store';
-import type { PoolSpec } from '../../../ipam/pool';
-import type { Store } from '../../../ipam/store';
+import { MemoryStore } from '../../../ipam/stores/memory-store';
+import type { PoolSpec } from '../../../ipam/model/pool';
+import type { Store } from '../../../ipam/stores/store';
 
 export class Clock {
   constructor(public t = 1_700_000_000_000) {}

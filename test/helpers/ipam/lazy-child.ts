@@ -27,8 +27,8 @@ const [dir, node, bootId, count] = process.argv.slice(2) as [string, string, str
 const POOLS = [{ name: 'p', cidrs: ['10.20.0.0/22'], blockSize: 28 }];
 
 async function main(): Promise<void> {
-  const { LocalStore } = require('../../../ipam/local-store') as typeof import('../../../ipam/local-store');
-  const { Ipam } = require('../../../ipam/service') as typeof import('../../../ipam/service');
+  const { LocalStore } = require('../../../ipam/stores/local-store') as typeof import('../../../ipam/stores/local-store');
+  const { Ipam } = require('../../../ipam/engine/ipam') as typeof import('../../../ipam/engine/ipam');
   const store = await LocalStore.open(`${dir}/ipam`, { lazySyncMs: 60_000 });
   const ipam = await Ipam.open({ node, shared: store, pools: POOLS, bootId, syncIntervalMs: 0 });
   say('ready');
