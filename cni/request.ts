@@ -50,6 +50,19 @@ export interface ParseOptions {
 }
 
 export function parseRequest(env: Env, stdin: string, opts: ParseOptions = {}): CniRequest {
+  return buildRequest(env, () => decodeConfig(stdin), opts);
+}
+
+/**
+ * A request from the CNI env and an already decoded config: what a built-in delegate called in-process
+ * receives (no JSON round trip), validated exactly as parseRequest validates a runtime's.
+ */
+export function requestOf(env: Env, config: Record<string, unknown>, opts: ParseOptions = {}): CniRequest {
+  return buildRequest(env, () => config, opts);
+}
+
+/** The checks in skel's order: env (4), then the config (6), then its version (1). */
+function buildRequest(env: Env, decode: () => Record<string, unknown>, opts: ParseOptions): CniRequest {
   const command = parseCommand(env);
   const needsSandbox = command === 'ADD' || command === 'CHECK' || command === 'DEL';
   const containerId = needsSandbox ? parseContainerId(env['CNI_CONTAINERID']) : undefined;
@@ -67,7 +80,7 @@ export function parseRequest(env: Env, stdin: string, opts: ParseOptions = {}): 
   if (command === 'GC' && !env['CNI_PATH']) throw new PlexusError('InvalidEnv', 'CNI_PATH is required for GC');
   const argsRaw = env['CNI_ARGS'] ?? '';
   const args = parseCniArgs(argsRaw);
-  const config = decodeConfig(stdin);
+  const config = decode();
   const cniVersion = requireVersionFor(command, configVersion(config));
   const req: CniRequest = {
     command,

@@ -57,6 +57,12 @@ export function requireVersionFor(command: string, version: string): CniVersion 
   return version;
 }
 
-export function versionInfo(): { cniVersion: string; supportedVersions: string[] } {
+/** What VERSION prints (CNI spec 2.1 "VERSION"). */
+export interface VersionInfo {
+  cniVersion: string;
+  supportedVersions: string[];
+}
+
+export function versionInfo(): VersionInfo {
   return { cniVersion: LATEST_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };
 }

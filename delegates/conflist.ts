@@ -11,6 +11,7 @@ import type { NetworkConfList, PluginConf } from '../cni/network-config';
 import { versionAtLeast, compareVersions, SUPPORTED_VERSIONS } from '../cni/version';
 import { PlexusError, context } from '../core/errors';
 import type { DelegateCommand, DelegateEnv, DelegateRegistry } from './contract';
+import { VALID_ATTACHMENTS_KEY, type ValidAttachment } from '../cni/valid-attachments';
 
 export interface NetworkCall {
   conf: NetworkConfList;
@@ -82,14 +83,9 @@ export async function checkNetwork(call: NetworkCall, prevResult: unknown): Prom
   }
 }
 
-export interface ValidAttachment {
-  containerID: string;
-  ifname: string;
-}
-
 export async function gcNetwork(call: NetworkCall, valid: ValidAttachment[]): Promise<void> {
   if (call.conf.disableGC || !versionAtLeast(call.conf.cniVersion, '1.1.0')) return;
-  const extra = { 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid };
+  const extra = { [VALID_ATTACHMENTS_KEY]: valid, 'cni.dev/attachments': valid }; // libcni sends both
   for (const plugin of call.conf.plugins) {
     await execPlugin(call, 'GC', plugin, pluginConfig(call.conf, plugin, {}, extra));
   }

@@ -36,6 +36,21 @@ export interface Delegate {
   exec(call: PluginCall): Promise<unknown>;
 }
 
+/**
+ * The CNI env of one call, exactly as a runtime sets it for a plugin (CNI spec 2.1 "Parameters"): the one
+ * definition for binaries (exec-binary.ts) and built-ins that read a request (plexus-ipam).
+ */
+export function cniEnvOf(call: Pick<PluginCall, 'command' | 'env'>): Record<string, string> {
+  return {
+    CNI_COMMAND: call.command,
+    CNI_CONTAINERID: call.env.containerId,
+    CNI_NETNS: call.env.netns,
+    CNI_IFNAME: call.env.ifName,
+    CNI_ARGS: call.env.args,
+    CNI_PATH: call.env.path.join(':'),
+  };
+}
+
 /** Resolves a plugin `type` to the delegate that runs it. */
 export interface DelegateRegistry {
   forType(type: string): Delegate;

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { PlexusError, kindForCniCode } from '../core/errors';
-import type { Delegate, PluginCall } from './contract';
+import { cniEnvOf, type Delegate, type PluginCall } from './contract';
 
 const TYPE_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ETXTBSY_RETRIES = 5;
@@ -38,15 +38,7 @@ interface ExecOutcome {
 function runOnce(bin: string, call: PluginCall): Promise<ExecOutcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, [], {
-      env: {
-        CNI_COMMAND: call.command,
-        CNI_CONTAINERID: call.env.containerId,
-        CNI_NETNS: call.env.netns,
-        CNI_IFNAME: call.env.ifName,
-        CNI_ARGS: call.env.args,
-        CNI_PATH: call.env.path.join(':'),
-        PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      },
+      env: { ...cniEnvOf(call), PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
       stdio: ['pipe', 'pipe', 'pipe'],
       // Its own process group, so a timeout kills the plugin and anything it started (e.g. a shell's sleep).
       detached: true,

@@ -25,6 +25,11 @@ export class Registry implements DelegateRegistry {
     return bin;
   }
 
+  /** The built-in delegate of `type`, if one is registered (never an external binary). */
+  builtin(type: string): Delegate | undefined {
+    return this.builtins.get(type);
+  }
+
   available(type: string, path: string[]): boolean {
     return this.builtins.has(type) || findBinary(type, path) !== undefined;
   }

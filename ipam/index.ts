@@ -27,7 +27,7 @@ export type { Store } from './stores/store';
 export { MemoryStore } from './stores/memory-store';
 export { LocalStore } from './stores/local-store';
 export { EtcdStore } from './stores/etcd-store';
-export { IpamPlugin, NO_POD_NAMESPACE } from './cni/plugin';
+export { IPAM_PLUGIN_TYPE, IpamPlugin, NO_POD_NAMESPACE } from './cni/plugin';
 export { inlinePoolOf } from './cni/ranges';
 export { parseCniIpamConfig } from './cni/schema';
 export { ImplicitPools } from './cni/implicit-pools';

@@ -1,4 +1,4 @@
-import { PlexusError } from '../meta-plugin/cni/errors';
+import { PlexusError } from '../core/errors';
 import { ERRNO, errnoName, hasErrno, invalidArgument, isKernelError, KernelError } from './errno';
 
 describe('KernelError', () => {

@@ -5,7 +5,7 @@
  * The numbers are the asm-generic ones Linux uses on x86-64 and arm64 (`include/uapi/asm-generic/errno*.h`);
  * the parity test checks them against the installed headers.
  */
-import { PlexusError } from '../meta-plugin/cni/errors';
+import { PlexusError } from '../core/errors';
 
 /** name -> [number, short description as strerror(3) gives it]. The ones the kernel layer meets in practice. */
 const ERRNO_TABLE = {

@@ -4,7 +4,7 @@
  * inet_ntop(3) and therefore `ip` print.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { formatIpv6Groups } from '../meta-plugin/cni/ipv6-text';
+import { formatIpv6Groups } from '../core/ip-text';
 import { invalidArgument } from './errno';
 
 export type IpFamily = 4 | 6;

@@ -3,37 +3,32 @@
  * interface, on the node side the daemon opened (RoutedNode). The same code serves the cluster network run
  * by the meta-plugin in-process and `bin/plexus-routed` run by any runtime in a conflist.
  *
- * Addresses come from the IPAM service through the in-process plexus-ipam delegate, with the network's own
- * `ipam` section: a retried ADD gets the same addresses back, DEL always releases them.
+ * Addresses come from the network's `ipam` plugin (plexus-ipam), found through the registry as ptp finds its
+ * IPAM plugin with ipam.ExecAdd, with the network's own config: a retried ADD gets the same addresses back,
+ * DEL always releases them.
  */
 import { Netlink } from '../../kernel';
 import { PlexusError, context } from '../../core/errors';
 import { type CniResult, convertResult, parseResult } from '../../cni/result';
 import { UndoStack } from '../../core/undo-stack';
 import { configVersion, versionInfo } from '../../cni/version';
-import type { Delegate, PluginCall } from '../contract';
-import type { RoutedNode } from './datapath';
+import { parseCniArgs, podRefFromArgs } from '../../cni/request';
+import { attachmentKey, parseValidAttachments } from '../../cni/valid-attachments';
+import type { Delegate, DelegateRegistry, PluginCall } from '../contract';
+import { IPAM_PLUGIN_TYPE } from '../plexus-ipam';
+import type { RoutedNode } from './node';
 import { configurePodEnd, createVethPair, endpointProblems, GATEWAYS, hostIfName, hostPrefix } from './endpoint';
 import { parseNetConfig, ROUTED_TYPE } from './options';
-import type { EndpointAddress, EndpointRecord } from './records';
+import type { EndpointAddress, EndpointRecord } from './endpoint-records';
 
 export interface RoutedDeps {
-  node: RoutedNode;
-  /** plexus-ipam, served in-process by the daemon's IPAM service. */
-  ipam: Delegate;
+  readonly node: RoutedNode;
+  /** Where the network's `ipam.type` is found (the built-in plexus-ipam). */
+  readonly delegates: DelegateRegistry;
 }
 
 const networkOf = (config: Record<string, unknown>): string => (typeof config['name'] === 'string' ? config['name'] : '');
 
-/** K8S_POD_* of CNI_ARGS, when the runtime names a pod. */
-function podOf(args: string): EndpointRecord['pod'] {
-  const kv = new Map(args.split(';').map((p) => p.split('=', 2) as [string, string]));
-  const namespace = kv.get('K8S_POD_NAMESPACE');
-  const name = kv.get('K8S_POD_NAME');
-  if (!namespace || !name) return undefined;
-  const uid = kv.get('K8S_POD_UID');
-  return uid ? { namespace, name, uid } : { namespace, name };
-}
 
 /** The pod's addresses from plexus-ipam's result: one per family, each as a host prefix. */
 function addressesOf(ipam: CniResult, network: string): EndpointAddress[] {
@@ -104,7 +99,7 @@ export class RoutedDelegate implements Delegate {
         containerId, ifName, netns, network, hostIf, hostIfindex: host.index, hostMac: host.mac!, podMac: pod.link.mac!, mtu,
         ebpf: wantEbpf && node.ebpf, addresses, defaults: pod.defaults,
       };
-      const who = podOf(call.env.args);
+      const who = podRefFromArgs(parseCniArgs(call.env.args));
       if (who) rec.pod = who;
       undo.push('detach from the datapath', () => node.detach(rec));
       await node.attach(rec);
@@ -148,19 +143,17 @@ export class RoutedDelegate implements Delegate {
     }
     // plexus-ipam holds the pool's prefix lengths, the pod the host prefixes: the addresses were compared above.
     const { prevResult: _prev, ...config } = call.config;
-    await this.deps.ipam.exec({ ...call, command: 'CHECK', config });
+    await this.ipamPlugin(call).exec({ ...call, command: 'CHECK', config });
     return undefined;
   }
 
   /** CNI GC: endpoints of attachments the runtime no longer lists are removed; plexus-ipam then releases. */
   private async gc(call: PluginCall): Promise<undefined> {
-    const valid = call.config['cni.dev/valid-attachments'];
-    if (!Array.isArray(valid)) throw new PlexusError('InvalidConfig', `${ROUTED_TYPE}: GC needs cni.dev/valid-attachments`);
-    const keep = new Set(valid.map((a: { containerID?: unknown; ifname?: unknown }) => `${String(a.containerID)}/${String(a.ifname)}`));
+    const keep = new Set(parseValidAttachments(call.config).map((a) => attachmentKey(a.containerID, a.ifname)));
     const network = networkOf(call.config);
     const { node } = this.deps;
     for (const rec of node.records.list()) {
-      if (rec.network !== network || keep.has(`${rec.containerId}/${rec.ifName}`)) continue;
+      if (rec.network !== network || keep.has(attachmentKey(rec.containerId, rec.ifName))) continue;
       await node.detach(rec);
       node.records.remove(rec.hostIf);
     }
@@ -169,7 +162,13 @@ export class RoutedDelegate implements Delegate {
   }
 
   private ipam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC', call: PluginCall): Promise<unknown> {
-    return this.deps.ipam.exec({ ...call, command });
+    return this.ipamPlugin(call).exec({ ...call, command });
+  }
+
+  /** The network's IPAM plugin (options.ts requires plexus-ipam), given the whole network config as libcni does. */
+  private ipamPlugin(call: PluginCall): Delegate {
+    const ipam = call.config['ipam'] as { type?: unknown } | undefined;
+    return this.deps.delegates.forType(typeof ipam?.type === 'string' ? ipam.type : IPAM_PLUGIN_TYPE);
   }
 }
 

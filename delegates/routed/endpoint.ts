@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { type Link, type Netlink, RT_SCOPE } from '../../kernel';
 import { PlexusError } from '../../core/errors';
 import { GATEWAY_V4, GATEWAY_V6, RTPROT_PLEXUS } from './options';
-import type { EndpointAddress, EndpointRecord } from './records';
+import type { EndpointAddress, EndpointRecord } from './endpoint-records';
 
 /** The host end's name: stable for (container, interface), so DEL and CHECK find it without a record. */
 export function hostIfName(containerId: string, ifName: string): string {

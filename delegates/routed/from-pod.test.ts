@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { type BpfMap, BpfObject, mountBpffs, TC_ACT, testRun } from '../../kernel';
 import { compileBpf } from '../../kernel/bpf/testdata/tc-count';
 import { EndpointKeyStruct, type EndpointStats, EndpointStatsStruct, EndpointStruct, type EndpointValue, IfindexKey, MAPS, PROGRAM, sumStats, ZERO_STATS } from './bpf-maps';
-import { endpointKey } from './datapath';
+import { endpointKey } from './node';
 
 const SENDER = 1; // lo: where test runs "receive" the packet
 const OTHER = 4242; // another pod's host veth (never looked up as a device by the program)

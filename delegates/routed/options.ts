@@ -9,6 +9,7 @@
 import Ajv from 'ajv';
 import { PlexusError } from '../../core/errors';
 import { schemaProblems } from '../../core/schema-problems';
+import { IPAM_PLUGIN_TYPE } from '../../ipam';
 
 export const ROUTED_TYPE = 'plexus-routed';
 /** rtm_protocol of every route plexus-routed writes, so it finds its own (iproute2's rt_protos leaves it free). */
@@ -68,7 +69,7 @@ const PLUGIN_SCHEMA = {
     ipam: {
       type: 'object',
       required: ['type'],
-      properties: { type: { const: 'plexus-ipam' } },
+      properties: { type: { const: IPAM_PLUGIN_TYPE } },
     },
   },
 } as const;

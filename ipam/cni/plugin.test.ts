@@ -1,3 +1,4 @@
+import type { CniResult } from '../../cni/result';
 import pino from 'pino';
 import { PlexusError, type ErrorKind } from '../../core/errors';
 import { type CniCommand, type Env, parseRequest } from '../../cni/request';
@@ -47,7 +48,7 @@ function request(command: CniCommand, conf: Record<string, unknown>, c: Call = {
 
 async function run(command: CniCommand, ipamSection: unknown, c: Call = {}): Promise<any> {
   const out = await plugin.handle(request(command, netConf(ipamSection, c), c));
-  return out === '' ? '' : JSON.parse(out);
+  return out === undefined ? '' : JSON.parse(JSON.stringify(out)); // as the runtime would read it
 }
 
 const add = (ipamSection: unknown, c: Call = {}) => run('ADD', ipamSection, c);
@@ -504,7 +505,7 @@ describe('implicit pools', () => {
     const err = await failure(fresh.handle(request('ADD', netConf(W('10.70.0.0/23')), { cid: 'c2', pod: 'p2' })));
     expect(err.message).toMatch(/ipam\.range of network "macnet" \(10\.70\.0\.0\/23\) overlaps 1 addresses still held in pool cni-10\.70\.0\.0-24-[0-9a-f]{10} \(an earlier definition/);
     // One that overlaps nothing held is fine.
-    expect(JSON.parse(await fresh.handle(request('ADD', netConf(W('10.71.0.0/24')), { cid: 'c3', pod: 'p3' }))).ips).toHaveLength(1);
+    expect((await fresh.handle(request('ADD', netConf(W('10.71.0.0/24')), { cid: 'c3', pod: 'p3' })) as CniResult).ips).toHaveLength(1);
   });
 
   test('concurrent first ADDs of a new network register once and get distinct addresses', async () => {

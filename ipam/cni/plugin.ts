@@ -13,7 +13,8 @@ import type { Logger } from 'pino';
 import { PlexusError } from '../../core/errors';
 import type { CniRequest } from '../../cni/request';
 import { type CniDns, type CniIpConfig, type CniResult, type CniRoute, convertResult, parseResult } from '../../cni/result';
-import { versionInfo } from '../../cni/version';
+import { versionInfo, type VersionInfo } from '../../cni/version';
+import { parseValidAttachments } from '../../cni/valid-attachments';
 import { type Cidr, type Family, cidrContains, formatCidr, formatIp, parseCidr, parseIp, parseIpPrefix } from '../model/address';
 import { type CniIpamConfig, parseCniIpamConfig } from './schema';
 import { type InlinePool, gatewayFor, inlinePoolOf } from './ranges';
@@ -36,6 +37,9 @@ export interface IpamPluginOptions {
   sticky?: (pod: { namespace: string; name: string }) => boolean;
 }
 
+/** The CNI `type` this plugin answers to. */
+export const IPAM_PLUGIN_TYPE = 'plexus-ipam';
+
 export class IpamPlugin {
   private readonly implicit: ImplicitPools;
 
@@ -51,24 +55,24 @@ export class IpamPlugin {
     return this.implicit.specs();
   }
 
-  /** One CNI request; the CNI stdout (empty for DEL, CHECK, GC and STATUS). */
-  async handle(req: CniRequest): Promise<string> {
+  /** One CNI request; what the plugin prints, as data (nothing for DEL, CHECK, GC and STATUS). */
+  async handle(req: CniRequest): Promise<CniResult | VersionInfo | undefined> {
     switch (req.command) {
       case 'ADD':
-        return JSON.stringify(await this.add(req));
+        return this.add(req);
       case 'DEL':
         await this.del(req);
-        return '';
+        return undefined;
       case 'CHECK':
         await this.check(req);
-        return '';
+        return undefined;
       case 'GC':
         await this.gc(req);
-        return '';
+        return undefined;
       case 'STATUS':
-        return ''; // the daemon answered the request, so the IPAM service is up
+        return undefined; // the daemon answered the request, so the IPAM service is up
       case 'VERSION':
-        return JSON.stringify(versionInfo());
+        return versionInfo();
     }
   }
 
@@ -124,7 +128,7 @@ export class IpamPlugin {
   private async gc(req: CniRequest): Promise<void> {
     const network = req.config['name'];
     if (typeof network !== 'string' || network === '') throw bad('name', 'is required');
-    const keep = validAttachments(req.config);
+    const keep = parseValidAttachments(req.config).map((a) => ({ containerId: a.containerID, ifName: a.ifname }));
     for (const pod of this.ipam.pods()) {
       for (const a of pod.addresses) if (a.network !== network) keep.push({ containerId: a.containerId, ifName: a.ifName });
     }
@@ -206,15 +210,3 @@ function canonicalAddress(text: unknown, field: string): string {
   return `${formatIp(ip)}/${prefix}`;
 }
 
-/** `cni.dev/valid-attachments` (legacy `cni.dev/attachments`); absent or null is an empty list, as libcni sends it. */
-function validAttachments(config: Record<string, unknown>): { containerId: string; ifName: string }[] {
-  const key = config['cni.dev/valid-attachments'] !== undefined ? 'cni.dev/valid-attachments' : 'cni.dev/attachments';
-  const raw = config[key] ?? [];
-  if (!Array.isArray(raw)) throw bad(key, 'must be a list of {"containerID", "ifname"}');
-  return raw.map((a: unknown, i) => {
-    const v = a as { containerID?: unknown; ifname?: unknown } | null;
-    if (typeof v?.containerID !== 'string' || v.containerID === '') throw bad(`${key}[${i}].containerID`, 'must be a non-empty string');
-    if (typeof v.ifname !== 'string' || v.ifname === '') throw bad(`${key}[${i}].ifname`, 'must be a non-empty string');
-    return { containerId: v.containerID, ifName: v.ifname };
-  });
-}

@@ -75,7 +75,7 @@ export const IPAM_CONFIG_SCHEMA = {
     cooldownMs: { type: 'integer', minimum: 0 },
     gcGraceMs: { type: 'integer', minimum: 0 },
     leaseTtlMs: { type: 'integer', minimum: 2000 },
-    // The daemon's garbage collection driven by the source's pods (meta-plugin/daemon/ipam-service.ts); 0: off.
+    // The daemon's garbage collection driven by the source's pods (meta-plugin/daemon/ipam-host.ts); 0: off.
     gcIntervalSeconds: { type: 'number', minimum: 0 },
   },
 } as const;

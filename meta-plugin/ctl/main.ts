@@ -9,8 +9,8 @@
  *   plexusctl metrics                Prometheus text: pool utilisation, allocation latency
  */
 import { request } from 'node:http';
+import { DEFAULT_SOCKET_PATH, ROUTES, type ViewName } from '../api/protocol';
 
-const DEFAULT_SOCKET = '/run/plexus/plexus.sock';
 const USAGE = `usage: plexusctl [--socket PATH] <command>
 commands:
   status NAMESPACE/POD   print the pod's k8s.v1.cni.cncf.io/network-status value
@@ -28,7 +28,7 @@ export interface CtlOutput {
 
 export function parseArgs(argv: string[], env: Record<string, string | undefined>): { socket: string; rest: string[] } | string {
   const rest: string[] = [];
-  let socket = env['PLEXUS_SOCKET'] || DEFAULT_SOCKET;
+  let socket = env['PLEXUS_SOCKET'] || DEFAULT_SOCKET_PATH;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--socket') {
@@ -65,22 +65,21 @@ export async function runCtl(argv: string[], env: Record<string, string | undefi
     if (cmd === 'status') {
       const m = /^([a-z0-9][-a-z0-9]*)\/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$/.exec(arg ?? '');
       if (!m) return { code: 2, stdout: '', stderr: `plexusctl: status needs NAMESPACE/POD\n${USAGE}` };
-      const res = await get(parsed.socket, `/v1/status/${m[1]}/${m[2]}`);
+      const res = await get(parsed.socket, `${ROUTES.status}${m[1]}/${m[2]}`);
       if (res.status === 200) return { code: 0, stdout: `${res.body}\n`, stderr: '' };
       return { code: 1, stdout: '', stderr: `plexusctl: ${res.body.trim()}\n` };
     }
     if (cmd === 'health') {
-      const h = await get(parsed.socket, '/healthz');
-      const r = await get(parsed.socket, '/readyz');
+      const h = await get(parsed.socket, ROUTES.healthz);
+      const r = await get(parsed.socket, ROUTES.readyz);
       return { code: r.status === 200 ? 0 : 1, stdout: `healthz: ${h.body.trim()}\nreadyz: ${r.body.trim()}\n`, stderr: '' };
     }
     if (cmd === 'ipam' || cmd === 'metrics' || cmd === 'routed') {
-      const what = cmd === 'metrics' ? 'metrics' : arg;
       if (cmd === 'ipam' && !['pools', 'blocks', 'pods'].includes(arg ?? '')) {
         return { code: 2, stdout: '', stderr: `plexusctl: ipam needs pools, blocks or pods\n${USAGE}` };
       }
-      const path = cmd === 'metrics' ? '/metrics' : cmd === 'routed' ? '/v1/routed/endpoints' : `/v1/ipam/${what}`;
-      const res = await get(parsed.socket, path);
+      const view: ViewName = cmd === 'metrics' ? 'metrics' : cmd === 'routed' ? 'v1/routed/endpoints' : (`v1/ipam/${arg}` as ViewName);
+      const res = await get(parsed.socket, `/${view}`);
       if (res.status === 200) return { code: 0, stdout: res.body.endsWith('\n') ? res.body : `${res.body}\n`, stderr: '' };
       return { code: 1, stdout: '', stderr: `plexusctl: ${res.body.trim()}\n` };
     }

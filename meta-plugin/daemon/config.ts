@@ -11,14 +11,15 @@ import yaml from 'js-yaml';
 import { PlexusError, errorText } from '../../core/errors';
 import { schemaProblems } from '../../core/schema-problems';
 import { parseIpamConfig, type IpamConfig } from '../../ipam';
+import { DEFAULT_SOCKET_PATH, DEFAULT_STATE_DIR } from '../api/protocol';
 import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
 
 export const DAEMON_CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    socketPath: { type: 'string', pattern: '^/', default: '/run/plexus/plexus.sock' },
-    stateDir: { type: 'string', pattern: '^/', default: '/var/lib/plexus' },
+    socketPath: { type: 'string', pattern: '^/', default: DEFAULT_SOCKET_PATH },
+    stateDir: { type: 'string', pattern: '^/', default: DEFAULT_STATE_DIR },
     binDirs: { type: 'array', items: { type: 'string', pattern: '^/' }, default: ['/opt/cni/bin', '/usr/lib/cni'] },
     confDir: { type: 'string', pattern: '^/', default: '/etc/cni/net.d' },
     clusterNetwork: { type: 'string', minLength: 1 },

@@ -4,107 +4,106 @@
  */
 import type { Logger } from 'pino';
 import { PlexusError, errorText } from '../../core/errors';
+import { KeyedMutex, Semaphore } from '../../core/locks';
+import { podKey } from '../../cni/ids';
 import { CniRequest, Env, parseRequest } from '../../cni/request';
 import { LATEST_VERSION, configVersion, isSupportedVersion, versionInfo } from '../../cni/version';
-import { podKey } from '../../cni/ids';
-import type { ValidAttachment } from '../../delegates/conflist';
-import { plan as makePlan } from '../planner/planner';
-import { NETWORKS_ANNOTATION, parseNetworksAnnotation } from '../planner/annotation';
-import { RESOURCE_NAME_ANNOTATION } from '../planner/devices';
-import type { Plan, PodObject } from '../planner/types';
+import { parseValidAttachments, type ValidAttachment } from '../../cni/valid-attachments';
 import type { NetworkConfList } from '../../cni/network-config';
+import type { DelegateEnv } from '../../delegates/contract';
+import { IPAM_PLUGIN_TYPE } from '../../delegates/plexus-ipam';
+import type { Registry } from '../../delegates/registry';
+import type { PluginName } from '../api/protocol';
+import { clusterNetworkConf, plan as makePlan, resourceNamesFor } from '../planner/planner';
+import type { DeviceLookup } from '../planner/devices';
+import type { Plan, PlanSettings, PodObject } from '../planner/types';
 import type { Runner } from '../runner/runner';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
 import type { ConfDir } from './conf-dir';
-import { KeyedMutex, Semaphore } from './locks';
-import type { PluginName } from './server';
-
-export interface Reply {
-  status: number;
-  body: string;
-}
+import type { CniReply } from './server';
 
 export interface HandlerDeps {
-  config: DaemonConfig;
-  source: Source;
-  runner: Runner;
-  confDir: ConfDir;
-  log: Logger;
+  readonly config: DaemonConfig;
+  readonly source: Source;
+  readonly runner: Runner;
+  /** The built-in delegates, served to runtimes that exec them by name (bin/plexus-ipam, bin/plexus-routed). */
+  readonly registry: Registry;
+  readonly confDir: ConfDir;
+  readonly log: Logger;
   /** Devices the device plugin gave a pod, per resource (the SR-IOV work implements the real lookup). */
-  devicesFor(pod: PodObject | null, resourceNames: string[]): Promise<Record<string, string[]>>;
+  readonly devices: DeviceLookup;
   isReady(): boolean;
-  /** The CNI IPAM plugin plexus-ipam, served by this daemon's IPAM service. */
-  ipamPlugin?: { handle(req: CniRequest): Promise<string> };
-  /** plexus-routed, served in-process (meta-plugin/daemon/routed.ts). */
-  routed?: { handle(req: CniRequest, log: Logger): Promise<string> };
   /**
    * Called after GC tore down stale sandboxes, with every attachment (container ID, delegate ifname) that
    * remains: the IPAM service collects addresses held by anything else.
    */
-  afterGc?(kept: ValidAttachment[], log: Logger): Promise<void>;
+  afterGc(kept: ValidAttachment[], log: Logger): Promise<void>;
 }
 
 export class CniHandler {
   private readonly podLocks = new KeyedMutex();
   private readonly slots: Semaphore;
-  /**
-   * plexus-ipam requests come from delegates while their pod's ADD holds a slot and the pod's lock, so they
-   * get slots and lock keys of their own: sharing either would deadlock.
-   */
-  private readonly ipamSlots: Semaphore;
+  private active = 0;
+  /** The daemon settings the planner reads, from the config once. */
+  private readonly settings: PlanSettings;
 
-  constructor(private deps: HandlerDeps) {
-    this.slots = new Semaphore(deps.config.limits.maxConcurrentRequests);
-    this.ipamSlots = new Semaphore(deps.config.limits.maxConcurrentRequests);
+  constructor(private readonly deps: HandlerDeps) {
+    const c = deps.config;
+    this.slots = new Semaphore(c.limits.maxConcurrentRequests);
+    this.settings = {
+      clusterNetwork: c.clusterNetwork,
+      multusNamespace: c.multusNamespace,
+      defaultNetworks: [...c.defaultNetworks],
+      systemNamespaces: [...c.systemNamespaces],
+      namespaceIsolation: c.namespaceIsolation,
+      globalNamespaces: [...c.globalNamespaces],
+    };
   }
 
-  /** The routed datapath, when this node runs it (`bin/plexus-routed` invocations land here). */
-  setRouted(routed: NonNullable<HandlerDeps['routed']>): void {
-    this.deps.routed = routed;
-  }
-
-  /** The IPAM service opens after the handler exists (it needs the loaded source). */
-  setIpamPlugin(plugin: NonNullable<HandlerDeps['ipamPlugin']>): void {
-    this.deps.ipamPlugin = plugin;
-  }
-
+  /** Requests being answered now, whatever name they came under (shutdown waits for them). */
   get inFlight(): number {
-    return this.slots.inFlight + this.ipamSlots.inFlight;
+    return this.active;
   }
 
-  async handle(env: Env, configText: string, invokedAs: PluginName = 'plexus'): Promise<Reply> {
+  async handle(env: Env, configText: string, invokedAs: PluginName = 'plexus'): Promise<CniReply> {
     let req: CniRequest | undefined;
     let log = this.deps.log;
     const started = process.hrtime.bigint();
+    this.active++;
     try {
-      if (env['CNI_COMMAND'] === 'VERSION') return ok(JSON.stringify(versionInfo()));
+      if (env['CNI_COMMAND'] === 'VERSION') return { ok: true, output: JSON.stringify(versionInfo()) };
       req = parseRequest(env, configText);
-      log = log.child({ ...requestBindings(req), ...(invokedAs === 'plexus' ? {} : { plugin: invokedAs }) });
-      const body = invokedAs === 'plexus-ipam'
-        ? await this.ipam(req, log)
-        : await this.slots.run(() => this.podLocks.run(lockKey(req!), () => (invokedAs === 'plexus-routed' ? this.routed(req!, log) : this.dispatch(req!, log))));
-      log.info({ ms: msSince(started) }, `${req.command} done`);
-      return ok(body);
+      const r = req;
+      log = log.child({ ...requestBindings(r), ...(invokedAs === 'plexus' ? {} : { plugin: invokedAs }) });
+      const output = invokedAs === 'plexus' ? await this.serialised(r, () => this.dispatch(r, log)) : await this.builtin(invokedAs, r, log);
+      log.info({ ms: msSince(started) }, `${r.command} done`);
+      return { ok: true, output };
     } catch (e) {
       const err = e instanceof PlexusError ? e : new PlexusError('Internal', errorText(e), { cause: e });
       log.error({ code: err.code, cniCode: err.cniCode, err: err.message, ms: msSince(started) }, `${req?.command ?? env['CNI_COMMAND'] ?? 'request'} failed`);
-      return { status: httpStatusFor(err), body: JSON.stringify(err.toCni(errorVersion(req, configText))) };
+      return { ok: false, error: err, cniVersion: errorVersion(req, configText) };
+    } finally {
+      this.active--;
     }
   }
 
-  private async ipam(req: CniRequest, log: Logger): Promise<string> {
-    const plugin = this.deps.ipamPlugin;
-    if (!plugin) throw new PlexusError('NotAvailable', 'plexus-ipam: this daemon runs no IPAM service');
-    const key = `ipam:${req.containerId ?? ''}@${req.ifName ?? ''}`;
-    log.debug('plexus-ipam request');
-    return this.ipamSlots.run(() => this.podLocks.run(key, () => plugin.handle(req)));
+  /** S34: one pod's requests one at a time; pods in parallel up to maxConcurrentRequests. */
+  private serialised<T>(req: CniRequest, fn: () => Promise<T>): Promise<T> {
+    return this.slots.run(() => this.podLocks.run(lockKey(req), fn));
   }
 
-  private async routed(req: CniRequest, log: Logger): Promise<string> {
-    const routed = this.deps.routed;
-    if (!routed) throw new PlexusError('NotAvailable', 'plexus-routed: this daemon runs no routed datapath (its config has no `routed` section)');
-    return routed.handle(req, log);
+  /**
+   * A runtime exec'd a built-in by name. plexus-ipam has slots and per-attachment locks of its own (its
+   * requests come from inside a pod's ADD, which holds this pod's lock); any other runs under the pod's lock.
+   */
+  private async builtin(name: Exclude<PluginName, 'plexus'>, req: CniRequest, log: Logger): Promise<string> {
+    const delegate = this.deps.registry.builtin(name);
+    if (!delegate) throw new PlexusError('NotAvailable', `${name}: ${NOT_SERVED[name]}`);
+    const timeoutMs = this.deps.config.limits.delegateTimeoutSeconds * 1000;
+    const run = () => delegate.exec({ command: req.command, env: delegateEnvOf(req), config: req.config, timeoutMs, log });
+    const out = name === IPAM_PLUGIN_TYPE ? await run() : await this.serialised(req, run);
+    return out === undefined ? '' : JSON.stringify(out);
   }
 
   private async dispatch(req: CniRequest, log: Logger): Promise<string> {
@@ -118,8 +117,8 @@ export class CniHandler {
         await this.deps.runner.check(req, log);
         return '';
       case 'GC': {
-        const kept = await this.deps.runner.gc(validAttachments(req.config), [this.clusterConf(req)], req.path, log);
-        await this.deps.afterGc?.(kept, log);
+        const kept = await this.deps.runner.gc(parseValidAttachments(req.config), [this.clusterConf(req)], req.path, log);
+        await this.deps.afterGc(kept, log);
         return '';
       }
       case 'STATUS':
@@ -161,25 +160,18 @@ export class CniHandler {
     return pod;
   }
 
-  async planFor(req: CniRequest, pod: PodObject | null): Promise<Plan> {
-    const c = this.deps.config;
-    const resources = resourceNamesOf(this.deps.source, pod);
-    const devices = resources.length > 0 ? await this.deps.devicesFor(pod, resources) : {};
+  private async planFor(req: CniRequest, pod: PodObject | null): Promise<Plan> {
+    const lookupNad = (ns: string, name: string) => this.deps.source.getNad(ns, name);
+    const resources = resourceNamesFor(pod, lookupNad);
+    const devices = pod && resources.length > 0 ? await this.deps.devices.devicesFor(pod, resources) : {};
     return makePlan({
       podRef: req.podRef,
       pod,
       ifName: req.ifName!,
       cniVersion: req.cniVersion,
       runtimeConfig: runtimeConfigOf(req.config),
-      settings: {
-        clusterNetwork: c.clusterNetwork,
-        multusNamespace: c.multusNamespace,
-        defaultNetworks: [...c.defaultNetworks],
-        systemNamespaces: [...c.systemNamespaces],
-        namespaceIsolation: c.namespaceIsolation,
-        globalNamespaces: [...c.globalNamespaces],
-      },
-      lookupNad: (ns, name) => this.deps.source.getNad(ns, name),
+      settings: this.settings,
+      lookupNad,
       confFiles: this.deps.confDir.files(),
       devices,
     });
@@ -196,42 +188,13 @@ export class CniHandler {
 
   /** The cluster network's config as it would be planned now (for STATUS and GC). */
   private clusterConf(req: CniRequest): NetworkConfList {
-    const c = this.deps.config;
-    const p = makePlan({
-      podRef: null,
-      pod: null,
-      ifName: 'eth0' as never,
-      cniVersion: req.cniVersion,
-      runtimeConfig: {},
-      settings: { clusterNetwork: c.clusterNetwork, multusNamespace: c.multusNamespace, defaultNetworks: [], systemNamespaces: [], namespaceIsolation: false, globalNamespaces: [] },
+    return clusterNetworkConf({
+      settings: this.settings,
       lookupNad: (ns, name) => this.deps.source.getNad(ns, name),
       confFiles: this.deps.confDir.files(),
-      devices: {},
+      cniVersion: req.cniVersion,
     });
-    return p.attachments[0]!.conf;
   }
-}
-
-/**
- * Resource names of the NADs a pod's annotation selects, so devices are looked up only when needed. The
- * annotation is read by the planner's own parser; an invalid one selects nothing (the planner ignores it).
- */
-function resourceNamesOf(source: Source, pod: PodObject | null): string[] {
-  const ann = pod?.annotations[NETWORKS_ANNOTATION];
-  if (!pod || !ann) return [];
-  let parsed: ReturnType<typeof parseNetworksAnnotation>;
-  try {
-    parsed = parseNetworksAnnotation(ann, pod.namespace);
-  } catch {
-    return []; // S21 errors are the planner's to report
-  }
-  if (!parsed.ok) return [];
-  const names = new Set<string>();
-  for (const sel of parsed.selections) {
-    const rn = source.getNad(sel.namespace, sel.name)?.annotations[RESOURCE_NAME_ANNOTATION];
-    if (rn) names.add(rn);
-  }
-  return [...names];
 }
 
 function runtimeConfigOf(config: Record<string, unknown>): Record<string, unknown> {
@@ -239,16 +202,15 @@ function runtimeConfigOf(config: Record<string, unknown>): Record<string, unknow
   return rc && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : {};
 }
 
-function validAttachments(config: Record<string, unknown>): ValidAttachment[] {
-  const raw = config['cni.dev/valid-attachments'] ?? config['cni.dev/attachments'] ?? [];
-  if (!Array.isArray(raw)) throw new PlexusError('InvalidConfig', '"cni.dev/valid-attachments" must be a list');
-  return raw.map((a, i) => {
-    const v = a as Partial<ValidAttachment> | null;
-    if (!v || typeof v.containerID !== 'string' || typeof v.ifname !== 'string') {
-      throw new PlexusError('InvalidConfig', `"cni.dev/valid-attachments"[${i}] needs string "containerID" and "ifname"`);
-    }
-    return { containerID: v.containerID, ifname: v.ifname };
-  });
+/** Why a built-in a runtime exec'd is not served here. */
+const NOT_SERVED: Record<Exclude<PluginName, 'plexus'>, string> = {
+  'plexus-ipam': 'this daemon runs no IPAM service',
+  'plexus-routed': 'this daemon runs no routed datapath (its config has no `routed` section)',
+};
+
+/** The CNI env of a runtime's request, as a delegate call carries it. */
+function delegateEnvOf(req: CniRequest): DelegateEnv {
+  return { containerId: req.containerId ?? '', netns: req.netns ?? '', ifName: req.ifName ?? '', args: req.argsRaw, path: req.path };
 }
 
 const lockKey = (req: CniRequest): string =>
@@ -272,12 +234,4 @@ function errorVersion(req: CniRequest | undefined, configText: string): string {
   }
 }
 
-/** HTTP status carries no CNI meaning; the shim only tells 200 from the rest. 503 marks "not ready". */
-function httpStatusFor(err: PlexusError): number {
-  if (err.cniCode === 50 || err.cniCode === 51) return 503;
-  if (err.cniCode >= 1 && err.cniCode <= 7) return 400;
-  return 500;
-}
-
-const ok = (body: string): Reply => ({ status: 200, body });
 const msSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e6;

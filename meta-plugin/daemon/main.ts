@@ -1,84 +1,67 @@
 /**
- * `plexusd --config FILE`: the node daemon. Start-up order matters:
- *   1. load and validate the config; 2. open the socket (answers "not ready" meanwhile);
- *   3. load the source; 4. drain the DEL queue the shim filled while we were down (DESIGN decision 2);
- *   5. ready; drain again for DELs queued during step 4; keep retrying what could not be drained.
+ * `plexusd --config FILE`: the node daemon, assembled once, each part after what it needs (STYLE 22):
+ *   1. config; 2. the source, loaded; 3. the routed node side (its underlay addresses are published with the
+ *   IPAM registration); 4. the IPAM service; 5. the built-in delegates, registered before anything runs them;
+ *   6. the runner and the request handler; 7. the socket: plexus-ipam is served at once (delegates replaying
+ *   queued DELs call it), everything else answers "not ready"; 8. drain the DEL queue the shim filled while we
+ *   were down (DESIGN decision 2); 9. ready; drain again, and keep retrying what could not be drained.
  * SIGTERM/SIGINT: stop accepting, finish requests in flight (bounded), then exit.
  */
 import pino, { Logger } from 'pino';
-import { errorText, PlexusError } from '../../core/errors';
-import { parseRequest } from '../../cni/request';
-import { listQueuedDels, removeQueuedDel } from '../api/del-queue';
-import { FileSource } from '../source/file-source';
-import { Registry } from '../../delegates/registry';
-import { RecordStore } from '../runner/records';
-import { Runner } from '../runner/runner';
-import { kernelRouteOps, kernelLinkExists } from '../runner/default-route-kernel';
-import { DaemonConfig, loadDaemonConfig } from './config';
-import { ConfDir } from './conf-dir';
-import { CniHandler } from './handler';
-import { isPluginName, listenUnix } from './server';
-import { IpamService } from './ipam-service';
-import { ipamPluginFor } from './ipam-plugin';
-import { RoutedService } from './routed';
 import { writeFileAtomic } from '../../core/atomic-file';
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { errorText, PlexusError } from '../../core/errors';
+import { PlexusIpamDelegate } from '../../delegates/plexus-ipam';
+import { Registry } from '../../delegates/registry';
+import { RoutedDelegate } from '../../delegates/routed/delegate';
+import { ROUTED_TYPE } from '../../delegates/routed/options';
+import { IPAM_PLUGIN_TYPE } from '../../ipam';
+import { stateDirFilePath } from '../api/protocol';
+import { NoDevices } from '../planner/devices';
+import { kernelLinkExists, kernelRouteOps } from '../runner/default-route-kernel';
+import { Runner } from '../runner/runner';
+import { RecordStore } from '../runner/sandbox-records';
+import { FileSource } from '../source/file-source';
+import type { Source } from '../source/source';
+import { ConfDir } from './conf-dir';
+import { DaemonConfig, loadDaemonConfig } from './config';
+import { drainDelQueue } from './del-queue-drain';
+import { CniHandler } from './handler';
+import { IpamHost } from './ipam-host';
+import { RoutedHost } from './routed-host';
+import { listenUnix } from './server';
+import { shimStateDirs } from './shim-state-dirs';
 
 export async function startDaemon(config: DaemonConfig, log: Logger) {
   let ready = false;
   const source = new FileSource(config.source.dir, log.child({ component: 'source' }), config.source.rescanSeconds * 1000);
-  const records = new RecordStore(config.stateDir);
-  const registry = new Registry();
-  const runner = new Runner({
-    records,
-    registry,
-    binDirs: [...config.binDirs],
-    delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
-    routes: kernelRouteOps,
-    linkExists: kernelLinkExists,
-    deviceInfoDir: config.deviceInfoDir,
-  });
-  let ipam: IpamService | undefined;
-  let routed: RoutedService | undefined;
-  const handler = new CniHandler({
-    config,
-    source,
-    runner,
-    confDir: new ConfDir(config.confDir, log.child({ component: 'confdir' })),
-    log,
-    devicesFor: async () => ({}),
-    isReady: () => ready,
-    afterGc: (kept, gcLog) => ipam?.afterGc(kept, gcLog) ?? Promise.resolve(),
-  });
-  const server = await listenUnix(
-    config.socketPath,
-    {
-      cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
-      ready: () => ready,
-      accepting: (name) => (name === 'plexus-ipam' ? ipam !== undefined : ready),
-      status: (ns, name) => source.getStatus(ns, name),
-      view: async (name) => (name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam?.view(name)),
-    },
-    log,
-  );
   await source.start();
-  if (config.routed) {
-    // Before the IPAM service: the node's underlay addresses and VTEP are published with its registration.
-    routed = await RoutedService.open(config, (env, conf, name) => handler.handle(env, conf, name), log.child({ component: 'routed' }));
-    registry.register('plexus-routed', routed.delegate);
-    handler.setRouted(routed);
-  }
-  ipam = await IpamService.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
-  handler.setIpamPlugin(ipamPluginFor(ipam, log.child({ component: 'plexus-ipam' })));
+  const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;
+  const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
   routed?.followPlacement(ipam.ipam);
-  // Status survives restarts through the records (the file source keeps it in memory).
-  for (const rec of records.list((f, e) => log.warn({ file: f, err: errorText(e) }, 'unreadable record'))) {
-    if (rec.pod && rec.status) await source.publishStatus(rec.pod, rec.status);
-  }
+  const registry = builtinDelegates(config, ipam, routed, log);
+  const records = new RecordStore(config.stateDir);
+  const runner = new Runner({
+    records, registry, binDirs: [...config.binDirs], delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
+    routes: kernelRouteOps, linkExists: kernelLinkExists, deviceInfoDir: config.deviceInfoDir,
+  });
+  const confDir = new ConfDir(config.confDir, log.child({ component: 'confdir' }));
+  const handler = new CniHandler({
+    config, source, runner, registry, confDir, log, devices: new NoDevices(),
+    isReady: () => ready,
+    afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
+  });
+  await republishStatus(records, source, log);
+  const server = await listenUnix(config.socketPath, {
+    cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
+    ready: () => ready,
+    accepting: (name) => name === IPAM_PLUGIN_TYPE || ready,
+    status: (ns, name) => source.getStatus(ns, name),
+    view: async (name) => (name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam.view(name)),
+  }, log);
+  writeFileAtomic(stateDirFilePath(config.socketPath), `${config.stateDir}\n`);
   // One drain at a time: the start-up passes and the periodic retry must not replay a DEL twice at once.
   let draining: Promise<void> | undefined;
-  const drain = () => (draining ??= drainDelQueue(config, handler, log).finally(() => (draining = undefined)));
+  const drain = () => (draining ??= drainAll(config, confDir, handler, log).finally(() => (draining = undefined)));
   await drain();
   ready = true;
   log.info({ socket: config.socketPath, node: config.nodeName }, 'plexusd ready');
@@ -103,46 +86,33 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     });
     await source.stop();
     routed?.close();
-    await ipam?.close();
+    await ipam.close();
   }
   return { stop, handler, source, runner };
 }
 
-/** Replay queued DELs oldest first; a DEL that fails stays queued and is retried later. */
-async function drainDelQueue(config: DaemonConfig, handler: CniHandler, log: Logger): Promise<void> {
-  for (const { file, item, error } of listQueuedDels(config.stateDir)) {
-    if (!item) {
-      quarantine(config, file, error ?? 'unreadable', log);
-      continue;
-    }
-    try {
-      parseRequest(item.env, item.config); // invalid items can never succeed: set them aside
-    } catch (e) {
-      quarantine(config, file, errorText(e), log);
-      continue;
-    }
-    const reply = await handler.handle(item.env, item.config, isPluginName(item.invokedAs) ? item.invokedAs : 'plexus');
-    if (reply.status === 200) {
-      removeQueuedDel(config.stateDir, file);
-      log.info({ file, containerId: item.env['CNI_CONTAINERID'] }, 'queued DEL done');
-    } else {
-      log.warn({ file, reply: reply.body }, 'queued DEL failed; will retry');
-    }
+/** The built-in delegates (STYLE 3: one explicit registry): plexus-ipam, and plexus-routed when configured. */
+function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, log: Logger): Registry {
+  const registry = new Registry();
+  registry.register(IPAM_PLUGIN_TYPE, new PlexusIpamDelegate(ipam.plugin(log.child({ component: IPAM_PLUGIN_TYPE })), config.limits.maxConcurrentRequests));
+  if (routed) registry.register(ROUTED_TYPE, new RoutedDelegate({ node: routed.node, delegates: registry }));
+  return registry;
+}
+
+/** Status survives restarts through the records (the file source keeps it in memory). */
+async function republishStatus(records: RecordStore, source: Source, log: Logger): Promise<void> {
+  for (const rec of records.list((f, e) => log.warn({ file: f, err: errorText(e) }, 'unreadable record'))) {
+    if (rec.pod && rec.status) await source.publishStatus(rec.pod, rec.status);
   }
 }
 
-/** Never lose a queued request: move what cannot be replayed next to the queue, with the reason. */
-function quarantine(config: DaemonConfig, file: string, reason: string, log: Logger): void {
-  const dir = join(config.stateDir, 'del-queue', 'failed');
-  try {
-    const body = readFileSync(join(config.stateDir, 'del-queue', file), 'utf8');
-    writeFileAtomic(join(dir, file), JSON.stringify({ reason, body }));
-    removeQueuedDel(config.stateDir, file);
-  } catch (e) {
-    log.error({ file, err: errorText(e) }, 'cannot quarantine queued DEL');
-    return;
+/** Our own queue, then those of CNI configs in confDir that point the shim at our socket with another stateDir. */
+async function drainAll(config: DaemonConfig, confDir: ConfDir, handler: CniHandler, log: Logger): Promise<void> {
+  await drainDelQueue(config.stateDir, handler, log);
+  for (const dir of shimStateDirs(confDir.files(), config)) {
+    log.warn({ stateDir: dir, daemonStateDir: config.stateDir }, 'a CNI config in confDir names another stateDir for this socket; draining its DEL queue too');
+    await drainDelQueue(dir, handler, log);
   }
-  log.error({ file, reason }, 'queued DEL cannot be replayed; moved to del-queue/failed');
 }
 
 function parseArgs(argv: string[]): { config: string } {

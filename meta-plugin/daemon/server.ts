@@ -1,10 +1,7 @@
 /**
- * The daemon's API: HTTP/1.1 on a root-only unix socket (0600).
- *   POST /v1/cni              {env, config} -> CNI output or CNI error (the shim's only call)
- *   GET  /healthz             process is up
- *   GET  /readyz              source loaded, DEL queue drained
- *   GET  /v1/status/NS/POD    the pod's network-status annotation value (plexusctl status)
- * Request bodies are size-capped and validated like any other input.
+ * The daemon's API (routes in meta-plugin/api/protocol.ts): HTTP/1.1 on a root-only unix socket (0600). The
+ * one place that maps an answer to an HTTP status. Request bodies are size-capped and validated like any
+ * other input.
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
@@ -13,16 +10,16 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { PlexusError } from '../../core/errors';
 import { LATEST_VERSION } from '../../cni/version';
+import { NOT_READY_HEADER, PLUGIN_NAMES, ROUTES, VIEWS, isPluginName, type PluginName, type ViewName } from '../api/protocol';
 import { formatNetworkStatus, NetworkStatus } from '../status/network-status';
 
 const MAX_BODY = 1 << 20;
 
-/** The names the CNI binary acts under (DESIGN "External contract"): plexus, plexus-ipam, plexus-routed. */
-export const PLUGIN_NAMES = ['plexus', 'plexus-ipam', 'plexus-routed'] as const;
-export type PluginName = (typeof PLUGIN_NAMES)[number];
+/** A CNI request's answer: what the plugin prints on success, or the error (in the request's CNI version). */
+export type CniReply = { ok: true; output: string } | { ok: false; error: PlexusError; cniVersion: string };
 
 export interface ApiHandlers {
-  cni(env: Record<string, string | undefined>, config: string, invokedAs: PluginName): Promise<{ status: number; body: string }>;
+  cni(env: Record<string, string | undefined>, config: string, invokedAs: PluginName): Promise<CniReply>;
   ready(): boolean;
   /**
    * Whether requests under this name are served yet. plexus-ipam is served as soon as the IPAM service is
@@ -31,7 +28,7 @@ export interface ApiHandlers {
   accepting(invokedAs: PluginName): boolean;
   status(namespace: string, name: string): NetworkStatus[] | undefined;
   /** Read-only operator views (plexusctl ipam ..., /metrics): JSON or text, undefined when unknown. */
-  view(name: string): Promise<string | undefined>;
+  view(name: ViewName): Promise<string | undefined>;
 }
 
 export async function listenUnix(socketPath: string, api: ApiHandlers, log: Logger): Promise<Server> {
@@ -61,29 +58,37 @@ export async function listenUnix(socketPath: string, api: ApiHandlers, log: Logg
 
 async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers): Promise<void> {
   const url = req.url ?? '/';
-  if (req.method === 'GET' && url === '/healthz') return send(res, 200, 'ok\n');
-  if (req.method === 'GET' && url === '/readyz') return api.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
-  const m = /^\/v1\/status\/([a-z0-9][-a-z0-9]*)\/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$/.exec(url);
+  if (req.method === 'GET' && url === ROUTES.healthz) return send(res, 200, 'ok\n');
+  if (req.method === 'GET' && url === ROUTES.readyz) return api.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
+  const m = STATUS_ROUTE.exec(url);
   if (req.method === 'GET' && m) {
     const status = api.status(m[1]!, m[2]!);
     return status ? send(res, 200, formatNetworkStatus(status)) : send(res, 404, `no network-status for pod ${m[1]}/${m[2]}\n`);
   }
-  if (req.method === 'POST' && url === '/v1/cni') {
+  if (req.method === 'POST' && url === ROUTES.cni) {
     const body = await readBody(req);
     const { env, config, invokedAs } = decodeEnvelope(body);
-    if (!api.accepting(invokedAs)) return send(res, 503, 'not ready\n', { 'x-plexus-not-ready': '1' });
+    if (!api.accepting(invokedAs)) return send(res, 503, 'not ready\n', { [NOT_READY_HEADER]: '1' });
     const reply = await api.cni(env, config, invokedAs);
-    return send(res, reply.status, reply.body);
+    if (reply.ok) return send(res, 200, reply.output);
+    return send(res, httpStatusFor(reply.error), JSON.stringify(reply.error.toCni(reply.cniVersion)));
   }
-  const view = /^\/(metrics|v1\/ipam\/(?:pools|blocks|pods)|v1\/routed\/endpoints)$/.exec(url);
-  if (req.method === 'GET' && view) {
-    const body = await api.view(view[1]!);
-    return body === undefined ? send(res, 404, `${view[1]} is not available\n`) : send(res, 200, body);
+  const view = url.slice(1) as ViewName;
+  if (req.method === 'GET' && VIEWS.includes(view)) {
+    const body = await api.view(view);
+    return body === undefined ? send(res, 404, `${view} is not available\n`) : send(res, 200, body);
   }
   send(res, 404, 'not found\n');
 }
 
-export const isPluginName = (v: unknown): v is PluginName => (PLUGIN_NAMES as readonly unknown[]).includes(v);
+const STATUS_ROUTE = new RegExp(`^${ROUTES.status}([a-z0-9][-a-z0-9]*)/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$`);
+
+/** HTTP status carries no CNI meaning; the shim only tells 200 from the rest. 503 marks "not ready". */
+function httpStatusFor(err: PlexusError): number {
+  if (err.cniCode === 50 || err.cniCode === 51) return 503;
+  if (err.cniCode >= 1 && err.cniCode <= 7) return 400;
+  return 500;
+}
 
 function decodeEnvelope(body: string): { env: Record<string, string | undefined>; config: string; invokedAs: PluginName } {
   let v: unknown;
@@ -99,10 +104,10 @@ function decodeEnvelope(body: string): { env: Record<string, string | undefined>
   const env: Record<string, string | undefined> = {};
   for (const [k, val] of Object.entries(o.env as Record<string, unknown>)) if (typeof val === 'string') env[k] = val;
   const invokedAs = o.invokedAs ?? 'plexus';
-  if (!(PLUGIN_NAMES as readonly unknown[]).includes(invokedAs)) {
+  if (!isPluginName(invokedAs)) {
     throw new PlexusError('InvalidConfig', `unknown plugin name ${JSON.stringify(String(invokedAs).slice(0, 32))}: expected one of ${PLUGIN_NAMES.join(', ')}`);
   }
-  return { env, config: o.config, invokedAs: invokedAs as PluginName };
+  return { env, config: o.config, invokedAs };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

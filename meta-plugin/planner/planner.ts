@@ -19,7 +19,7 @@ import { DevicePool, RESOURCE_NAME_ANNOTATION } from './devices';
 import { assignIfNames } from './interface-names';
 import { findConfFile, requireNad, resolveNadConf, toConfList } from './resolve';
 import { kubeletRuntimeConfig, requireCapabilities, selectionRuntimeConfig } from './runtime-config';
-import type { NadObject, Plan, PlannedAttachment, PlanRequest } from './types';
+import type { NadObject, Plan, PlannedAttachment, PlanRequest, PodObject } from './types';
 import type { NetworkConfList } from '../../cni/network-config';
 import { isJsonObject } from './validators';
 
@@ -48,6 +48,9 @@ interface NetworkSource {
   nad?: NadObject;
 }
 
+/** What resolving a network needs from a plan request. */
+type NetworkInputs = Pick<PlanRequest, 'settings' | 'lookupNad' | 'confFiles' | 'cniVersion'>;
+
 type AttachmentFields = Pick<PlannedAttachment, 'index' | 'origin' | 'isDefault' | 'ifName' | 'runtimeConfig'>;
 
 export function plan(req: PlanRequest): Plan {
@@ -64,13 +67,36 @@ export function plan(req: PlanRequest): Plan {
   return { attachments, warnings: ctx.warnings };
 }
 
+/**
+ * The device-plugin resources (NAD annotation resourceName, D2) of the networks a pod's annotation selects,
+ * so the daemon asks for devices only when a plan will need them. An annotation plan() would ignore (S21)
+ * selects nothing here either: it is the same parser.
+ */
+export function resourceNamesFor(pod: PodObject | null, lookupNad: PlanRequest['lookupNad']): string[] {
+  const value = pod?.annotations[NETWORKS_ANNOTATION];
+  if (!pod || value === undefined) return [];
+  let parsed: NetworksAnnotation;
+  try {
+    parsed = parseNetworksAnnotation(value, pod.namespace);
+  } catch {
+    return [];
+  }
+  if (!parsed.ok) return [];
+  const names = new Set<string>();
+  for (const sel of parsed.selections) {
+    const name = lookupNad(sel.namespace, sel.name)?.annotations[RESOURCE_NAME_ANNOTATION];
+    if (name) names.add(name);
+  }
+  return [...names];
+}
+
 function describePod(podRef: PodRef | null): string {
   return podRef ? `pod ${podKey(podRef)}` : 'pod (not named by the runtime)';
 }
 
 function planClusterAttachment(ctx: Planning): PlannedAttachment {
   const override = defaultNetworkOverride(ctx);
-  const source = override ? sourceFromRef(ctx, override) : clusterNetworkSource(ctx);
+  const source = override ? sourceFromRef(ctx.req, override) : clusterNetworkSource(ctx.req);
   const attachment = newAttachment(source, {
     index: 0,
     origin: override ? 'default-network-annotation' : 'cluster',
@@ -108,12 +134,12 @@ function defaultNetworkOverride(ctx: Planning): NetworkRef | undefined {
  * The daemon's clusterNetwork: a NAD when one exists (bare names in multusNamespace), else a config in
  * confDir with that name, configlists first (S5 order).
  */
-function clusterNetworkSource(ctx: Planning): NetworkSource {
-  const { clusterNetwork, multusNamespace } = ctx.req.settings;
+function clusterNetworkSource(req: NetworkInputs): NetworkSource {
+  const { clusterNetwork, multusNamespace } = req.settings;
   const parsed = parseNetworkRef(clusterNetwork, multusNamespace);
-  const nad = parsed.ok ? ctx.req.lookupNad(parsed.ref.namespace, parsed.ref.name) : undefined;
-  if (nad) return sourceFromNad(ctx, nad);
-  const file = findConfFile(ctx.req.confFiles, clusterNetwork);
+  const nad = parsed.ok ? req.lookupNad(parsed.ref.namespace, parsed.ref.name) : undefined;
+  if (nad) return sourceFromNad(req, nad);
+  const file = findConfFile(req.confFiles, clusterNetwork);
   if (!file) {
     throw new PlexusError(
       'NetworkNotFound',
@@ -121,18 +147,26 @@ function clusterNetworkSource(ctx: Planning): NetworkSource {
         `the name of a configuration in confDir`,
     );
   }
-  const conf = toConfList(file.json, clusterNetwork, ctx.req.cniVersion, file.path);
+  const conf = toConfList(file.json, clusterNetwork, req.cniVersion, file.path);
   return { statusName: conf.name, conf };
 }
 
-function sourceFromRef(ctx: Planning, ref: NetworkRef): NetworkSource {
-  return sourceFromNad(ctx, requireNad(ctx.req.lookupNad, ref));
+/**
+ * The cluster network's config as an ADD without a pod would plan it: what STATUS and GC act on. The same
+ * resolution as plan()'s first attachment, without planning a pod.
+ */
+export function clusterNetworkConf(req: NetworkInputs): NetworkConfList {
+  return clusterNetworkSource(req).conf;
 }
 
-function sourceFromNad(ctx: Planning, nad: NadObject): NetworkSource {
+function sourceFromRef(req: NetworkInputs, ref: NetworkRef): NetworkSource {
+  return sourceFromNad(req, requireNad(req.lookupNad, ref));
+}
+
+function sourceFromNad(req: NetworkInputs, nad: NadObject): NetworkSource {
   // S27: status names a NAD network as ns/name.
   const statusName = `${nad.namespace}/${nad.name}`;
-  return { statusName, conf: resolveNadConf(nad, ctx.req.confFiles, ctx.req.cniVersion), nad };
+  return { statusName, conf: resolveNadConf(nad, req.confFiles, req.cniVersion), nad };
 }
 
 function newAttachment(source: NetworkSource, fields: AttachmentFields): PlannedAttachment {
@@ -193,7 +227,7 @@ function ignoreAnnotation(ctx: Planning, annotation: string, reason: string): vo
 
 function planExtraAttachment(ctx: Planning, extra: ExtraNetwork, index: number, ifName: IfName): PlannedAttachment {
   const { origin, selection } = extra;
-  const source = sourceFromRef(ctx, selection);
+  const source = sourceFromRef(ctx.req, selection);
   applyCniArgs(source.conf, selection.cniArgs);
   // S36: the selection's capability args only, never kubelet's.
   const runtimeConfig = selectionRuntimeConfig(selection);

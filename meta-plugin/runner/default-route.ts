@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { isDefaultDst, parseResult } from '../../cni/result';
-import type { AttachmentRecord, SandboxRecord } from './records';
+import type { AttachmentRecord, SandboxRecord } from './sandbox-records';
 
 export interface DefaultRouteOps {
   /**

@@ -9,7 +9,7 @@ import type { ContainerId, IfName, NetnsPath } from '../../cni/ids';
 import type { Plan, PlannedAttachment } from '../planner/types';
 import type { NetworkConfList } from '../../cni/network-config';
 import type { DefaultRouteOps } from './default-route';
-import { RecordStore } from './records';
+import { RecordStore } from './sandbox-records';
 import { Runner } from './runner';
 
 const NS = '/var/run/netns/pod-1';

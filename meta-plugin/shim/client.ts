@@ -6,6 +6,7 @@
  * 503 with `x-plexus-not-ready: 1` while it starts (drains its DEL queue, loads its source).
  */
 import { request } from 'node:http';
+import { NOT_READY_HEADER, ROUTES } from '../api/protocol';
 
 export interface DaemonReply {
   status: number;
@@ -34,7 +35,7 @@ export function callDaemon(socketPath: string, path: string, payload: unknown): 
         res.on('end', () =>
           resolve({
             status: res.statusCode ?? 500,
-            notReady: res.headers['x-plexus-not-ready'] === '1',
+            notReady: res.headers[NOT_READY_HEADER] === '1',
             body: Buffer.concat(chunks).toString('utf8'),
           }),
         );
@@ -58,7 +59,7 @@ export async function callWhenReady(socketPath: string, payload: unknown, deadli
   let delay = 20;
   for (;;) {
     try {
-      const reply = await callDaemon(socketPath, '/v1/cni', payload);
+      const reply = await callDaemon(socketPath, ROUTES.cni, payload);
       if (!reply.notReady) return reply;
     } catch (e) {
       if (!(e instanceof Unreachable)) throw e;

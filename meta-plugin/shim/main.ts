@@ -13,10 +13,8 @@ import { PlexusError, errorText } from '../../core/errors';
 import { CNI_ENV_KEYS, CniRequest, Env, parseRequest } from '../../cni/request';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, configVersion, versionInfo } from '../../cni/version';
 import { enqueueDel } from '../api/del-queue';
+import { DEFAULT_SOCKET_PATH, DEFAULT_STATE_DIR, isPluginName, stateDirFilePath, type PluginName } from '../api/protocol';
 import { callWhenReady } from './client';
-
-export const DEFAULT_SOCKET = '/run/plexus/plexus.sock';
-export const DEFAULT_STATE_DIR = '/var/lib/plexus';
 
 interface Output {
   code: number;
@@ -47,8 +45,8 @@ async function forward(req: CniRequest, env: Env, stdin: string): Promise<Output
   const name = invokedAs(env);
   // As plexus-ipam, our settings live in the delegate's `ipam` section; as plexus, at the top level.
   const section = name === 'plexus-ipam' ? objectKey(req.config, 'ipam') : req.config;
-  const socketPath = stringKey(section, 'socketPath') ?? DEFAULT_SOCKET;
-  const stateDir = stringKey(section, 'stateDir') ?? DEFAULT_STATE_DIR;
+  const socketPath = stringKey(section, 'socketPath') ?? DEFAULT_SOCKET_PATH;
+  const configuredStateDir = stringKey(section, 'stateDir');
   const payload = { env: pickCniEnv(env), config: stdin, invokedAs: name };
   const waitSeconds = numberKey(section, 'readinessTimeoutSeconds') ?? (req.command === 'STATUS' ? 5 : 30);
   // A DEL never waits long and never fails for want of a daemon: it is queued instead.
@@ -56,6 +54,8 @@ async function forward(req: CniRequest, env: Env, stdin: string): Promise<Output
   const reply = await callWhenReady(socketPath, payload, deadline);
   if (reply) return { code: reply.status === 200 ? 0 : 1, stdout: reply.body };
   if (req.command === 'DEL') {
+    // Where the daemon will drain it: the stateDir it publishes beside its socket wins over the config's.
+    const stateDir = daemonStateDir(socketPath) ?? configuredStateDir ?? DEFAULT_STATE_DIR;
     enqueueDel(stateDir, { env: payload.env, config: stdin, invokedAs: name, queuedAt: new Date().toISOString() });
     return { code: 0, stderr: `plexus: daemon at ${socketPath} unreachable; DEL queued in ${stateDir}\n` };
   }
@@ -64,9 +64,19 @@ async function forward(req: CniRequest, env: Env, stdin: string): Promise<Output
 }
 
 /** The name the runtime executed: the native forwarder passes it on; run directly, our own file name. */
-function invokedAs(env: Env): 'plexus' | 'plexus-ipam' | 'plexus-routed' {
+function invokedAs(env: Env): PluginName {
   const name = env['PLEXUS_INVOKED_AS'] || basename(process.argv[1] ?? 'plexus');
-  return name === 'plexus-ipam' || name === 'plexus-routed' ? name : 'plexus';
+  return isPluginName(name) ? name : 'plexus';
+}
+
+/** The stateDir a daemon on this socket published (an absolute path), if it ever started since boot. */
+function daemonStateDir(socketPath: string): string | undefined {
+  try {
+    const dir = readFileSync(stateDirFilePath(socketPath), 'utf8').trim();
+    return isAbsolute(dir) ? dir : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function pickCniEnv(env: Env): Record<string, string> {

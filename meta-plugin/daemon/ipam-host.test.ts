@@ -10,11 +10,10 @@ import { type CniCommand, parseRequest } from '../../cni/request';
 import type { NadObject, PodObject } from '../planner/types';
 import type { Source } from '../source/source';
 import { parseDaemonConfig } from './config';
-import { ipamPluginFor } from './ipam-plugin';
-import { IpamService, ownedByStatefulSet } from './ipam-service';
+import { IpamHost, ownedByStatefulSet } from './ipam-host';
 
 const log = pino({ level: 'silent' });
-const NETNS = '/var/run/netns/ipam-service-test';
+const NETNS = '/var/run/netns/ipam-host-test';
 
 class FakeSource implements Source {
   pods = new Map<string, PodObject>();
@@ -64,9 +63,9 @@ const nad = (name: string, ipam: Record<string, unknown>): NadObject => ({
 
 let dir: string;
 let clock: number;
-let services: IpamService[];
+let services: IpamHost[];
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-ipam-service-'));
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-ipam-host-'));
   clock = 1_700_000_000_000;
   services = [];
 });
@@ -75,23 +74,24 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function open(source: FakeSource, ipam: Record<string, unknown> = {}): Promise<IpamService> {
+async function open(source: FakeSource, ipam: Record<string, unknown> = {}): Promise<IpamHost> {
   const config = parseDaemonConfig({
     clusterNetwork: 'cluster', stateDir: dir, nodeName: 'n1',
     ipam: { pools: [{ name: 'blue', cidrs: ['10.50.0.0/24'] }], syncIntervalMs: 0, gcGraceMs: 1000, gcIntervalSeconds: 0, ...ipam },
   });
-  const s = await IpamService.open(config, source, log, { clock: () => clock });
+  const s = await IpamHost.open(config, source, log, { clock: () => clock });
   services.push(s);
   return s;
 }
 
-function cni(s: IpamService, command: CniCommand, network: string, ipam: Record<string, unknown>, c: { cid: string; pod?: string }): Promise<string> {
+async function cni(s: IpamHost, command: CniCommand, network: string, ipam: Record<string, unknown>, c: { cid: string; pod?: string }): Promise<string> {
   const env = {
     CNI_COMMAND: command, CNI_CONTAINERID: c.cid, CNI_NETNS: NETNS, CNI_IFNAME: 'net1', CNI_PATH: '/opt/cni/bin',
     CNI_ARGS: c.pod === undefined ? '' : `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${c.pod}`,
   };
   const conf = { cniVersion: '1.0.0', name: network, type: 'macvlan', ipam: { type: 'plexus-ipam', ...ipam } };
-  return ipamPluginFor(s, log).handle(parseRequest(env, JSON.stringify(conf), { isNetns: (p) => p === NETNS }));
+  const out = await s.plugin(log).handle(parseRequest(env, JSON.stringify(conf), { isNetns: (p) => p === NETNS }));
+  return out === undefined ? '' : JSON.stringify(out);
 }
 const ipOf = (out: string): string => JSON.parse(out).ips[0].address;
 
@@ -130,9 +130,9 @@ describe('implicit pools at start', () => {
 });
 
 describe('garbage collection from the source', () => {
-  const alloc = (s: IpamService, name: string, cid: string, namespace = 'default') =>
+  const alloc = (s: IpamHost, name: string, cid: string, namespace = 'default') =>
     s.ipam.allocate({ pod: { namespace, name }, containerId: cid, ifName: 'net1', network: 'blue-net', pool: 'blue' });
-  const holders = (s: IpamService): string[] => s.ipam.pods().map((p) => `${p.namespace}/${p.name}`).sort();
+  const holders = (s: IpamHost): string[] => s.ipam.pods().map((p) => `${p.namespace}/${p.name}`).sort();
 
   test('a pod the source stops listing loses its addresses after the grace period; others never do this way', async () => {
     const source = new FakeSource();

@@ -1,25 +1,25 @@
 /**
- * The daemon's IPAM service: opens the address service on this node, keeps its pools in step with the
- * config, the source's IPPool manifests and the pools inline ranges imply, collects garbage after CNI GC
- * and from the source's view of which pods exist, and serves operator views.
+ * The IPAM service as this daemon hosts it: opens the Ipam engine on this node, keeps its pools in step with
+ * the config, the source's IPPool manifests and the pools inline ranges imply, collects garbage after CNI GC
+ * and from the source's view of which pods exist, serves operator views, and gives the plexus-ipam plugin
+ * its pools and StatefulSet stickiness.
  */
 import type { Logger } from 'pino';
 import { errorText } from '../../core/errors';
 import { podKey } from '../../cni/ids';
 import {
-  Ipam, ImplicitPools, NO_POD_NAMESPACE, inlinePoolOf, openIpam, parseCniIpamConfig, poolSpecFromManifest,
+  IPAM_PLUGIN_TYPE, Ipam, ImplicitPools, IpamPlugin, NO_POD_NAMESPACE, inlinePoolOf, openIpam, parseCniIpamConfig, poolSpecFromManifest,
   type GcReport, type Placement, type PoolSpec,
 } from '../../ipam';
-import type { ValidAttachment } from '../../delegates/conflist';
+import type { ValidAttachment } from '../../cni/valid-attachments';
 import { toConfList } from '../planner/resolve';
 import type { NadObject, PodObject } from '../planner/types';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
 
 export const IPPOOL_KIND = 'IPPool';
-export const IPAM_PLUGIN_TYPE = 'plexus-ipam';
 
-export interface IpamServiceOptions {
+export interface IpamHostOptions {
   /** Published in the node's registration for other nodes (Ipam.placement()). */
   nodeInfo?: Readonly<Record<string, string>>;
   /** Injected clock (ms) for cooldowns and the GC grace period. */
@@ -32,10 +32,10 @@ export function ownedByStatefulSet(pod: PodObject | undefined): boolean {
   return Array.isArray(refs) && refs.some((r) => (r as { kind?: unknown } | null)?.kind === 'StatefulSet');
 }
 
-export class IpamService {
+export class IpamHost {
   /** Pools other components own, read at every refresh. */
   private readonly kept: (() => PoolSpec[])[] = [];
-  /** The pools networks' inline ranges imply: shared with plexus-ipam (ipam-plugin.ts). */
+  /** The pools networks' inline ranges imply: shared with plexus-ipam (plugin()). */
   readonly implicit: ImplicitPools;
   /** Pods (ns/name) holding addresses here that the source has listed: only those can be judged gone. */
   private readonly listed = new Set<string>();
@@ -51,9 +51,9 @@ export class IpamService {
     this.implicit = new ImplicitPools(ipam, log);
   }
 
-  static async open(config: DaemonConfig, source: Source, log: Logger, opts: IpamServiceOptions = {}): Promise<IpamService> {
+  static async open(config: DaemonConfig, source: Source, log: Logger, opts: IpamHostOptions = {}): Promise<IpamHost> {
     const ipam = await openIpam({ config: config.ipam, node: config.nodeName, stateDir: config.stateDir, nodeInfo: opts.nodeInfo, clock: opts.clock });
-    const service = new IpamService(ipam, config, source, log);
+    const service = new IpamHost(ipam, config, source, log);
     for (const w of ipam.warnings) log.warn({ warning: w }, 'IPAM recovery');
     service.keepPools(() => service.implicit.specs());
     service.refreshPools();
@@ -125,6 +125,15 @@ export class IpamService {
       const key = podKey(p);
       if (p.namespace !== NO_POD_NAMESPACE && this.sourcePod(key)) this.listed.add(key);
     }
+  }
+
+  /**
+   * plexus-ipam over this node's IPAM: it shares the implicit pools (restored and pre-registered at start,
+   * kept when the config's or the manifests' pools change) and gives a StatefulSet's pods sticky addresses
+   * without their asking.
+   */
+  plugin(log: Logger): IpamPlugin {
+    return new IpamPlugin(this.ipam, { log, implicit: this.implicit, sticky: (pod) => this.isSticky(pod) });
   }
 
   /** Whether a pod gets sticky addresses without asking: a StatefulSet owns it. */

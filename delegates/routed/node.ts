@@ -22,7 +22,7 @@ import {
 } from './bpf-maps';
 import { configureHostEnd } from './endpoint';
 import type { RoutedOptions } from './options';
-import { type EndpointRecord, EndpointRecords, isHostIfName } from './records';
+import { type EndpointRecord, EndpointRecords, isHostIfName } from './endpoint-records';
 
 type EndpointKey = { family: number; addr: Buffer };
 
