@@ -9,7 +9,7 @@
  */
 import { Netlink } from '../../kernel';
 import { PlexusError, context } from '../../core/errors';
-import { type CniResult, convertResult, parseResult } from '../../cni/result';
+import { type CniResult, convertResult, isDefaultDst, parseResult } from '../../cni/result';
 import { UndoStack } from '../../core/undo-stack';
 import { configVersion, versionInfo } from '../../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../../cni/request';
@@ -136,7 +136,10 @@ export class RoutedDelegate implements Delegate {
     let pod: Netlink | null = null;
     try {
       pod = await Netlink.open(netns).catch(() => null);
-      const problems = [...prevResultProblems(call.config, rec), ...(await endpointProblems(node.netlink, pod, rec)), ...node.datapathProblems(rec)];
+      // S19: when another network took the default route, the runner rewrote our result without it (and
+      // removed it from the pod); what the runtime holds says which default routes must be there.
+      const expected: EndpointRecord = { ...rec, defaults: defaultsOf(call.config) ?? rec.defaults };
+      const problems = [...prevResultProblems(call.config, rec), ...(await endpointProblems(node.netlink, pod, expected)), ...node.datapathProblems(rec)];
       if (problems.length > 0) throw new PlexusError('CheckFailed', `${ROUTED_TYPE}: ${ifName} of container ${containerId.slice(0, 12)}: ${problems.join('; ')}`);
     } finally {
       pod?.close();
@@ -178,6 +181,13 @@ function prevResultProblems(config: Record<string, unknown>, rec: EndpointRecord
   const listed = (parseResult(config['prevResult'], configVersion(config)).ips ?? []).map((c) => c.address.split('/')[0]!).sort();
   const have = rec.addresses.map((a) => a.ip).sort();
   return listed.join() === have.join() ? [] : [`prevResult lists ${listed.join(', ') || 'no address'} but the endpoint holds ${have.join(', ')}`];
+}
+
+/** The families prevResult gives a default route (through our gateways); undefined without a prevResult. */
+function defaultsOf(config: Record<string, unknown>): (4 | 6)[] | undefined {
+  if (config['prevResult'] === undefined) return undefined;
+  const routes = parseResult(config['prevResult'], configVersion(config)).routes ?? [];
+  return ([4, 6] as const).filter((f) => routes.some((r) => isDefaultDst(r.dst) && r.gw === GATEWAYS[f]));
 }
 
 /** The CNI result: host end, pod end (sandbox), one address per family, default routes via the gateways. */

@@ -277,3 +277,57 @@ describe('plexus-routed on one node', () => {
     await c.restartDaemon(daemonConfig());
   });
 });
+
+// S19 with plexus-routed as the cluster network (issue 13's defect): a secondary network that asks for
+// default-route takes the pod's default routes; the runner rewrites the routed result to say so, and CHECK
+// must expect what that result says, not what the endpoint was given at ADD (it used to fail with 108).
+describe('default-route on a secondary network, plexus-routed as the cluster network', () => {
+  const bridge = `plxbr${Math.random().toString(16).slice(2, 7)}`;
+  const secondary = {
+    cniVersion: '1.0.0', name: 'sec', type: 'bridge', bridge, isGateway: true,
+    ipam: {
+      type: 'host-local',
+      ranges: [[{ subnet: '10.98.0.0/24', gateway: '10.98.0.1' }], [{ subnet: 'fd00:98::/64', gateway: 'fd00:98::1' }]],
+    },
+  };
+
+  beforeAll(async () => {
+    c.writeManifests('s19-nad.yaml', [c.nad('sec', { ...secondary, ipam: { ...secondary.ipam, dataDir: join(c.dir, 'host-local-s19') } })]);
+  });
+
+  afterAll(() => {
+    sh('ip', ['-n', c.node, 'link', 'del', bridge], { allowFail: true });
+  });
+
+  const defaults = (ns: string, family: '-4' | '-6') =>
+    ipJson(ns, [family, 'route', 'show', 'default']).map((r: any) => `${r.gateway} ${r.dev}${r.metric ? ` ${r.metric}` : ''}`);
+
+  test.each([
+    ['an IPv4 gateway', ['10.98.0.1'], ['10.98.0.1 net1'], []],
+    ['an IPv6 gateway', ['fd00:98::1'], [], ['fd00:98::1 net1 1024']],
+    ['several gateways: both families, two IPv4 by increasing metric', ['10.98.0.1', '10.98.0.254', 'fd00:98::1'], ['10.98.0.1 net1', '10.98.0.254 net1 1'], ['fd00:98::1 net1 1024']],
+  ])('%s: ADD moves the defaults to net1 (ip), CHECK passes, DEL cleans up', async (_t, gateways, want4, want6) => {
+    const name = `s19-${Math.random().toString(16).slice(2, 8)}`;
+    c.writeManifests(`${name}.yaml`, [c.podManifest(name, [{ name: 'sec', 'default-route': gateways }])]);
+    await c.settle(700);
+    const pod = c.makePod();
+    const cid = containerId();
+    const call = { containerId: cid, netns: pod.path, pod: { name } };
+    const add = await c.cni('ADD', call);
+    expect(add).toMatchObject({ code: 0 });
+    // Independent witness: the pod's only default routes are through the secondary network.
+    expect(defaults(pod.name, '-4')).toEqual(want4);
+    expect(defaults(pod.name, '-6')).toEqual(want6);
+    // The result the runtime got (the cluster network's) no longer claims a default route.
+    expect((add.json.routes ?? []).filter((r: any) => r.dst === '0.0.0.0/0' || r.dst === '::/0')).toEqual([]);
+    const check = await c.cni('CHECK', call);
+    expect(check.json?.msg ?? '').toBe('');
+    expect(check.code).toBe(0);
+    // CHECK still sees a real problem on the routed endpoint.
+    const hostIf = add.json.interfaces[0].name;
+    const v4 = add.json.ips.find((i: any) => i.address.includes('.')).address.split('/')[0];
+    sh('ip', ['-n', c.node, 'route', 'del', `${v4}/32`, 'dev', hostIf]);
+    expect((await c.cni('CHECK', call)).json.msg).toContain(`host route ${v4}/32 dev ${hostIf} is missing`);
+    expect((await c.cni('DEL', call)).code).toBe(0);
+  });
+});
