@@ -38,10 +38,6 @@ export function ifNameProblem(raw: string): string | undefined {
   return undefined;
 }
 
-export function isValidIfName(raw: string): boolean {
-  return ifNameProblem(raw) === undefined;
-}
-
 export function parseIfName(raw: string | undefined, envName = 'CNI_IFNAME'): IfName {
   if (raw === undefined || raw === '') throw new PlexusError('InvalidEnv', `${envName} is required`);
   const problem = ifNameProblem(raw);

@@ -87,12 +87,6 @@ export function kindForCniCode(code: number): ErrorKind | undefined {
   return undefined;
 }
 
-/** Wrap any thrown value: PlexusErrors pass through, anything else becomes `kind` with `message`. */
-export function wrap(err: unknown, kind: ErrorKind, message: string): PlexusError {
-  if (err instanceof PlexusError) return err;
-  return new PlexusError(kind, message, { cause: err });
-}
-
 /** "failed to <verb> <object>: <cause>" wrapping that keeps the original kind and CNI code. */
 export function context(err: unknown, prefix: string): PlexusError {
   if (err instanceof PlexusError) {
@@ -112,4 +106,3 @@ function causeText(cause: unknown): string | undefined {
   return errorText(cause);
 }
 
-export const isPlexusError = (e: unknown): e is PlexusError => e instanceof PlexusError;

@@ -108,7 +108,6 @@ export function formatIp(ip: Ip): string {
   return ip.family === 'v4' ? formatV4(ip.value) : formatV6(ip.value);
 }
 
-export const ipEquals = (a: Ip, b: Ip): boolean => a.family === b.family && a.value === b.value;
 
 export function compareIp(a: Ip, b: Ip): number {
   if (a.family !== b.family) return a.family === 'v4' ? -1 : 1;

@@ -12,6 +12,7 @@ import { PlexusError, errorText } from '../../core/errors';
 import { schemaProblems } from '../../core/schema-problems';
 import { parseIpamConfig, type IpamConfig } from '../../ipam';
 import { DEFAULT_SOCKET_PATH, DEFAULT_STATE_DIR } from '../api/protocol';
+import { DEFAULT_DEVINFO_DIR } from '../runner/device-info';
 import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
 
 export const DAEMON_CONFIG_SCHEMA = {
@@ -33,7 +34,7 @@ export const DAEMON_CONFIG_SCHEMA = {
       default: ['default', 'kube-system'],
     },
     nodeName: { type: 'string', minLength: 1 },
-    deviceInfoDir: { type: 'string', pattern: '^/', default: '/var/run/k8s.cni.cncf.io/devinfo' },
+    deviceInfoDir: { type: 'string', pattern: '^/', default: DEFAULT_DEVINFO_DIR },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
     // One source type today. Not wrapped in oneOf: ajv applies no defaults inside oneOf, so rescanSeconds
     // stayed undefined (a NaN rescan interval). A second type will need ajv's `discriminator` to keep defaults.

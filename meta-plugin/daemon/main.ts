@@ -1,6 +1,6 @@
 /**
  * `plexusd --config FILE`: the node daemon, assembled once, each part after what it needs (STYLE 22):
- *   1. config; 2. the source, loaded; 3. the routed node side (its underlay addresses are published with the
+ *   1. config, and no other daemon on the socket; 2. the source, loaded; 3. the routed node side (its underlay addresses are published with the
  *   IPAM registration); 4. the IPAM service; 5. the built-in delegates, registered before anything runs them;
  *   6. the runner and the request handler; 7. the socket: plexus-ipam is served at once (delegates replaying
  *   queued DELs call it), everything else answers "not ready"; 8. drain the DEL queue the shim filled while we
@@ -28,11 +28,12 @@ import { drainDelQueue } from './del-queue-drain';
 import { CniHandler } from './handler';
 import { IpamHost } from './ipam-host';
 import { RoutedHost } from './routed-host';
-import { listenUnix } from './server';
+import { listenUnix, removeStaleSocket } from './server';
 import { shimStateDirs } from './shim-state-dirs';
 
 export async function startDaemon(config: DaemonConfig, log: Logger) {
   let ready = false;
+  await removeStaleSocket(config.socketPath); // another live plexusd on this socket: refuse before touching anything
   const source = new FileSource(config.source.dir, log.child({ component: 'source' }), config.source.rescanSeconds * 1000);
   await source.start();
   const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;

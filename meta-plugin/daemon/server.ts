@@ -136,8 +136,11 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(body);
 }
 
-/** A socket file nobody answers on is left from a crash: remove it. One that answers means a live daemon. */
-async function removeStaleSocket(path: string): Promise<void> {
+/**
+ * A socket file nobody answers on is left from a crash: remove it. One that answers means a live daemon:
+ * refuse, before anything of the node (IPAM registration, pinned maps) is touched.
+ */
+export async function removeStaleSocket(path: string): Promise<void> {
   if (!existsSync(path)) return;
   if (!lstatSync(path).isSocket()) throw new PlexusError('InvalidConfig', `socketPath ${path} exists and is not a socket`);
   const alive = await new Promise<boolean>((resolve) => {

@@ -234,7 +234,6 @@ function planExtraAttachment(ctx: Planning, extra: ExtraNetwork, index: number, 
   requireCapabilities(ctx.pod, source.statusName, source.conf, runtimeConfig);
   const attachment = newAttachment(source, { index, origin, isDefault: false, ifName, runtimeConfig });
   if (selection.defaultRoute) attachment.defaultRoute = [...selection.defaultRoute]; // S19
-  if (selection.ipamClaimReference) attachment.ipamClaimReference = selection.ipamClaimReference; // S21
   assignDevice(ctx, attachment, source.nad);
   return attachment;
 }

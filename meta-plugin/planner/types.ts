@@ -90,8 +90,6 @@ export interface PlannedAttachment {
   /** Device Info: NAD annotation k8s.v1.cni.cncf.io/resourceName and the device chosen for it. */
   resourceName?: string;
   deviceId?: string;
-  /** S21: IPAMClaim name for the delegate IPAM. */
-  ipamClaimReference?: string;
 }
 
 export interface Plan {

@@ -6,7 +6,6 @@ import yaml from 'js-yaml';
 import type { NadObject, PodObject } from '../planner/types';
 
 export const NAD_KIND = 'NetworkAttachmentDefinition';
-export const NAD_API_GROUP = 'k8s.cni.cncf.io';
 
 export interface ParsedManifests {
   nads: NadObject[];

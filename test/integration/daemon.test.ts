@@ -148,3 +148,60 @@ describe('plexusd process behaviour', () => {
     expect(r.stdout + r.stderr).toContain(field);
   });
 });
+
+// Issue 8's defect: the shim's stateDir (CNI config) and plexusd's could differ, and a DEL queued while the
+// daemon was down then sat where the daemon never looked, holding the pod's addresses forever.
+describe('the shim and plexusd cannot disagree on where queued DELs live', () => {
+  let c: TestCluster;
+  const elsewhere = () => join(c.dir, 'shim-state');
+  const queued = (dir: string): string[] => {
+    try {
+      return require('node:fs').readdirSync(join(dir, 'del-queue')).filter((f: string) => f.endsWith('.json'));
+    } catch {
+      return [];
+    }
+  };
+
+  beforeEach(async () => {
+    c = await TestCluster.start();
+  });
+
+  afterEach(async () => {
+    await c.destroy();
+  });
+
+  /** ADD a pod, stop the daemon (and empty /run, as a reboot does), DEL it through bin/plexus with `config`. */
+  async function delWhileDown(config: Record<string, unknown>, reboot = false) {
+    const pod = c.makePod();
+    const id = containerId();
+    expect((await c.cni('ADD', { containerId: id, netns: pod.path })).code).toBe(0);
+    expect(c.leases()).toHaveLength(1);
+    await c.stopDaemon();
+    if (reboot) rmSync(`${c.socket}.state-dir`);
+    const out = await c.cni('DEL', { containerId: id, netns: pod.path, config });
+    expect(out.code).toBe(0);
+    return out;
+  }
+
+  test('a shim configured with another stateDir queues where the running daemon publishes its own', async () => {
+    expect(require('node:fs').readFileSync(`${c.socket}.state-dir`, 'utf8').trim()).toBe(c.stateDir);
+    const out = await delWhileDown(c.plexusConfig('1.1.0', { stateDir: elsewhere() }));
+    expect(out.stderr).toContain(`DEL queued in ${c.stateDir}`);
+    expect(queued(c.stateDir)).toHaveLength(1);
+    expect(queued(elsewhere())).toEqual([]);
+    await c.startDaemon();
+    await eventually('the queued DEL to be replayed', () => queued(c.stateDir).length === 0 && c.leases().length === 0, 10_000);
+  });
+
+  test('after a reboot (no published stateDir), plexusd drains the stateDir a plexus config in confDir names for its socket', async () => {
+    const config = c.plexusConfig('1.1.0', { stateDir: elsewhere() });
+    writeFileSync(join(c.confDir, '00-plexus.conflist'), JSON.stringify({ cniVersion: '1.1.0', name: 'plexus', plugins: [config] }));
+    // The shim had nothing better than its config: it queued there.
+    expect((await delWhileDown(config, true)).stderr).toContain(`DEL queued in ${elsewhere()}`);
+    expect(queued(c.stateDir)).toEqual([]);
+    expect(queued(elsewhere())).toHaveLength(1);
+    await c.startDaemon();
+    await eventually('the queued DEL to be replayed', () => queued(elsewhere()).length === 0 && c.leases().length === 0, 10_000);
+    expect(c.log()).toContain('draining its DEL queue too');
+  });
+});
