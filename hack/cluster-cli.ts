@@ -1,5 +1,5 @@
 /**
- * Play with a local multi-node cluster (hack/cluster.ts) by hand. Needs root and `make build`.
+ * Play with a local multi-node cluster (hack/cluster/) by hand. Needs root and `make build`.
  *
  *   npx esbuild hack/cluster-cli.ts --bundle --platform=node --target=node20 --outfile=dist/cluster-cli.js
  *   node dist/cluster-cli.js up [--prefix plxc] [--nodes 2] [--datapath ptp|routed] [--mode native|vxlan]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo` entry: bundles hack/demo.ts (a two-node cluster in network namespaces, see hack/cluster.ts) and runs it.
+# `make demo` entry: bundles hack/demo.ts (a two-node cluster in network namespaces, see hack/cluster/) and runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist

@@ -1,5 +1,5 @@
 /**
- * `make demo`: a two-node cluster in network namespaces (hack/cluster.ts) on the embedded defaults: one
+ * `make demo`: a two-node cluster in network namespaces (hack/cluster/) on the embedded defaults: one
  * plexusd per node, a shared local IPAM store, plexus-routed with eBPF as the cluster network. Three pods get
  * the cluster network and up to three extra networks (examples/manifests) through bin/plexus, exactly as a
  * runtime calls it. The demo prints what each pod got, proves reachability on every network (across nodes
@@ -45,7 +45,7 @@ function counters(c: Cluster, pod: Pod): string {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo needs root (network namespaces)');
-  step('Building a two-node cluster in network namespaces (hack/cluster.ts)');
+  step('Building a two-node cluster in network namespaces (hack/cluster/)');
   const c = new Cluster({ prefix: PREFIX, nodes: 2, datapath: 'routed', mode: 'native', ebpf: true, logLevel: 'warn', log: info });
   const onSignal = (): void => void c.destroy().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);

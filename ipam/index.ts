@@ -62,7 +62,7 @@ export async function openIpam(args: {
   const store = c.store ?? { type: 'local' };
   const local = store.type === 'local';
   // The node store (pod records, cooldown queues) is always this node's own. A local store with an explicit
-  // `dir` may be shared by several nodes' daemons on one machine (hack/cluster.ts), so it is only the shared
+  // `dir` may be shared by several nodes' daemons on one machine (hack/cluster/), so it is only the shared
   // store then; without `dir` one local store under stateDir is both.
   const sharedDir = local && store.dir !== undefined ? store.dir : undefined;
   const nodeStore = await LocalStore.open(local && sharedDir === undefined ? path.join(args.stateDir, 'ipam') : path.join(args.stateDir, 'ipam-node'));

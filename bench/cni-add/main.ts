@@ -12,9 +12,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { withNetns } from '../../kernel';
 import { cdfSvg, mdTable, round, rssMiB, summarize, writeResults } from '../lib/stats';
+import { run } from '../../hack/cluster';
 
 const ROOT = resolve(__dirname, '../..');
 const ITERATIONS = Number(process.env['PLEXUS_BENCH_ITERATIONS'] ?? 100);
@@ -29,10 +29,7 @@ const socket = join(dir, 'plexus.sock');
 const hostLocal = join(dir, 'host-local');
 const createdNetns: string[] = [NODE];
 
-const sh = (cmd: string, args: string[]) => {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
-};
+const sh = (cmd: string, args: string[]): void => void run(cmd, args);
 const ipam = (subnet: string) => ({ type: 'host-local', dataDir: hostLocal, ranges: [[{ subnet }]] });
 
 const cluster = { cniVersion: '1.0.0', name: 'cluster', plugins: [{ type: 'ptp', ipam: { ...ipam('10.98.0.0/16'), routes: [{ dst: '0.0.0.0/0' }] } }] };
@@ -120,8 +117,8 @@ async function startDaemon(): Promise<ChildProcess> {
   const env = { PATH: process.env['PATH'] ?? '' };
   const daemon = withNetns(nodePath, () => spawn(process.execPath, [join(ROOT, 'bin/plexusd'), '--config', join(dir, 'plexusd.json')], { env, stdio: ['ignore', log, log] }));
   for (let i = 0; i < 200; i++) {
-    const r = spawnSync(join(ROOT, 'bin/plexusctl'), ['--socket', socket, 'health']);
-    if (r.status === 0) return daemon;
+    const r = run(join(ROOT, 'bin/plexusctl'), ['--socket', socket, 'health'], { allowFail: true });
+    if (r.code === 0) return daemon;
     await new Promise((r2) => setTimeout(r2, 50));
   }
   throw new Error('plexusd did not become ready');
@@ -175,7 +172,7 @@ async function main(): Promise<void> {
     report(plexus, ref, rssIdle, rssPodsMiB);
   } finally {
     daemon.kill('SIGTERM');
-    for (const ns of createdNetns.reverse()) spawnSync('ip', ['netns', 'del', ns]);
+    for (const ns of createdNetns.reverse()) run('ip', ['netns', 'del', ns], { allowFail: true });
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { NETNS_DIR, type Scratch, inNetns, ip } from '../lib/netns';
-import { run } from '../lib/proc';
+import { runAsync } from '../../hack/cluster';
 
 export interface VethEnd {
   netns: string;
@@ -79,7 +79,7 @@ function cniEnv(command: 'ADD' | 'DEL', call: CniCall): NodeJS.ProcessEnv {
 
 async function execPlugin(command: 'ADD' | 'DEL', call: CniCall, conf: Record<string, unknown>): Promise<string> {
   const bin = join(call.binDir, String(call.conf['type']));
-  const r = await run('ip', inNetns(call.node, bin), { env: cniEnv(command, call), input: JSON.stringify(conf), timeoutMs: 30000 });
+  const r = await runAsync('ip', inNetns(call.node, bin), { env: cniEnv(command, call), input: JSON.stringify(conf), timeoutMs: 30000 });
   // A plugin reports its error as a CNI error object on stdout.
   if (r.code !== 0) throw new Error(`${bin} ${command} in ${call.node} exited ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 500)}`);
   return r.stdout;

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { killStarted } from '../lib/proc';
+import { killStarted } from '../../hack/cluster';
 import { RESULTS_DIR, writeResults } from '../lib/stats';
 import { SOCKPERF_MSG_SIZE, TCP_OMIT_SECONDS, checkReachable, clientMtu, measureLatency, measureTcp } from './measure';
 import { type RunConfig, type Samples, type TopologyRun, buildReport, emptySamples } from './report';

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inNetns, ip } from '../lib/netns';
-import { Background, must, run } from '../lib/proc';
+import { Background, must, runAsync } from '../../hack/cluster';
 import type { Endpoints } from './topology';
 
 const IPERF_PORT = '5201';
@@ -50,7 +50,7 @@ export async function measureTcp(ep: Endpoints, streams: number, seconds: number
   try {
     await waitListening(ep.server, 'tcp', IPERF_PORT, server);
     const args = ['-c', ep.serverIp, '-p', IPERF_PORT, '-t', String(seconds), '-O', String(TCP_OMIT_SECONDS), '-P', String(streams), '-J', '--connect-timeout', '5000'];
-    const r = await run('ip', inNetns(ep.client, 'iperf3', ...args), { timeoutMs: (seconds + TCP_OMIT_SECONDS + 20) * 1000 });
+    const r = await runAsync('ip', inNetns(ep.client, 'iperf3', ...args), { timeoutMs: (seconds + TCP_OMIT_SECONDS + 20) * 1000 });
     let json: Iperf3Json;
     try {
       json = JSON.parse(r.stdout) as Iperf3Json;
@@ -79,7 +79,7 @@ export async function measureLatency(ep: Endpoints, seconds: number): Promise<La
   try {
     await waitListening(ep.server, 'udp', SOCKPERF_PORT, server);
     const args = ['pp', '-i', ep.serverIp, '-p', SOCKPERF_PORT, '-t', String(seconds), '-m', String(SOCKPERF_MSG_SIZE)];
-    const r = await run('ip', inNetns(ep.client, 'sockperf', ...args), { timeoutMs: (seconds + 20) * 1000 });
+    const r = await runAsync('ip', inNetns(ep.client, 'sockperf', ...args), { timeoutMs: (seconds + 20) * 1000 });
     const out = r.stdout + r.stderr;
     if (r.code !== 0) throw new Error(`sockperf pp exited ${r.code}: ${out.trim().slice(-300)}`);
     return {
@@ -97,7 +97,7 @@ export async function measureLatency(ep: Endpoints, seconds: number): Promise<La
 export async function checkReachable(ep: Endpoints): Promise<void> {
   let last = '';
   for (let i = 0; i < 3; i++) {
-    const r = await run('ip', inNetns(ep.client, 'ping', '-c', '1', '-W', '2', ep.serverIp));
+    const r = await runAsync('ip', inNetns(ep.client, 'ping', '-c', '1', '-W', '2', ep.serverIp));
     if (r.code === 0) return;
     last = (r.stdout + r.stderr).trim();
   }

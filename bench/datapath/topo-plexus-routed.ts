@@ -1,5 +1,5 @@
 /**
- * plexus-routed, measured as it runs: a cluster from hack/cluster.ts (nodes as netns on an underlay bridge,
+ * plexus-routed, measured as it runs: a cluster from hack/cluster/ (nodes as netns on an underlay bridge,
  * one plexusd each, pods attached through bin/plexus), two pods on one node or one pod on each of two nodes.
  * With eBPF the same-node path is from_pod's bpf_redirect_peer; without it, the kernel's forwarding over the
  * same /32 routes. Across nodes the underlay is the same veth-bridge-veth as raw-node-veth's.

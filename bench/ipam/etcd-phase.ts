@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { EtcdStore } from '../../ipam/stores/etcd-store';
 import { LocalStore } from '../../ipam/stores/local-store';
 import { Ipam } from '../../ipam/engine/ipam';
-import { EtcdCluster } from '../../test/helpers/etcd-cluster';
+import { EtcdCluster } from '../../hack/cluster/etcd';
 import { type ThroughputRow, drive, say, throughputRow } from './drive';
 import { BENCH_POOL } from './local-phase';
 

@@ -11,10 +11,10 @@
  *
  * Goal (issue 4): Netlink >= 20x the operations per second of `ip`.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Netlink } from '../../kernel';
 import { mdTable, round, summarize, writeResults } from '../lib/stats';
+import { run } from '../../hack/cluster';
 
 const ROUNDS = Number(process.env['PLEXUS_BENCH_ROUNDS'] ?? 10);
 const NETLINK_PER_ROUND = Number(process.env['PLEXUS_BENCH_NETLINK_OPS'] ?? 500);
@@ -27,8 +27,7 @@ const DEV = 'bench0';
 const PEER = 'bench1';
 
 function sh(args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  run('ip', args);
 }
 
 /** `ip -n NS ...`: the reference, one process per change, as a script or another tool would run it. */

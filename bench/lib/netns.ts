@@ -3,7 +3,7 @@
  * pushes its undo right after it succeeds, and `teardown` unwinds them in reverse. Benchmarks use `ip` as a
  * plain tool here; only product code is held to the kernel layer.
  */
-import { must, run } from './proc';
+import { must, runAsync } from '../../hack/cluster';
 
 export const NETNS_DIR = '/var/run/netns';
 
@@ -47,7 +47,7 @@ export class UndoStack {
 
 /** Deletes a netns; one that is already gone is success (DEL semantics, STYLE 9). */
 export async function deleteNetns(name: string): Promise<void> {
-  const r = await run('ip', ['netns', 'del', name]);
+  const r = await runAsync('ip', ['netns', 'del', name]);
   if (r.code !== 0 && !/No such file|not exist/i.test(r.stderr)) throw new Error(`ip netns del ${name}: ${r.stderr.trim()}`);
 }
 

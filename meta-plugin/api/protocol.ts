@@ -8,7 +8,7 @@
  *   GET  /healthz              the process is up
  *   GET  /readyz               source loaded, DEL queue drained
  *   GET  /v1/status/NS/POD     the pod's network-status annotation value (plexusctl status)
- *   GET  /v1/ipam/pools|blocks|pods, /v1/routed/endpoints, /metrics   operator views
+ *   GET  /v1/source, /v1/ipam/pools|blocks|pods, /v1/routed/endpoints, /metrics   operator views
  */
 
 export const DEFAULT_SOCKET_PATH = '/run/plexus/plexus.sock';
@@ -28,7 +28,7 @@ export const ROUTES = {
 } as const;
 
 /** The operator views, by the path after the leading `/`. */
-export const VIEWS = ['metrics', 'v1/ipam/pools', 'v1/ipam/blocks', 'v1/ipam/pods', 'v1/routed/endpoints'] as const;
+export const VIEWS = ['metrics', 'v1/source', 'v1/ipam/pools', 'v1/ipam/blocks', 'v1/ipam/pods', 'v1/routed/endpoints'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 /** On a 503 from /v1/cni: the daemon is starting, so the caller waits (any other failure is an answer). */

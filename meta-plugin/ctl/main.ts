@@ -7,6 +7,7 @@
  *   plexusctl ipam pools|blocks|pods the IPAM service's pools (utilisation), blocks (owners) and pod records
  *   plexusctl routed                 the routed datapath's endpoints with their eBPF counters
  *   plexusctl metrics                Prometheus text: pool utilisation, allocation latency
+ *   plexusctl source                 what the daemon's source loaded (the file source: each manifest file)
  */
 import { request } from 'node:http';
 import { DEFAULT_SOCKET_PATH, ROUTES, type ViewName } from '../api/protocol';
@@ -18,6 +19,7 @@ commands:
   ipam pools|blocks|pods show the IPAM service's pools, blocks or pod records (JSON)
   routed                 show the routed datapath's endpoints and from_pod counters (JSON)
   metrics                print the daemon's metrics (Prometheus text)
+  source                 show what the daemon's source loaded (JSON)
 `;
 
 export interface CtlOutput {
@@ -74,11 +76,11 @@ export async function runCtl(argv: string[], env: Record<string, string | undefi
       const r = await get(parsed.socket, ROUTES.readyz);
       return { code: r.status === 200 ? 0 : 1, stdout: `healthz: ${h.body.trim()}\nreadyz: ${r.body.trim()}\n`, stderr: '' };
     }
-    if (cmd === 'ipam' || cmd === 'metrics' || cmd === 'routed') {
+    if (cmd === 'ipam' || cmd === 'metrics' || cmd === 'routed' || cmd === 'source') {
       if (cmd === 'ipam' && !['pools', 'blocks', 'pods'].includes(arg ?? '')) {
         return { code: 2, stdout: '', stderr: `plexusctl: ipam needs pools, blocks or pods\n${USAGE}` };
       }
-      const view: ViewName = cmd === 'metrics' ? 'metrics' : cmd === 'routed' ? 'v1/routed/endpoints' : (`v1/ipam/${arg}` as ViewName);
+      const view: ViewName = cmd === 'metrics' ? 'metrics' : cmd === 'routed' ? 'v1/routed/endpoints' : cmd === 'source' ? 'v1/source' : (`v1/ipam/${arg}` as ViewName);
       const res = await get(parsed.socket, `/${view}`);
       if (res.status === 200) return { code: 0, stdout: res.body.endsWith('\n') ? res.body : `${res.body}\n`, stderr: '' };
       return { code: 1, stdout: '', stderr: `plexusctl: ${res.body.trim()}\n` };

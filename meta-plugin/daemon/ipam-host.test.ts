@@ -48,6 +48,9 @@ class FakeSource implements Source {
     for (const l of this.listeners) l();
   }
   async publishStatus(): Promise<void> {}
+  describe(): Record<string, unknown> {
+    return { type: 'fake' };
+  }
   getStatus(): undefined {
     return undefined;
   }

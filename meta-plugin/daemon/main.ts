@@ -57,7 +57,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     ready: () => ready,
     accepting: (name) => name === IPAM_PLUGIN_TYPE || ready,
     status: (ns, name) => source.getStatus(ns, name),
-    view: async (name) => (name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam.view(name)),
+    view: async (name) => {
+      if (name === 'v1/source') return JSON.stringify(source.describe(), null, 2);
+      return name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam.view(name);
+    },
   }, log);
   writeFileAtomic(stateDirFilePath(config.socketPath), `${config.stateDir}\n`);
   // One drain at a time: the start-up passes and the periodic retry must not replay a DEL twice at once.

@@ -13,17 +13,24 @@ import type { NetworkStatus } from '../status/network-status';
 import type { Source } from './source';
 import { parseManifests } from './manifest';
 
+interface ManifestFile {
+  name: string;
+  size: number;
+  mtimeMs: number;
+}
+
 interface View {
   pods: Map<string, PodObject>;
   nads: Map<string, NadObject>;
   others: Map<string, Record<string, unknown>[]>;
+  files: ManifestFile[];
   signature: string;
 }
 
 const MANIFEST_RE = /\.(ya?ml|json)$/;
 
 export class FileSource implements Source {
-  private view: View = { pods: new Map(), nads: new Map(), others: new Map(), signature: '' };
+  private view: View = { pods: new Map(), nads: new Map(), others: new Map(), files: [], signature: '' };
   private readonly status = new Map<string, NetworkStatus[]>();
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -71,7 +78,7 @@ export class FileSource implements Source {
     const files = this.listFiles();
     const signature = files.map((f) => `${f.name}:${f.size}:${f.mtimeMs}`).join('|');
     if (signature === this.view.signature) return;
-    const next: View = { pods: new Map(), nads: new Map(), others: new Map(), signature };
+    const next: View = { pods: new Map(), nads: new Map(), others: new Map(), files, signature };
     for (const f of files) {
       let text: string;
       try {
@@ -104,7 +111,7 @@ export class FileSource implements Source {
     this.listeners.push(listener);
   }
 
-  private listFiles(): { name: string; size: number; mtimeMs: number }[] {
+  private listFiles(): ManifestFile[] {
     let names: string[];
     try {
       names = readdirSync(this.dir).filter((n) => MANIFEST_RE.test(n) && !n.startsWith('.')).sort();
@@ -112,7 +119,7 @@ export class FileSource implements Source {
       if (this.loaded) this.log.warn({ dir: this.dir, err: (e as Error).message }, 'cannot list manifest directory');
       return [];
     }
-    const out: { name: string; size: number; mtimeMs: number }[] = [];
+    const out: ManifestFile[] = [];
     for (const name of names) {
       try {
         const st = statSync(join(this.dir, name));
@@ -142,6 +149,11 @@ export class FileSource implements Source {
 
   otherObjects(kind: string): readonly Record<string, unknown>[] {
     return this.view.others.get(kind) ?? [];
+  }
+
+  describe(): Record<string, unknown> {
+    const v = this.view;
+    return { type: 'file', dir: this.dir, loaded: this.loaded, pods: v.pods.size, nads: v.nads.size, files: v.files };
   }
 
   async publishStatus(pod: PodRef, status: NetworkStatus[] | null): Promise<void> {

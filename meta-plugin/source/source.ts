@@ -22,6 +22,11 @@ export interface Source {
   onChange(listener: () => void): void;
   /** Publish a pod's network-status (S24); null clears it. */
   publishStatus(pod: PodRef, status: NetworkStatus[] | null): Promise<void>;
+  /**
+   * What the current view was built from, for operators (`plexusctl source`) and for tools that must know a
+   * change has been seen: the file source lists each manifest file with the size and mtime it loaded.
+   */
+  describe(): Record<string, unknown>;
   /** The pod's network-status as published, for plexusctl. */
   getStatus(namespace: string, name: string): NetworkStatus[] | undefined;
 }

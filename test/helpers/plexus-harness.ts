@@ -4,15 +4,15 @@
  * inside the node. Everything a test creates is named with a random prefix and removed in `destroy()`:
  * namespaces by name, the daemon by PID, files by directory. Never pkill.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import yaml from 'js-yaml';
-import { runAsync } from '../../hack/cluster';
+import { DaemonProcess, REPO_ROOT, nadManifest, podManifest, run, runAsync, waitLoaded, writeManifest } from '../../hack/cluster';
 
-export const ROOT = resolve(__dirname, '../..');
+export { ipJson, run } from '../../hack/cluster';
+export const ROOT = REPO_ROOT;
 export const PLEXUS_BIN = join(ROOT, 'bin/plexus');
 export const PLEXUSD_BIN = join(ROOT, 'bin/plexusd');
 export const PLEXUSCTL_BIN = join(ROOT, 'bin/plexusctl');
@@ -21,17 +21,6 @@ export const CNI_BIN_DIR = '/usr/lib/cni';
 export const rand = (n = 4) => randomBytes(n).toString('hex');
 export const containerId = () => randomBytes(32).toString('hex');
 
-export function sh(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input: opts.input, env: opts.env ?? process.env });
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr || r.stdout}`);
-  return r;
-}
-
-/** `ip -j` inside a netns, parsed. */
-export function ipJson(netns: string, args: string[]): any[] {
-  const out = sh('ip', ['-n', netns, '-j', ...args]).stdout.trim();
-  return out ? JSON.parse(out) : [];
-}
 
 export interface CniCall {
   containerId: string;
@@ -67,7 +56,7 @@ export class TestCluster {
   readonly manifestDir = join(this.dir, 'manifests');
   readonly hostLocalDir = join(this.dir, 'host-local');
   readonly logFile = join(this.dir, 'plexusd.log');
-  private daemon: ChildProcess | undefined;
+  private daemon: DaemonProcess | undefined;
   private readonly pods: string[] = [];
   private extraConfig: Record<string, unknown> = {};
 
@@ -84,11 +73,11 @@ export class TestCluster {
 
   private async init(opts: ClusterOptions): Promise<void> {
     for (const d of [this.stateDir, this.confDir, this.manifestDir, this.hostLocalDir]) mkdirSync(d, { recursive: true });
-    sh('ip', ['netns', 'add', this.node]);
+    run('ip', ['netns', 'add', this.node]);
     this.inNode('ip', ['link', 'set', 'lo', 'up']);
     const cluster = opts.clusterNetwork ?? this.ptpNetwork('cluster', '10.99.0.0/24');
     writeFileSync(join(this.confDir, '10-cluster.conflist'), JSON.stringify(cluster));
-    if (opts.manifests) this.writeManifests('objects.yaml', opts.manifests);
+    if (opts.manifests) await this.writeManifests('objects.yaml', opts.manifests);
     this.extraConfig = opts.daemon ?? {};
     await this.startDaemon();
   }
@@ -106,32 +95,17 @@ export class TestCluster {
     return { type: 'host-local', dataDir: this.hostLocalDir, ranges: [[{ subnet, ...extra }]] };
   }
 
-  nad(name: string, config: Record<string, unknown> | undefined, namespace = 'default', annotations: Record<string, string> = {}) {
-    return {
-      apiVersion: 'k8s.cni.cncf.io/v1',
-      kind: 'NetworkAttachmentDefinition',
-      metadata: { name, namespace, annotations },
-      spec: config ? { config: JSON.stringify(config) } : {},
-    };
-  }
+  readonly nad = nadManifest;
+  readonly podManifest = podManifest;
 
-  podManifest(name: string, networks?: string | unknown[], namespace = 'default', extra: Record<string, string> = {}) {
-    const annotations: Record<string, string> = { ...extra };
-    if (networks !== undefined) annotations['k8s.v1.cni.cncf.io/networks'] = typeof networks === 'string' ? networks : JSON.stringify(networks);
-    return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, annotations } };
-  }
-
-  /** Write manifests and wait until the daemon has had time to notice (watch + debounce). */
-  writeManifests(file: string, objects: Record<string, unknown>[]): void {
-    writeFileSync(join(this.manifestDir, file), objects.map((o) => yaml.dump(o)).join('---\n'));
-  }
-
-  async settle(ms = 300): Promise<void> {
-    await new Promise((r) => setTimeout(r, ms));
+  /** Writes manifests atomically and, when the daemon runs, waits until its source has loaded that file. */
+  async writeManifests(file: string, objects: Record<string, unknown>[]): Promise<void> {
+    const written = writeManifest(this.manifestDir, file, objects);
+    if (this.daemon?.alive()) await waitLoaded(this.socket, written);
   }
 
   inNode(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}) {
-    return sh('ip', ['netns', 'exec', this.node, cmd, ...args], opts);
+    return run('ip', ['netns', 'exec', this.node, cmd, ...args], opts);
   }
 
   async startDaemon(readyTimeoutMs = 10_000): Promise<void> {
@@ -148,22 +122,8 @@ export class TestCluster {
     };
     const configPath = join(this.dir, 'plexusd.yaml');
     writeFileSync(configPath, yaml.dump(config));
-    const log = openSync(this.logFile, 'a');
-    // nsenter --net, not `ip netns exec`: the latter gives the daemon a private mount namespace with its own
-    // /sys, so bpffs pins would die with the process instead of outliving it as on a real node.
-    this.daemon = spawn('nsenter', [`--net=/var/run/netns/${this.node}`, process.execPath, PLEXUSD_BIN, '--config', configPath], { stdio: ['ignore', log, log] });
-    closeSync(log);
-    await this.waitReady(readyTimeoutMs);
-  }
-
-  async waitReady(timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (this.daemon?.exitCode !== null && this.daemon?.exitCode !== undefined) throw new Error(`plexusd exited: ${this.log().slice(-2000)}`);
-      if (sh(PLEXUSCTL_BIN, ['--socket', this.socket, 'health'], { allowFail: true }).status === 0) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`plexusd not ready: ${this.log().slice(-2000)}`);
+    this.daemon = DaemonProcess.spawn({ netns: this.node, configPath, socket: this.socket, logFile: this.logFile });
+    await this.daemon.waitReady(readyTimeoutMs);
   }
 
   /** Restart the daemon, optionally with other settings (merged over the test defaults). */
@@ -174,11 +134,7 @@ export class TestCluster {
   }
 
   async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const d = this.daemon;
-    if (!d || d.exitCode !== null) return;
-    const exited = new Promise((r) => d.once('exit', r));
-    d.kill(signal);
-    await exited;
+    await this.daemon?.kill(signal, 60_000);
     this.daemon = undefined;
   }
 
@@ -192,7 +148,7 @@ export class TestCluster {
 
   makePod(): { name: string; path: string } {
     const name = `plxt-${this.id}-p${this.pods.length}`;
-    sh('ip', ['netns', 'add', name]);
+    run('ip', ['netns', 'add', name]);
     this.pods.push(name);
     return { name, path: `/var/run/netns/${name}` };
   }
@@ -238,14 +194,14 @@ export class TestCluster {
 
   async destroy(): Promise<void> {
     await this.stopDaemon('SIGKILL');
-    for (const ns of [...this.pods, this.node]) sh('ip', ['netns', 'del', ns], { allowFail: true });
+    for (const ns of [...this.pods, this.node]) run('ip', ['netns', 'del', ns], { allowFail: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
-/** hack/cluster.ts's runAsync, with stdout parsed as JSON when it is JSON. */
-export async function runProcess(cmd: string, args: string[], env: Record<string, string>, input: string): Promise<CniOutput> {
-  const out = await runAsync(cmd, args, env, input);
+/** hack/cluster's runAsync, with stdout parsed as JSON when it is JSON. */
+export async function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: string): Promise<CniOutput> {
+  const out = await runAsync(cmd, args, { env, input });
   let json: unknown;
   try {
     json = out.stdout.trim() ? JSON.parse(out.stdout) : undefined;

@@ -1,5 +1,5 @@
 /**
- * hack/cluster.ts: a two-node cluster in network namespaces with the ptp datapath (Debian's ptp plus
+ * hack/cluster/: a two-node cluster in network namespaces with the ptp datapath (Debian's ptp plus
  * plexus-ipam over one shared local IPAM store). Pods on different nodes are not expected to reach each
  * other with ptp (no routes between nodes), so that is not tested here. Every address pinged lives in a
  * namespace the cluster created.

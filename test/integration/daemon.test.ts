@@ -5,7 +5,7 @@
 import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { TestCluster, containerId, ipJson, sh, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
+import { TestCluster, containerId, ipJson, run, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
 import { eventually } from '../helpers/eventually';
 
 jest.setTimeout(120_000);
@@ -38,7 +38,7 @@ describe('plexusd process behaviour', () => {
     c = await TestCluster.start();
     slowDir = join(c.dir, 'slowbin');
     writeSlowPlugin(slowDir, 1.5);
-    c.writeManifests('nads.yaml', [
+    await c.writeManifests('nads.yaml', [
       c.nad('slow', { cniVersion: '1.0.0', type: 'slowbridge', bridge: 'br-slow', ipam: c.hostLocal('10.70.0.0/24') }),
       c.nad('fast', { cniVersion: '1.0.0', type: 'bridge', bridge: 'br-fast', ipam: c.hostLocal('10.71.0.0/24') }),
     ]);
@@ -53,18 +53,17 @@ describe('plexusd process behaviour', () => {
     const st = statSync(c.socket);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o600);
-    const health = sh(PLEXUSCTL_BIN, ['health', '--socket', c.socket]);
+    const health = run(PLEXUSCTL_BIN, ['health', '--socket', c.socket]);
     expect(health.stdout).toBe('healthz: ok\nreadyz: ready\n');
   });
 
   test('plexusctl finds the daemon through PLEXUS_SOCKET', () => {
-    const r = sh(PLEXUSCTL_BIN, ['health'], { env: { ...process.env, PLEXUS_SOCKET: c.socket } });
-    expect(r.status).toBe(0);
+    const r = run(PLEXUSCTL_BIN, ['health'], { env: { ...process.env, PLEXUS_SOCKET: c.socket } });
+    expect(r.code).toBe(0);
   });
 
   test('SIGTERM lets a request in flight finish, then the daemon exits', async () => {
-    c.writeManifests('pod-slow.yaml', [c.podManifest('slowpod', 'slow')]);
-    await c.settle(700);
+    await c.writeManifests('pod-slow.yaml', [c.podManifest('slowpod', 'slow')]);
     const pod = c.makePod();
     const id = containerId();
     const pending = c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'slowpod' } });
@@ -81,8 +80,7 @@ describe('plexusd process behaviour', () => {
 
   test('a delegate slower than limits.delegateTimeoutSeconds is killed: error 105, ADD rolled back', async () => {
     await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'], limits: { delegateTimeoutSeconds: 1 } });
-    c.writeManifests('pod-timeout.yaml', [c.podManifest('timeoutpod', 'fast, slow')]);
-    await c.settle(700);
+    await c.writeManifests('pod-timeout.yaml', [c.podManifest('timeoutpod', 'fast, slow')]);
     const pod = c.makePod();
     const out = await c.cni('ADD', { containerId: containerId(), netns: pod.path, pod: { name: 'timeoutpod' } });
     expect(out.json.code).toBe(105);
@@ -95,8 +93,7 @@ describe('plexusd process behaviour', () => {
   test('a runtime UID that differs from the source pod UID is refused (109), nothing attached', async () => {
     const manifest = c.podManifest('uidpod', 'fast') as any;
     manifest.metadata.uid = '11111111-2222-3333-4444-555555555555';
-    c.writeManifests('pod-uid.yaml', [manifest]);
-    await c.settle(700);
+    await c.writeManifests('pod-uid.yaml', [manifest]);
     const pod = c.makePod();
     const bad = await c.cni('ADD', { containerId: containerId(), netns: pod.path, pod: { name: 'uidpod', uid: '99999999-2222-3333-4444-555555555555' } });
     expect(bad.json.code).toBe(109);
@@ -109,8 +106,7 @@ describe('plexusd process behaviour', () => {
 
   test('a malformed manifest is reported and skipped; its neighbours still load', async () => {
     writeFileSync(join(c.manifestDir, 'broken.yaml'), 'kind: [unclosed\n');
-    c.writeManifests('mixed.yaml', [{ kind: 'NetworkAttachmentDefinition', metadata: { name: 'Bad_Name' } }, c.podManifest('mixedpod', 'fast')]);
-    await c.settle(700);
+    await c.writeManifests('mixed.yaml', [{ kind: 'NetworkAttachmentDefinition', metadata: { name: 'Bad_Name' } }, c.podManifest('mixedpod', 'fast')]);
     const pod = c.makePod();
     const id = containerId();
     const out = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'mixedpod' } });
@@ -125,14 +121,14 @@ describe('plexusd process behaviour', () => {
     await c.stopDaemon('SIGKILL');
     expect(statSync(c.socket).isSocket()).toBe(true);
     await c.startDaemon();
-    expect(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).status).toBe(0);
+    expect(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).code).toBe(0);
   });
 
   test('a second daemon on the same socket refuses to start and leaves the first one serving', () => {
     const r = spawnSync(process.execPath, [PLEXUSD_BIN, '--config', join(c.dir, 'plexusd.yaml')], { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toContain('already listening');
-    expect(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).status).toBe(0);
+    expect(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).code).toBe(0);
   });
 
   test.each([

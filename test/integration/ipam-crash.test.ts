@@ -4,7 +4,7 @@
  * back, no address is given twice, and after DEL nothing is held.
  */
 import { join } from 'node:path';
-import { TestCluster, containerId, runProcess, sh, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
+import { TestCluster, containerId, runProcess, run, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
 
 jest.setTimeout(120_000);
 
@@ -35,11 +35,11 @@ test('SIGKILL of plexusd mid-allocation: retried ADDs converge, no duplicate, no
     }
     for (const [id, addr] of answered) expect(retried.get(id)).toBe(addr);
     expect(new Set(retried.values()).size).toBe(ids.length);
-    const held = JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pods']).stdout) as { addresses: { ip: string }[] }[];
+    const held = JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pods']).stdout) as { addresses: { ip: string }[] }[];
     expect(held.flatMap((p) => p.addresses.map((a) => a.ip)).sort()).toEqual([...retried.values()].map((a) => a.split('/')[0]).sort());
     // 3. DEL everything: nothing is left.
     for (const id of ids) expect((await call('DEL', id)).code).toBe(0);
-    expect(JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pods']).stdout)).toEqual([]);
+    expect(JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pods']).stdout)).toEqual([]);
   } finally {
     await c.destroy();
   }

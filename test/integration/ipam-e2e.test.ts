@@ -5,7 +5,8 @@
  */
 import { symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, containerId, ipJson, runProcess, sh, CNI_BIN_DIR, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
+import { sleep } from '../../hack/cluster';
+import { TestCluster, containerId, ipJson, runProcess, run, CNI_BIN_DIR, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
 import { eventually } from '../helpers/eventually';
 
 jest.setTimeout(120_000);
@@ -16,9 +17,9 @@ const addrsOf = (netns: string, ifname: string) =>
 describe('plexus-ipam used by reference plugins through the meta-plugin', () => {
   let c: TestCluster;
   let bin: string;
-  const ipamPods = () => JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pods']).stdout) as any[];
+  const ipamPods = () => JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pods']).stdout) as any[];
   /** Pool names in force (the view has a row per pool and family). */
-  const poolNames = (): string[] => [...new Set((JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pools']).stdout) as any[]).map((p) => p.name ?? p.pool))];
+  const poolNames = (): string[] => [...new Set((JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'ipam', 'pools']).stdout) as any[]).map((p) => p.name ?? p.pool))];
   const holders = () => ipamPods().map((p) => `${p.namespace}/${p.name}`).sort();
   /** bin/plexus-ipam run directly, as a runtime runs a plain network config's IPAM plugin. */
   const ipamCall = (command: string, cid: string, netns: string, pod?: string) => runProcess('ip', ['netns', 'exec', c.node, join(bin, 'plexus-ipam')], {
@@ -36,7 +37,7 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
     c.inNode('ip', ['link', 'set', 'uplink0', 'up']);
     c.inNode('ip', ['link', 'set', 'uplink0p', 'up']);
     const ipam = (extra: object) => ({ type: 'plexus-ipam', socketPath: c.socket, stateDir: c.stateDir, ...extra });
-    c.writeManifests('nads.yaml', [
+    await c.writeManifests('nads.yaml', [
       // A configured pool, by name.
       c.nad('data', { cniVersion: '1.0.0', type: 'macvlan', master: 'uplink0', mode: 'bridge', ipam: ipam({ pool: 'data-pool' }) }),
       // host-local style ranges, dual-stack: moved over by changing only `type`.
@@ -49,7 +50,6 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
       // GC from the source every half second with a 2 s grace, so the test sees it (defaults: 60 s, 10 min).
       ipam: { pools: [{ name: 'data-pool', cidrs: ['10.80.0.0/24'], blockSize: 28 }], gcGraceMs: 2000, gcIntervalSeconds: 0.5 },
     });
-    await c.settle(700);
   });
 
   afterAll(async () => {
@@ -57,8 +57,7 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
   });
 
   test('two pods get unique addresses on every network; one IPAM record per pod holds them all; DEL frees them', async () => {
-    c.writeManifests('pods.yaml', [c.podManifest('a', 'data, storage, legacy'), c.podManifest('b', 'data, storage, legacy')]);
-    await c.settle(700);
+    await c.writeManifests('pods.yaml', [c.podManifest('a', 'data, storage, legacy'), c.podManifest('b', 'data, storage, legacy')]);
     const pods = ['a', 'b'].map((name) => ({ name, ns: c.makePod(), id: containerId() }));
     for (const p of pods) {
       const out = await c.cni('ADD', { containerId: p.id, netns: p.ns.path, pod: { name: p.name } });
@@ -96,8 +95,7 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
   });
 
   test('a pod removed from the manifests loses its addresses after the grace period; pod-less and unlisted holders keep theirs', async () => {
-    c.writeManifests('pods.yaml', [c.podManifest('g', 'data')]);
-    await c.settle(700);
+    await c.writeManifests('pods.yaml', [c.podManifest('g', 'data')]);
     const ns = c.makePod();
     const id = containerId();
     expect((await c.cni('ADD', { containerId: id, netns: ns.path, pod: { name: 'g' } })).code).toBe(0);
@@ -105,12 +103,12 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
     expect((await ipamCall('ADD', podless, ns.path)).code).toBe(0); // no K8S_POD_*: namespace _cni
     expect((await ipamCall('ADD', ghost, ns.path, 'ghost')).code).toBe(0); // a pod no manifest describes
     expect(holders()).toEqual([`_cni/${podless}`, 'default/g', 'default/ghost']);
-    await c.settle(1200); // a GC pass sees g listed
-    c.writeManifests('pods.yaml', []);
-    await c.settle(1000); // unlisted for less than the grace period: kept
+    await sleep(1200); // a GC pass sees g listed
+    await c.writeManifests('pods.yaml', []);
+    await sleep(1000); // unlisted for less than the grace period: kept
     expect(holders()).toContain('default/g');
     await eventually('g released', () => !holders().includes('default/g'), 15_000);
-    await c.settle(1500);
+    await sleep(1500);
     expect(holders()).toEqual([`_cni/${podless}`, 'default/ghost']);
     expect(c.log()).toMatch(/IPAM garbage collection \(source\)/);
     for (const cid of [podless, ghost]) expect((await ipamCall('DEL', cid, ns.path)).code).toBe(0);
@@ -119,8 +117,7 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
   });
 
   test('DEL while the daemon is down is queued and, replayed at start, releases the IPAM addresses', async () => {
-    c.writeManifests('pods.yaml', [c.podManifest('q', 'data')]);
-    await c.settle(700);
+    await c.writeManifests('pods.yaml', [c.podManifest('q', 'data')]);
     const ns = c.makePod();
     const id = containerId();
     expect((await c.cni('ADD', { containerId: id, netns: ns.path, pod: { name: 'q' } })).code).toBe(0);

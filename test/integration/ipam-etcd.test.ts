@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PlexusError } from '../../core/errors';
-import { EtcdCluster } from '../helpers/etcd-cluster';
+import { EtcdCluster } from '../../hack/cluster/etcd';
 import { EtcdStore } from '../../ipam/stores/etcd-store';
 import { Ipam } from '../../ipam/index';
 import { LocalStore } from '../../ipam/stores/local-store';

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, containerId, ipJson, sh, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
+import { TestCluster, containerId, ipJson, run, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
 
 jest.setTimeout(120_000);
 
@@ -38,8 +38,7 @@ describe('meta-plugin with reference plugins', () => {
       c.nad('gw', bridgeNet(c, 'br-gw', '10.54.0.0/24', { isGateway: true })),
       c.nad('other-ns-net', bridgeNet(c, 'br-other', '10.55.0.0/24'), 'team-b'),
     ];
-    c.writeManifests('nads.yaml', baseNads);
-    await c.settle(700);
+    await c.writeManifests('nads.yaml', baseNads);
   });
 
   afterAll(async () => {
@@ -47,8 +46,7 @@ describe('meta-plugin with reference plugins', () => {
   });
 
   async function addPod(name: string, networks?: string | unknown[], opts: { version?: string; extraAnnotations?: Record<string, string> } = {}) {
-    c.writeManifests(`pod-${name}.yaml`, [c.podManifest(name, networks, 'default', opts.extraAnnotations)]);
-    await c.settle(700);
+    await c.writeManifests(`pod-${name}.yaml`, [c.podManifest(name, networks, 'default', opts.extraAnnotations)]);
     const pod = c.makePod();
     const id = containerId();
     const out = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name }, config: c.plexusConfig(opts.version ?? '1.1.0') });
@@ -68,7 +66,7 @@ describe('meta-plugin with reference plugins', () => {
     expect(out.json.ips[0].address).toMatch(/^10\.99\.0\.\d+\/24$/);
     expect(addrsOf(pod.name, 'eth0')).toEqual([out.json.ips[0].address]);
     // S26/S27: status has one default entry and one per attachment, names namespaced.
-    const status = JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', `default/${name}`]).stdout);
+    const status = JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', `default/${name}`]).stdout);
     expect(status.filter((s: any) => s.default)).toHaveLength(1);
     expect(status).toHaveLength(expected.length - 1);
     for (const s of status.slice(1)) expect(s.name).toMatch(/^default\//);
@@ -77,7 +75,7 @@ describe('meta-plugin with reference plugins', () => {
     expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name } })).code).toBe(0);
     expect(ifNames(pod.name)).toEqual(['lo']);
     expect(c.leases()).toEqual([]);
-    expect(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', `default/${name}`], { allowFail: true }).status).toBe(1);
+    expect(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', `default/${name}`], { allowFail: true }).code).toBe(1);
   });
 
   test('S22: the same NAD twice gives two attachments and two status entries', async () => {
@@ -87,7 +85,7 @@ describe('meta-plugin with reference plugins', () => {
     const a = addrsOf(pod.name, 'net1')[0];
     const b = addrsOf(pod.name, 'net2')[0];
     expect(a).not.toEqual(b);
-    const status = JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', 'default/twice']).stdout);
+    const status = JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', 'default/twice']).stdout);
     expect(status.map((s: any) => s.name)).toEqual(['cluster', 'default/blue', 'default/blue']);
     expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'twice' } })).code).toBe(0);
     expect(c.leases()).toEqual([]);
@@ -104,7 +102,7 @@ describe('meta-plugin with reference plugins', () => {
     expect(ipJson(pod.name, ['link', 'show', 'data0'])[0].address).toBe('02:11:22:33:44:55');
     expect(ipJson(pod.name, ['link', 'show', 'sig0'])[0].address).toBe('02:aa:bb:cc:dd:ee');
     expect(addrsOf(pod.name, 'sig0').sort()).toEqual(['10.60.0.7/24', 'fd00:60::7/64']);
-    const status = JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', 'default/custom']).stdout);
+    const status = JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', 'default/custom']).stdout);
     expect(status[2]).toMatchObject({ name: 'default/static', interface: 'sig0', ips: ['10.60.0.7', 'fd00:60::7'], mac: '02:aa:bb:cc:dd:ee', default: false });
     expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'custom' } })).code).toBe(0);
   });
@@ -137,7 +135,7 @@ describe('meta-plugin with reference plugins', () => {
     expect(defaults).toEqual([expect.objectContaining({ dst: 'default', gateway: '10.54.0.1', dev: 'net1' })]);
     // The recorded and returned results say the same: the cluster result lost its default route.
     expect((out.json.routes ?? []).filter((r: any) => r.dst === '0.0.0.0/0')).toEqual([]);
-    const status = JSON.parse(sh(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', 'default/gwpod']).stdout);
+    const status = JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'status', 'default/gwpod']).stdout);
     expect(status[1]['default-route']).toEqual(['10.54.0.1']);
     expect(status[0]['default-route']).toBeUndefined();
     expect((await c.cni('CHECK', { containerId: id, netns: pod.path, pod: { name: 'gwpod' } })).code).toBe(0);
@@ -175,33 +173,31 @@ describe('meta-plugin with reference plugins', () => {
   test('DEL after the netns is deleted succeeds and releases the addresses', async () => {
     const { pod, id, out } = await addPod('nsgone', 'blue, red');
     expect(out.code).toBe(0);
-    sh('ip', ['netns', 'del', pod.name]);
+    run('ip', ['netns', 'del', pod.name]);
     const del = await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'nsgone' } });
     expect(del.code).toBe(0);
     expect(c.leases()).toEqual([]);
-    sh('ip', ['netns', 'add', pod.name]); // the harness deletes it by name later
+    run('ip', ['netns', 'add', pod.name]); // the harness deletes it by name later
   });
 
   test('a NAD changed or deleted after ADD does not matter to DEL (the record is used)', async () => {
     const { pod, id, out } = await addPod('nadchange', 'red');
     expect(out.code).toBe(0);
-    c.writeManifests('nads-extra.yaml', [c.nad('red', bridgeNet(c, 'br-elsewhere', '10.59.0.0/24'), 'team-c')]);
+    await c.writeManifests('nads-extra.yaml', [c.nad('red', bridgeNet(c, 'br-elsewhere', '10.59.0.0/24'), 'team-c')]);
     const objects = [c.nad('blue', bridgeNet(c, 'br-blue', '10.50.0.0/24'))];
-    c.writeManifests('nads.yaml', objects); // "red" is gone from default
-    await c.settle(700);
+    await c.writeManifests('nads.yaml', objects); // "red" is gone from default
     expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'nadchange' } })).code).toBe(0);
     expect(ifNames(pod.name)).toEqual(['lo']);
     expect(c.leases()).toEqual([]);
     rmSync(join(c.manifestDir, 'nads-extra.yaml'));
-    c.writeManifests('nads.yaml', baseNads);
-    await c.settle(700);
+    await c.writeManifests('nads.yaml', baseNads);
   });
 
   test('CHECK catches a deleted interface and names it', async () => {
     const { pod, id, out } = await addPod('checkme', 'blue, red');
     expect(out.code).toBe(0);
     expect((await c.cni('CHECK', { containerId: id, netns: pod.path, pod: { name: 'checkme' } })).code).toBe(0);
-    sh('ip', ['-n', pod.name, 'link', 'del', 'net2']);
+    run('ip', ['-n', pod.name, 'link', 'del', 'net2']);
     const check = await c.cni('CHECK', { containerId: id, netns: pod.path, pod: { name: 'checkme' } });
     expect(check.code).toBe(1);
     expect(check.json.msg).toContain('net2');
@@ -237,8 +233,7 @@ describe('meta-plugin with reference plugins', () => {
   });
 
   test('podman names only K8S_POD_NAME: namespace default is used', async () => {
-    c.writeManifests('pod-podman.yaml', [c.podManifest('podmanpod', 'blue')]);
-    await c.settle(700);
+    await c.writeManifests('pod-podman.yaml', [c.podManifest('podmanpod', 'blue')]);
     const pod = c.makePod();
     const id = containerId();
     const out = await c.cni('ADD', { containerId: id, netns: pod.path, args: 'IgnoreUnknown=1;K8S_POD_NAME=podmanpod' });
@@ -270,7 +265,7 @@ describe('meta-plugin with reference plugins', () => {
   });
 
   test('the file source notices a new NAD without a restart', async () => {
-    c.writeManifests('late.yaml', [c.nad('late', bridgeNet(c, 'br-late', '10.58.0.0/24'))]);
+    await c.writeManifests('late.yaml', [c.nad('late', bridgeNet(c, 'br-late', '10.58.0.0/24'))]);
     const { pod, id, out } = await addPod('latecomer', 'late');
     expect(out.code).toBe(0);
     expect(ifNames(pod.name)).toEqual(['eth0', 'lo', 'net1']);
@@ -280,8 +275,7 @@ describe('meta-plugin with reference plugins', () => {
 
   test('pods are attached in parallel, each pod serialised (S34)', async () => {
     const names = ['par0', 'par1', 'par2', 'par3'];
-    c.writeManifests('pods-par.yaml', names.map((n) => c.podManifest(n, 'blue, red')));
-    await c.settle(700);
+    await c.writeManifests('pods-par.yaml', names.map((n) => c.podManifest(n, 'blue, red')));
     const pods = names.map((name) => ({ name, pod: c.makePod(), id: containerId() }));
     const outs = await Promise.all(pods.map((p) => c.cni('ADD', { containerId: p.id, netns: p.pod.path, pod: { name: p.name } })));
     expect(outs.map((o) => o.code)).toEqual([0, 0, 0, 0]);

@@ -6,7 +6,7 @@
 import pino from 'pino';
 import { NodeRoutes, type Placement } from '../../delegates/routed/node-routes';
 import { Netlink } from '../../kernel';
-import { rand, sh } from '../helpers/plexus-harness';
+import { rand, run } from '../helpers/plexus-harness';
 
 const log = pino({ level: 'silent' });
 
@@ -21,7 +21,7 @@ function placement(blocks: Placement['blocks']): Placement {
   };
 }
 
-const json = (ns: string, args: string[]): any[] => JSON.parse(sh('ip', ['-n', ns, '-j', ...args]).stdout || '[]');
+const json = (ns: string, args: string[]): any[] => JSON.parse(run('ip', ['-n', ns, '-j', ...args]).stdout || '[]');
 
 describe.each(['native', 'vxlan'] as const)('node routes in %s mode', (mode) => {
   const ns = `plxt-${rand()}-routes`;
@@ -29,21 +29,21 @@ describe.each(['native', 'vxlan'] as const)('node routes in %s mode', (mode) => 
   let current = placement([]);
 
   beforeAll(async () => {
-    sh('ip', ['netns', 'add', ns]);
-    sh('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
-    sh('ip', ['-n', ns, 'addr', 'add', '192.168.55.1/24', 'dev', 'eth0']);
-    sh('ip', ['-n', ns, 'addr', 'add', 'fd00:55::1/64', 'dev', 'eth0', 'nodad']);
-    for (const l of ['eth0', 'eth0p']) sh('ip', ['-n', ns, 'link', 'set', l, 'up']);
-    sh('ip', ['-n', ns, 'link', 'add', 'plexus.vxlan', 'type', 'vxlan', 'id', '4096', 'dstport', '4789', 'local', '192.168.55.1', 'dev', 'eth0', 'nolearning']);
-    sh('ip', ['-n', ns, 'link', 'set', 'plexus.vxlan', 'up']);
+    run('ip', ['netns', 'add', ns]);
+    run('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+    run('ip', ['-n', ns, 'addr', 'add', '192.168.55.1/24', 'dev', 'eth0']);
+    run('ip', ['-n', ns, 'addr', 'add', 'fd00:55::1/64', 'dev', 'eth0', 'nodad']);
+    for (const l of ['eth0', 'eth0p']) run('ip', ['-n', ns, 'link', 'set', l, 'up']);
+    run('ip', ['-n', ns, 'link', 'add', 'plexus.vxlan', 'type', 'vxlan', 'id', '4096', 'dstport', '4789', 'local', '192.168.55.1', 'dev', 'eth0', 'nolearning']);
+    run('ip', ['-n', ns, 'link', 'set', 'plexus.vxlan', 'up']);
     // A route somebody else wrote, through the same device: must survive every sync.
-    sh('ip', ['-n', ns, 'route', 'add', '10.250.0.0/24', 'via', '192.168.55.9', 'dev', 'eth0']);
+    run('ip', ['-n', ns, 'route', 'add', '10.250.0.0/24', 'via', '192.168.55.9', 'dev', 'eth0']);
     nl = await Netlink.open(`/var/run/netns/${ns}`);
   });
 
   afterAll(() => {
     nl?.close();
-    sh('ip', ['netns', 'del', ns], { allowFail: true });
+    run('ip', ['netns', 'del', ns], { allowFail: true });
   });
 
   const routes = (): NodeRoutes => {
@@ -73,7 +73,7 @@ describe.each(['native', 'vxlan'] as const)('node routes in %s mode', (mode) => 
       expect(json(ns, ['neigh', 'show', 'dev', 'plexus.vxlan']).map((n) => [n.dst, n.lladdr])).toEqual(
         expect.arrayContaining([['10.244.1.0', '02:00:00:00:55:02'], ['fd00:244::100', '02:00:00:00:55:02']]),
       );
-      expect(sh('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'show', 'dev', 'plexus.vxlan']).stdout).toContain('02:00:00:00:55:02 dst 192.168.55.2 self permanent');
+      expect(run('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'show', 'dev', 'plexus.vxlan']).stdout).toContain('02:00:00:00:55:02 dst 192.168.55.2 self permanent');
     }
     await r.sync();
     expect(r.lastChanges).toBe(0); // nothing to do the second time
@@ -85,7 +85,7 @@ describe.each(['native', 'vxlan'] as const)('node routes in %s mode', (mode) => 
     expect(json(ns, ['route', 'show', '10.250.0.0/24'])).toHaveLength(1);
     if (mode === 'vxlan') {
       expect(json(ns, ['neigh', 'show', 'dev', 'plexus.vxlan']).filter((n) => (n.state ?? []).includes('PERMANENT'))).toEqual([]);
-      expect(sh('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'show', 'dev', 'plexus.vxlan']).stdout).not.toContain('02:00:00:00:55:02');
+      expect(run('ip', ['netns', 'exec', ns, 'bridge', 'fdb', 'show', 'dev', 'plexus.vxlan']).stdout).not.toContain('02:00:00:00:55:02');
     }
   });
 

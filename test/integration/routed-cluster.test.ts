@@ -1,5 +1,5 @@
 /**
- * plexus-routed across nodes: a two-node cluster in network namespaces (hack/cluster.ts: an underlay bridge,
+ * plexus-routed across nodes: a two-node cluster in network namespaces (hack/cluster/: an underlay bridge,
  * one plexusd per node sharing one IPAM store), pods on both nodes, in native and VXLAN modes, IPv4 and IPv6.
  * Witnesses: `ip route` / `ip neigh` / `bridge fdb` on the nodes, `ping` and `iperf3` between pods.
  */

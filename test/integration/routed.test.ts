@@ -7,7 +7,7 @@
  */
 import { rmSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { containerId, ipJson, ROOT, runProcess, sh, TestCluster } from '../helpers/plexus-harness';
+import { containerId, ipJson, ROOT, runProcess, run, TestCluster } from '../helpers/plexus-harness';
 import { eventually } from '../helpers/eventually';
 
 const POOL = { name: 'pods', cidrs: ['10.97.0.0/16', 'fd00:97::/56'], blockSize: { v4: 26, v6: 122 } };
@@ -52,7 +52,7 @@ const check = (p: Pod, prevResult?: unknown) =>
   c.cni('CHECK', { containerId: p.cid, netns: `/var/run/netns/${p.ns}`, pod: { name: p.name }, config: c.plexusConfig('1.1.0', prevResult ? { prevResult } : {}) });
 
 function ping(ns: string, dst: string, opts: string[] = []): boolean {
-  return sh('ip', ['netns', 'exec', ns, 'ping', '-c', '2', '-i', '0.2', '-W', '1', ...opts, dst], { allowFail: true }).status === 0;
+  return run('ip', ['netns', 'exec', ns, 'ping', '-c', '2', '-i', '0.2', '-W', '1', ...opts, dst], { allowFail: true }).code === 0;
 }
 
 const hostIndex = (ifName: string): number => ipJson(c.node, ['link', 'show', ifName])[0].ifindex;
@@ -60,8 +60,8 @@ const hostIndex = (ifName: string): number => ipJson(c.node, ['link', 'show', if
 /** endpoint_stats of one host veth, decoded from bpftool's raw bytes and summed over CPUs. */
 function stats(ifindex: number): Record<string, number> | undefined {
   const key = [0, 8, 16, 24].map((s) => String((ifindex >> s) & 0xff));
-  const r = sh('bpftool', ['-j', 'map', 'lookup', 'pinned', join(pinDir, 'endpoint_stats'), 'key', ...key], { allowFail: true });
-  if (r.status !== 0) return undefined;
+  const r = run('bpftool', ['-j', 'map', 'lookup', 'pinned', join(pinDir, 'endpoint_stats'), 'key', ...key], { allowFail: true });
+  if (r.code !== 0) return undefined;
   const names = ['redirected', 'routed', 'passed', 'spoofedPackets', 'spoofedBytes', 'malformed'];
   const out: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
   for (const v of JSON.parse(r.stdout).values as { value: string[] }[]) {
@@ -73,8 +73,8 @@ function stats(ifindex: number): Record<string, number> | undefined {
 
 /** IPv4 addresses in the pinned endpoints map, decoded from bpftool's raw key bytes (struct endpoint_key). */
 function mapAddresses(): string[] {
-  const r = sh('bpftool', ['-j', 'map', 'dump', 'pinned', join(pinDir, 'endpoints')], { allowFail: true });
-  if (r.status !== 0) return [];
+  const r = run('bpftool', ['-j', 'map', 'dump', 'pinned', join(pinDir, 'endpoints')], { allowFail: true });
+  if (r.code !== 0) return [];
   return (JSON.parse(r.stdout) as { key: string[] }[]).map(({ key }) => {
     const b = Buffer.from(key.map((x) => parseInt(x, 16)));
     return b.readUInt32LE(0) === 4 ? [...b.subarray(4, 8)].join('.') : b.subarray(4, 20).toString('hex');
@@ -82,8 +82,8 @@ function mapAddresses(): string[] {
 }
 
 function tcAttached(ifName: string): boolean {
-  const r = sh('ip', ['netns', 'exec', c.node, 'tc', '-j', 'filter', 'show', 'dev', ifName, 'ingress'], { allowFail: true });
-  return r.status === 0 && r.stdout.includes('from_pod');
+  const r = run('ip', ['netns', 'exec', c.node, 'tc', '-j', 'filter', 'show', 'dev', ifName, 'ingress'], { allowFail: true });
+  return r.code === 0 && r.stdout.includes('from_pod');
 }
 
 beforeAll(async () => {
@@ -122,11 +122,11 @@ describe('plexus-routed on one node', () => {
     const [a, b] = [await addPod(), await addPod()];
     expect(ping(a.ns, b.v4)).toBe(true);
     expect(ping(a.ns, b.v6)).toBe(true);
-    const server = sh('ip', ['netns', 'exec', b.ns, 'iperf3', '-s', '-D', '-1', '-p', '5301']);
-    expect(server.status).toBe(0);
-    await eventually('iperf3 listening on :5301', () => sh('ip', ['netns', 'exec', b.ns, 'ss', '-ltnH']).stdout.includes(':5301'), 5000, 50);
-    const client = sh('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.v6, '-p', '5301', '-n', '4M', '-J'], { allowFail: true });
-    expect(client.status).toBe(0);
+    const server = run('ip', ['netns', 'exec', b.ns, 'iperf3', '-s', '-D', '-1', '-p', '5301']);
+    expect(server.code).toBe(0);
+    await eventually('iperf3 listening on :5301', () => run('ip', ['netns', 'exec', b.ns, 'ss', '-ltnH']).stdout.includes(':5301'), 5000, 50);
+    const client = run('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.v6, '-p', '5301', '-n', '4M', '-J'], { allowFail: true });
+    expect(client.code).toBe(0);
     expect(JSON.parse(client.stdout).end.sum_sent.bytes).toBeGreaterThanOrEqual(4 * 1024 * 1024);
     const s = stats(hostIndex(a.hostIf))!;
     expect(s.redirected).toBeGreaterThan(4);
@@ -137,14 +137,14 @@ describe('plexus-routed on one node', () => {
 
   test('a spoofed source address is dropped and counted', async () => {
     const [a, b] = [await addPod(), await addPod()];
-    sh('ip', ['-n', a.ns, 'addr', 'add', '10.97.255.250/32', 'dev', 'eth0']);
+    run('ip', ['-n', a.ns, 'addr', 'add', '10.97.255.250/32', 'dev', 'eth0']);
     expect(ping(a.ns, b.v4, ['-I', '10.97.255.250'])).toBe(false);
     const s = stats(hostIndex(a.hostIf))!;
     expect(s.spoofedPackets).toBeGreaterThanOrEqual(2);
     expect(s.spoofedBytes).toBeGreaterThanOrEqual(2 * 84);
     expect(ping(a.ns, b.v4)).toBe(true); // its own address still works
     // Operators see the same counters through plexusctl.
-    const view = JSON.parse(sh(join(ROOT, 'bin/plexusctl'), ['--socket', c.socket, 'routed']).stdout);
+    const view = JSON.parse(run(join(ROOT, 'bin/plexusctl'), ['--socket', c.socket, 'routed']).stdout);
     expect(view).toMatchObject({ mode: 'native', ebpf: true });
     expect(view.endpoints.find((e: any) => e.hostIf === a.hostIf)).toMatchObject({ ebpf: true, addresses: [`${a.v4}/32`, `${a.v6}/128`], counters: { spoofed_packets: s.spoofedPackets } });
     await del(a);
@@ -155,8 +155,8 @@ describe('plexus-routed on one node', () => {
     const p = await addPod();
     const prev = { cniVersion: '1.1.0', ips: [{ address: `${p.v4}/32` }, { address: `${p.v6}/128` }] };
     expect(await check(p, prev)).toMatchObject({ code: 0 });
-    sh('ip', ['-n', c.node, 'route', 'del', `${p.v4}/32`, 'dev', p.hostIf]);
-    sh('ip', ['netns', 'exec', c.node, 'tc', 'filter', 'del', 'dev', p.hostIf, 'ingress']);
+    run('ip', ['-n', c.node, 'route', 'del', `${p.v4}/32`, 'dev', p.hostIf]);
+    run('ip', ['netns', 'exec', c.node, 'tc', 'filter', 'del', 'dev', p.hostIf, 'ingress']);
     const out = await check(p, prev);
     expect(out.json.code).toBe(108);
     expect(out.json.msg).toContain(`host route ${p.v4}/32 dev ${p.hostIf} is missing`);
@@ -168,7 +168,7 @@ describe('plexus-routed on one node', () => {
     const p = await addPod();
     const index = hostIndex(p.hostIf);
     for (let i = 0; i < 3; i++) expect(await del(p)).toMatchObject({ code: 0 });
-    expect(sh('ip', ['-n', c.node, 'link', 'show', p.hostIf], { allowFail: true }).status).not.toBe(0);
+    expect(run('ip', ['-n', c.node, 'link', 'show', p.hostIf], { allowFail: true }).code).not.toBe(0);
     expect(ipJson(c.node, ['route', 'show', `${p.v4}/32`])).toEqual([]);
     expect(ipJson(c.node, ['-6', 'route', 'show', `${p.v6}/128`])).toEqual([]);
     expect(mapAddresses()).not.toContain(p.v4);
@@ -179,7 +179,7 @@ describe('plexus-routed on one node', () => {
 
   test('DEL after the pod netns is gone still succeeds and releases the addresses', async () => {
     const p = await addPod();
-    sh('ip', ['netns', 'del', p.ns]);
+    run('ip', ['netns', 'del', p.ns]);
     expect(await c.cni('DEL', { containerId: p.cid, netns: '', pod: { name: p.name } })).toMatchObject({ code: 0 });
     const again = await addPod();
     expect(mapAddresses()).not.toContain(p.v4 === again.v4 ? '' : p.v4);
@@ -192,7 +192,7 @@ describe('plexus-routed on one node', () => {
       containerId: '', config: c.plexusConfig('1.1.0', { 'cni.dev/valid-attachments': [{ containerID: a.cid, ifname: 'eth0' }] }),
     });
     expect(gc).toMatchObject({ code: 0 });
-    expect(sh('ip', ['-n', c.node, 'link', 'show', b.hostIf], { allowFail: true }).status).not.toBe(0);
+    expect(run('ip', ['-n', c.node, 'link', 'show', b.hostIf], { allowFail: true }).code).not.toBe(0);
     expect(mapAddresses()).not.toContain(b.v4);
     expect(mapAddresses()).toContain(a.v4);
     expect(await check(a)).toMatchObject({ code: 0 });
@@ -209,14 +209,14 @@ describe('plexus-routed on one node', () => {
     const done = new Promise<number>((r) => pinger.on('exit', r));
     await new Promise((r) => setTimeout(r, 500));
     await c.stopDaemon();
-    sh('ip', ['-n', c.node, 'link', 'add', 'plx00000000000', 'type', 'veth', 'peer', 'name', 'plxorphanpeer']);
-    sh('ip', ['-6', '-n', c.node, 'route', 'del', `${b.v6}/128`, 'dev', b.hostIf]);
+    run('ip', ['-n', c.node, 'link', 'add', 'plx00000000000', 'type', 'veth', 'peer', 'name', 'plxorphanpeer']);
+    run('ip', ['-6', '-n', c.node, 'route', 'del', `${b.v6}/128`, 'dev', b.hostIf]);
     await c.startDaemon();
     await done;
     const summary = Buffer.concat(out).toString();
     expect(summary).toMatch(/400 packets transmitted, 400 received/);
     expect(ipJson(c.node, ['-6', 'route', 'show', `${b.v6}/128`])[0]).toMatchObject({ dev: b.hostIf });
-    expect(sh('ip', ['-n', c.node, 'link', 'show', 'plx00000000000'], { allowFail: true }).status).not.toBe(0);
+    expect(run('ip', ['-n', c.node, 'link', 'show', 'plx00000000000'], { allowFail: true }).code).not.toBe(0);
     const ready = c.log().split('\n').filter((l) => l.includes('routed datapath ready')).pop()!;
     expect(JSON.parse(ready)).toMatchObject({ orphanLinks: 1, gone: 0 });
     expect(JSON.parse(ready).restored).toBeGreaterThanOrEqual(2);
@@ -292,11 +292,11 @@ describe('default-route on a secondary network, plexus-routed as the cluster net
   };
 
   beforeAll(async () => {
-    c.writeManifests('s19-nad.yaml', [c.nad('sec', { ...secondary, ipam: { ...secondary.ipam, dataDir: join(c.dir, 'host-local-s19') } })]);
+    await c.writeManifests('s19-nad.yaml', [c.nad('sec', { ...secondary, ipam: { ...secondary.ipam, dataDir: join(c.dir, 'host-local-s19') } })]);
   });
 
   afterAll(() => {
-    sh('ip', ['-n', c.node, 'link', 'del', bridge], { allowFail: true });
+    run('ip', ['-n', c.node, 'link', 'del', bridge], { allowFail: true });
   });
 
   const defaults = (ns: string, family: '-4' | '-6') =>
@@ -308,8 +308,7 @@ describe('default-route on a secondary network, plexus-routed as the cluster net
     ['several gateways: both families, two IPv4 by increasing metric', ['10.98.0.1', '10.98.0.254', 'fd00:98::1'], ['10.98.0.1 net1', '10.98.0.254 net1 1'], ['fd00:98::1 net1 1024']],
   ])('%s: ADD moves the defaults to net1 (ip), CHECK passes, DEL cleans up', async (_t, gateways, want4, want6) => {
     const name = `s19-${Math.random().toString(16).slice(2, 8)}`;
-    c.writeManifests(`${name}.yaml`, [c.podManifest(name, [{ name: 'sec', 'default-route': gateways }])]);
-    await c.settle(700);
+    await c.writeManifests(`${name}.yaml`, [c.podManifest(name, [{ name: 'sec', 'default-route': gateways }])]);
     const pod = c.makePod();
     const cid = containerId();
     const call = { containerId: cid, netns: pod.path, pod: { name } };
@@ -326,7 +325,7 @@ describe('default-route on a secondary network, plexus-routed as the cluster net
     // CHECK still sees a real problem on the routed endpoint.
     const hostIf = add.json.interfaces[0].name;
     const v4 = add.json.ips.find((i: any) => i.address.includes('.')).address.split('/')[0];
-    sh('ip', ['-n', c.node, 'route', 'del', `${v4}/32`, 'dev', hostIf]);
+    run('ip', ['-n', c.node, 'route', 'del', `${v4}/32`, 'dev', hostIf]);
     expect((await c.cni('CHECK', call)).json.msg).toContain(`host route ${v4}/32 dev ${hostIf} is missing`);
     expect((await c.cni('DEL', call)).code).toBe(0);
   });

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, symlinkSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, ROOT, sh } from '../helpers/plexus-harness';
+import { TestCluster, ROOT, run } from '../helpers/plexus-harness';
 
 jest.setTimeout(180_000);
 
@@ -16,7 +16,7 @@ describe('podman (CNI backend) runs containers through Plexus', () => {
 
   beforeAll(async () => {
     c = await TestCluster.start();
-    c.writeManifests('nads.yaml', [c.nad('blue', { cniVersion: '1.0.0', type: 'bridge', bridge: 'br-blue', ipam: c.hostLocal('10.50.0.0/24') })]);
+    await c.writeManifests('nads.yaml', [c.nad('blue', { cniVersion: '1.0.0', type: 'bridge', bridge: 'br-blue', ipam: c.hostLocal('10.50.0.0/24') })]);
     const p = join(c.dir, 'podman');
     for (const d of ['cnibin', 'net.d', 'rootfs/bin', 'rootfs/proc', 'rootfs/sys', 'rootfs/dev', 'rootfs/etc']) mkdirSync(join(p, d), { recursive: true });
     for (const b of ['plexus', 'plexus-shim']) symlinkSync(join(ROOT, 'bin', b), join(p, 'cnibin', b));
@@ -27,26 +27,25 @@ describe('podman (CNI backend) runs containers through Plexus', () => {
       '[engine]', 'runtime = "runc"', 'cgroup_manager = "cgroupfs"', 'events_logger = "none"', '',
     ].join('\n'));
     writeFileSync(join(p, 'storage.conf'), ['[storage]', 'driver = "vfs"', `graphroot = "${p}/graph"`, `runroot = "${p}/run"`, ''].join('\n'));
-    sh('cp', ['/usr/bin/busybox', join(p, 'rootfs/bin/busybox')]);
+    run('cp', ['/usr/bin/busybox', join(p, 'rootfs/bin/busybox')]);
     for (const cmd of ['sh', 'ip', 'cat']) symlinkSync('busybox', join(p, 'rootfs/bin', cmd));
-    sh('tar', ['-C', join(p, 'rootfs'), '-cf', join(p, 'rootfs.tar'), '.']);
+    run('tar', ['-C', join(p, 'rootfs'), '-cf', join(p, 'rootfs.tar'), '.']);
     env = { ...process.env, CONTAINERS_CONF: join(p, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(p, 'storage.conf') };
-    sh('podman', ['import', join(p, 'rootfs.tar'), image], { env });
+    run('podman', ['import', join(p, 'rootfs.tar'), image], { env });
   });
 
   afterAll(async () => {
-    sh('podman', ['rm', '--all', '--force'], { env, allowFail: true });
-    sh('podman', ['system', 'reset', '--force'], { env, allowFail: true });
+    run('podman', ['rm', '--all', '--force'], { env, allowFail: true });
+    run('podman', ['system', 'reset', '--force'], { env, allowFail: true });
     await c.destroy();
   });
 
   test('a container named after a pod gets the cluster network and the pod\'s annotation networks', async () => {
     const name = `plxpod-${c.id}`;
-    c.writeManifests('pod.yaml', [c.podManifest(name, 'blue')]);
-    await c.settle(700);
-    const run = sh('podman', ['run', '--rm', '--name', name, '--network', 'plexus', image, 'ip', '-o', '-4', 'addr'], { env });
-    expect(run.stdout).toMatch(/eth0\s+inet 10\.99\.0\.\d+\/24/);
-    expect(run.stdout).toMatch(/net1\s+inet 10\.50\.0\.\d+\/24/);
+    await c.writeManifests('pod.yaml', [c.podManifest(name, 'blue')]);
+    const podman = run('podman', ['run', '--rm', '--name', name, '--network', 'plexus', image, 'ip', '-o', '-4', 'addr'], { env });
+    expect(podman.stdout).toMatch(/eth0\s+inet 10\.99\.0\.\d+\/24/);
+    expect(podman.stdout).toMatch(/net1\s+inet 10\.50\.0\.\d+\/24/);
     // --rm made podman DEL the sandbox: every address is released and no record is left.
     expect(c.leases()).toEqual([]);
     const records = join(c.stateDir, 'records');
@@ -54,9 +53,9 @@ describe('podman (CNI backend) runs containers through Plexus', () => {
   });
 
   test('a container no pod manifest describes gets the cluster network only', () => {
-    const run = sh('podman', ['run', '--rm', '--name', `plxlone-${c.id}`, '--network', 'plexus', image, 'ip', '-o', '-4', 'addr'], { env });
-    expect(run.stdout).toMatch(/eth0\s+inet 10\.99\.0\.\d+\/24/);
-    expect(run.stdout).not.toMatch(/net1/);
+    const podman = run('podman', ['run', '--rm', '--name', `plxlone-${c.id}`, '--network', 'plexus', image, 'ip', '-o', '-4', 'addr'], { env });
+    expect(podman.stdout).toMatch(/eth0\s+inet 10\.99\.0\.\d+\/24/);
+    expect(podman.stdout).not.toMatch(/net1/);
     expect(c.leases()).toEqual([]);
   });
 });
