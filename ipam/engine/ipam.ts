@@ -32,7 +32,8 @@ import { parseCidr } from '../model/address';
 import { type AddressRequest, allocateAny, allocateFixed, allocateIp } from './allocator';
 import type { Engine, EngineOptions } from './engine';
 import { Collector, type GcInput, type GcReport } from './gc';
-import { IpamMetrics, type MetricsSnapshot, type PoolUsage, toPrometheus } from './metrics';
+import type { Registry } from 'prom-client';
+import { IpamMetrics, type MetricsSnapshot, type PoolUsage, ipamRegistry } from './metrics';
 import { NodeBook } from './node-book';
 import { type Pool, type PoolSpec, parsePoolList } from '../model/pool';
 import type { PodAddress, PodRecord } from '../model/records';
@@ -81,7 +82,9 @@ export interface IpamOptions {
 }
 
 export class Ipam {
-  private readonly metricsState = new IpamMetrics();
+  private readonly metricsState: IpamMetrics;
+  /** The IPAM series for the daemon's /metrics (prom-client). */
+  readonly registry: Registry;
   private poolMap = new Map<string, Pool>();
   private lease!: NodeLease;
   private localLease!: NodeLease;
@@ -93,7 +96,15 @@ export class Ipam {
   /** Problems found by the last recovery, for operators. */
   warnings: string[] = [];
 
-  private constructor(private readonly opts: IpamOptions) {}
+  private constructor(private readonly opts: IpamOptions) {
+    this.metricsState = new IpamMetrics(opts.node);
+    this.registry = ipamRegistry(opts.node, {
+      metrics: this.metricsState,
+      writes: () => ({ shared: opts.shared.stats().writes, node: this.nodeStore.stats().writes }),
+      blocksExamined: () => this.engine.blocks.reserve.examined() + this.engine.blocks.room.examined(),
+      pools: () => this.pools(),
+    });
+  }
 
   static async open(opts: IpamOptions): Promise<Ipam> {
     const ipam = new Ipam(opts);
@@ -334,8 +345,9 @@ export class Ipam {
     });
   }
 
-  async metricsText(): Promise<string> {
-    return toPrometheus(await this.metrics(), this.opts.node);
+  /** Prometheus text of the IPAM series (the daemon merges `registry` into its own instead). */
+  metricsText(): Promise<string> {
+    return this.registry.metrics();
   }
 
   /** Stop. `leave: true` also ends the node's registration so other nodes may reclaim its blocks at once. */

@@ -1,8 +1,10 @@
 /**
  * Counters for operators and benchmarks: allocations, releases, how many allocations touched the shared
  * store, an allocation latency histogram (cumulative buckets, Prometheus style), pool utilisation.
- * Plain numbers here; the daemon decides how to expose them (`toPrometheus` is a ready-made text form).
+ * Plain numbers for tests and benchmarks (`snapshot`), and the same series as prom-client metrics on a
+ * registry of their own (`ipamRegistry`), which the daemon merges into its /metrics.
  */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Family } from '../model/address';
 
 /** Upper bounds in milliseconds. */
@@ -45,11 +47,22 @@ export class IpamMetrics {
   private readonly counts: number[] = LATENCY_BUCKETS_MS.map(() => 0);
   private count = 0;
   private sumMs = 0;
+  /** The same observations for Prometheus (prom-client keeps its own buckets); registered by ipamRegistry. */
+  readonly latency = new Histogram({
+    name: 'plexus_ipam_allocation_seconds',
+    help: 'Time to allocate the addresses of one request',
+    labelNames: ['node'],
+    buckets: LATENCY_BUCKETS_MS.map((ms) => ms / 1000),
+    registers: [],
+  });
+
+  constructor(private readonly node: string) {}
 
   observe(ms: number): void {
     this.count++;
     this.sumMs += ms;
     for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) if (ms <= (LATENCY_BUCKETS_MS[i] as number)) (this.counts[i] as number)++;
+    this.latency.observe({ node: this.node }, ms / 1000);
   }
 
   snapshot(extra: Pick<MetricsSnapshot, 'sharedWrites' | 'nodeWrites' | 'blocksExamined' | 'pools'>): MetricsSnapshot {
@@ -63,30 +76,48 @@ export class IpamMetrics {
   }
 }
 
-/** Prometheus text exposition of a snapshot. */
-export function toPrometheus(s: MetricsSnapshot, node: string): string {
-  const n = `node="${node}"`;
-  const lines = [
-    '# TYPE plexus_ipam_allocations_total counter',
-    `plexus_ipam_allocations_total{${n},result="ok"} ${s.allocations.ok}`,
-    `plexus_ipam_allocations_total{${n},result="failed"} ${s.allocations.failed}`,
-    `plexus_ipam_allocations_total{${n},result="retried"} ${s.allocations.retried}`,
-    '# TYPE plexus_ipam_releases_total counter',
-    `plexus_ipam_releases_total{${n}} ${s.releases}`,
-    '# TYPE plexus_ipam_fast_path_total counter',
-    `plexus_ipam_fast_path_total{${n}} ${s.fastPath}`,
-    '# TYPE plexus_ipam_store_writes_total counter',
-    `plexus_ipam_store_writes_total{${n},store="shared"} ${s.sharedWrites}`,
-    `plexus_ipam_store_writes_total{${n},store="node"} ${s.nodeWrites}`,
-    '# TYPE plexus_ipam_blocks_examined_total counter',
-    `plexus_ipam_blocks_examined_total{${n}} ${s.blocksExamined}`,
-    '# TYPE plexus_ipam_allocation_seconds histogram',
-  ];
-  s.latency.bucketsMs.forEach((b, i) => lines.push(`plexus_ipam_allocation_seconds_bucket{${n},le="${b / 1000}"} ${s.latency.counts[i]}`));
-  lines.push(`plexus_ipam_allocation_seconds_bucket{${n},le="+Inf"} ${s.latency.count}`);
-  lines.push(`plexus_ipam_allocation_seconds_sum{${n}} ${s.latency.sumMs / 1000}`);
-  lines.push(`plexus_ipam_allocation_seconds_count{${n}} ${s.latency.count}`);
-  lines.push('# TYPE plexus_ipam_pool_utilisation gauge');
-  for (const p of s.pools) lines.push(`plexus_ipam_pool_utilisation{${n},pool="${p.pool}",family="${p.family}"} ${p.utilisation}`);
-  return `${lines.join('\n')}\n`;
+/** What a scrape reads besides the plain counters. */
+export interface MetricsReader {
+  metrics: IpamMetrics;
+  writes(): { shared: number; node: number };
+  blocksExamined(): number;
+  pools(): Promise<PoolUsage[]>;
+}
+
+/**
+ * The IPAM series on a registry of their own: counters read the plain numbers when scraped (a scrape costs
+ * nothing on the allocation path), the latency histogram is observed as allocations happen.
+ */
+export function ipamRegistry(node: string, read: MetricsReader): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  const n = { node };
+  const m = read.metrics;
+  const counter = (name: string, help: string, labelNames: string[], values: () => [Record<string, string>, number][]) =>
+    new Counter({
+      name, help, labelNames: ['node', ...labelNames], registers,
+      collect() {
+        this.reset();
+        for (const [labels, v] of values()) this.inc({ ...n, ...labels }, v);
+      },
+    });
+  counter('plexus_ipam_allocations_total', 'Allocation requests by result', ['result'], () => [
+    [{ result: 'ok' }, m.allocations.ok], [{ result: 'failed' }, m.allocations.failed], [{ result: 'retried' }, m.allocations.retried],
+  ]);
+  counter('plexus_ipam_releases_total', 'Addresses released', [], () => [[{}, m.releases]]);
+  counter('plexus_ipam_fast_path_total', 'Addresses handed out from a reserve without a shared-store write', [], () => [[{}, m.fastPath]]);
+  counter('plexus_ipam_store_writes_total', 'Successful store commits', ['store'], () => {
+    const w = read.writes();
+    return [[{ store: 'shared' }, w.shared], [{ store: 'node' }, w.node]];
+  });
+  counter('plexus_ipam_blocks_examined_total', 'Owned blocks the allocator looked into', [], () => [[{}, read.blocksExamined()]]);
+  registry.registerMetric(m.latency);
+  new Gauge({
+    name: 'plexus_ipam_pool_utilisation', help: 'Held addresses over capacity, per pool and family', labelNames: ['node', 'pool', 'family'], registers,
+    async collect() {
+      this.reset();
+      for (const p of await read.pools()) this.set({ ...n, pool: p.pool, family: p.family }, p.utilisation);
+    },
+  });
+  return registry;
 }

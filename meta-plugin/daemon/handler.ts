@@ -21,6 +21,7 @@ import type { Runner } from '../runner/runner';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
 import type { ConfDir } from './conf-dir';
+import type { DaemonMetrics } from './metrics';
 import type { CniReply } from './server';
 
 export interface HandlerDeps {
@@ -31,6 +32,8 @@ export interface HandlerDeps {
   readonly registry: Registry;
   readonly confDir: ConfDir;
   readonly log: Logger;
+  /** Where each answered request is counted (`request(command, plugin, result, ms)`). */
+  readonly metrics: Pick<DaemonMetrics, 'request'>;
   /** Devices the device plugin gave a pod, per resource (the SR-IOV work implements the real lookup). */
   readonly devices: DeviceLookup;
   isReady(): boolean;
@@ -77,11 +80,15 @@ export class CniHandler {
       const r = req;
       log = log.child({ ...requestBindings(r), ...(invokedAs === 'plexus' ? {} : { plugin: invokedAs }) });
       const output = invokedAs === 'plexus' ? await this.serialised(r, () => this.dispatch(r, log)) : await this.builtin(invokedAs, r, log);
-      log.info({ ms: msSince(started) }, `${r.command} done`);
+      const ms = msSince(started);
+      log.info({ ms }, `${r.command} done`);
+      this.deps.metrics.request(r.command, invokedAs, 'ok', ms);
       return { ok: true, output };
     } catch (e) {
       const err = e instanceof PlexusError ? e : new PlexusError('Internal', errorText(e), { cause: e });
-      log.error({ code: err.code, cniCode: err.cniCode, err: err.message, ms: msSince(started) }, `${req?.command ?? env['CNI_COMMAND'] ?? 'request'} failed`);
+      const ms = msSince(started);
+      log.error({ code: err.code, cniCode: err.cniCode, err: err.message, ms }, `${req?.command ?? env['CNI_COMMAND'] ?? 'request'} failed`);
+      this.deps.metrics.request(req?.command ?? 'invalid', invokedAs, String(err.cniCode), ms);
       return { ok: false, error: err, cniVersion: errorVersion(req, configText) };
     } finally {
       this.active--;

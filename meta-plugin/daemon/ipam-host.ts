@@ -204,8 +204,6 @@ export class IpamHost {
         return JSON.stringify(await this.ipam.blocks(), null, 2);
       case 'v1/ipam/pods':
         return JSON.stringify(this.ipam.pods(), null, 2);
-      case 'metrics':
-        return this.ipam.metricsText();
       default:
         return undefined;
     }

@@ -28,6 +28,7 @@ import { drainDelQueue } from './del-queue-drain';
 import { CniHandler } from './handler';
 import { IpamHost } from './ipam-host';
 import { RoutedHost } from './routed-host';
+import { DaemonMetrics } from './metrics';
 import { listenUnix, removeStaleSocket } from './server';
 import { shimStateDirs } from './shim-state-dirs';
 
@@ -46,8 +47,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     routes: kernelRouteOps, linkExists: kernelLinkExists, deviceInfoDir: config.deviceInfoDir,
   });
   const confDir = new ConfDir(config.confDir, log.child({ component: 'confdir' }));
+  const metrics = new DaemonMetrics(config.nodeName, [ipam.ipam.registry]);
   const handler = new CniHandler({
-    config, source, runner, registry, confDir, log, devices: new NoDevices(),
+    config, source, runner, registry, confDir, log, metrics, devices: new NoDevices(),
     isReady: () => ready,
     afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
   });
@@ -58,6 +60,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     accepting: (name) => name === IPAM_PLUGIN_TYPE || ready,
     status: (ns, name) => source.getStatus(ns, name),
     view: async (name) => {
+      if (name === 'metrics') return metrics.text();
       if (name === 'v1/source') return JSON.stringify(source.describe(), null, 2);
       return name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam.view(name);
     },

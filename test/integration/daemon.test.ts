@@ -62,6 +62,27 @@ describe('plexusd process behaviour', () => {
     expect(r.code).toBe(0);
   });
 
+  test('plexusctl metrics: every answered request counted by command, plugin and result, with its latency, beside the IPAM series', async () => {
+    const scrape = () => run(PLEXUSCTL_BIN, ['metrics', '--socket', c.socket]).stdout;
+    const value = (text: string, series: string): number => Number(new RegExp(`^${series.replace(/[{}()|.+"]/g, (ch) => `\\${ch}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const node = (await import('node:os')).hostname();
+    const ok = `plexus_cni_requests_total{node="${node}",command="ADD",plugin="plexus",result="ok"}`;
+    const unknown = `plexus_cni_requests_total{node="${node}",command="CHECK",plugin="plexus",result="3"}`;
+    const before = scrape();
+    const pod = c.makePod();
+    const id = containerId();
+    expect((await c.cni('ADD', { containerId: id, netns: pod.path })).code).toBe(0);
+    expect((await c.cni('CHECK', { containerId: containerId(), netns: pod.path })).json.code).toBe(3); // unknown container
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path })).code).toBe(0);
+    const after = scrape();
+    expect(value(after, ok) - value(before, ok)).toBe(1);
+    expect(value(after, unknown) - value(before, unknown)).toBe(1);
+    const count = (t: string) => [...t.matchAll(/^plexus_cni_request_seconds_count\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+    expect(count(after) - count(before)).toBe(3);
+    expect(after).toMatch(/^# TYPE plexus_ipam_allocations_total counter$/m);
+    expect(after).toMatch(/^# TYPE plexus_ipam_allocation_seconds histogram$/m);
+  });
+
   test('SIGTERM lets a request in flight finish, then the daemon exits', async () => {
     await c.writeManifests('pod-slow.yaml', [c.podManifest('slowpod', 'slow')]);
     const pod = c.makePod();
