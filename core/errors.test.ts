@@ -14,6 +14,48 @@ const SPEC_CODES: Partial<Record<ErrorKind, number>> = {
   Degraded: 51,
 };
 
+// Issue 13: every code pinned to its number, written out here and not derived from the table under test, so a
+// renumbering (which runtimes and operators would see) fails. Append a row for a new kind; never edit one.
+const PINNED: Record<ErrorKind, [string, number]> = {
+  IncompatibleVersion: ['PLX_INCOMPATIBLE_VERSION', 1],
+  UnsupportedField: ['PLX_UNSUPPORTED_FIELD', 2],
+  UnknownContainer: ['PLX_UNKNOWN_CONTAINER', 3],
+  InvalidEnv: ['PLX_INVALID_ENV', 4],
+  IoFailure: ['PLX_IO_FAILURE', 5],
+  DecodeFailure: ['PLX_DECODE_FAILURE', 6],
+  InvalidConfig: ['PLX_INVALID_CONFIG', 7],
+  TryAgainLater: ['PLX_TRY_AGAIN_LATER', 11],
+  NotAvailable: ['PLX_NOT_AVAILABLE', 50],
+  Degraded: ['PLX_DEGRADED', 51],
+  NetworkNotFound: ['PLX_NETWORK_NOT_FOUND', 100],
+  DelegateFailed: ['PLX_DELEGATE_FAILED', 101],
+  CapabilityMissing: ['PLX_CAPABILITY_MISSING', 102],
+  InterfaceConflict: ['PLX_INTERFACE_CONFLICT', 103],
+  NetworkNotAllowed: ['PLX_NETWORK_NOT_ALLOWED', 104],
+  DelegateTimeout: ['PLX_DELEGATE_TIMEOUT', 105],
+  DaemonUnreachable: ['PLX_DAEMON_UNREACHABLE', 106],
+  DeleteIncomplete: ['PLX_DELETE_INCOMPLETE', 107],
+  CheckFailed: ['PLX_CHECK_FAILED', 108],
+  PodMismatch: ['PLX_POD_MISMATCH', 109],
+  DeviceUnavailable: ['PLX_DEVICE_UNAVAILABLE', 110],
+  KernelFailure: ['PLX_KERNEL_FAILURE', 111],
+  InvalidAnnotation: ['PLX_INVALID_ANNOTATION', 112],
+  PoolExhausted: ['PLX_POOL_EXHAUSTED', 113],
+  AddressConflict: ['PLX_ADDRESS_CONFLICT', 114],
+  StoreConflict: ['PLX_STORE_CONFLICT', 115],
+  Internal: ['PLX_INTERNAL', 999],
+};
+
+test('the table holds exactly the pinned kinds, codes and numbers', () => {
+  expect(Object.fromEntries(Object.entries(ERROR_KINDS).map(([k, v]) => [k, [v.code, v.cni]]))).toEqual(PINNED);
+});
+
+test('the README lists every CNI code with its meaning', () => {
+  const readme = require('node:fs').readFileSync(require('node:path').join(__dirname, '../README.md'), 'utf8') as string;
+  const section = readme.slice(readme.indexOf('### Error codes'), readme.indexOf('### plexusctl'));
+  for (const [, cni] of Object.values(PINNED)) expect(section).toMatch(new RegExp(`\\b${cni}\\b`));
+});
+
 const ENTRIES = Object.entries(ERROR_KINDS) as [ErrorKind, { code: string; cni: number }][];
 const ROWS = ENTRIES.map(([kind, { code, cni }]) => ({ kind, code, cni }));
 
