@@ -3,7 +3,8 @@
  * one plexusd per node sharing one IPAM store), pods on both nodes, in native and VXLAN modes, IPv4 and IPv6.
  * Witnesses: `ip route` / `ip neigh` / `bridge fdb` on the nodes, `ping` and `iperf3` between pods.
  */
-import { Cluster, type Pod } from '../../hack/cluster';
+import { join } from 'node:path';
+import { Cluster, REPO_ROOT, type Pod } from '../../hack/cluster';
 import { eventually } from '../helpers/eventually';
 import { explained } from '../helpers/explained';
 
@@ -82,6 +83,42 @@ describe.each([
     expect(c.ping(b1!.netns, a1!.ipv6!)).toBe(true);
     expect(await tcp(c, a1!, b1!, b1!.ipv4!, 5412)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
     expect(await tcp(c, b1!, a1!, a1!.ipv6!, 5413)).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+  });
+
+  // Issue 13: which path cross-node packets take. With from_pod, a pod's packet to another node is looked up in
+  // the FIB and redirected to the underlay (or VXLAN) device by the program: its `routed` counter grows by the
+  // packets sent, and the node's IP stack forwards none of them (only the replies, which arrive on eth0 where
+  // no program runs). On kernel routing alone the stack forwards both directions. Witness for the stack:
+  // the node's own forwarding counters (/proc/net/snmp, /proc/net/snmp6).
+  clusterTest('across nodes: the path taken (from_pod FIB redirect, or kernel forwarding)', async () => {
+    const [a1, , b1] = pods;
+    const n1 = c.node('n1');
+    const hostIf = a1!.result.interfaces![0]!.name;
+    const forwarded = (): { 4: number; 6: number } => {
+      const snmp = c.exec(n1.netns, 'cat', ['/proc/net/snmp']).stdout.split('\n').filter((l) => l.startsWith('Ip:'));
+      const v4 = Number(snmp[1]!.split(/\s+/)[snmp[0]!.split(/\s+/).indexOf('ForwDatagrams')]);
+      const v6 = Number(/^Ip6OutForwDatagrams\s+(\d+)/m.exec(c.exec(n1.netns, 'cat', ['/proc/net/snmp6']).stdout)![1]);
+      return { 4: v4, 6: v6 };
+    };
+    const routedCount = (): number | undefined => {
+      const view = JSON.parse(c.exec(n1.netns, join(REPO_ROOT, 'bin/plexusctl'), ['--socket', n1.socket, 'routed']).stdout);
+      return view.endpoints.find((e: { hostIf: string }) => e.hostIf === hostIf)?.counters?.routed;
+    };
+    await eventually('cross-node ping', () => c.ping(a1!.netns, b1!.ipv4!, 1) && c.ping(a1!.netns, b1!.ipv6!, 1));
+    const N = 10;
+    for (const family of [4, 6] as const) {
+      const [fwd0, routed0] = [forwarded()[family], routedCount() ?? 0];
+      const dst = family === 4 ? b1!.ipv4! : b1!.ipv6!;
+      expect(c.exec(a1!.netns, 'ping', ['-c', String(N), '-i', '0.05', '-W', '1', dst], { allowFail: true }).stdout).toContain(`${N} received`);
+      const stack = forwarded()[family] - fwd0;
+      if (ebpf) {
+        expect((routedCount() ?? 0) - routed0).toBeGreaterThanOrEqual(N);
+        expect(stack).toBeLessThanOrEqual(N); // the replies only
+      } else {
+        expect(routedCount()).toBeUndefined(); // no program, no counters
+        expect(stack).toBeGreaterThanOrEqual(2 * N); // requests and replies
+      }
+    }
   });
 
   clusterTest('a block claimed later is routed by the other node as it happens; DEL leaves the node clean', async () => {

@@ -9,6 +9,7 @@ import { rmSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerId, ipJson, ROOT, runProcess, run, TestCluster } from '../helpers/plexus-harness';
 import { eventually } from '../helpers/eventually';
+import { Background } from '../../hack/cluster';
 
 const POOL = { name: 'pods', cidrs: ['10.97.0.0/16', 'fd00:97::/56'], blockSize: { v4: 26, v6: 122 } };
 const clusterNetwork = (extra: Record<string, unknown> = {}) => ({
@@ -86,6 +87,47 @@ function tcAttached(ifName: string): boolean {
   return r.code === 0 && r.stdout.includes('from_pod');
 }
 
+/**
+ * Packets from `spoofed` that a capture in `receiver` sees while `sender` pings `dst` from that address three
+ * times (tcpdump, an independent witness, started and known to listen before the first packet).
+ */
+async function spoofedSeenBy(sender: string, receiver: string, dst: string, spoofed: string, prefix: string, addrFlags: string[]): Promise<number> {
+  run('ip', ['-n', sender, 'addr', 'add', `${spoofed}${prefix}`, 'dev', 'eth0', ...addrFlags]);
+  const cap = new Background('ip', ['netns', 'exec', receiver, 'tcpdump', '-i', 'eth0', '-n', '-l', '-p', 'src', spoofed]);
+  try {
+    await eventually('tcpdump listening', () => cap.output.includes('listening on'), 10_000, 20);
+    ping(sender, dst, ['-I', spoofed, '-c', '3']);
+    run('ip', ['netns', 'exec', receiver, 'ping', '-c', '1', '-W', '1', '127.0.0.1'], { allowFail: true }); // let the capture drain
+  } finally {
+    await cap.stop();
+  }
+  return cap.output.split('\n').filter((l) => l.includes(`${spoofed} >`)).length;
+}
+
+/** Two pods attached by a runtime running bin/plexus-routed with a standalone network config. */
+type StandalonePod = Pod & { del(): Promise<unknown> };
+
+async function standalonePair(extra: Record<string, unknown>): Promise<[StandalonePod, StandalonePod]> {
+  const conf = { cniVersion: '1.1.0', name: `standalone-${Math.random().toString(16).slice(2, 6)}`, type: 'plexus-routed', socketPath: c.socket, ipam: { type: 'plexus-ipam', pool: 'pods' }, ...extra };
+  const out: StandalonePod[] = [];
+  for (let i = 0; i < 2; i++) {
+    const p = c.makePod();
+    const cid = containerId();
+    const call = (cmd: string) => runProcess('ip', ['netns', 'exec', c.node, join(ROOT, 'bin/plexus-routed')], {
+      PATH: process.env['PATH']!, CNI_COMMAND: cmd, CNI_CONTAINERID: cid, CNI_NETNS: p.path, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
+    }, JSON.stringify(conf));
+    const add = await call('ADD');
+    expect(add.code).toBe(0);
+    const ips = add.json.ips.map((x: { address: string }) => x.address.split('/')[0]);
+    out.push({
+      ns: p.name, cid, name: p.name, hostIf: add.json.interfaces[0].name,
+      v4: ips.find((x: string) => x.includes('.')), v6: ips.find((x: string) => x.includes(':')),
+      del: () => call('DEL'),
+    });
+  }
+  return [out[0]!, out[1]!];
+}
+
 beforeAll(async () => {
   pinDir = `/sys/fs/bpf/plexus/plxt-routed-${process.pid}`;
   c = await TestCluster.start({ clusterNetwork: clusterNetwork(), daemon: daemonConfig() });
@@ -149,6 +191,31 @@ describe('plexus-routed on one node', () => {
     expect(view.endpoints.find((e: any) => e.hostIf === a.hostIf)).toMatchObject({ ebpf: true, addresses: [`${a.v4}/32`, `${a.v6}/128`], counters: { spoofed_packets: s.spoofedPackets } });
     await del(a);
     await del(b);
+  });
+
+  // Issue 13: the drop is proven at the receiver. A capture in the destination pod sees no packet from a spoofed
+  // source when the sender's endpoint runs from_pod, and sees them when the same topology runs on kernel
+  // routing alone (ebpf: false, reverse-path filtering off in the node so the kernel forwards them): so it is
+  // the eBPF source check, not a missing route back, that stops them. IPv4 and IPv6.
+  describe.each([
+    ['IPv4', '10.97.255.250', '/32', (p: Pod) => p.v4, []],
+    ['IPv6', 'fd00:97:ff::fa', '/128', (p: Pod) => p.v6, ['nodad']],
+  ] as const)('anti-spoofing at the receiver, %s', (_family, spoofed, prefix, dst, addrFlags) => {
+    test('from_pod on: the destination pod never sees a spoofed packet', async () => {
+      const [a, b] = [await addPod(), await addPod()];
+      expect(await spoofedSeenBy(a.ns, b.ns, dst(b), spoofed, prefix, [...addrFlags])).toBe(0);
+      expect(stats(hostIndex(a.hostIf))!.spoofedPackets).toBeGreaterThanOrEqual(3);
+      await del(a);
+      await del(b);
+    });
+
+    test('ebpf: false: the same packets reach the destination pod', async () => {
+      const [a, b] = await standalonePair({ ebpf: false });
+      run('ip', ['netns', 'exec', c.node, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0', `net.ipv4.conf.${a.hostIf}.rp_filter=0`]);
+      expect(await spoofedSeenBy(a.ns, b.ns, dst(b), spoofed, prefix, [...addrFlags])).toBeGreaterThanOrEqual(3);
+      await a.del();
+      await b.del();
+    });
   });
 
   test('CHECK passes on a healthy pod and reports a deleted route and a detached program', async () => {
