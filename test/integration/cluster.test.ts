@@ -99,6 +99,21 @@ describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => 
     expect(got.v4).toEqual(expect.arrayContaining([expect.stringMatching(/^10\.77\.0\./)]));
   });
 
+  test('a StatefulSet pod gets its cluster addresses back in a new sandbox; a pod of no StatefulSet does not', async () => {
+    const d = pods['d']!;
+    const spec = { name: 'd', annotations: { 'k8s.v1.cni.cncf.io/networks': 'extra' }, ownerStatefulSet: 'db' };
+    await c.delPod(d);
+    pods['d'] = await c.addPod('n2', spec);
+    // Witness: the kernel's addresses on eth0 in the new sandbox.
+    expect([pods['d'].ipv4, pods['d'].ipv6]).toEqual([d.ipv4, d.ipv6]);
+    const e = await c.addPod('n2', { name: 'e' });
+    await c.delPod(e);
+    const e2 = await c.addPod('n2', { name: 'e' });
+    // Released addresses are handed out last (oldest release first): a plain pod gets fresh ones.
+    expect(e2.ipv4).not.toBe(e.ipv4);
+    await c.delPod(e2);
+  });
+
   test('CHECK of an attached pod succeeds', async () => {
     const out = await c.checkPod(pods['a']!);
     expect(out).toMatchObject({ code: 0, stdout: '' });

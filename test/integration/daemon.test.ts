@@ -2,7 +2,7 @@
  * plexusd as a process: its socket, health endpoints, start-up and shutdown behaviour, limits, and how it
  * treats bad manifests and configs. Real daemon, real netns, Debian's reference plugins.
  */
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TestCluster, containerId, ipJson, run, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
@@ -81,6 +81,78 @@ describe('plexusd process behaviour', () => {
     expect(count(after) - count(before)).toBe(3);
     expect(after).toMatch(/^# TYPE plexus_ipam_allocations_total counter$/m);
     expect(after).toMatch(/^# TYPE plexus_ipam_allocation_seconds histogram$/m);
+  });
+
+  /**
+   * A delegate that logs when each of its runs starts and ends (per container, nanoseconds), sleeping in
+   * between, then lets Debian's bridge do the work: the witness for what ran at the same time.
+   */
+  function writeTimedPlugin(): string {
+    const log = join(c.dir, 'timed.log');
+    const path = join(slowDir, 'timedbridge');
+    writeFileSync(path, [
+      '#!/bin/sh',
+      `echo "$CNI_CONTAINERID start $(date +%s%N)" >> ${log}`,
+      'sleep 0.4',
+      'out=$(/usr/lib/cni/bridge); rc=$?',
+      `echo "$CNI_CONTAINERID end $(date +%s%N)" >> ${log}`,
+      'printf "%s" "$out"; exit $rc',
+    ].join('\n'));
+    chmodSync(path, 0o755);
+    writeFileSync(log, '');
+    return log;
+  }
+
+  /** [start, end] of each container's delegate runs, from the timed plugin's log. */
+  function intervals(log: string): Map<string, [number, number]> {
+    const out = new Map<string, [number, number]>();
+    for (const line of readFileSync(log, 'utf8').split('\n').filter(Boolean)) {
+      const [id, what, t] = line.split(' ') as [string, string, string];
+      const cur = out.get(id) ?? [0, 0];
+      cur[what === 'start' ? 0 : 1] = Number(BigInt(t) / 1000n) / 1000; // ms
+      out.set(id, cur);
+    }
+    return out;
+  }
+  const overlap = (a: [number, number], b: [number, number]) => a[0] < b[1] && b[0] < a[1];
+
+  /** ADD `pods` (name, container) all at once; every ADD must succeed. Returns a DEL for all of them. */
+  async function addAtOnce(pods: { name: string; id: string }[]): Promise<() => Promise<void>> {
+    await c.writeManifests('pods-timed.yaml', [...new Set(pods.map((p) => p.name))].map((n) => c.podManifest(n, 'timed')));
+    const netns = pods.map(() => c.makePod());
+    const outs = await Promise.all(pods.map((p, i) => c.cni('ADD', { containerId: p.id, netns: netns[i]!.path, pod: { name: p.name } })));
+    expect(outs.map((o) => o.code)).toEqual(pods.map(() => 0));
+    return async () => {
+      for (const [i, p] of pods.entries()) expect((await c.cni('DEL', { containerId: p.id, netns: netns[i]!.path, pod: { name: p.name } })).code).toBe(0);
+    };
+  }
+
+  test('S34: different pods are attached in parallel; one pod\'s requests run one at a time', async () => {
+    const log = writeTimedPlugin();
+    await c.writeManifests('nad-timed.yaml', [c.nad('timed', { cniVersion: '1.0.0', type: 'timedbridge', bridge: 'br-timed', ipam: c.hostLocal('10.72.0.0/24') })]);
+    const parallel = ['par0', 'par1', 'par2', 'par3'].map((name) => ({ name, id: containerId() }));
+    const solo = [{ name: 'solo', id: containerId() }, { name: 'solo', id: containerId() }];
+    const delAll = await addAtOnce([...parallel, ...solo]);
+    const t = intervals(log);
+    // Every pair of different pods' delegate runs overlapped in time...
+    for (const a of parallel) for (const b of parallel) if (a !== b) expect(overlap(t.get(a.id)!, t.get(b.id)!)).toBe(true);
+    // ...and the two sandboxes of one pod never did (S34: one pod's requests are serialised).
+    expect(overlap(t.get(solo[0]!.id)!, t.get(solo[1]!.id)!)).toBe(false);
+    await delAll();
+  });
+
+  test('limits.maxConcurrentRequests: 1 answers different pods one at a time', async () => {
+    await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'], limits: { maxConcurrentRequests: 1 } });
+    try {
+      const log = writeTimedPlugin();
+      const pods = ['lim0', 'lim1', 'lim2'].map((name) => ({ name, id: containerId() }));
+      const delAll = await addAtOnce(pods);
+      const t = intervals(log);
+      for (const a of pods) for (const b of pods) if (a !== b) expect(overlap(t.get(a.id)!, t.get(b.id)!)).toBe(false);
+      await delAll();
+    } finally {
+      await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'] });
+    }
   });
 
   test('SIGTERM lets a request in flight finish, then the daemon exits', async () => {

@@ -56,6 +56,11 @@ function ping(ns: string, dst: string, opts: string[] = []): boolean {
   return run('ip', ['netns', 'exec', ns, 'ping', '-c', '2', '-i', '0.2', '-W', '1', ...opts, dst], { allowFail: true }).code === 0;
 }
 
+/** The addresses the IPAM service holds for a container (plexusctl ipam pods: the IPAM store's pod records). */
+const ipamHeld = (cid: string): string[] =>
+  (JSON.parse(run(join(ROOT, 'bin/plexusctl'), ['--socket', c.socket, 'ipam', 'pods']).stdout) as { addresses: { containerId: string; ip: string }[] }[])
+    .flatMap((p) => p.addresses.filter((a) => a.containerId === cid).map((a) => a.ip));
+
 const hostIndex = (ifName: string): number => ipJson(c.node, ['link', 'show', ifName])[0].ifindex;
 
 /** endpoint_stats of one host veth, decoded from bpftool's raw bytes and summed over CPUs. */
@@ -231,9 +236,10 @@ describe('plexus-routed on one node', () => {
     await del(p);
   });
 
-  test('DEL leaves nothing behind (link, routes, map entries, stats, record) and is idempotent', async () => {
+  test('DEL leaves nothing behind (link, routes, map entries, stats, record, IPAM addresses) and is idempotent', async () => {
     const p = await addPod();
     const index = hostIndex(p.hostIf);
+    expect(ipamHeld(p.cid).sort()).toEqual([p.v4, p.v6].sort());
     for (let i = 0; i < 3; i++) expect(await del(p)).toMatchObject({ code: 0 });
     expect(run('ip', ['-n', c.node, 'link', 'show', p.hostIf], { allowFail: true }).code).not.toBe(0);
     expect(ipJson(c.node, ['route', 'show', `${p.v4}/32`])).toEqual([]);
@@ -242,15 +248,18 @@ describe('plexus-routed on one node', () => {
     expect(stats(index)).toBeUndefined();
     expect(readdirSync(join(c.stateDir, 'routed')).filter((f) => f.startsWith(p.hostIf))).toEqual([]);
     expect(ipJson(p.ns, ['link', 'show']).map((l: any) => l.ifname)).toEqual(['lo']);
+    expect(ipamHeld(p.cid)).toEqual([]);
   });
 
   test('DEL after the pod netns is gone still succeeds and releases the addresses', async () => {
     const p = await addPod();
+    expect(ipamHeld(p.cid)).toHaveLength(2);
     run('ip', ['netns', 'del', p.ns]);
     expect(await c.cni('DEL', { containerId: p.cid, netns: '', pod: { name: p.name } })).toMatchObject({ code: 0 });
-    const again = await addPod();
-    expect(mapAddresses()).not.toContain(p.v4 === again.v4 ? '' : p.v4);
-    await del(again);
+    expect(ipamHeld(p.cid)).toEqual([]);
+    expect(mapAddresses()).not.toContain(p.v4);
+    expect(ipJson(c.node, ['route', 'show', `${p.v4}/32`])).toEqual([]);
+    run('ip', ['netns', 'add', p.ns]); // the harness removes its pods by name
   });
 
   test('GC removes the endpoints of attachments the runtime no longer lists, and keeps the others', async () => {
