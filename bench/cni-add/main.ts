@@ -8,7 +8,7 @@
  * Goal (issue 2): Plexus overhead p50 <= 10 ms, p99 <= 25 ms.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -79,8 +79,12 @@ async function must(p: Promise<Run>, what: string): Promise<Run> {
 
 const plexusConf = JSON.stringify({ cniVersion: '1.0.0', name: 'plexus', type: 'plexus', socketPath: socket, stateDir: join(dir, 'state') });
 
-async function plexusCycle(netns: string, pod: string): Promise<[number, number]> {
+/** Container IDs of the measured Plexus ADDs, for the breakdown. */
+const measured = new Set<string>();
+
+async function plexusCycle(netns: string, pod: string, record: boolean): Promise<[number, number]> {
   const cid = randomBytes(32).toString('hex');
+  if (record) measured.add(cid);
   const t0 = performance.now();
   await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', cid, netns, 'eth0', pod), plexusConf), 'plexus ADD');
   const t1 = performance.now();
@@ -111,7 +115,7 @@ function makeNetns(name: string): string {
 }
 
 async function startDaemon(): Promise<ChildProcess> {
-  const config = { socketPath: socket, stateDir: join(dir, 'state'), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', source: { type: 'file', dir: join(dir, 'manifests') }, logLevel: 'warn' };
+  const config = { socketPath: socket, stateDir: join(dir, 'state'), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', source: { type: 'file', dir: join(dir, 'manifests') }, logLevel: 'debug' }; // debug: the per-delegate timings the breakdown reads
   writeFileSync(join(dir, 'plexusd.json'), JSON.stringify(config));
   const log = openSync(join(dir, 'plexusd.log'), 'a');
   const env = { PATH: process.env['PATH'] ?? '' };
@@ -155,7 +159,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < WARMUP + ITERATIONS; i++) {
       const order = i % 2 === 0 ? ['plexus', 'direct'] : ['direct', 'plexus'];
       for (const which of order) {
-        const [a, d] = which === 'plexus' ? await plexusCycle(podA, 'bench') : await directCycle(podB);
+        const [a, d] = which === 'plexus' ? await plexusCycle(podA, 'bench', i >= WARMUP) : await directCycle(podB);
         if (i < WARMUP) continue;
         const into = which === 'plexus' ? plexus : ref;
         into.add.push(a);
@@ -164,12 +168,13 @@ async function main(): Promise<void> {
       }
       if ((i + 1) % 20 === 0) process.stderr.write(`  ${i + 1 - WARMUP}/${ITERATIONS}\n`);
     }
+    const breakdown = addBreakdown(readFileSync(join(dir, 'plexusd.log'), 'utf8'));
     process.stderr.write(`cni-add: attaching ${PODS_FOR_RSS} pods for the RSS figure\n`);
     const pods = rssPods.map((name) => ({ name, path: makeNetns(`plxb-${id}-${name}`), cid: randomBytes(32).toString('hex') }));
     for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', p.cid, p.path, 'eth0', p.name), plexusConf), `ADD ${p.name}`);
     const rssPodsMiB = rssMiB(daemon.pid!);
     for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('DEL', p.cid, p.path, 'eth0', p.name), plexusConf), `DEL ${p.name}`);
-    report(plexus, ref, rssIdle, rssPodsMiB);
+    report(plexus, ref, rssIdle, rssPodsMiB, breakdown);
   } finally {
     daemon.kill('SIGTERM');
     for (const ns of createdNetns.reverse()) run('ip', ['netns', 'del', ns], { allowFail: true });
@@ -177,7 +182,28 @@ async function main(): Promise<void> {
   }
 }
 
-function report(plexus: Record<string, number[]>, ref: Record<string, number[]>, rssIdle: number, rssPods: number): void {
+interface Breakdown {
+  /** Per measured ADD: the daemon's own time for the request, and its delegates' (spawn to exit). */
+  daemon: number[];
+  delegates: number[];
+}
+
+/** From plexusd's debug log: each measured ADD's total ("ADD done") and its delegates ("delegate returned"). */
+function addBreakdown(log: string): Breakdown {
+  const total = new Map<string, number>();
+  const delegates = new Map<string, number>();
+  for (const line of log.split('\n')) {
+    if (!line.includes('"cmd":"ADD"')) continue;
+    const e = JSON.parse(line) as { containerId?: string; msg: string; ms?: number };
+    if (!e.containerId || !measured.has(e.containerId) || e.ms === undefined) continue;
+    if (e.msg === 'ADD done') total.set(e.containerId, e.ms);
+    if (e.msg === 'delegate returned') delegates.set(e.containerId, (delegates.get(e.containerId) ?? 0) + e.ms);
+  }
+  const ids = [...total.keys()].filter((k) => delegates.has(k));
+  return { daemon: ids.map((k) => total.get(k)!), delegates: ids.map((k) => delegates.get(k)!) };
+}
+
+function report(plexus: Record<string, number[]>, ref: Record<string, number[]>, rssIdle: number, rssPods: number, breakdown: Breakdown): void {
   const rows: (string | number)[][] = [];
   const json: Record<string, unknown> = { iterations: ITERATIONS, networksPerPod: 3, unit: 'ms' };
   for (const k of ['add', 'del', 'cycle']) {
@@ -187,6 +213,18 @@ function report(plexus: Record<string, number[]>, ref: Record<string, number[]>,
     rows.push([k.toUpperCase(), round(r.p50, 1), round(p.p50, 1), round(p.p50 - r.p50, 1), round(p.p50 / r.p50), round(r.p99, 1), round(p.p99, 1), round(p.p99 - r.p99, 1), round(p.p99 / r.p99)]);
   }
   json['rssMiB'] = { idle: round(rssIdle, 1), withPods: round(rssPods, 1), pods: PODS_FOR_RSS };
+  // Where an ADD's overhead goes, at p50: outside the daemon (the forwarder's exec, the socket round trip),
+  // the daemon's own work (parse, plan, two durable record writes, default route, status), and what the
+  // delegates cost when the daemon spawns them beyond what they cost run directly.
+  const own = breakdown.daemon.map((t, i) => t - breakdown.delegates[i]!);
+  const b = {
+    samples: breakdown.daemon.length,
+    outsideDaemonP50: summarize(plexus['add']!).p50 - summarize(breakdown.daemon).p50,
+    daemonOwnP50: summarize(own).p50,
+    delegatesP50: summarize(breakdown.delegates).p50,
+    delegatesBeyondDirectP50: summarize(breakdown.delegates).p50 - summarize(ref['add']!).p50,
+  };
+  json['addBreakdown'] = b;
   const add = json['add'] as { overheadP50: number; overheadP99: number };
   json['goals'] = { overheadP50Ms: 10, overheadP99Ms: 25, metP50: add.overheadP50 <= 10, metP99: add.overheadP99 <= 25 };
   const md =
@@ -194,6 +232,10 @@ function report(plexus: Record<string, number[]>, ref: Record<string, number[]>,
     `${ITERATIONS} iterations each, alternating; milliseconds. "direct" runs the same reference plugins in sequence ` +
     `as a runtime would; "plexus" goes through bin/plexus and plexusd.\n\n` +
     mdTable(['op', 'direct p50', 'plexus p50', 'overhead p50', 'ratio p50', 'direct p99', 'plexus p99', 'overhead p99', 'ratio p99'], rows) +
+    `\nWhere the ADD overhead goes (p50, ms, from plexusd's own timings of ${b.samples} ADDs): outside the daemon ` +
+    `(bin/plexus exec, socket) ${round(b.outsideDaemonP50, 1)}; the daemon's own work (parse, plan, two durable ` +
+    `record writes, default route, status) ${round(b.daemonOwnP50, 1)}; the three delegates spawned by the daemon ` +
+    `${round(b.delegatesP50, 1)}, ${round(b.delegatesBeyondDirectP50, 1)} more than run directly.\n` +
     `\nplexusd RSS: ${round(rssIdle, 1)} MiB idle, ${round(rssPods, 1)} MiB with ${PODS_FOR_RSS} pods attached.\n` +
     `Goal (ADD overhead): p50 <= 10 ms ${add.overheadP50 <= 10 ? 'met' : 'NOT met'}, p99 <= 25 ms ${add.overheadP99 <= 25 ? 'met' : 'NOT met'}.\n\n![ADD latency CDF](cni-add.svg)\n`;
   const paths = writeResults('cni-add', json, md);
