@@ -2,7 +2,7 @@
  * plexusd as a process: its socket, health endpoints, start-up and shutdown behaviour, limits, and how it
  * treats bad manifests and configs. Real daemon, real netns, Debian's reference plugins.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TestCluster, containerId, ipJson, run, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
@@ -171,6 +171,40 @@ describe('plexusd process behaviour', () => {
     expect(c.leases()).toEqual([]);
   });
 
+  test('limits.shutdownGraceSeconds: SIGTERM waits for a request in flight no longer than that, then exits', async () => {
+    let cleanup = async (): Promise<void> => undefined;
+    // A delegate that outlives the 1 s grace (but not the delegate timeout) and says when it is done.
+    const finished = join(c.dir, 'grace.finished');
+    writeFileSync(join(slowDir, 'gracebridge'), `#!/bin/sh\ntouch "${slowDir}/started.$CNI_COMMAND"\nsleep 4\ntouch ${finished}\nexec /usr/lib/cni/bridge\n`);
+    chmodSync(join(slowDir, 'gracebridge'), 0o755);
+    await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'], limits: { shutdownGraceSeconds: 1 } });
+    try {
+      await c.writeManifests('pod-grace.yaml', [
+        c.nad('grace', { cniVersion: '1.0.0', type: 'gracebridge', bridge: 'br-grace', ipam: c.hostLocal('10.74.0.0/24') }),
+        c.podManifest('gracepod', 'grace'),
+      ]);
+      const pod = c.makePod();
+      const id = containerId();
+      const pending = c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'gracepod' }, config: c.plexusConfig('1.1.0', { readinessTimeoutSeconds: 0 }) });
+      await slowPluginStarted(slowDir, 'ADD');
+      await c.stopDaemon('SIGTERM');
+      cleanup = async () => {
+        // As a runtime does after a failed ADD (CNI 2.2): DEL, once the orphaned delegate has finished.
+        await eventually('the orphaned delegate to finish', () => c.leases().some((l) => l.startsWith('grace/')), 20_000, 100);
+        expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'gracepod' } })).code).toBe(0);
+        expect(c.leases()).toEqual([]);
+      };
+      // The daemon is gone while its delegate is still running: it did not wait for the request to end.
+      expect(existsSync(finished)).toBe(false);
+      expect(c.log()).toContain('shutting down: finishing requests in flight');
+      // The runtime's ADD did not succeed: its connection was closed and the shim found no ready daemon (11).
+      expect((await pending).json?.code).toBe(11);
+    } finally {
+      await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'] });
+      await cleanup();
+    }
+  });
+
   test('a delegate slower than limits.delegateTimeoutSeconds is killed: error 105, ADD rolled back', async () => {
     await c.restartDaemon({ binDirs: [slowDir, '/usr/lib/cni'], limits: { delegateTimeoutSeconds: 1 } });
     await c.writeManifests('pod-timeout.yaml', [c.podManifest('timeoutpod', 'fast, slow')]);
@@ -235,6 +269,75 @@ describe('plexusd process behaviour', () => {
     const r = spawnSync(process.execPath, [PLEXUSD_BIN, '--config', path], { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).toBe(2);
     expect(r.stdout + r.stderr).toContain(field);
+  });
+});
+
+// DESIGN decision 2: a queued DEL is never lost. One that fails when replayed stays queued and is retried; one
+// that can never be replayed (unreadable, or not a valid request) is moved aside with the reason.
+describe('replaying the DEL queue', () => {
+  let c: TestCluster;
+  const queueDir = () => join(c.stateDir, 'del-queue');
+  const queued = (): string[] => readdirSync(queueDir()).filter((f) => f.endsWith('.json'));
+
+  beforeAll(async () => {
+    c = await TestCluster.start();
+  });
+
+  afterAll(async () => {
+    await c.destroy();
+  });
+
+  test('an unreadable item and an invalid request are quarantined in del-queue/failed with the reason; the rest replays', async () => {
+    const pod = c.makePod();
+    const id = containerId();
+    expect((await c.cni('ADD', { containerId: id, netns: pod.path })).code).toBe(0);
+    await c.stopDaemon();
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path })).code).toBe(0); // queued
+    mkdirSync(queueDir(), { recursive: true });
+    writeFileSync(join(queueDir(), '000000000000001-garbage.json'), '{not json');
+    writeFileSync(join(queueDir(), '000000000000002-invalid.json'), JSON.stringify({ env: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: '', CNI_IFNAME: 'eth0' }, config: '{}', queuedAt: 'x' }));
+    expect(queued()).toHaveLength(3);
+    await c.startDaemon();
+    expect(queued()).toEqual([]);
+    expect(c.leases()).toEqual([]); // the real DEL was replayed
+    const failed = readdirSync(join(queueDir(), 'failed')).sort();
+    expect(failed).toEqual(['000000000000001-garbage.json', '000000000000002-invalid.json']);
+    const invalid = JSON.parse(readFileSync(join(queueDir(), 'failed', '000000000000002-invalid.json'), 'utf8'));
+    expect(invalid.reason).toMatch(/CNI_CONTAINERID/);
+    expect(JSON.parse(invalid.body).env.CNI_COMMAND).toBe('DEL'); // the original, kept whole
+    expect(c.log()).toContain('queued DEL cannot be replayed; moved to del-queue/failed');
+  });
+
+  test('a DEL that fails when replayed stays queued, and is replayed once it can succeed', async () => {
+    const bin = join(c.dir, 'faildel-bin');
+    mkdirSync(bin, { recursive: true });
+    const flag = join(c.dir, 'del-may-succeed');
+    // Fails DEL until the flag exists, then behaves as Debian's bridge.
+    writeFileSync(join(bin, 'faildel'), `#!/bin/sh
+if [ "$CNI_COMMAND" = DEL ] && [ ! -e ${flag} ]; then echo '{"cniVersion":"1.0.0","code":11,"msg":"not yet"}'; exit 1; fi
+exec /usr/lib/cni/bridge
+`);
+    chmodSync(join(bin, 'faildel'), 0o755);
+    await c.writeManifests('faildel.yaml', [
+      c.nad('faildel', { cniVersion: '1.0.0', type: 'faildel', bridge: 'br-faildel', ipam: c.hostLocal('10.73.0.0/24') }),
+      c.podManifest('retried', 'faildel'),
+    ]);
+    await c.restartDaemon({ binDirs: [bin, '/usr/lib/cni'] });
+    const pod = c.makePod();
+    const id = containerId();
+    expect((await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'retried' } })).code).toBe(0);
+    await c.stopDaemon();
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'retried' } })).code).toBe(0);
+    expect(queued()).toHaveLength(1);
+    await c.startDaemon();
+    expect(queued()).toHaveLength(1); // replay failed: kept, not dropped
+    expect(c.log()).toContain('queued DEL failed; will retry');
+    // The cluster network was deleted; the network whose DEL failed still holds its address (107, D-2).
+    expect(c.leases()).toEqual([expect.stringMatching(/^faildel\//)]);
+    writeFileSync(flag, '');
+    await c.restartDaemon(); // a start drains again (the periodic retry would, within 10 s)
+    expect(queued()).toEqual([]);
+    expect(c.leases()).toEqual([]);
   });
 });
 
