@@ -265,6 +265,24 @@ describe('meta-plugin with reference plugins', () => {
     }
   });
 
+  test('S35: with namespaceIsolation a pod may still select a NAD of its own namespace and of a global namespace', async () => {
+    await c.writeManifests('nad-global.yaml', [c.nad('shared', bridgeNet(c, 'br-shared', '10.56.0.0/24'), 'kube-system')]);
+    await c.restartDaemon({ namespaceIsolation: true, globalNamespaces: ['kube-system'] });
+    try {
+      await c.writeManifests('pod-teamb.yaml', [c.podManifest('insider', 'other-ns-net, kube-system/shared', 'team-b')]);
+      const pod = c.makePod();
+      const id = containerId();
+      const out = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'insider', namespace: 'team-b' } });
+      expect(out.code).toBe(0);
+      expect(ifNames(pod.name)).toEqual(['eth0', 'lo', 'net1', 'net2']);
+      expect(addrsOf(pod.name, 'net1')[0]).toMatch(/^10\.55\.0\./); // team-b/other-ns-net, its own namespace
+      expect(addrsOf(pod.name, 'net2')[0]).toMatch(/^10\.56\.0\./); // kube-system/shared, a global namespace
+      expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'insider', namespace: 'team-b' } })).code).toBe(0);
+    } finally {
+      await c.restartDaemon({});
+    }
+  });
+
   test('the file source notices a new NAD without a restart', async () => {
     await c.writeManifests('late.yaml', [c.nad('late', bridgeNet(c, 'br-late', '10.58.0.0/24'))]);
     const { pod, id, out } = await addPod('latecomer', 'late');
@@ -402,5 +420,58 @@ describe('CNI protocol edge cases', () => {
     const out = await c.cni('ADD', { ...good(), config: c.plexusConfig('1.1.0', { readinessTimeoutSeconds: 0.3 }) });
     expect(out.json.code).toBe(11);
     await c.startDaemon();
+  });
+});
+
+// S36: kubelet's runtimeConfig (portMappings, bandwidth) reaches the cluster network's plugins and no other
+// network's, here through Debian's real portmap and bandwidth plugins chained after ptp. Witnesses: the
+// node's iptables NAT rules (portmap) and tc qdiscs on the host veths (bandwidth).
+describe('S36: portMappings and bandwidth reach the real portmap and bandwidth plugins of the cluster network only', () => {
+  let c: TestCluster;
+  const chained = (name: string, subnet: string, c2: TestCluster) => ({
+    cniVersion: '1.0.0', name,
+    plugins: [
+      { type: 'ptp', ipam: c2.hostLocal(subnet, { gateway: subnet.replace('0/24', '1') }) },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: false },
+      { type: 'bandwidth', capabilities: { bandwidth: true } },
+    ],
+  });
+
+  beforeAll(async () => {
+    c = await TestCluster.start();
+    writeFileSync(join(c.confDir, '10-cluster.conflist'), JSON.stringify(chained('cluster', '10.99.0.0/24', c)));
+    await c.writeManifests('nads.yaml', [c.nad('extra', chained('extra', '10.57.0.0/24', c))]);
+    await c.writeManifests('pod.yaml', [c.podManifest('web', 'extra')]);
+  });
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  test('ADD installs the DNAT for the cluster address and shapes its host veth; the extra network gets neither; DEL removes them', async () => {
+    const pod = c.makePod();
+    const id = containerId();
+    const runtimeConfig = {
+      portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }],
+      bandwidth: { ingressRate: 8_000_000, ingressBurst: 100_000, egressRate: 8_000_000, egressBurst: 100_000 },
+    };
+    const config = c.plexusConfig('1.1.0', { capabilities: { portMappings: true, bandwidth: true }, runtimeConfig });
+    const out = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'web' }, config });
+    expect(out.code).toBe(0);
+    const eth0 = addrsOf(pod.name, 'eth0')[0]!.split('/')[0]!;
+    const net1 = addrsOf(pod.name, 'net1')[0]!.split('/')[0]!;
+    const nat = c.inNode('iptables', ['-t', 'nat', '-S']).stdout;
+    expect(nat).toMatch(new RegExp(`--dport 18080 .*--to-destination ${eth0.replaceAll('.', '\\.')}:80`));
+    expect(nat).not.toContain(`--to-destination ${net1}:`);
+    // bandwidth shapes the host end of each veth that carries it (tbf), egress through an ifb device.
+    const tbf = c.inNode('tc', ['-j', 'qdisc', 'show']).stdout;
+    const shaped = (JSON.parse(tbf) as { kind: string; dev: string }[]).filter((q) => q.kind === 'tbf').map((q) => q.dev);
+    const hostVeths = (JSON.parse(c.inNode('ip', ['-j', 'addr']).stdout) as { ifname: string; addr_info: { local: string }[] }[]);
+    const hostOf = (gw: string) => hostVeths.find((l) => l.addr_info.some((a) => a.local === gw))?.ifname;
+    expect([hostOf('10.99.0.1'), hostOf('10.57.0.1')]).toEqual([expect.any(String), expect.any(String)]);
+    expect(shaped).toContain(hostOf('10.99.0.1'));
+    expect(shaped).not.toContain(hostOf('10.57.0.1'));
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'web' }, config })).code).toBe(0);
+    expect(c.inNode('iptables', ['-t', 'nat', '-S']).stdout).not.toContain('--dport 18080');
   });
 });
