@@ -236,6 +236,23 @@ describe('plexus-routed on one node', () => {
     await del(p);
   });
 
+  test('CHECK reports a missing host neighbour, a missing gateway neighbour in the pod and a missing map entry', async () => {
+    const p = await addPod();
+    const prev = { cniVersion: '1.1.0', ips: [{ address: `${p.v4}/32` }, { address: `${p.v6}/128` }] };
+    run('ip', ['-n', c.node, 'neigh', 'del', p.v6, 'dev', p.hostIf]);
+    run('ip', ['-n', p.ns, 'neigh', 'del', '169.254.1.1', 'dev', 'eth0']);
+    // struct endpoint_key: family (u32, little endian) and 16 address bytes; bpftool as the independent tool.
+    const key = ['4', '0', '0', '0', ...p.v4.split('.'), ...Array(12).fill('0')];
+    run('bpftool', ['map', 'delete', 'pinned', join(pinDir, 'endpoints'), 'key', ...key]);
+    expect(mapAddresses()).not.toContain(p.v4);
+    const out = await check(p, prev);
+    expect(out.json.code).toBe(108);
+    expect(out.json.msg).toContain(`host neighbour ${p.v6} on ${p.hostIf} is missing`);
+    expect(out.json.msg).toContain('gateway neighbour 169.254.1.1 is missing in the pod');
+    expect(out.json.msg).toContain(`endpoint map entry for ${p.v4} is missing`);
+    await del(p);
+  });
+
   test('DEL leaves nothing behind (link, routes, map entries, stats, record, IPAM addresses) and is idempotent', async () => {
     const p = await addPod();
     const index = hostIndex(p.hostIf);
