@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { Cluster, type Pod, REPO_ROOT, run } from './cluster';
 
-const PREFIX = 'plxdemo';
+// Unique per run: a second demo (or the CI's, beside a user's) must never remove this one's cluster.
+const PREFIX = `plxd${process.pid.toString(36)}`;
 const CTL = join(REPO_ROOT, 'bin/plexusctl');
 const step = (msg: string): void => console.log(`\n==> ${msg}`);
 const info = (msg: string): void => console.log(`    ${msg}`);

@@ -101,6 +101,12 @@ export class EtcdCluster {
     }
   }
 
+  /** The store's revision as etcdctl reports it: every committed write (put or delete) bumps it by one. */
+  async revision(): Promise<number> {
+    const status = JSON.parse(await this.ctl(['endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
+    return Math.max(...status.map((s) => s.Status.header.revision));
+  }
+
   /** Index of the member that is leader now. */
   async leader(): Promise<number> {
     const out = JSON.parse(await this.ctl(['endpoint', 'status', '-w', 'json'])) as { Endpoint: string; Status: { header: { member_id: number | string }; leader: number | string } }[];

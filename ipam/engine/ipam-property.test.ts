@@ -166,9 +166,13 @@ async function runScenario(batches: Cmd[][]): Promise<void> {
   for (const n of cluster.nodes.values()) await n.ipam.close();
 }
 
-test('random interleavings never duplicate or leak an address', async () => {
+// The seed is in the test's name, so any run can be replayed exactly: PLEXUS_PROPERTY_SEED=<seed> npx jest ...
+const SEED = Number(process.env.PLEXUS_PROPERTY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+
+test(`random interleavings never duplicate or leak an address (seed ${SEED})`, async () => {
   await fc.assert(fc.asyncProperty(fc.array(fc.array(cmdArb, { minLength: 1, maxLength: 5 }), { maxLength: 40 }), runScenario), {
     numRuns: Number(process.env.PLEXUS_PROPERTY_RUNS ?? 60),
+    seed: SEED,
   });
 });
 

@@ -155,7 +155,13 @@ describe('intervals', () => {
   });
 });
 
-describe('properties', () => {
+// One seed for the file, in the describe's name, so a failure can be replayed: PLEXUS_PROPERTY_SEED=<seed>.
+const SEED = Number(process.env.PLEXUS_PROPERTY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+
+describe(`properties (seed ${SEED})`, () => {
+  beforeAll(() => fc.configureGlobal({ seed: SEED }));
+  afterAll(() => fc.resetConfigureGlobal());
+
   test('v6 format then parse is the identity', () => {
     fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), (v) => {
       expect(parseIp(formatIp({ family: 'v6', value: v })).value).toBe(v);

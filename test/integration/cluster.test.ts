@@ -39,6 +39,15 @@ const v4Block = (addr: string): number => {
 const ipamPods = (c: Cluster, node: string): { namespace: string; name: string }[] =>
   JSON.parse(run(join(REPO_ROOT, 'bin/plexusctl'), ['--socket', c.node(node).socket, 'ipam', 'pods']).stdout);
 
+/** An IPv6 address as 32 hex digits (the test's own parser: not the IPAM code under test). */
+function expandV6(a: string): string {
+  const [head, tail = ''] = a.split('::') as [string, string?];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = a.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  return groups.map((g) => g.padStart(4, '0')).join('');
+}
+
 const processAlive = (pid: number): boolean => existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('plexusd');
 
 describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => {
@@ -112,6 +121,26 @@ describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => 
     // Released addresses are handed out last (oldest release first): a plain pod gets fresh ones.
     expect(e2.ipv4).not.toBe(e.ipv4);
     await c.delPod(e2);
+  });
+
+  test('plexusctl ipam blocks: each pod\'s kernel addresses lie in a block its own node owns', async () => {
+    pods['a'] ??= await c.addPod('n1', { name: 'a' });
+    pods['b'] ??= await c.addPod('n2', { name: 'b' });
+    const blocks = JSON.parse(run(join(REPO_ROOT, 'bin/plexusctl'), ['--socket', c.node('n1').socket, 'ipam', 'blocks']).stdout) as { cidr: string; owner: string | null }[];
+    const inCidr = (ip: string, cidr: string): boolean => {
+      const [net, bits] = cidr.split('/') as [string, string];
+      if (ip.includes(':') !== net.includes(':')) return false;
+      const big = (a: string) => (a.includes(':') ? BigInt(`0x${expandV6(a)}`) : a.split('.').reduce((x, o) => (x << 8n) + BigInt(o), 0n));
+      const width = ip.includes(':') ? 128 : 32;
+      const shift = BigInt(width - Number(bits));
+      return big(ip) >> shift === big(net) >> shift;
+    };
+    for (const pod of [pods['a']!, pods['b']!]) {
+      for (const ip of [pod.ipv4!, pod.ipv6!]) {
+        const home = blocks.filter((b) => inCidr(ip, b.cidr));
+        expect(home.map((b) => b.owner)).toEqual([c.node(pod.node).netns]);
+      }
+    }
   });
 
   test('CHECK of an attached pod succeeds', async () => {

@@ -5,7 +5,6 @@
  */
 import { symlinkSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { sleep } from '../../hack/cluster';
 import { TestCluster, containerId, ipJson, runProcess, run, CNI_BIN_DIR, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
 import { eventually } from '../helpers/eventually';
 
@@ -103,12 +102,20 @@ describe('plexus-ipam used by reference plugins through the meta-plugin', () => 
     expect((await ipamCall('ADD', podless, ns.path)).code).toBe(0); // no K8S_POD_*: namespace _cni
     expect((await ipamCall('ADD', ghost, ns.path, 'ghost')).code).toBe(0); // a pod no manifest describes
     expect(holders()).toEqual([`_cni/${podless}`, 'default/g', 'default/ghost']);
-    await sleep(1200); // a GC pass sees g listed
+    // The source lists g again after its ADD (a reload notes which holders it lists): no wait for a GC pass.
+    await c.writeManifests('pods.yaml', [c.podManifest('g', 'data')]);
+    const mark = c.log().length;
     await c.writeManifests('pods.yaml', []);
-    await sleep(1000); // unlisted for less than the grace period: kept
-    expect(holders()).toContain('default/g');
+    // No wall-clock window: the daemon's own GC log says what each pass did. The first pass that saw g
+    // unlisted kept it as a candidate (the grace period starts then); a later one released it.
+    const gcLines = () => c.log().slice(mark).split('\n').filter((l) => l.includes('IPAM garbage collection (source)')).map((l) => JSON.parse(l) as { released: string[]; waiting: number });
     await eventually('g released', () => !holders().includes('default/g'), 15_000);
-    await sleep(1500);
+    const lines = gcLines();
+    const released = lines.findIndex((l) => l.released.some((r) => r.includes(id)));
+    expect(released).toBeGreaterThan(0);
+    expect(lines[0]).toMatchObject({ released: [], waiting: 1 });
+    // Holders the source never listed are never candidates: no pass released them.
+    expect(lines.flatMap((l) => l.released).filter((r) => r.includes(podless) || r.includes(ghost))).toEqual([]);
     expect(holders()).toEqual([`_cni/${podless}`, 'default/ghost']);
     expect(c.log()).toMatch(/IPAM garbage collection \(source\)/);
     for (const cid of [podless, ghost]) expect((await ipamCall('DEL', cid, ns.path)).code).toBe(0);

@@ -4,7 +4,7 @@
  * Witnesses: `ip route` / `ip neigh` / `bridge fdb` on the nodes, `ping` and `iperf3` between pods.
  */
 import { join } from 'node:path';
-import { Cluster, REPO_ROOT, type Pod } from '../../hack/cluster';
+import { Background, Cluster, REPO_ROOT, type Pod } from '../../hack/cluster';
 import { eventually } from '../helpers/eventually';
 import { explained } from '../helpers/explained';
 
@@ -15,13 +15,17 @@ const routes = (c: Cluster, node: string, family: 4 | 6): { dst: string; gateway
 
 // Cross-node routes follow claims within routeSyncMs (500 ms): `eventually` retries for a few seconds.
 
+/** Bytes iperf3 sent over TCP; the server is ours (by PID) and stopped whatever happens. */
 async function tcp(c: Cluster, from: Pod, to: Pod, address: string, port: number): Promise<number> {
-  const server = c.exec(to.netns, 'iperf3', ['-s', '-D', '-1', '-p', String(port)]);
-  expect(server.code).toBe(0);
-  await eventually(`iperf3 listening on :${port}`, () => c.exec(to.netns, 'ss', ['-ltn']).stdout.includes(`:${port}`), 5000, 50);
-  const client = c.exec(from.netns, 'iperf3', ['-c', address, '-p', String(port), '-n', '2M', '-J'], { allowFail: true });
-  expect(client.code).toBe(0);
-  return JSON.parse(client.stdout).end.sum_sent.bytes;
+  const server = new Background('ip', ['netns', 'exec', to.netns, 'iperf3', '-s', '-1', '-p', String(port)]);
+  try {
+    await eventually(`iperf3 listening on :${port}`, () => c.exec(to.netns, 'ss', ['-ltn']).stdout.includes(`:${port}`), 5000, 50);
+    const client = c.exec(from.netns, 'iperf3', ['-c', address, '-p', String(port), '-n', '2M', '-J'], { allowFail: true });
+    expect(client.code).toBe(0);
+    return JSON.parse(client.stdout).end.sum_sent.bytes;
+  } finally {
+    await server.stop();
+  }
 }
 
 describe.each([

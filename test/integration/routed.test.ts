@@ -169,10 +169,13 @@ describe('plexus-routed on one node', () => {
     const [a, b] = [await addPod(), await addPod()];
     expect(ping(a.ns, b.v4)).toBe(true);
     expect(ping(a.ns, b.v6)).toBe(true);
-    const server = run('ip', ['netns', 'exec', b.ns, 'iperf3', '-s', '-D', '-1', '-p', '5301']);
-    expect(server.code).toBe(0);
-    await eventually('iperf3 listening on :5301', () => run('ip', ['netns', 'exec', b.ns, 'ss', '-ltnH']).stdout.includes(':5301'), 5000, 50);
+    const server = new Background('ip', ['netns', 'exec', b.ns, 'iperf3', '-s', '-1', '-p', '5301']);
+    await eventually('iperf3 listening on :5301', () => run('ip', ['netns', 'exec', b.ns, 'ss', '-ltnH']).stdout.includes(':5301'), 5000, 50).catch(async (e) => {
+      await server.stop();
+      throw e;
+    });
     const client = run('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.v6, '-p', '5301', '-n', '4M', '-J'], { allowFail: true });
+    await server.stop();
     expect(client.code).toBe(0);
     expect(JSON.parse(client.stdout).end.sum_sent.bytes).toBeGreaterThanOrEqual(4 * 1024 * 1024);
     const s = stats(hostIndex(a.hostIf))!;
