@@ -103,7 +103,11 @@ export function ipFamilyOf(cidrOrIp: string): '4' | '6' {
 /** An address without its prefix: "10.1.2.3/24" -> "10.1.2.3". */
 export const stripPrefix = (cidr: string): string => cidr.split('/')[0] ?? cidr;
 
+/** Whether a result route is a default route (the one test for it: S19 and plexus-routed use it). */
 export const isDefaultDst = (dst: string): boolean => dst === '0.0.0.0/0' || dst === '::/0' || dst === '::0/0';
+
+/** A result's default route destination for an address family. */
+export const defaultDstOf = (family: 4 | 6): string => (family === 4 ? '0.0.0.0/0' : '::/0');
 
 function dropUndefined<T extends object>(o: T): T {
   for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];

@@ -9,7 +9,7 @@
  */
 import { Netlink } from '../../kernel';
 import { PlexusError, context } from '../../core/errors';
-import { type CniResult, convertResult, isDefaultDst, parseResult } from '../../cni/result';
+import { type CniResult, convertResult, defaultDstOf, isDefaultDst, parseResult } from '../../cni/result';
 import { UndoStack } from '../../core/undo-stack';
 import { configVersion, versionInfo } from '../../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../../cni/request';
@@ -199,7 +199,7 @@ function resultOf(rec: EndpointRecord): CniResult {
       { name: rec.ifName, mac: rec.podMac, mtu: rec.mtu, sandbox: rec.netns },
     ],
     ips: rec.addresses.map((a) => ({ address: a.cidr, interface: 1, gateway: GATEWAYS[a.family] })),
-    routes: (rec.defaults ?? [4, 6]).map((f) => ({ dst: f === 4 ? '0.0.0.0/0' : '::/0', gw: GATEWAYS[f] })),
+    routes: (rec.defaults ?? [4, 6]).map((f) => ({ dst: defaultDstOf(f), gw: GATEWAYS[f] })),
   };
 }
 

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { type Link, type Netlink, RT_SCOPE } from '../../kernel';
 import { PlexusError } from '../../core/errors';
+import { isDefaultDst } from '../../cni/result';
 import { GATEWAY_V4, GATEWAY_V6, RTPROT_PLEXUS } from './options';
 import type { EndpointAddress, EndpointRecord } from './endpoint-records';
 
@@ -52,7 +53,7 @@ export async function configurePodEnd(
     await pod.replaceNeighbour({ ifName, address: gw, mac: hostMac, permanent: true, ...(family === 6 ? { router: true } : {}) });
     // IPv4 needs the gateway on-link first; fe80::/64 is on-link by definition.
     if (family === 4) await pod.replaceRoute({ dst: `${gw}/32`, ifName, scope: RT_SCOPE.LINK });
-    for (const dst of routes.filter((r) => (r.includes(':') ? 6 : 4) === family && !isDefault(r))) {
+    for (const dst of routes.filter((r) => (r.includes(':') ? 6 : 4) === family && !isDefaultDst(r))) {
       await pod.replaceRoute({ dst, gateway: gw, ifName });
     }
     const existing = (await pod.listRoutes({ family })).some((r) => r.dst === 'default');
@@ -63,8 +64,6 @@ export async function configurePodEnd(
   }
   return { link, defaults };
 }
-
-const isDefault = (dst: string): boolean => dst === '0.0.0.0/0' || dst === '::/0';
 
 /** The host end: up, a host route and a permanent neighbour entry per pod address. */
 export async function configureHostEnd(node: Netlink, hostIf: string, addresses: readonly EndpointAddress[], podMac: string): Promise<void> {

@@ -4,7 +4,7 @@
  * the result returned to the runtime tell the truth. The kernel side is behind `DefaultRouteOps`.
  */
 import { isIP } from 'node:net';
-import { isDefaultDst, parseResult } from '../../cni/result';
+import { defaultDstOf, isDefaultDst, parseResult } from '../../cni/result';
 import type { AttachmentRecord, SandboxRecord } from './sandbox-records';
 
 export interface DefaultRouteOps {
@@ -36,6 +36,6 @@ function rewriteDefaultRoutes(att: AttachmentRecord, gateways: string[]): void {
   const raw = att.result as { routes?: { dst: string; gw?: string }[] } | undefined;
   if (!raw || typeof raw !== 'object') return;
   const kept = (raw.routes ?? []).filter((r) => !isDefaultDst(r.dst));
-  const added = gateways.map((gw) => ({ dst: isIP(gw) === 6 ? '::/0' : '0.0.0.0/0', gw }));
+  const added = gateways.map((gw) => ({ dst: defaultDstOf(isIP(gw) === 6 ? 6 : 4), gw }));
   if (kept.length + added.length > 0 || raw.routes) raw.routes = [...kept, ...added];
 }
