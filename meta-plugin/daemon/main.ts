@@ -160,7 +160,8 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((e) => {
-    process.stderr.write(`plexusd: ${errorText(e)}\n`);
+    // The stable code too, so an operator (and a test) can tell a store conflict (115) from a bad socket.
+    process.stderr.write(`plexusd: ${e instanceof PlexusError ? `${e.code} (${e.cniCode}): ` : ''}${errorText(e)}\n`);
     process.exit(1);
   });
 }

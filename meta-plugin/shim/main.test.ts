@@ -118,6 +118,20 @@ describe('forwarding', () => {
     expect(daemon!.requests).toHaveLength(1);
   });
 
+  test('999: an answer that is not HTTP at all is an internal error the runtime sees as such', async () => {
+    const { createServer } = await import('node:net');
+    // Reads the request, then answers with something no HTTP parser accepts.
+    const server = createServer((sock) => sock.once('data', () => sock.end('garbage\r\n\r\n')));
+    await new Promise<void>((resolve) => server.listen(socketPath(), resolve));
+    try {
+      const out = await runShim(env('ADD'), stdin({ readinessTimeoutSeconds: 2 }));
+      expect(out.code).toBe(1);
+      expect(cniError(out)).toMatchObject({ cniVersion: '1.1.0', code: 999, msg: expect.stringMatching(/^plexus: /) });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   test('a DEL while the daemon is starting is queued, not waited for', async () => {
     await serve(() => ({ status: 503, body: 'not ready\n', headers: { 'x-plexus-not-ready': '1' } }));
     expect((await runShim(env('DEL'), stdin())).code).toBe(0);

@@ -5,6 +5,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import yaml from 'js-yaml';
 import { TestCluster, containerId, ipJson, run, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
 import { eventually } from '../helpers/eventually';
 
@@ -255,6 +256,16 @@ describe('plexusd process behaviour', () => {
     const r = spawnSync(process.execPath, [PLEXUSD_BIN, '--config', join(c.dir, 'plexusd.yaml')], { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toContain('already listening');
+    expect(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).code).toBe(0);
+  });
+
+  test('115: a second daemon for the same node and IPAM store, on another socket, refuses to start with the code', () => {
+    const config = yaml.load(readFileSync(join(c.dir, 'plexusd.yaml'), 'utf8')) as Record<string, unknown>;
+    const path = join(c.dir, 'second.yaml');
+    writeFileSync(path, JSON.stringify({ ...config, socketPath: join(c.dir, 'second.sock') }));
+    const r = spawnSync(process.execPath, [PLEXUSD_BIN, '--config', path], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/plexusd: PLX_STORE_CONFLICT \(115\): node .* is already registered in the IPAM store/);
     expect(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'health']).code).toBe(0);
   });
 

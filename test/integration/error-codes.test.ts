@@ -6,8 +6,9 @@
  *
  * Not observable here, by design: 2 and 51 (reserved for CNI's own meaning; Plexus has no field it refuses as
  * unsupported, and reports an unusable cluster network with 50), 106 (reserved: a DEL without a daemon is
- * queued and succeeds, any other command gets 11 or 50), 115 (the IPAM store refuses a second process for a
- * node: plexusd fails to start, daemon.test.ts) and 999 (only an unexpected exception, a bug).
+ * queued and succeeds, any other command gets 11 or 50). Seen elsewhere: 115 (the IPAM store refuses a second
+ * process for a node: plexusd exits with PLX_STORE_CONFLICT (115), daemon.test.ts) and 999 (an unexpected
+ * failure, e.g. a daemon that answers something that is not HTTP: meta-plugin/shim/main.test.ts).
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
