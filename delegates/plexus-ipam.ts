@@ -10,10 +10,8 @@
  */
 import { requestOf } from '../cni/request';
 import { KeyedMutex, Semaphore } from '../core/locks';
-import { IPAM_PLUGIN_TYPE, type IpamPlugin } from '../ipam';
+import type { IpamPlugin } from '../ipam';
 import { cniEnvOf, type Delegate, type PluginCall } from './contract';
-
-export { IPAM_PLUGIN_TYPE };
 
 export class PlexusIpamDelegate implements Delegate {
   private readonly slots: Semaphore;

@@ -15,7 +15,7 @@ import { configVersion, versionInfo } from '../../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../../cni/request';
 import { attachmentKey, parseValidAttachments } from '../../cni/valid-attachments';
 import type { Delegate, DelegateRegistry, PluginCall } from '../contract';
-import { IPAM_PLUGIN_TYPE } from '../plexus-ipam';
+import { IPAM_PLUGIN_TYPE } from '../../ipam';
 import type { RoutedNode } from './node';
 import { configurePodEnd, createVethPair, endpointProblems, GATEWAYS, hostIfName, hostPrefix } from './endpoint';
 import { parseNetConfig, ROUTED_TYPE } from './options';

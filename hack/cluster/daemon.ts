@@ -7,7 +7,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { REPO_ROOT, netnsPath, readText, sleep } from './process';
+import { REPO_ROOT, netnsPath, readText, sleep, track } from './process';
 
 export interface DaemonStart {
   netns: string;
@@ -39,6 +39,7 @@ export class DaemonProcess {
     }
     if (child.pid === undefined) throw new Error(`cannot start plexusd in ${start.netns}`);
     if (start.detached) child.unref();
+    else track(child);
     child.on('error', () => undefined);
     return new DaemonProcess(child.pid, child, start);
   }

@@ -21,7 +21,7 @@ export interface RunOptions {
   allowFail?: boolean;
   /** The whole environment of the child; default: ours. */
   env?: NodeJS.ProcessEnv;
-  /** Killed after this long (default 60 s): no command waits forever. */
+  /** Killed after this long (default 60 s for run, 120 s for runAsync): no command waits forever. */
   timeoutMs?: number;
 }
 
@@ -45,7 +45,8 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): ExecRes
 
 const started = new Set<ChildProcess>();
 
-function track(child: ChildProcess): void {
+/** Remember `child` until it exits, for killStarted. */
+export function track(child: ChildProcess): void {
   started.add(child);
   child.on('exit', () => started.delete(child));
   child.on('error', () => started.delete(child));
@@ -60,6 +61,7 @@ export function killStarted(): void {
 
 /** Runs `cmd` with `opts.input` on stdin, collecting both outputs (as a runtime runs a CNI plugin). */
 export function runAsync(cmd: string, args: string[], opts: Omit<RunOptions, 'allowFail'> = {}): Promise<ExecResult> {
+  const timeoutMs = opts.timeoutMs ?? 120_000; // never wait forever: a hung child is killed and reported
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     track(child);
@@ -67,7 +69,7 @@ export function runAsync(cmd: string, args: string[], opts: Omit<RunOptions, 'al
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(new Error(`failed to run ${cmd}: ${e.message}`, { cause: e }));

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../core/atomic-file';
 import { PlexusError } from '../../core/errors';
-import { FileLock, processAlive, selfStart } from './file-lock';
+import { FileLock, processAlive, selfStart } from '../../core/file-lock';
 import { KINDS, type Kind, type NodeRecord } from '../model/records';
 import {
   type AcquireNodeOptions, type CommitOptions, type CommitResult, type NodeLease, type Store, type StoreStats, type Versioned, type WriteOp, RecordTable,

@@ -24,7 +24,6 @@ export const ROUTES = {
   healthz: '/healthz',
   readyz: '/readyz',
   status: '/v1/status/',
-  metrics: '/metrics',
 } as const;
 
 /** The operator views, by the path after the leading `/`. */

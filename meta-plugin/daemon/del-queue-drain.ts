@@ -14,8 +14,9 @@ import { isPluginName } from '../api/protocol';
 import type { CniHandler } from './handler';
 
 /** Replay queued DELs oldest first; a DEL that fails stays queued and is retried later. */
-export async function drainDelQueue(stateDir: string, handler: CniHandler, log: Logger): Promise<void> {
+export async function drainDelQueue(stateDir: string, handler: CniHandler, log: Logger, stopping: () => boolean = () => false): Promise<void> {
   for (const { file, item, error } of listQueuedDels(stateDir)) {
+    if (stopping()) return; // the rest waits for the next start
     if (!item) {
       quarantine(stateDir, file, error ?? 'unreadable', log);
       continue;

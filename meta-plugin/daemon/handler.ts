@@ -11,7 +11,7 @@ import { LATEST_VERSION, configVersion, isSupportedVersion, versionInfo } from '
 import { parseValidAttachments, type ValidAttachment } from '../../cni/valid-attachments';
 import type { NetworkConfList } from '../../cni/network-config';
 import type { DelegateEnv } from '../../delegates/contract';
-import { IPAM_PLUGIN_TYPE } from '../../delegates/plexus-ipam';
+import { IPAM_PLUGIN_TYPE } from '../../ipam';
 import type { Registry } from '../../delegates/registry';
 import type { PluginName } from '../api/protocol';
 import { clusterNetworkConf, plan as makePlan, resourceNamesFor } from '../planner/planner';
@@ -106,7 +106,7 @@ export class CniHandler {
    */
   private async builtin(name: Exclude<PluginName, 'plexus'>, req: CniRequest, log: Logger): Promise<string> {
     const delegate = this.deps.registry.builtin(name);
-    if (!delegate) throw new PlexusError('NotAvailable', `${name}: ${NOT_SERVED[name]}`);
+    if (!delegate) throw new PlexusError('NotAvailable', `${name}: ${NOT_SERVED[name] ?? 'not served by this daemon'}`);
     const timeoutMs = this.deps.config.limits.delegateTimeoutSeconds * 1000;
     const run = () => delegate.exec({ command: req.command, env: delegateEnvOf(req), config: req.config, timeoutMs, log });
     const out = name === IPAM_PLUGIN_TYPE ? await run() : await this.serialised(req, run);
@@ -209,9 +209,8 @@ function runtimeConfigOf(config: Record<string, unknown>): Record<string, unknow
   return rc && typeof rc === 'object' && !Array.isArray(rc) ? (rc as Record<string, unknown>) : {};
 }
 
-/** Why a built-in a runtime exec'd is not served here. */
-const NOT_SERVED: Record<Exclude<PluginName, 'plexus'>, string> = {
-  'plexus-ipam': 'this daemon runs no IPAM service',
+/** Why a built-in a runtime exec'd is not served here (plexus-ipam always is). */
+const NOT_SERVED: Partial<Record<PluginName, string>> = {
   'plexus-routed': 'this daemon runs no routed datapath (its config has no `routed` section)',
 };
 

@@ -9,7 +9,7 @@ import { errorText } from '../../core/errors';
 import { podKey } from '../../cni/ids';
 import {
   IPAM_PLUGIN_TYPE, Ipam, ImplicitPools, IpamPlugin, NO_POD_NAMESPACE, inlinePoolOf, openIpam, parseCniIpamConfig, poolSpecFromManifest,
-  type GcReport, type Placement, type PoolSpec,
+  type GcReport, type PoolSpec,
 } from '../../ipam';
 import type { ValidAttachment } from '../../cni/valid-attachments';
 import { toConfList } from '../planner/resolve';
@@ -191,10 +191,6 @@ export class IpamHost {
     log.info({ released: report.released.length, waiting: report.waiting.length }, 'IPAM garbage collection');
   }
 
-  /** Which node owns which block and where nodes are, for the routed datapath; see ipam/placement.ts. */
-  placement(): Promise<Placement> {
-    return this.ipam.placement();
-  }
 
   async view(name: string): Promise<string | undefined> {
     switch (name) {

@@ -1,13 +1,17 @@
 /**
  * `plexusd --config FILE`: the node daemon, assembled once, each part after what it needs (STYLE 22):
- *   1. config, and no other daemon on the socket; 2. the source, loaded; 3. the routed node side (its underlay addresses are published with the
+ *   1. config, the node claimed (a lock beside the socket) and our stateDir published beside it; 2. the source, loaded; 3. the routed node side (its underlay addresses are published with the
  *   IPAM registration); 4. the IPAM service; 5. the built-in delegates, registered before anything runs them;
  *   6. the runner and the request handler; 7. the socket: plexus-ipam is served at once (delegates replaying
  *   queued DELs call it), everything else answers "not ready"; 8. drain the DEL queue the shim filled while we
  *   were down (DESIGN decision 2); 9. ready; drain again, and keep retrying what could not be drained.
  * SIGTERM/SIGINT: stop accepting, finish requests in flight (bounded), then exit.
  */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute } from 'node:path';
 import pino, { Logger } from 'pino';
+import { FileLock } from '../../core/file-lock';
+import { UndoStack } from '../../core/undo-stack';
 import { writeFileAtomic } from '../../core/atomic-file';
 import { errorText, PlexusError } from '../../core/errors';
 import { PlexusIpamDelegate } from '../../delegates/plexus-ipam';
@@ -24,78 +28,122 @@ import { FileSource } from '../source/file-source';
 import type { Source } from '../source/source';
 import { ConfDir } from './conf-dir';
 import { DaemonConfig, loadDaemonConfig } from './config';
+import { listQueuedDels } from '../api/del-queue';
 import { drainDelQueue } from './del-queue-drain';
 import { CniHandler } from './handler';
 import { IpamHost } from './ipam-host';
 import { RoutedHost } from './routed-host';
 import { DaemonMetrics } from './metrics';
-import { listenUnix, removeStaleSocket } from './server';
+import { listenUnix } from './server';
 import { shimStateDirs } from './shim-state-dirs';
 
 export async function startDaemon(config: DaemonConfig, log: Logger) {
   let ready = false;
-  await removeStaleSocket(config.socketPath); // another live plexusd on this socket: refuse before touching anything
-  const source = new FileSource(config.source.dir, log.child({ component: 'source' }), config.source.rescanSeconds * 1000);
-  await source.start();
-  const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;
-  const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
-  routed?.followPlacement(ipam.ipam);
-  const registry = builtinDelegates(config, ipam, routed, log);
-  const records = new RecordStore(config.stateDir);
-  const runner = new Runner({
-    records, registry, binDirs: [...config.binDirs], delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
-    routes: kernelRouteOps, linkExists: kernelLinkExists, deviceInfoDir: config.deviceInfoDir,
-  });
-  const confDir = new ConfDir(config.confDir, log.child({ component: 'confdir' }));
-  const metrics = new DaemonMetrics(config.nodeName, [ipam.ipam.registry]);
-  const handler = new CniHandler({
-    config, source, runner, registry, confDir, log, metrics, devices: new NoDevices(),
-    isReady: () => ready,
-    afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
-  });
-  await republishStatus(records, source, log);
-  const server = await listenUnix(config.socketPath, {
-    cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
-    ready: () => ready,
-    accepting: (name) => name === IPAM_PLUGIN_TYPE || ready,
-    status: (ns, name) => source.getStatus(ns, name),
-    view: async (name) => {
-      if (name === 'metrics') return metrics.text();
-      if (name === 'v1/source') return JSON.stringify(source.describe(), null, 2);
-      return name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam.view(name);
-    },
-  }, log);
-  writeFileAtomic(stateDirFilePath(config.socketPath), `${config.stateDir}\n`);
-  // One drain at a time: the start-up passes and the periodic retry must not replay a DEL twice at once.
-  let draining: Promise<void> | undefined;
-  const drain = () => (draining ??= drainAll(config, confDir, handler, log).finally(() => (draining = undefined)));
-  await drain();
-  ready = true;
-  log.info({ socket: config.socketPath, node: config.nodeName }, 'plexusd ready');
-  await drain();
-  const retry = setInterval(() => void drain(), 10_000);
-  retry.unref();
-
-  async function stop(): Promise<void> {
-    ready = false;
-    clearInterval(retry);
-    const deadline = Date.now() + config.limits.shutdownGraceSeconds * 1000;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      const t = setInterval(() => {
-        if (handler.inFlight === 0 || Date.now() > deadline) {
-          clearInterval(t);
-          server.closeAllConnections();
-          resolve();
-        }
-      }, 20);
+  let stopping = false;
+  // Unwound if a later step fails: nothing this start opened stays open (STYLE 2).
+  const opened = new UndoStack();
+  try {
+    const lock = claimNode(config.socketPath);
+    opened.push('release the daemon lock', async () => lock.release());
+    // Published at once, so a DEL the shim queues while we start lands where we drain; a directory an earlier
+    // daemon published (another stateDir) is drained too.
+    const previous = publishStateDir(config);
+    const source = new FileSource(config.source.dir, log.child({ component: 'source' }), config.source.rescanSeconds * 1000);
+    await source.start();
+    opened.push('stop the source', () => source.stop());
+    const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;
+    if (routed) opened.push('close the routed node', async () => routed.close());
+    const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
+    opened.push('close the IPAM service', () => ipam.close());
+    routed?.followPlacement(ipam.ipam);
+    const registry = builtinDelegates(config, ipam, routed, log);
+    const records = new RecordStore(config.stateDir);
+    const runner = new Runner({
+      records, registry, binDirs: [...config.binDirs], delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
+      routes: kernelRouteOps, linkExists: kernelLinkExists, deviceInfoDir: config.deviceInfoDir,
     });
-    await source.stop();
-    routed?.close();
-    await ipam.close();
+    const confDir = new ConfDir(config.confDir, log.child({ component: 'confdir' }));
+    const metrics = new DaemonMetrics(config.nodeName, [ipam.ipam.registry]);
+    const handler = new CniHandler({
+      config, source, runner, registry, confDir, log, metrics, devices: new NoDevices(),
+      isReady: () => ready,
+      afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
+    });
+    await republishStatus(records, source, log);
+    const server = await listenUnix(config.socketPath, {
+      cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
+      ready: () => ready,
+      accepting: (name) => name === IPAM_PLUGIN_TYPE || ready,
+      status: (ns, name) => source.getStatus(ns, name),
+      view: async (name) => {
+        if (name === 'metrics') return metrics.text();
+        if (name === 'v1/source') return JSON.stringify(source.describe(), null, 2);
+        return name === 'v1/routed/endpoints' ? routed?.endpointsView() : ipam.view(name);
+      },
+    }, log);
+    opened.push('close the socket', () => new Promise<void>((resolve) => server.close(() => resolve())));
+    // One drain at a time: the start-up passes and the periodic retry must not replay a DEL twice at once.
+    let draining: Promise<void> | undefined;
+    const dirs = () => [config.stateDir, ...(previous ? [previous] : []), ...shimStateDirs(confDir.files(), config)];
+    const drain = () => (draining ??= drainAll(dirs(), config.stateDir, handler, log, () => stopping).finally(() => (draining = undefined)));
+    await drain();
+    ready = true;
+    log.info({ socket: config.socketPath, node: config.nodeName }, 'plexusd ready');
+    await drain();
+    const retry = setInterval(() => void drain().catch((e: unknown) => log.error({ err: errorText(e) }, 'DEL queue drain failed; will retry')), 10_000);
+    retry.unref();
+    opened.commit();
+
+    /** Stop accepting, let requests in flight (and a queue replay) finish within the grace, close in reverse. */
+    async function stop(): Promise<void> {
+      ready = false;
+      stopping = true;
+      clearInterval(retry);
+      const deadline = Date.now() + config.limits.shutdownGraceSeconds * 1000;
+      server.close();
+      server.closeIdleConnections();
+      while (handler.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      server.closeAllConnections();
+      await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+      await source.stop();
+      routed?.close();
+      await ipam.close();
+      lock.release();
+    }
+    return { stop, handler, source, runner };
+  } catch (err) {
+    for (const f of await opened.unwind()) log.warn({ step: f.what, err: errorText(f.error) }, 'cleanup after a failed start failed');
+    throw err;
   }
-  return { stop, handler, source, runner };
+}
+
+/**
+ * One plexusd per socket, claimed before anything of the node is touched: a second daemon (a DaemonSet
+ * rollout that overlaps, an operator's second start) is refused while the first is still starting, which
+ * a live socket alone would not show yet. The lock names its holder; a dead holder's lock is broken.
+ */
+function claimNode(socketPath: string): FileLock {
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
+  const lock = new FileLock(`${socketPath}.lock`, 0);
+  try {
+    lock.acquire();
+  } catch (e) {
+    throw new PlexusError('InvalidConfig', `another plexusd is already listening on ${socketPath} or starting (${errorText(e)})`, { cause: e });
+  }
+  return lock;
+}
+
+/** Writes our stateDir beside the socket; returns the other directory an earlier daemon had published there. */
+function publishStateDir(config: DaemonConfig): string | undefined {
+  const file = stateDirFilePath(config.socketPath);
+  let previous: string | undefined;
+  try {
+    previous = readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    previous = undefined;
+  }
+  writeFileAtomic(file, `${config.stateDir}\n`);
+  return previous && previous !== config.stateDir && isAbsolute(previous) ? previous : undefined;
 }
 
 /** The built-in delegates (STYLE 3: one explicit registry): plexus-ipam, and plexus-routed when configured. */
@@ -113,12 +161,13 @@ async function republishStatus(records: RecordStore, source: Source, log: Logger
   }
 }
 
-/** Our own queue, then those of CNI configs in confDir that point the shim at our socket with another stateDir. */
-async function drainAll(config: DaemonConfig, confDir: ConfDir, handler: CniHandler, log: Logger): Promise<void> {
-  await drainDelQueue(config.stateDir, handler, log);
-  for (const dir of shimStateDirs(confDir.files(), config)) {
-    log.warn({ stateDir: dir, daemonStateDir: config.stateDir }, 'a CNI config in confDir names another stateDir for this socket; draining its DEL queue too');
-    await drainDelQueue(dir, handler, log);
+/** Every directory a shim may have queued DELs for us in: ours first, then the others (logged). */
+async function drainAll(dirs: string[], own: string, handler: CniHandler, log: Logger, stopping: () => boolean): Promise<void> {
+  for (const dir of [...new Set(dirs)]) {
+    if (dir !== own && listQueuedDels(dir).length > 0) {
+      log.info({ stateDir: dir, daemonStateDir: own }, 'a CNI config or an earlier daemon names another stateDir for this socket; draining its DEL queue too');
+    }
+    await drainDelQueue(dir, handler, log, stopping);
   }
 }
 

@@ -137,20 +137,21 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
 }
 
 /**
- * A socket file nobody answers on is left from a crash: remove it. One that answers means a live daemon:
- * refuse, before anything of the node (IPAM registration, pinned maps) is touched.
+ * A socket file nobody listens on (ECONNREFUSED) is left from a crash: remove it. Anything else (it answers,
+ * or a live daemon's backlog is full) means a live daemon: refuse. (main.ts's lock refuses a second daemon
+ * long before this; this guards the socket file itself.)
  */
-export async function removeStaleSocket(path: string): Promise<void> {
+async function removeStaleSocket(path: string): Promise<void> {
   if (!existsSync(path)) return;
   if (!lstatSync(path).isSocket()) throw new PlexusError('InvalidConfig', `socketPath ${path} exists and is not a socket`);
-  const alive = await new Promise<boolean>((resolve) => {
+  const stale = await new Promise<boolean>((resolve) => {
     const s = connect(path);
     s.once('connect', () => {
       s.destroy();
-      resolve(true);
+      resolve(false);
     });
-    s.once('error', () => resolve(false));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
   });
-  if (alive) throw new PlexusError('InvalidConfig', `another plexusd is already listening on ${path}`);
+  if (!stale) throw new PlexusError('InvalidConfig', `another plexusd is already listening on ${path}`);
   unlinkSync(path);
 }

@@ -24,7 +24,8 @@ let answer: (sock: Socket, body: string) => void;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'plexus-fwd-'));
-  execFileSync(process.env['CC'] ?? 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', join(dir, 'plexus'), join(__dirname, 'forwarder.c')]);
+  // Its default socket is one of ours, never a real daemon's on this machine.
+  execFileSync(process.env['CC'] ?? 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', `-DDEFAULT_SOCKET="${join(dir, 'default.sock')}"`, '-o', join(dir, 'plexus'), join(__dirname, 'forwarder.c')]);
   symlinkSync('plexus', join(dir, 'plexus-ipam'));
   // The stub shim: records argv, the invoked name and stdin, and answers with a marker.
   writeFileSync(join(dir, 'plexus-shim'), `#!/bin/sh\nprintf '%s\\n' "$0" "$@" > ${dir}/shim.argv\necho "$PLEXUS_INVOKED_AS" > ${dir}/shim.name\ncat > ${dir}/shim.stdin\necho '{"fallback":true}'\n`);
@@ -100,12 +101,23 @@ describe('JSON scanning: where the socket is, or leave it to the shim', () => {
   test.each([
     ['a socketPath nested deeper than the top level', { cniVersion: '1.1.0', name: 'n', plugins: [{ socketPath: '@SOCK' }] }],
     ['the key only inside a string value', { cniVersion: '1.1.0', name: 'n', note: '"socketPath": "@SOCK"' }],
-  ])('%s is not the socket: the default socket is tried, then the shim answers', async (_t, conf) => {
+    ['no socketPath at all', { cniVersion: '1.1.0', name: 'n' }],
+  ])('%s is not the socket: the default socket gets the request', async (_t, conf) => {
     const config = JSON.stringify(conf).replaceAll('@SOCK', SOCK());
-    const out = await forward(config);
-    expect(requests).toHaveLength(0);
-    expect(out.stdout).toBe('{"fallback":true}\n');
-    expect(fellBack()).toBe(config);
+    const seen: string[] = [];
+    const fallbackDaemon = createServer((sock) => sock.once('data', (d: Buffer) => {
+      seen.push(d.toString('utf8'));
+      reply(sock, 200, '{"default":true}');
+    }));
+    await new Promise<void>((resolve) => fallbackDaemon.listen(join(dir, 'default.sock'), resolve));
+    try {
+      const out = await forward(config);
+      expect(requests).toHaveLength(0); // not the socket the nested or quoted value named
+      expect(seen).toHaveLength(1);
+      expect(out.stdout).toBe('{"default":true}\n');
+    } finally {
+      await new Promise<void>((resolve) => fallbackDaemon.close(() => resolve()));
+    }
   });
 
   test.each([

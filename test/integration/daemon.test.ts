@@ -88,13 +88,16 @@ describe('plexusd process behaviour', () => {
    * A delegate that logs when each of its runs starts and ends (per container, nanoseconds), sleeping in
    * between, then lets Debian's bridge do the work: the witness for what ran at the same time.
    */
-  function writeTimedPlugin(): string {
+  function writeTimedPlugin(barrier = 1): string {
     const log = join(c.dir, 'timed.log');
     const path = join(slowDir, 'timedbridge');
     writeFileSync(path, [
       '#!/bin/sh',
       `echo "$CNI_CONTAINERID start $(date +%s%N)" >> ${log}`,
-      'sleep 0.4',
+      // A barrier, not a sleep: wait (at most 10 s) until `barrier` runs have started. Runs that can run at
+      // the same time then always overlap; runs that are serialised wait here in vain and never overlap.
+      `i=0; while [ "$(grep -c start ${log})" -lt ${barrier} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done`,
+      'sleep 0.1',
       'out=$(/usr/lib/cni/bridge); rc=$?',
       `echo "$CNI_CONTAINERID end $(date +%s%N)" >> ${log}`,
       'printf "%s" "$out"; exit $rc',
@@ -129,7 +132,7 @@ describe('plexusd process behaviour', () => {
   }
 
   test('S34: different pods are attached in parallel; one pod\'s requests run one at a time', async () => {
-    const log = writeTimedPlugin();
+    const log = writeTimedPlugin(5); // the four pods and the first sandbox of `solo`
     await c.writeManifests('nad-timed.yaml', [c.nad('timed', { cniVersion: '1.0.0', type: 'timedbridge', bridge: 'br-timed', ipam: c.hostLocal('10.72.0.0/24') })]);
     const parallel = ['par0', 'par1', 'par2', 'par3'].map((name) => ({ name, id: containerId() }));
     const solo = [{ name: 'solo', id: containerId() }, { name: 'solo', id: containerId() }];
@@ -394,6 +397,21 @@ describe('the shim and plexusd cannot disagree on where queued DELs live', () =>
     expect(queued(elsewhere())).toEqual([]);
     await c.startDaemon();
     await eventually('the queued DEL to be replayed', () => queued(c.stateDir).length === 0 && c.leases().length === 0, 10_000);
+  });
+
+  test('plexusd restarted with another stateDir still drains what was queued for it under the old one', async () => {
+    const old = c.stateDir;
+    const pod = c.makePod();
+    const id = containerId();
+    expect((await c.cni('ADD', { containerId: id, netns: pod.path })).code).toBe(0);
+    await c.stopDaemon();
+    expect((await c.cni('DEL', { containerId: id, netns: pod.path, config: c.plexusConfig('1.1.0', { stateDir: undefined }) })).stderr).toContain(`DEL queued in ${old}`);
+    const moved = join(c.dir, 'state-moved');
+    await c.restartDaemon({ stateDir: moved });
+    await eventually('the DEL queued under the old stateDir to be replayed', () => queued(old).length === 0, 10_000).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${c.log().slice(-3000)}`);
+    });
+    expect(readFileSync(`${c.socket}.state-dir`, 'utf8').trim()).toBe(moved);
   });
 
   test('after a reboot (no published stateDir), plexusd drains the stateDir a plexus config in confDir names for its socket', async () => {

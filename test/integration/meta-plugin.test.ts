@@ -473,5 +473,7 @@ describe('S36: portMappings and bandwidth reach the real portmap and bandwidth p
     expect(shaped).not.toContain(hostOf('10.57.0.1'));
     expect((await c.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'web' }, config })).code).toBe(0);
     expect(c.inNode('iptables', ['-t', 'nat', '-S']).stdout).not.toContain('--dport 18080');
+    const left = (JSON.parse(c.inNode('tc', ['-j', 'qdisc', 'show']).stdout) as { kind: string }[]).filter((q) => q.kind === 'tbf');
+    expect(left).toEqual([]); // bandwidth's shaping (and its ifb device) went with DEL
   });
 });

@@ -219,10 +219,15 @@ describe('plexus-routed on one node', () => {
 
     test('ebpf: false: the same packets reach the destination pod', async () => {
       const [a, b] = await standalonePair({ ebpf: false });
+      const all = run('ip', ['netns', 'exec', c.node, 'sysctl', '-n', 'net.ipv4.conf.all.rp_filter']).stdout.trim();
       run('ip', ['netns', 'exec', c.node, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0', `net.ipv4.conf.${a.hostIf}.rp_filter=0`]);
-      expect(await spoofedSeenBy(a.ns, b.ns, dst(b), spoofed, prefix, [...addrFlags])).toBeGreaterThanOrEqual(3);
-      await a.del();
-      await b.del();
+      try {
+        expect(await spoofedSeenBy(a.ns, b.ns, dst(b), spoofed, prefix, [...addrFlags])).toBeGreaterThanOrEqual(3);
+      } finally {
+        run('ip', ['netns', 'exec', c.node, 'sysctl', '-qw', `net.ipv4.conf.all.rp_filter=${all}`]);
+        await a.del();
+        await b.del();
+      }
     });
   });
 

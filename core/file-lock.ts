@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import { dirname as pathDir } from 'node:path';
-import { PlexusError } from '../../core/errors';
+import { PlexusError } from './errors';
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
@@ -102,7 +102,7 @@ export class FileLock {
       }
       if (this.breakIfStale()) continue;
       if (Date.now() > deadline) {
-        throw new PlexusError('TryAgainLater', `IPAM store lock ${this.path} is held by ${this.readOwner().trim() || 'a starting process'}`);
+        throw new PlexusError('TryAgainLater', `lock ${this.path} is held by ${this.readOwner().trim() || 'a starting process'}`);
       }
       sleepSync(Math.min(10, 0.05 * 2 ** Math.min(spin, 8)));
     }
