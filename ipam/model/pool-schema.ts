@@ -57,7 +57,7 @@ export const IPAM_CONFIG_SCHEMA = {
   properties: {
     store: {
       oneOf: [
-        { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { const: 'local' }, dir: { type: 'string', minLength: 1 } } },
+        { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { const: 'local' }, dir: { type: 'string', pattern: '^/' } } },
         {
           type: 'object', additionalProperties: false, required: ['type', 'endpoints'],
           properties: {
