@@ -4,6 +4,7 @@
  * back, no address is given twice, and after DEL nothing is held.
  */
 import { join } from 'node:path';
+import { eventually } from '../helpers/eventually';
 import { TestCluster, containerId, runProcess, run, ROOT, PLEXUSCTL_BIN } from '../helpers/plexus-harness';
 
 jest.setTimeout(120_000);
@@ -19,7 +20,7 @@ test('SIGKILL of plexusd mid-allocation: retried ADDs converge, no duplicate, no
     const answered = new Map<string, string>();
     // 1. Fire every ADD; kill the daemon while they are in flight.
     const first = ids.map((id) => call('ADD', id).then((o) => (o.code === 0 ? answered.set(id, o.json.ips[0].address) : undefined)));
-    while (answered.size < 15) await new Promise((r) => setTimeout(r, 2));
+    await eventually('15 ADDs answered before the kill', () => answered.size >= 15, 30_000, 2);
     const beforeKill = answered.size;
     await c.stopDaemon('SIGKILL');
     expect(beforeKill).toBeLessThan(ids.length); // the kill really came with requests in flight

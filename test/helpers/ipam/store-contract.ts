@@ -147,7 +147,8 @@ export function describeStoreContract(name: string, make: () => Promise<StoreHar
       await s.commit([{ op: 'put', kind: 'meta', key: 'counter', value: 0, rev: 0 }]);
       const peer = await h.peer();
       const bump = async (store: Store): Promise<void> => {
-        for (;;) {
+        for (let round = 0; ; round++) {
+          if (round > 10_000) throw new Error('compare-and-swap never succeeded in 10000 rounds');
           const cur = await store.get<number>('meta', 'counter');
           if (!cur) throw new Error('counter vanished');
           if ((await store.commit([{ op: 'put', kind: 'meta', key: 'counter', value: cur.value + 1, rev: cur.rev }])).ok) return;
