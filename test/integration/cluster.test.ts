@@ -53,6 +53,15 @@ const processAlive = (pid: number): boolean => existsSync(`/proc/${pid}`) && rea
 describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => {
   let c: Cluster;
   const pods: Record<string, Pod> = {};
+  /** Each test gets the pods it needs whatever ran before it (no order dependence): made once, on demand. */
+  const podA = async () => (pods['a'] ??= await c.addPod('n1', { name: 'a' }));
+  const podB = async () => (pods['b'] ??= await c.addPod('n2', { name: 'b' }));
+  const STATEFUL = { name: 'd', annotations: { 'k8s.v1.cni.cncf.io/networks': 'extra' }, ownerStatefulSet: 'db' };
+  async function podD(): Promise<Pod> {
+    const extra = { cniVersion: '1.0.0', name: 'extra', type: 'bridge', bridge: 'plx-extra', ipam: { type: 'host-local', dataDir: join(c.rootDir, 'host-local'), ranges: [[{ subnet: '10.77.0.0/24' }]] } };
+    await c.writeManifest('nad-extra.yaml', [{ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: 'extra', namespace: 'default' }, spec: { config: JSON.stringify(extra) } }]);
+    return (pods['d'] ??= await c.addPod('n2', STATEFUL));
+  }
 
   beforeAll(async () => {
     c = await Cluster.create({ prefix: newPrefix(), nodes: 2, datapath: 'ptp' });
@@ -72,11 +81,10 @@ describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => 
   });
 
   test('a pod on each node gets its own dual-stack addresses from the shared pool', async () => {
-    pods['a'] = await c.addPod('n1', { name: 'a' });
-    pods['b'] = await c.addPod('n2', { name: 'b' });
-    const a = podAddrs(pods['a']);
-    const b = podAddrs(pods['b']);
-    for (const [pod, got] of [[pods['a'], a], [pods['b'], b]] as const) {
+    const [pa, pb] = [await podA(), await podB()];
+    const a = podAddrs(pa);
+    const b = podAddrs(pb);
+    for (const [pod, got] of [[pa, a], [pb, b]] as const) {
       expect(got.v4).toHaveLength(1);
       expect(got.v6).toHaveLength(1);
       expect(got.v4[0]).toMatch(/^10\.244\./);
@@ -94,25 +102,22 @@ describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => 
     ['IPv4', 'ipv4'],
     ['IPv6', 'ipv6'],
   ] as const)('pods on the same node reach each other (%s)', async (_family, key) => {
+    const a = await podA();
     pods['c'] ??= await c.addPod('n1', { name: 'c' });
-    expect(c.ping(pods['a']!.netns, pods['c'][key]!)).toBe(true);
-    expect(c.ping(pods['c'].netns, pods['a']![key]!)).toBe(true);
+    expect(c.ping(a.netns, pods['c'][key]!)).toBe(true);
+    expect(c.ping(pods['c'].netns, a[key]!)).toBe(true);
   });
 
   test("a pod's manifest reaches its daemon before ADD: the network its annotation asks for is attached", async () => {
-    const extra = { cniVersion: '1.0.0', name: 'extra', type: 'bridge', bridge: 'plx-extra', ipam: { type: 'host-local', dataDir: join(c.rootDir, 'host-local'), ranges: [[{ subnet: '10.77.0.0/24' }]] } };
-    await c.writeManifest('nad-extra.yaml', [{ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: 'extra', namespace: 'default' }, spec: { config: JSON.stringify(extra) } }]);
-    pods['d'] = await c.addPod('n2', { name: 'd', annotations: { 'k8s.v1.cni.cncf.io/networks': 'extra' }, ownerStatefulSet: 'db' });
-    const got = podAddrs(pods['d']);
+    const got = podAddrs(await podD());
     expect(got.links).toEqual(expect.arrayContaining(['eth0', 'net1']));
     expect(got.v4).toEqual(expect.arrayContaining([expect.stringMatching(/^10\.77\.0\./)]));
   });
 
   test('a StatefulSet pod gets its cluster addresses back in a new sandbox; a pod of no StatefulSet does not', async () => {
-    const d = pods['d']!;
-    const spec = { name: 'd', annotations: { 'k8s.v1.cni.cncf.io/networks': 'extra' }, ownerStatefulSet: 'db' };
+    const d = await podD();
     await c.delPod(d);
-    pods['d'] = await c.addPod('n2', spec);
+    pods['d'] = await c.addPod('n2', STATEFUL);
     // Witness: the kernel's addresses on eth0 in the new sandbox.
     expect([pods['d'].ipv4, pods['d'].ipv6]).toEqual([d.ipv4, d.ipv6]);
     const e = await c.addPod('n2', { name: 'e' });
@@ -124,8 +129,8 @@ describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => 
   });
 
   test('plexusctl ipam blocks: each pod\'s kernel addresses lie in a block its own node owns', async () => {
-    pods['a'] ??= await c.addPod('n1', { name: 'a' });
-    pods['b'] ??= await c.addPod('n2', { name: 'b' });
+    await podA();
+    await podB();
     const blocks = JSON.parse(run(join(REPO_ROOT, 'bin/plexusctl'), ['--socket', c.node('n1').socket, 'ipam', 'blocks']).stdout) as { cidr: string; owner: string | null }[];
     const inCidr = (ip: string, cidr: string): boolean => {
       const [net, bits] = cidr.split('/') as [string, string];
@@ -144,7 +149,7 @@ describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => 
   });
 
   test('CHECK of an attached pod succeeds', async () => {
-    const out = await c.checkPod(pods['a']!);
+    const out = await c.checkPod(await podA());
     expect(out).toMatchObject({ code: 0, stdout: '' });
   });
 
@@ -157,24 +162,27 @@ describeAsRoot('a two-node cluster in network namespaces (datapath ptp)', () => 
   });
 
   test('restartDaemon: a new plexusd, ready; old pods still CHECK, new pods attach', async () => {
+    const a = await podA();
     const before = c.daemonPid('n1');
     await c.restartDaemon('n1');
     const after = c.daemonPid('n1');
     expect(after).toBeDefined();
     expect(after).not.toBe(before);
     expect(processAlive(before!)).toBe(false);
-    expect((await c.checkPod(pods['a']!)).code).toBe(0);
-    const e = await c.addPod('n1', { name: 'e' });
-    expect(e.ipv4).toMatch(/^10\.244\./);
-    expect(c.ping(e.netns, pods['a']!.ipv4!)).toBe(true);
+    expect((await c.checkPod(a)).code).toBe(0);
+    const f = await c.addPod('n1', { name: 'f' });
+    expect(f.ipv4).toMatch(/^10\.244\./);
+    expect(c.ping(f.netns, a.ipv4!)).toBe(true);
   });
 
   test('killDaemon and startDaemon: a DEL while the daemon is down is queued and replayed', async () => {
+    const b = await podB();
     await c.killDaemon('n2', 'SIGKILL');
     expect(c.daemonPid('n2')).toBeUndefined();
-    await c.delPod(pods['b']!, { keepNetns: true });
+    await c.delPod(b, { keepNetns: true });
+    delete pods['b']; // gone: a later test gets a new one
     await c.startDaemon('n2');
-    expect(podAddrs(pods['b']!).links).toEqual(['lo']);
+    expect(podAddrs(b).links).toEqual(['lo']);
     expect(ipamPods(c, 'n2').map((p) => p.name)).not.toContain('b');
   });
 
