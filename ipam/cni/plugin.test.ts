@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { CniResult } from '../../cni/result';
 import pino from 'pino';
 import { PlexusError, type ErrorKind } from '../../core/errors';
@@ -134,6 +138,38 @@ describe('ADD: each config style', () => {
   test('the pod and network are recorded with the address', async () => {
     await add({ ...T, pool: 'blue' }, { network: 'blue-net' });
     expect(ipam.pods()).toMatchObject([{ namespace: 'team', name: 'web-0', addresses: [{ ip: '10.50.0.2', network: 'blue-net', containerId: 'c1', ifName: 'net1' }] }]);
+  });
+});
+
+// host-local style ranges are a migration path ("change only `type`"): the witness for what they must answer
+// is Debian's host-local itself, run on the same ranges, not rows written here by hand.
+describe('host-local ranges answer what host-local answers', () => {
+  const HOST_LOCAL = '/usr/lib/cni/host-local';
+  function hostLocal(section: Record<string, unknown>): { ips: { address: string; gateway?: string }[]; routes?: unknown[] } {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-hl-'));
+    try {
+      const conf = { cniVersion: '1.0.0', name: 'macnet', type: 'macvlan', ipam: { ...section, type: 'host-local', dataDir } };
+      const out = execFileSync(HOST_LOCAL, [], {
+        input: JSON.stringify(conf), encoding: 'utf8',
+        env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: NETNS, CNI_IFNAME: 'net1', CNI_PATH: '/usr/lib/cni' },
+      });
+      return JSON.parse(out);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  test.each<[string, Record<string, unknown>]>([
+    ['one range: the gateway defaults to the first address', { ranges: [[{ subnet: '10.60.0.0/24' }]] }],
+    ['rangeStart, rangeEnd, gateway and routes', { ranges: [[{ subnet: '10.60.0.0/24', rangeStart: '10.60.0.100', rangeEnd: '10.60.0.110', gateway: '10.60.0.254' }]], routes: [{ dst: '0.0.0.0/0' }] }],
+    ['a gateway inside the range is skipped', { ranges: [[{ subnet: '10.60.0.0/24', rangeStart: '10.60.0.5', gateway: '10.60.0.5' }]] }],
+    ['one range set per family', { ranges: [[{ subnet: '10.64.0.0/24' }], [{ subnet: 'fd64::/64', rangeStart: 'fd64::100' }]] }],
+  ])('%s', async (_name, section) => {
+    const want = hostLocal(section);
+    const got = await add({ ...T, ...section });
+    expect(got.ips.map((i: { address: string; gateway?: string }) => ({ address: i.address, gateway: i.gateway }))).toEqual(
+      want.ips.map((i) => ({ address: i.address, gateway: i.gateway })),
+    );
+    expect(got.routes ?? []).toEqual(want.routes ?? []);
   });
 });
 
