@@ -44,7 +44,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
   const opened = new UndoStack();
   try {
     const lock = claimNode(config.socketPath);
-    opened.push('release the daemon lock', async () => lock.release());
+    opened.push('release the daemon lock', async () => lock.dispose());
     // Published at once, so a DEL the shim queues while we start lands where we drain; a directory an earlier
     // daemon published (another stateDir) is drained too.
     const previous = publishStateDir(config);
@@ -108,7 +108,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
       await source.stop();
       routed?.close();
       await ipam.close();
-      lock.release();
+      lock.dispose();
     }
     return { stop, handler, source, runner };
   } catch (err) {
@@ -125,9 +125,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
 function claimNode(socketPath: string): FileLock {
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
   const lock = new FileLock(`${socketPath}.lock`, 0);
+  FileLock.sweep(lock.path); // holder identities a SIGKILLed daemon left
   try {
     lock.acquire();
   } catch (e) {
+    lock.dispose();
     throw new PlexusError('InvalidConfig', `another plexusd is already listening on ${socketPath} or starting (${errorText(e)})`, { cause: e });
   }
   return lock;
