@@ -2,7 +2,7 @@
  * A local multi-node cluster in network namespaces, for `make demo`, integration tests and benchmarks.
  *
  *   <prefix>-ul            the underlay: bridge br0, one port per node (veth-n1, veth-n2, ...)
- *   <prefix>-n1 .. -nN     the nodes: eth0 on the underlay (192.168.X.i/24, fd00:X::i/64), one bin/plexusd each
+ *   <prefix>-n1 .. -nN     the nodes: eth0 on the underlay (192.168.X.i/24, fd10:X::i/64: never inside a pod pool, which the defaults keep in fd00::/16), one bin/plexusd each
  *   <prefix>-<node>-<pod>  the pods, attached by running bin/plexus inside their node exactly as a runtime does
  *
  * Files live under `/run/plexus-cluster/<prefix>/`: per node its socket, state, config, log and PID file; shared
@@ -85,7 +85,9 @@ export class Cluster {
       netns: `${this.prefix}-${name}`,
       index,
       ipv4: `192.168.${x}.${index}`,
-      ipv6: `fd00:${x}::${index}`,
+      // Not fd00:X:: as it once was: X = 244 put the underlay inside the default pool fd00:244::/56, and IPv6
+      // routes to other nodes' blocks then failed (EINVAL, the gateway on-link on eth0), a flake by prefix hash.
+      ipv6: `fd10:${x}::${index}`,
       dir,
       socket: join(dir, 'plexus.sock'),
       stateDir: join(dir, 'state'),

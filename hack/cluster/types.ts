@@ -15,7 +15,7 @@ export interface ClusterOptions {
   mode?: RoutedMode;
   /** routed only; default true. */
   ebpf?: boolean;
-  /** X in 192.168.X.0/24 and fd00:X::/64 (1-254); default derived from the prefix. */
+  /** X in 192.168.X.0/24 and fd10:X::/64 (1-254); default derived from the prefix. */
   underlayIndex?: number;
   /** Default /run/plexus-cluster/<prefix>. */
   rootDir?: string;
