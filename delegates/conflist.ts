@@ -20,6 +20,8 @@ export interface NetworkCall {
   timeoutMs: number;
   log: Logger;
   registry: DelegateRegistry;
+  /** Where the time spent in delegates is added up (the request's log line reports it). */
+  spent?: { ms: number };
 }
 
 /** Build the exact stdin config of one plugin (libcni buildOneConfig). */
@@ -51,7 +53,9 @@ async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: P
   } catch (e) {
     throw context(e, `network "${call.conf.name}"`);
   } finally {
-    call.log.debug({ plugin: plugin.type, command, ms: Math.round((performance.now() - started) * 100) / 100 }, 'delegate returned');
+    const ms = performance.now() - started;
+    if (call.spent) call.spent.ms += ms;
+    call.log.debug({ plugin: plugin.type, command, ms: Math.round(ms * 100) / 100 }, 'delegate returned');
   }
 }
 

@@ -115,7 +115,7 @@ function makeNetns(name: string): string {
 }
 
 async function startDaemon(): Promise<ChildProcess> {
-  const config = { socketPath: socket, stateDir: join(dir, 'state'), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', source: { type: 'file', dir: join(dir, 'manifests') }, logLevel: 'debug' }; // debug: the per-delegate timings the breakdown reads
+  const config = { socketPath: socket, stateDir: join(dir, 'state'), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', source: { type: 'file', dir: join(dir, 'manifests') }, logLevel: 'info' }; // as in production; the breakdown reads each ADD's own log line
   writeFileSync(join(dir, 'plexusd.json'), JSON.stringify(config));
   const log = openSync(join(dir, 'plexusd.log'), 'a');
   const env = { PATH: process.env['PATH'] ?? '' };
@@ -188,19 +188,17 @@ interface Breakdown {
   delegates: number[];
 }
 
-/** From plexusd's debug log: each measured ADD's total ("ADD done") and its delegates ("delegate returned"). */
+/** From plexusd's log: each measured ADD's line ("ADD done": its duration and its delegates' time). */
 function addBreakdown(log: string): Breakdown {
-  const total = new Map<string, number>();
-  const delegates = new Map<string, number>();
+  const out: Breakdown = { daemon: [], delegates: [] };
   for (const line of log.split('\n')) {
-    if (!line.includes('"cmd":"ADD"')) continue;
-    const e = JSON.parse(line) as { containerId?: string; msg: string; ms?: number };
-    if (!e.containerId || !measured.has(e.containerId) || e.ms === undefined) continue;
-    if (e.msg === 'ADD done') total.set(e.containerId, e.ms);
-    if (e.msg === 'delegate returned') delegates.set(e.containerId, (delegates.get(e.containerId) ?? 0) + e.ms);
+    if (!line.includes('"msg":"ADD done"')) continue;
+    const e = JSON.parse(line) as { containerId?: string; ms?: number; delegatesMs?: number };
+    if (!e.containerId || !measured.has(e.containerId) || e.ms === undefined || e.delegatesMs === undefined) continue;
+    out.daemon.push(e.ms);
+    out.delegates.push(e.delegatesMs);
   }
-  const ids = [...total.keys()].filter((k) => delegates.has(k));
-  return { daemon: ids.map((k) => total.get(k)!), delegates: ids.map((k) => delegates.get(k)!) };
+  return out;
 }
 
 function report(plexus: Record<string, number[]>, ref: Record<string, number[]>, rssIdle: number, rssPods: number, breakdown: Breakdown): void {

@@ -79,9 +79,11 @@ export class CniHandler {
       req = parseRequest(env, configText);
       const r = req;
       log = log.child({ ...requestBindings(r), ...(invokedAs === 'plexus' ? {} : { plugin: invokedAs }) });
-      const output = invokedAs === 'plexus' ? await this.serialised(r, () => this.dispatch(r, log)) : await this.builtin(invokedAs, r, log);
+      // What the request's own log line reports besides its duration (ADD: the time its delegates took).
+      const done: Record<string, number> = {};
+      const output = invokedAs === 'plexus' ? await this.serialised(r, () => this.dispatch(r, log, done)) : await this.builtin(invokedAs, r, log);
       const ms = msSince(started);
-      log.info({ ms }, `${r.command} done`);
+      log.info({ ms, ...done }, `${r.command} done`);
       this.deps.metrics.request(r.command, invokedAs, 'ok', ms);
       return { ok: true, output };
     } catch (e) {
@@ -113,10 +115,10 @@ export class CniHandler {
     return out === undefined ? '' : JSON.stringify(out);
   }
 
-  private async dispatch(req: CniRequest, log: Logger): Promise<string> {
+  private async dispatch(req: CniRequest, log: Logger, done: Record<string, number>): Promise<string> {
     switch (req.command) {
       case 'ADD':
-        return this.add(req, log);
+        return this.add(req, log, done);
       case 'DEL':
         await this.del(req, log);
         return '';
@@ -137,7 +139,7 @@ export class CniHandler {
     }
   }
 
-  private async add(req: CniRequest, log: Logger): Promise<string> {
+  private async add(req: CniRequest, log: Logger, done: Record<string, number>): Promise<string> {
     const existing = this.deps.runner.recordOf(req);
     if (existing) {
       // The runtime must DEL before a second ADD (CNI 2.1); a retried ADD after a crash still converges.
@@ -147,7 +149,8 @@ export class CniHandler {
     const pod = this.podOf(req);
     const plan = await this.planFor(req, pod);
     for (const w of plan.warnings) log.warn({ warning: w }, 'annotation problem');
-    const { result, record } = await this.deps.runner.add(req, plan, log);
+    const { result, record, delegatesMs } = await this.deps.runner.add(req, plan, log);
+    done['delegatesMs'] = Math.round(delegatesMs * 100) / 100;
     if (req.podRef && record.status) await this.deps.source.publishStatus(req.podRef, record.status);
     return JSON.stringify(result);
   }

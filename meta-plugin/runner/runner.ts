@@ -35,8 +35,9 @@ export class Runner {
 
   constructor(private readonly deps: RunnerDeps) {}
 
-  private call(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): NetworkCall {
+  private call(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger, spent?: { ms: number }): NetworkCall {
     return {
+      ...(spent ? { spent } : {}),
       conf: att.conf,
       runtimeConfig: att.runtimeConfig,
       env: { containerId: rec.containerId, netns, ifName: att.ifName, args: rec.cniArgs, path: [...this.deps.binDirs, ...path] },
@@ -52,8 +53,9 @@ export class Runner {
    * 2. run the delegates in order, pushing an undo before each (S32: the first failure rolls back);
    * 3. apply default-route (S19), build network-status, and write the final record before answering.
    */
-  async add(req: CniRequest, plan: Plan, log: Logger): Promise<{ result: CniResult; record: SandboxRecord }> {
+  async add(req: CniRequest, plan: Plan, log: Logger): Promise<{ result: CniResult; record: SandboxRecord; delegatesMs: number }> {
     const rec = newRecord(req);
+    const spent = { ms: 0 };
     const undo = new UndoStack();
     let current: AttachmentRecord | undefined;
     try {
@@ -63,7 +65,7 @@ export class Runner {
         current = att;
         // CNI 2.2: after a failed delegate ADD, the delegate still gets a DEL, so undo is pushed first.
         undo.push(`${att.index}:${att.statusName}`, () => this.undoAttachment(rec, att, req.netns!, req.path, log));
-        att.result = await addNetwork(this.call(rec, att, req.netns!, req.path, log));
+        att.result = await addNetwork(this.call(rec, att, req.netns!, req.path, log, spent));
         att.state = 'added';
       }
       current = undefined;
@@ -77,7 +79,7 @@ export class Runner {
       throw context(e, `${where} for ${podText(req)}`);
     }
     const def = rec.attachments[0]!;
-    return { result: convertResult(parseResult(def.result, def.conf.cniVersion), req.cniVersion), record: rec };
+    return { result: convertResult(parseResult(def.result, def.conf.cniVersion), req.cniVersion), record: rec, delegatesMs: spent.ms };
   }
 
   /** The record of one planned attachment: version negotiated when the config named none, device info set. */
