@@ -24,10 +24,6 @@ export class PlexusIpamDelegate implements Delegate {
     this.slots = new Semaphore(maxConcurrentRequests);
   }
 
-  get inFlight(): number {
-    return this.slots.inFlight;
-  }
-
   /** Validated as a runtime's request would be (requestOf), without a JSON round trip. */
   exec(call: PluginCall): Promise<unknown> {
     const req = requestOf(cniEnvOf(call), call.config);

@@ -44,11 +44,6 @@ export class DaemonProcess {
     return new DaemonProcess(child.pid, child, start);
   }
 
-  /** A daemon another process started (the cluster CLI's PID file). */
-  static adopt(pid: number, start: DaemonStart): DaemonProcess {
-    return new DaemonProcess(pid, undefined, start);
-  }
-
   alive(): boolean {
     if (this.child) return this.child.exitCode === null && this.child.signalCode === null;
     return pidAlive(this.pid);

@@ -40,7 +40,7 @@ import { shimStateDirs } from './shim-state-dirs';
 export async function startDaemon(config: DaemonConfig, log: Logger) {
   let ready = false;
   let stopping = false;
-  // Unwound if a later step fails: nothing this start opened stays open (STYLE 2).
+  // Everything this start opens, closed in reverse by stop() or, if a later step fails, at once (STYLE 2).
   const opened = new UndoStack();
   try {
     const lock = claimNode(config.socketPath);
@@ -92,7 +92,6 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     await drain();
     const retry = setInterval(() => void drain().catch((e: unknown) => log.error({ err: errorText(e) }, 'DEL queue drain failed; will retry')), 10_000);
     retry.unref();
-    opened.commit();
 
     /** Stop accepting, let requests in flight (and a queue replay) finish within the grace, close in reverse. */
     async function stop(): Promise<void> {
@@ -105,10 +104,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
       while (handler.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       server.closeAllConnections();
       await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
-      await source.stop();
-      routed?.close();
-      await ipam.close();
-      lock.dispose();
+      for (const f of await opened.unwind()) log.warn({ step: f.what, err: errorText(f.error) }, 'shutdown step failed');
     }
     return { stop, handler, source, runner };
   } catch (err) {
