@@ -19,6 +19,7 @@ needs=(
   sockperf:sockperf
   hyperfine:hyperfine
   tcpdump:tcpdump
+  strace:strace
   iptables:iptables
   pkg-config:pkg-config
   cc:gcc

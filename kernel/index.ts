@@ -58,6 +58,7 @@ import {
   replaceNeighbour,
 } from './neighbours';
 import { NetlinkSocket, type NetlinkSocketOptions } from './netlink/socket';
+import { listVfs, setVf, type VfChange, type VfInfo } from './vfs';
 import { addRoute, deleteRoute, listRoutes, replaceRoute, type Route, type RouteQuery, type RouteSpec } from './routes';
 
 export type { AddAddressOptions, Address } from './addresses';
@@ -73,6 +74,7 @@ export { currentNetnsId, isNetns, type NetnsHandle, openNetns, withNetns } from 
 export { IFA_F, NUD, NTF, RT_SCOPE, RT_TABLE, RTN, RTPROT } from './netlink/constants';
 export type { NetlinkSocketOptions } from './netlink/socket';
 export type { NextHop, Route, RouteQuery, RouteSpec } from './routes';
+export { describeVfChange, type VfChange, type VfInfo, type VfLinkState, type VlanProto } from './vfs';
 
 export class Netlink {
   private constructor(private readonly sock: NetlinkSocket) {}
@@ -168,6 +170,18 @@ export class Netlink {
   /** false when the link has no such altname (or is gone). */
   async removeAltName(ref: LinkRef, altName: string): Promise<boolean> {
     return removeAltName(this.live(), ref, altName);
+  }
+
+  // ---- SR-IOV virtual functions, through their PF ----
+
+  /** One setting of VF `vf` of the PF `pf`; the PF's driver may refuse it (EOPNOTSUPP: name the setting). */
+  async setVf(pf: LinkRef, vf: number, change: VfChange): Promise<void> {
+    setVf(this.live(), pf, vf, change);
+  }
+
+  /** Every VF the PF reports (IFLA_VFINFO_LIST), in index order. */
+  async listVfs(pf: LinkRef): Promise<VfInfo[]> {
+    return listVfs(this.live(), pf);
   }
 
   // ---- addresses ----

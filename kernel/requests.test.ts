@@ -24,35 +24,7 @@ import {
   readU32,
   readU8,
 } from './netlink/codec';
-import { NetlinkSocket, type NetlinkTransport } from './netlink/socket';
-
-/** Acks every request (or fails it with `errno`), keeping what was sent. */
-class RecordingKernel implements NetlinkTransport {
-  readonly sent: NlMessage[] = [];
-  private queue: Buffer[] = [];
-
-  constructor(private readonly errno = 0) {}
-
-  send(datagram: Buffer): void {
-    const [msg] = decodeMessages(Buffer.from(datagram));
-    this.sent.push(msg!);
-    const code = Buffer.alloc(4);
-    code.writeInt32LE(-this.errno);
-    const seq = msg!.header.nlmsg_seq;
-    this.queue.push(encodeMessage({ type: NLMSG.ERROR, flags: NLM_F.CAPPED, seq }, code, NLMSGHDR.encode({ nlmsg_seq: seq })));
-  }
-
-  receive(): Buffer {
-    return this.queue.shift()!;
-  }
-
-  close(): void {}
-}
-
-function socketWith(errno = 0): { sock: NetlinkSocket; kernel: RecordingKernel } {
-  const kernel = new RecordingKernel(errno);
-  return { sock: new NetlinkSocket(kernel, null), kernel };
-}
+import { socketWith } from '../test/helpers/recording-kernel';
 
 /** IFLA_LINKINFO of a link request: kind and the IFLA_INFO_DATA children. */
 function linkInfo(attrs: Attr[]): { kind: string; data: Attr[] } {

@@ -93,6 +93,8 @@ export const IFLA = {
   LINKMODE: 17,
   LINKINFO: 18,
   NET_NS_PID: 19,
+  NUM_VF: 21,
+  VFINFO_LIST: 22,
   IFALIAS: 20,
   NET_NS_FD: 28,
   EXT_MASK: 29,
@@ -128,6 +130,33 @@ export const IFLA_VXLAN = {
   GROUP6: 16,
   LOCAL6: 17,
 } as const;
+
+/** <linux/if_link.h> IFLA_VFINFO_LIST holds one IFLA_VF_INFO nest per VF. */
+export const IFLA_VF_INFO = { INFO: 1 } as const;
+
+/** <linux/if_link.h> attributes nested in IFLA_VF_INFO: one struct ifla_vf_* each (kernel/vfs.ts). */
+export const IFLA_VF = {
+  MAC: 1,
+  VLAN: 2,
+  TX_RATE: 3,
+  SPOOFCHK: 4,
+  LINK_STATE: 5,
+  RATE: 6,
+  RSS_QUERY_EN: 7,
+  STATS: 8,
+  TRUST: 9,
+  VLAN_LIST: 12,
+  BROADCAST: 13,
+} as const;
+
+/** <linux/if_link.h> IFLA_VF_VLAN_LIST holds IFLA_VF_VLAN_INFO entries (struct ifla_vf_vlan_info). */
+export const IFLA_VF_VLAN_LIST = { VLAN_INFO: 1 } as const;
+
+/** <linux/if_link.h> struct ifla_vf_link_state values. */
+export const IFLA_VF_LINK_STATE = { AUTO: 0, ENABLE: 1, DISABLE: 2 } as const;
+
+/** <linux/if_ether.h> VLAN ethertypes (ifla_vf_vlan_info.vlan_proto, big-endian on the wire). */
+export const ETH_P = { '8021Q': 0x8100, '8021AD': 0x88a8 } as const;
 
 /** <linux/veth.h> attributes nested in IFLA_INFO_DATA of a veth. */
 export const VETH_INFO = { PEER: 1 } as const;
@@ -263,6 +292,11 @@ export const CONSTANT_GROUPS: readonly ConstantGroup[] = [
   { header: 'linux/if_link.h', prefix: 'IFLA_', values: IFLA },
   { header: 'linux/if_link.h', prefix: 'IFLA_INFO_', values: IFLA_INFO },
   { header: 'linux/veth.h', prefix: 'VETH_INFO_', values: VETH_INFO },
+  { header: 'linux/if_link.h', prefix: 'IFLA_VF_', values: IFLA_VF_INFO },
+  { header: 'linux/if_link.h', prefix: 'IFLA_VF_', values: IFLA_VF },
+  { header: 'linux/if_link.h', prefix: 'IFLA_VF_', values: IFLA_VF_VLAN_LIST },
+  { header: 'linux/if_link.h', prefix: 'IFLA_VF_LINK_STATE_', values: IFLA_VF_LINK_STATE },
+  { header: 'linux/if_ether.h', prefix: 'ETH_P_', values: ETH_P },
   { header: 'linux/if_link.h', prefix: 'IFLA_MACVLAN_', values: IFLA_MACVLAN },
   { header: 'linux/if_link.h', prefix: 'MACVLAN_MODE_', values: MACVLAN_MODE },
   { header: 'linux/if_link.h', prefix: 'IFLA_VXLAN_', values: IFLA_VXLAN },

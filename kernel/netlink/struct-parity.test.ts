@@ -27,7 +27,7 @@ function program(): string {
   const headers = [
     'stdio.h', 'stddef.h', 'errno.h', 'fcntl.h', 'sched.h', 'sys/time.h', 'sys/socket.h', 'sys/ioctl.h',
     'linux/netlink.h', 'linux/rtnetlink.h', 'linux/if.h', 'linux/if_link.h', 'linux/if_addr.h', 'linux/veth.h',
-    'linux/neighbour.h', 'linux/nsfs.h', 'sys/mount.h',
+    'linux/neighbour.h', 'linux/nsfs.h', 'sys/mount.h', 'linux/if_ether.h',
   ];
   return [
     '#define _GNU_SOURCE',

@@ -4,8 +4,9 @@
  */
 import { ERRNO, KernelError } from '../errno';
 
-export type FieldKind = 'u8' | 'u16' | 'u32' | 's32' | 's64';
-const FIELD_SIZE: Record<FieldKind, number> = { u8: 1, u16: 2, u32: 4, s32: 4, s64: 8 };
+/** `be16`: a __be16 (network byte order), as ifla_vf_vlan_info.vlan_proto. */
+export type FieldKind = 'u8' | 'u16' | 'be16' | 'u32' | 's32' | 's64';
+const FIELD_SIZE: Record<FieldKind, number> = { u8: 1, u16: 2, be16: 2, u32: 4, s32: 4, s64: 8 };
 
 export interface StructCodec<K extends string> {
   /** The C struct this mirrors, e.g. 'struct ifinfomsg'. */
@@ -38,6 +39,7 @@ function defineStruct<K extends string>(
         if (v === undefined) continue;
         if (kind === 'u8') buf.writeUInt8(v, off);
         else if (kind === 'u16') buf.writeUInt16LE(v, off);
+        else if (kind === 'be16') buf.writeUInt16BE(v, off);
         else if (kind === 'u32') buf.writeUInt32LE(v >>> 0, off);
         else if (kind === 's32') buf.writeInt32LE(v, off);
         else buf.writeBigInt64LE(BigInt(v), off);
@@ -55,6 +57,7 @@ function defineStruct<K extends string>(
         const at = offset + off;
         if (kind === 'u8') out[name] = buf.readUInt8(at);
         else if (kind === 'u16') out[name] = buf.readUInt16LE(at);
+        else if (kind === 'be16') out[name] = buf.readUInt16BE(at);
         else if (kind === 'u32') out[name] = buf.readUInt32LE(at);
         else if (kind === 's32') out[name] = buf.readInt32LE(at);
         else out[name] = Number(buf.readBigInt64LE(at));
@@ -136,7 +139,30 @@ export const SOCKADDR_NL = defineStruct('struct sockaddr_nl', 12, {
 
 export const TIMEVAL = defineStruct('struct timeval', 16, { tv_sec: ['s64', 0], tv_usec: ['s64', 8] });
 
+// The VF structs of IFLA_VF_INFO (<linux/if_link.h>): each starts with the VF index. ifla_vf_mac's `mac` is a
+// 32-byte array at offset 4 (VF_MAC_BYTES), copied by kernel/vfs.ts; the parity test checks its place too.
+export const IFLA_VF_MAC_STRUCT = defineStruct('struct ifla_vf_mac', 36, { vf: ['u32', 0] });
+export const VF_MAC_BYTES = { offset: 4, size: 32 } as const;
+export const IFLA_VF_VLAN_STRUCT = defineStruct('struct ifla_vf_vlan', 12, { vf: ['u32', 0], vlan: ['u32', 4], qos: ['u32', 8] });
+export const IFLA_VF_VLAN_INFO_STRUCT = defineStruct('struct ifla_vf_vlan_info', 16, {
+  vf: ['u32', 0],
+  vlan: ['u32', 4],
+  qos: ['u32', 8],
+  vlan_proto: ['be16', 12],
+});
+export const IFLA_VF_TX_RATE_STRUCT = defineStruct('struct ifla_vf_tx_rate', 8, { vf: ['u32', 0], rate: ['u32', 4] });
+export const IFLA_VF_RATE_STRUCT = defineStruct('struct ifla_vf_rate', 12, {
+  vf: ['u32', 0],
+  min_tx_rate: ['u32', 4],
+  max_tx_rate: ['u32', 8],
+});
+export const IFLA_VF_SPOOFCHK_STRUCT = defineStruct('struct ifla_vf_spoofchk', 8, { vf: ['u32', 0], setting: ['u32', 4] });
+export const IFLA_VF_TRUST_STRUCT = defineStruct('struct ifla_vf_trust', 8, { vf: ['u32', 0], setting: ['u32', 4] });
+export const IFLA_VF_LINK_STATE_STRUCT = defineStruct('struct ifla_vf_link_state', 8, { vf: ['u32', 0], link_state: ['u32', 4] });
+
 /** Every struct codec, for the parity test. */
 export const STRUCTS: ReadonlyArray<StructCodec<string>> = [
   NLMSGHDR, RTATTR, NLMSGERR, IFINFOMSG, IFADDRMSG, RTMSG, NDMSG, RTNEXTHOP, SOCKADDR_NL, TIMEVAL,
+  IFLA_VF_MAC_STRUCT, IFLA_VF_VLAN_STRUCT, IFLA_VF_VLAN_INFO_STRUCT, IFLA_VF_TX_RATE_STRUCT, IFLA_VF_RATE_STRUCT,
+  IFLA_VF_SPOOFCHK_STRUCT, IFLA_VF_TRUST_STRUCT, IFLA_VF_LINK_STATE_STRUCT,
 ];
