@@ -86,6 +86,18 @@ describe('convertResult: emit in the config version (CNI spec 2.4)', () => {
     ['an empty result stays empty in 1.x', { cniVersion: '0.4.0' }, '1.0.0', { cniVersion: '1.0.0' }],
     ['interfaces without ips get no ips key', { cniVersion: '1.0.0', interfaces: IFACES }, '0.3.1', { cniVersion: '0.3.1', interfaces: IFACES }],
     ['undefined keys are dropped', { cniVersion: '1.0.0', dns: undefined, routes: undefined }, '1.1.0', { cniVersion: '1.1.0' }],
+    [
+      'pciID and socketPath (CNI 1.1) are dropped for 1.0.0, kept for 1.1.0',
+      { cniVersion: '1.1.0', interfaces: [{ name: 'net1', pciID: '0000:af:06.0' }, { name: 'vhu0', socketPath: '/run/x.sock' }] },
+      '1.0.0',
+      { cniVersion: '1.0.0', interfaces: [{ name: 'net1' }, { name: 'vhu0' }] },
+    ],
+    [
+      'pciID and socketPath are kept in 1.1.0',
+      { cniVersion: '1.0.0', interfaces: [{ name: 'net1', pciID: '0000:af:06.0' }] },
+      '1.1.0',
+      { cniVersion: '1.1.0', interfaces: [{ name: 'net1', pciID: '0000:af:06.0' }] },
+    ],
     ['a stale version on the way in is replaced', { cniVersion: '1.0.0', ips: [{ address: '10.0.0.2/24', version: '6' }] }, '1.1.0', { cniVersion: '1.1.0', ips: [{ address: '10.0.0.2/24' }] }],
   ])('%s', (_title, input, v, expected) => {
     const out = convertResult(input, v);

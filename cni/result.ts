@@ -82,6 +82,10 @@ function fromLegacy(raw: Record<string, unknown>, version: string): CniResult {
 /** Emit `result` in `version`: 1.x without `ips[].version`, 0.3.x/0.4.0 with it. */
 export function convertResult(result: CniResult, version: string): CniResult {
   const out: CniResult = { ...result, cniVersion: version };
+  // CNI 1.1 added `socketPath` and `pciID` to interfaces: an older result has no such fields.
+  if (result.interfaces && !versionAtLeast(version, '1.1.0')) {
+    out.interfaces = result.interfaces.map(({ socketPath: _s, pciID: _p, ...rest }) => rest);
+  }
   if (result.ips) {
     const legacy = !versionAtLeast(version, '1.0.0');
     out.ips = result.ips.map((ip) => {

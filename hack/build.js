@@ -50,7 +50,7 @@ async function main() {
   buildForwarder();
   buildBpf();
   // Names the CNI binary acts under (DESIGN "External contract").
-  for (const alias of ['plexus-ipam', 'plexus-routed']) {
+  for (const alias of ['plexus-ipam', 'plexus-routed', 'plexus-sriov']) {
     const link = path.join(root, 'bin', alias);
     rmSync(link, { force: true });
     symlinkSync('plexus', link);

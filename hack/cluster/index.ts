@@ -8,6 +8,7 @@ export * from './cluster';
 export * from './daemon';
 export * from './diagnose';
 export * from './etcd';
+export * from './fake-sriov';
 export * from './leftovers';
 export * from './manifests';
 export * from './node-config';

@@ -14,6 +14,7 @@ import { parseIpamConfig, type IpamConfig } from '../../ipam';
 import { DEFAULT_SOCKET_PATH, DEFAULT_STATE_DIR } from '../api/protocol';
 import { DEFAULT_DEVINFO_DIR } from '../runner/device-info';
 import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
+import { parseSriovOptions, type SriovOptions } from '../../sriov/config';
 
 export const DAEMON_CONFIG_SCHEMA = {
   type: 'object',
@@ -49,6 +50,8 @@ export const DAEMON_CONFIG_SCHEMA = {
     ipam: { type: 'object', default: {} },
     // The built-in routed datapath; present = enabled. Validated in full by delegates/routed/options.ts.
     routed: { type: 'object' },
+    // The built-in SR-IOV delegate and the device-plugin lookup; present = enabled. Validated by sriov/config.ts.
+    sriov: { type: 'object' },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -80,6 +83,7 @@ export interface DaemonConfig {
   readonly source: { readonly type: 'file'; readonly dir: string; readonly rescanSeconds: number };
   readonly ipam: IpamConfig;
   readonly routed?: RoutedOptions;
+  readonly sriov?: SriovOptions;
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
 }
 
@@ -98,6 +102,7 @@ export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig 
   try {
     conf['ipam'] = parseIpamConfig(conf['ipam']).config;
     if (conf['routed'] !== undefined) conf['routed'] = parseRoutedOptions(conf['routed']);
+    if (conf['sriov'] !== undefined) conf['sriov'] = parseSriovOptions(conf['sriov']);
   } catch (e) {
     throw new PlexusError('InvalidConfig', `${where}: ${errorText(e)}`);
   }

@@ -19,6 +19,7 @@ import { Registry } from '../../delegates/registry';
 import { RoutedDelegate } from '../../delegates/routed/delegate';
 import { ROUTED_TYPE } from '../../delegates/routed/options';
 import { IPAM_PLUGIN_TYPE } from '../../ipam';
+import { openSriov, SRIOV_TYPE, type SriovHost } from '../../sriov';
 import { stateDirFilePath } from '../api/protocol';
 import { NoDevices } from '../planner/devices';
 import { kernelLinkExists, kernelRouteOps } from '../runner/default-route-kernel';
@@ -56,7 +57,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
     opened.push('close the IPAM service', () => ipam.close());
     routed?.followPlacement(ipam.ipam);
-    const registry = builtinDelegates(config, ipam, routed, log);
+    const { registry, sriov } = builtinDelegates(config, ipam, routed, log);
+    if (sriov) {
+      opened.push('close the SR-IOV host handle', async () => sriov.close());
+      await sriov.delegate.repair(log.child({ component: SRIOV_TYPE }));
+    }
     const records = new RecordStore(config.stateDir);
     const runner = new Runner({
       records, registry, binDirs: [...config.binDirs], delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
@@ -144,12 +149,18 @@ function publishStateDir(config: DaemonConfig): string | undefined {
   return previous && previous !== config.stateDir && isAbsolute(previous) ? previous : undefined;
 }
 
-/** The built-in delegates (STYLE 3: one explicit registry): plexus-ipam, and plexus-routed when configured. */
-function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, log: Logger): Registry {
+/**
+ * The built-in delegates (STYLE 3: one explicit registry): plexus-ipam, and plexus-routed and plexus-sriov when
+ * configured (both reach IPAM through the registry).
+ */
+function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, log: Logger): { registry: Registry; sriov?: SriovHost } {
   const registry = new Registry();
   registry.register(IPAM_PLUGIN_TYPE, new PlexusIpamDelegate(ipam.plugin(log.child({ component: IPAM_PLUGIN_TYPE })), config.limits.maxConcurrentRequests));
   if (routed) registry.register(ROUTED_TYPE, new RoutedDelegate({ node: routed.node, delegates: registry }));
-  return registry;
+  if (!config.sriov) return { registry };
+  const sriov = openSriov(config.sriov, config.stateDir, registry);
+  registry.register(SRIOV_TYPE, sriov.delegate);
+  return { registry, sriov };
 }
 
 /** Status survives restarts through the records (the file source keeps it in memory). */
