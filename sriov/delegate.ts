@@ -200,10 +200,9 @@ export class SriovDelegate implements Delegate {
     return result;
   }
 
-  /** The network's IPAM plugin, given the whole network config as libcni does. */
+  /** The network's IPAM plugin, given the whole network config (prevResult included) as libcni does. */
   private ipam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC', call: PluginCall, ipam: Record<string, unknown>): Promise<unknown> {
-    const { prevResult: _p, ...config } = call.config;
-    return this.deps.delegates.forType(String(ipam['type'])).exec({ ...call, command, config: { ...config, ipam } });
+    return this.deps.delegates.forType(String(ipam['type'])).exec({ ...call, command, config: { ...call.config, ipam } });
   }
 
   /** Device Info D4: no device plugin file was there, so plexus-sriov writes the `pci` one itself. */
@@ -301,10 +300,7 @@ export class SriovDelegate implements Delegate {
     else problems.push(...pfProblems(settingsOf(conf), vf));
     if (rec.mode === 'kernel') problems.push(...(await podProblems(netns, ifName, rec, call.config)));
     if (problems.length > 0) throw new PlexusError('CheckFailed', `${who}: ${problems.join('; ')}`);
-    if (conf.ipam) {
-      const { prevResult: _p, ...config } = call.config;
-      await this.deps.delegates.forType(String(conf.ipam['type'])).exec({ ...call, command: 'CHECK', config: { ...config, ipam: conf.ipam } });
-    }
+    if (conf.ipam) await this.ipam('CHECK', call, conf.ipam);
     return undefined;
   }
 

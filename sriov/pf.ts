@@ -104,6 +104,7 @@ export class EmulatedPf implements PfControl {
     if (state.unsupported?.includes(change.kind)) throw new KernelError(what, ERRNO.EOPNOTSUPP);
     switch (change.kind) {
       case 'mac':
+        if (state.pendingMac) delete state.pendingMac[`${pf}/${vf}`];
         if (state.lateMacReads) (state.pendingMac ??= {})[`${pf}/${vf}`] = { mac: change.mac, reads: state.lateMacReads };
         else v.mac = change.mac;
         break;

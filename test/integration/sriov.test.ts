@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { FakeSriov, type FakeVf } from '../../hack/cluster';
+import { daemonGet, FakeSriov, type FakeVf } from '../../hack/cluster';
 import { containerId, ipJson, rand, ROOT, run, runProcess, TestCluster, type CniOutput } from '../helpers/plexus-harness';
 import { EMULATED_PF_CALLS, EMULATED_PF_FILE, type EmulatedPfState } from '../../sriov/pf';
 
@@ -42,7 +42,12 @@ class SriovNode {
   }
 
   async start(extra: Record<string, unknown> = {}): Promise<this> {
-    this.cluster = await TestCluster.start({ daemon: { sriov: { sysfsRoot: this.root, emulatePf: true, macRetryDelayMs: 20, ...extra } } });
+    this.cluster = await TestCluster.start({
+      daemon: {
+        ipam: { pools: [{ name: 'sriov-pool', cidrs: ['10.88.0.0/24', 'fd00:88::/64'], blockSize: { v4: 28, v6: 124 } }] },
+        sriov: { sysfsRoot: this.root, emulatePf: true, macRetryDelayMs: 20, ...extra },
+      },
+    });
     this.fake = new FakeSriov(this.root, this.cluster.node, `plxt-${this.cluster.id}-wire`);
     const { a0, a1, ad, b0 } = this.vfs;
     this.fake.addPf({ pci: '0000:af:00.0', name: a0.pfName, vfs: [a0, a1, ad] });
@@ -169,5 +174,267 @@ describe('plexus-sriov, kernel-mode VFs', () => {
     expect(n.cluster.leases()).toEqual([]);
     // A second DEL finds nothing to do and succeeds.
     expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path }));
+  });
+});
+
+describe('plexus-sriov: modes, failures and the paths sriov-cni gets wrong', () => {
+  const n = new SriovNode();
+  beforeAll(() => n.start());
+  afterAll(() => n.destroy());
+
+  test('DPDK mode (VF bound to vfio-pci): PF side only, addresses reported not applied, mode recorded, first DEL restores and succeeds', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const conf = n.conf('ad', { cniVersion: '1.1.0', vlan: 42, mac: '02:00:00:00:aa:01', trust: 'on', ipam: { type: 'static', addresses: [{ address: '10.77.0.5/24' }] } });
+    conf['cniVersion'] = '1.0.0';
+    const result = expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path }));
+    expect(result.interfaces).toEqual([{ name: 'net1', mac: '02:00:00:00:aa:01', mtu: 9000, sandbox: pod.path }]);
+    expect(result.ips).toEqual([{ address: '10.77.0.5/24', interface: 0 }]);
+    // Nothing entered the pod; the PF holds the settings; the record says DPDK.
+    expect((ipJson(pod.name, ['link', 'show']) as PodLink[]).map((l) => l.ifname)).toEqual(['lo']);
+    expect(n.vfState('ad')).toMatchObject({ vlan: 42, mac: '02:00:00:00:aa:01', trust: true });
+    const rec = JSON.parse(readFileSync(join(n.cluster.stateDir, 'sriov', `${n.vfs.ad.pci}.json`), 'utf8'));
+    expect(rec).toMatchObject({ mode: 'dpdk', phase: 'attached', containerId: id });
+    expectOk(await n.cni('CHECK', { ...conf, prevResult: result }, { containerId: id, netns: pod.path }));
+    expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path }));
+    expect(n.vfState('ad')).toMatchObject({ vlan: 0, mac: '00:00:00:00:00:00', trust: false });
+    expect(n.records()).toEqual([]);
+  });
+
+  test('CNI 1.1 with the built-in IPAM service by default (ipam without a type), dual stack: pciID in the result, both families in the pod, released on DEL', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const conf = { ...n.conf('b0'), cniVersion: '1.1.0', ipam: { pool: 'sriov-pool' } };
+    const result = expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path }));
+    expect(result.interfaces[0]).toMatchObject({ name: 'net1', pciID: n.vfs.b0.pci, sandbox: pod.path });
+    const addrs: string[] = result.ips.map((c: { address: string }) => c.address);
+    expect(addrs).toEqual([expect.stringMatching(/^10\.88\.0\.\d+\/24$/), expect.stringMatching(/^fd00:88::[0-9a-f]+\/64$/)]);
+    const inPod = (n.podLink(pod)!.addr_info ?? []).filter((a) => a.local !== undefined).map((a) => `${a.local}/${a.prefixlen}`);
+    expect(inPod).toEqual(expect.arrayContaining(addrs));
+    expect((await daemonGet(n.cluster.socket, '/v1/ipam/pods')).body).toContain(id);
+    expectOk(await n.cni('CHECK', { ...conf, prevResult: result }, { containerId: id, netns: pod.path }));
+    expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path }));
+    expect(n.nodeLink(n.vfs.b0.netdev!)).toBeDefined();
+    const pods = await daemonGet(n.cluster.socket, '/v1/ipam/pods');
+    expect(pods.body).not.toContain(id);
+  });
+
+  test('bad configs: code 7 naming the key, and nothing touched (PF, VF, records)', async () => {
+    const pod = n.cluster.makePod();
+    const callsBefore = n.calls().length;
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ deviceID: undefined }, /deviceID is required/],
+      [{ deviceID: '03:02.3' }, /not a PCI address/],
+      [{ vlan: 4095 }, /\/vlan must be <= 4094/],
+      [{ vlanQoS: 3 }, /vlanQoS needs vlan/],
+      [{ vlan: 0, vlanQoS: 3 }, /vlanQoS needs a non-zero vlan/],
+      [{ vlan: 0, vlanProto: '802.1ad' }, /802\.1ad needs a non-zero vlan/],
+      [{ vlan: 5, vlanProto: '802.1x' }, /vlanProto must match/],
+      [{ spoofchk: 'yes' }, /spoofchk must be equal to one of the allowed values/],
+      [{ spoofChk: 'off' }, /sriov-cni's key is "spoofchk", not "spoofChk"/],
+      [{ link_state: 'up' }, /link_state must be equal to one of the allowed values/],
+      [{ mac: '02:00:00:00:00' }, /\/mac must match/],
+      [{ min_tx_rate: 200, max_tx_rate: 100 }, /min_tx_rate 200 is above max_tx_rate 100/],
+      [{ deviceID: '0000:ee:00.7' }, /VF 0000:ee:00\.7: no such PCI device/],
+      [{ deviceID: '0000:af:00.0' }, /not a virtual function/],
+    ];
+    for (const [extra, message] of cases) {
+      const conf = { ...n.conf('a1'), ...extra };
+      const out = await n.cni('ADD', conf, { containerId: containerId(), netns: pod.path });
+      expect({ extra, code: out.json?.code, msg: out.json?.msg }).toEqual({ extra, code: /no such PCI|virtual function/.test(message.source) ? 110 : 7, msg: expect.stringMatching(message) });
+    }
+    const macArg = await n.cni('ADD', n.conf('a1'), { containerId: containerId(), netns: pod.path, args: 'MAC=zz' });
+    expect(macArg.json).toMatchObject({ code: 7, msg: expect.stringMatching(/CNI_ARGS MAC="zz"/) });
+    expect(n.calls().length).toBe(callsBefore);
+    expect(n.nodeLink(n.vfs.a1.netdev!)).toBeDefined();
+    expect(n.records()).toEqual([]);
+  });
+
+  test('MAC precedence: runtimeConfig.mac over CNI_ARGS MAC over the config; an asynchronous driver is waited for', async () => {
+    n.setPfState({ lateMacReads: 3 });
+    try {
+      for (const [extra, args, want] of [
+        [{ mac: '02:00:00:00:00:01' }, '', '02:00:00:00:00:01'],
+        [{ mac: '02:00:00:00:00:01' }, 'IgnoreUnknown=1;MAC=02:00:00:00:00:02', '02:00:00:00:00:02'],
+        [{ mac: '02:00:00:00:00:01', runtimeConfig: { mac: '02:00:00:00:00:03' } }, 'MAC=02:00:00:00:00:02', '02:00:00:00:00:03'],
+      ] as Array<[Record<string, unknown>, string, string]>) {
+        const pod = n.cluster.makePod();
+        const id = containerId();
+        const conf = n.conf('a1', extra);
+        expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path, args }));
+        expect(n.podLink(pod)!.address).toBe(want);
+        expect(n.vfState('a1')!.mac).toBe(want);
+        expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path, args }));
+      }
+    } finally {
+      n.setPfState({ lateMacReads: 0 });
+    }
+  });
+
+  test('a setting the driver refuses rolls back everything applied before it: PF, netdev, addresses, record', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const before = n.nodeLink(n.vfs.a1.netdev!)!;
+    const pfBefore = n.vfState('a1');
+    n.setPfState({ unsupported: ['linkState'] });
+    try {
+      const conf = n.conf('a1', { vlan: 7, mac: '02:00:00:00:00:77', trust: 'on', link_state: 'disable', ipam: n.cluster.hostLocal('192.168.51.0/24') });
+      const out = await n.cni('ADD', conf, { containerId: id, netns: pod.path });
+      expect(out.json).toMatchObject({ code: 111, msg: expect.stringMatching(/refused linkState for VF 1 .*EOPNOTSUPP/) });
+    } finally {
+      n.setPfState({ unsupported: [] });
+    }
+    expect(n.vfState('a1')).toEqual(pfBefore);
+    const after = n.nodeLink(n.vfs.a1.netdev!)!;
+    expect({ mac: after.address, mtu: after.mtu }).toEqual({ mac: before.address, mtu: before.mtu });
+    expect(n.podLink(pod)).toBeUndefined();
+    expect(n.records()).toEqual([]);
+    expect(n.cluster.leases()).toEqual([]);
+  });
+
+  test('two pods racing for one VF: one gets it, the other is refused with 110 naming the holder; the loser changed nothing', async () => {
+    const [p1, p2] = [n.cluster.makePod(), n.cluster.makePod()];
+    const [id1, id2] = [containerId(), containerId()];
+    const conf = n.conf('a1', { vlan: 9 });
+    const outs = await Promise.all([n.cni('ADD', conf, { containerId: id1, netns: p1.path }), n.cni('ADD', conf, { containerId: id2, netns: p2.path })]);
+    const winner = outs.findIndex((o) => o.code === 0);
+    expect(winner).toBeGreaterThanOrEqual(0);
+    const loser = outs[1 - winner]!;
+    expect(loser.json).toMatchObject({ code: 110, msg: expect.stringMatching(/already allocated to container [0-9a-f]{12}, whose netns .* still exists/) });
+    const [wid, wpod] = winner === 0 ? [id1, p1] : [id2, p2];
+    expect(n.podLink(wpod)).toBeDefined();
+    expect(n.vfState('a1')!.vlan).toBe(9);
+    expectOk(await n.cni('DEL', conf, { containerId: wid, netns: wpod.path }));
+    // The loser's DEL (the runtime cleans up its failed ADD) must not touch the winner's VF, now or later.
+    expectOk(await n.cni('DEL', conf, { containerId: winner === 0 ? id2 : id1, netns: (winner === 0 ? p2 : p1).path }));
+    expect(n.nodeLink(n.vfs.a1.netdev!)).toBeDefined();
+  });
+
+  test('DEL after the pod netns was deleted: the VF, returned to the host under its pod name, is found by PCI address and restored', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const { a0 } = n.vfs;
+    const before = n.nodeLink(a0.netdev!)!;
+    const conf = n.conf('a0', { mac: '02:00:00:00:00:a0', vlan: 11 });
+    expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path, ifName: 'data0' }));
+    n.fake.returnToHost(a0, pod.name, 'data0');
+    run('ip', ['netns', 'del', pod.name]);
+    expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path, ifName: 'data0' }));
+    const after = n.nodeLink(a0.netdev!)!;
+    expect({ mac: after.address, altnames: after.altnames }).toEqual({ mac: before.address, altnames: before.altnames });
+    expect(n.nodeLink('data0')).toBeUndefined();
+    expect(n.vfState('a0')!.vlan).toBe(0);
+    expect(n.records()).toEqual([]);
+    // The fake sysfs follows the name back, as the kernel's would.
+    n.fake.returnToHost(a0, n.cluster.node, a0.netdev!);
+  });
+
+  // The pod names the VF as the host did, so the fake sysfs stays true when the kernel brings it home (a real
+  // sysfs follows renames; the fake's directory cannot, see the DEL-after-netns test for the renamed case).
+  test('a stale record (its netns gone without a DEL) is repaired and cleared by the next ADD of that VF', async () => {
+    const { b0 } = n.vfs;
+    const p1 = n.cluster.makePod();
+    const id1 = containerId();
+    expectOk(await n.cni('ADD', n.conf('b0', { vlan: 300 }), { containerId: id1, netns: p1.path, ifName: b0.netdev! }));
+    n.fake.returnToHost(b0, p1.name, b0.netdev!);
+    run('ip', ['netns', 'del', p1.name]);
+    const p2 = n.cluster.makePod();
+    const id2 = containerId();
+    expectOk(await n.cni('ADD', n.conf('b0', { trust: 'on' }), { containerId: id2, netns: p2.path }));
+    // The first pod's VLAN was restored before the VF was handed out again.
+    expect(n.vfState('b0')).toMatchObject({ vlan: 0, trust: true });
+    expect(n.podLink(p2)).toBeDefined();
+    expectOk(await n.cni('DEL', n.conf('b0', { trust: 'on' }), { containerId: id2, netns: p2.path }));
+    expect(n.nodeLink(b0.netdev!)).toBeDefined();
+    expect(n.vfState('b0')).toMatchObject({ vlan: 0, trust: false });
+  });
+
+  test('a VF that vanished (VFs disabled) while the pod held it: DEL succeeds, releases the addresses and forgets the VF', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const conf = n.conf('a1', { ipam: n.cluster.hostLocal('192.168.52.0/24') });
+    expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path }));
+    expect(n.cluster.leases()).toHaveLength(1);
+    const vf = n.vfs.a1;
+    n.fake.remove({ ...vf, netdev: 'net1' }, pod.name);
+    expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path }));
+    expect(n.cluster.leases()).toEqual([]);
+    expect(n.records()).toEqual([]);
+  });
+});
+
+describe('plexus-sriov across daemon restarts, CHECK and GC', () => {
+  const n = new SriovNode();
+  beforeAll(() => n.start());
+  afterAll(() => n.destroy());
+
+  test('CHECK passes on what ADD left, and fails with 108 naming the MAC changed in the pod and the VLAN changed on the PF', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const conf = n.conf('a0', { vlan: 20, mac: '02:00:00:00:c0:01' });
+    const result = expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path }));
+    expectOk(await n.cni('CHECK', { ...conf, prevResult: result }, { containerId: id, netns: pod.path }));
+    run('ip', ['-n', pod.name, 'link', 'set', 'net1', 'address', '02:00:00:00:c0:99']);
+    const vfs = n.pfState().pfs;
+    vfs[n.vfs.a0.pfName]![0]!.vlan = 21;
+    n.setPfState({ pfs: vfs });
+    const out = await n.cni('CHECK', { ...conf, prevResult: result }, { containerId: id, netns: pod.path });
+    expect(out.json).toMatchObject({ code: 108, msg: expect.stringMatching(/VLAN is 21, expected 20.*MAC is 02:00:00:00:c0:99, expected 02:00:00:00:c0:01/) });
+    expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path }));
+    expect(n.vfState('a0')!.vlan).toBe(0);
+    const unknown = await n.cni('CHECK', { ...conf, prevResult: result }, { containerId: id, netns: pod.path });
+    expect(unknown.json).toMatchObject({ code: 108, msg: expect.stringMatching(/no VF attached/) });
+  });
+
+  test('a daemon restart between ADD and DEL: DEL restores from the record', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const before = n.nodeLink(n.vfs.a1.netdev!)!;
+    const conf = n.conf('a1', { vlan: 30, mac: '02:00:00:00:d0:01', spoofchk: 'off' });
+    expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path, ifName: 'eth1' }));
+    await n.cluster.restartDaemon();
+    expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path, ifName: 'eth1' }));
+    expect(n.nodeLink(n.vfs.a1.netdev!)!.address).toBe(before.address);
+    expect(n.vfState('a1')).toMatchObject({ vlan: 0, spoofchk: true });
+  });
+
+  test('SIGKILL mid-ADD (the PF applying the MAC): at start the daemon restores the VF from the record and clears it', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const pfBefore = n.vfState('b0') ?? undefined;
+    n.setPfState({ lateMacReads: 1_000_000 });
+    const conf = n.conf('b0', { vlan: 55, mac: '02:00:00:00:e0:01', trust: 'on' });
+    const add = n.cni('ADD', conf, { containerId: id, netns: pod.path });
+    const calls = n.calls().length;
+    for (let i = 0; i < 200 && !n.calls().slice(calls).some((c) => c['kind'] === 'mac'); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(n.vfState('b0')!.vlan).toBe(55);
+    await n.cluster.stopDaemon('SIGKILL');
+    expect((await add).code).not.toBe(0);
+    expect(n.records()).toEqual([`${n.vfs.b0.pci}.json`]);
+    n.setPfState({ lateMacReads: 0 });
+    await n.cluster.startDaemon();
+    expect(n.records()).toEqual([]);
+    expect(n.vfState('b0')).toMatchObject({ vlan: pfBefore?.vlan ?? 0, trust: pfBefore?.trust ?? false, mac: pfBefore?.mac ?? '00:00:00:00:00:00' });
+    expect(n.nodeLink(n.vfs.b0.netdev!)).toBeDefined();
+    expect(n.cluster.log()).toMatch(/repairing a VF left half-configured/);
+  });
+
+  test('GC: VFs of this network held by attachments the runtime no longer lists are restored; listed ones are kept', async () => {
+    const [p1, p2] = [n.cluster.makePod(), n.cluster.makePod()];
+    const [id1, id2] = [containerId(), containerId()];
+    const c1 = { ...n.conf('a0', { vlan: 61 }), cniVersion: '1.1.0' };
+    const c2 = { ...n.conf('b0', { vlan: 62 }), cniVersion: '1.1.0' };
+    expectOk(await n.cni('ADD', c1, { containerId: id1, netns: p1.path }));
+    expectOk(await n.cni('ADD', c2, { containerId: id2, netns: p2.path }));
+    const gc = { ...n.conf('a0'), cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: id1, ifname: 'net1' }] };
+    delete (gc as Record<string, unknown>)['deviceID'];
+    expectOk(await n.cni('GC', gc, { containerId: '' }));
+    expect(n.vfState('b0')!.vlan).toBe(0);
+    expect(n.nodeLink(n.vfs.b0.netdev!)).toBeDefined();
+    expect(n.podLink(p2)).toBeUndefined();
+    expect(n.vfState('a0')!.vlan).toBe(61);
+    expect(n.podLink(p1)).toBeDefined();
+    expect(n.records()).toEqual([`${n.vfs.a0.pci}.json`]);
+    expectOk(await n.cni('DEL', c1, { containerId: id1, netns: p1.path }));
   });
 });
