@@ -61,6 +61,12 @@ describe('pluginConfig (libcni buildOneConfig, CNI spec 2.2 "Plugin object")', (
     expect(pluginConfig(conf, { type: 'tuning' }, {}, { prevResult: { cniVersion: '1.0.0' } })['prevResult']).toEqual({ cniVersion: '1.0.0' });
   });
 
+  test("filterRuntimeConfig adds the capabilities a built-in takes implicitly (plexus-sriov's CNIDeviceInfoFile)", () => {
+    const rc = { CNIDeviceInfoFile: '/run/d.json', deviceID: '0000:af:06.0', mac: '02:00:00:00:00:01' };
+    expect(filterRuntimeConfig({ type: 'plexus-sriov' }, rc, ['CNIDeviceInfoFile', 'deviceID'])).toEqual({ CNIDeviceInfoFile: '/run/d.json', deviceID: '0000:af:06.0' });
+    expect(filterRuntimeConfig({ type: 'sriov' }, rc)).toEqual({});
+  });
+
   test('filterRuntimeConfig drops undefined values and undeclared keys', () => {
     const plugin = { type: 'x', capabilities: { ips: true, mac: true } };
     expect(filterRuntimeConfig(plugin, { ips: ['1.2.3.4/32'], mac: undefined, portMappings: [] })).toEqual({ ips: ['1.2.3.4/32'] });

@@ -30,21 +30,29 @@ export function pluginConfig(
   plugin: PluginConf,
   runtimeConfig: Record<string, unknown>,
   extra: Record<string, unknown> = {},
+  implicit: readonly string[] = [],
 ): Record<string, unknown> {
   const out: Record<string, unknown> = { ...plugin, name: conf.name, cniVersion: conf.cniVersion, ...extra };
   // As libcni: inject only when some declared capability applies; a plugin's own runtimeConfig stays.
-  const rc = filterRuntimeConfig(plugin, runtimeConfig);
+  const rc = filterRuntimeConfig(plugin, runtimeConfig, implicit);
   if (Object.keys(rc).length > 0) out['runtimeConfig'] = rc;
   return out;
 }
 
-/** Only the capability args this plugin declares (`capabilities: {portMappings: true}`) reach it. */
-export function filterRuntimeConfig(plugin: PluginConf, runtimeConfig: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Only the capability args this plugin declares (`capabilities: {portMappings: true}`) reach it, plus those
+ * its built-in delegate always takes (`implicit`).
+ */
+export function filterRuntimeConfig(plugin: PluginConf, runtimeConfig: Record<string, unknown>, implicit: readonly string[] = []): Record<string, unknown> {
   const caps = plugin.capabilities ?? {};
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(runtimeConfig)) if (caps[k] === true && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(runtimeConfig)) if ((caps[k] === true || implicit.includes(k)) && v !== undefined) out[k] = v;
   return out;
 }
+
+/** One plugin's stdin within a call: the registry says which capabilities its built-in takes implicitly. */
+const configIn = (call: NetworkCall, plugin: PluginConf, runtimeConfig: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> =>
+  pluginConfig(call.conf, plugin, runtimeConfig, extra, call.registry.implicitCapabilities?.(plugin.type) ?? []);
 
 async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: PluginConf, config: Record<string, unknown>) {
   const started = performance.now();
@@ -63,7 +71,7 @@ export async function addNetwork(call: NetworkCall): Promise<unknown> {
   let prev: unknown;
   for (const plugin of call.conf.plugins) {
     const extra = prev === undefined ? {} : { prevResult: prev };
-    const out = await execPlugin(call, 'ADD', plugin, pluginConfig(call.conf, plugin, call.runtimeConfig, extra));
+    const out = await execPlugin(call, 'ADD', plugin, configIn(call, plugin, call.runtimeConfig, extra));
     if (out === undefined) {
       throw new PlexusError('DelegateFailed', `network "${call.conf.name}": plugin "${plugin.type}" ADD printed no result`);
     }
@@ -76,14 +84,14 @@ export async function delNetwork(call: NetworkCall, prevResult: unknown): Promis
   const withPrev = prevResult !== undefined && versionAtLeast(call.conf.cniVersion, '0.4.0');
   for (const plugin of [...call.conf.plugins].reverse()) {
     const extra = withPrev ? { prevResult } : {};
-    await execPlugin(call, 'DEL', plugin, pluginConfig(call.conf, plugin, call.runtimeConfig, extra));
+    await execPlugin(call, 'DEL', plugin, configIn(call, plugin, call.runtimeConfig, extra));
   }
 }
 
 export async function checkNetwork(call: NetworkCall, prevResult: unknown): Promise<void> {
   if (call.conf.disableCheck || !versionAtLeast(call.conf.cniVersion, '0.4.0')) return;
   for (const plugin of call.conf.plugins) {
-    await execPlugin(call, 'CHECK', plugin, pluginConfig(call.conf, plugin, call.runtimeConfig, { prevResult }));
+    await execPlugin(call, 'CHECK', plugin, configIn(call, plugin, call.runtimeConfig, { prevResult }));
   }
 }
 
@@ -91,14 +99,14 @@ export async function gcNetwork(call: NetworkCall, valid: ValidAttachment[]): Pr
   if (call.conf.disableGC || !versionAtLeast(call.conf.cniVersion, '1.1.0')) return;
   const extra = { [VALID_ATTACHMENTS_KEY]: valid, 'cni.dev/attachments': valid }; // libcni sends both
   for (const plugin of call.conf.plugins) {
-    await execPlugin(call, 'GC', plugin, pluginConfig(call.conf, plugin, {}, extra));
+    await execPlugin(call, 'GC', plugin, configIn(call, plugin, {}, extra));
   }
 }
 
 export async function statusNetwork(call: NetworkCall): Promise<void> {
   if (!versionAtLeast(call.conf.cniVersion, '1.1.0')) return;
   for (const plugin of call.conf.plugins) {
-    await execPlugin(call, 'STATUS', plugin, pluginConfig(call.conf, plugin, {}));
+    await execPlugin(call, 'STATUS', plugin, configIn(call, plugin, {}));
   }
 }
 

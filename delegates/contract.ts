@@ -34,6 +34,11 @@ export interface PluginCall {
 export interface Delegate {
   /** Run one CNI command for one plugin config. Throws PlexusError on failure (delegate's code kept). */
   exec(call: PluginCall): Promise<unknown>;
+  /**
+   * Capability args a built-in always takes, as if every config of its type declared them (plexus-sriov
+   * takes `CNIDeviceInfoFile` and `deviceID` whether or not a migrated sriov-cni config lists them).
+   */
+  readonly capabilities?: readonly string[];
 }
 
 /**
@@ -54,6 +59,8 @@ export function cniEnvOf(call: Pick<PluginCall, 'command' | 'env'>): Record<stri
 /** Resolves a plugin `type` to the delegate that runs it. */
 export interface DelegateRegistry {
   forType(type: string): Delegate;
+  /** The capabilities a built-in of `type` takes without declaring them (none for binaries). */
+  implicitCapabilities?(type: string): readonly string[];
   /** True when `type` can run here: a built-in, or a binary found in the search path. */
   available(type: string, path: string[]): boolean;
 }

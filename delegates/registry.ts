@@ -30,6 +30,10 @@ export class Registry implements DelegateRegistry {
     return this.builtins.get(type);
   }
 
+  implicitCapabilities(type: string): readonly string[] {
+    return this.builtins.get(type)?.capabilities ?? [];
+  }
+
   available(type: string, path: string[]): boolean {
     return this.builtins.has(type) || findBinary(type, path) !== undefined;
   }

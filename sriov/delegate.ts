@@ -50,6 +50,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const networkOf = (config: Record<string, unknown>): string => (typeof config['name'] === 'string' ? config['name'] : '');
 
 export class SriovDelegate implements Delegate {
+  /** Device Info D3/D4 and Multus's deviceID, taken whether or not a migrated sriov-cni config declares them. */
+  readonly capabilities = ['CNIDeviceInfoFile', 'deviceID'] as const;
   private readonly vfLocks = new KeyedMutex();
 
   constructor(private readonly deps: SriovDeps) {}

@@ -173,7 +173,10 @@ export class CniHandler {
   private async planFor(req: CniRequest, pod: PodObject | null): Promise<Plan> {
     const lookupNad = (ns: string, name: string) => this.deps.source.getNad(ns, name);
     const resources = resourceNamesFor(pod, lookupNad);
-    const devices = pod && resources.length > 0 ? await this.deps.devices.devicesFor(pod, resources) : {};
+    // The kubelet checkpoint is matched by UID: the runtime's, else the source's.
+    const uid = req.podRef?.uid ?? pod?.uid;
+    const who = pod ? { namespace: pod.namespace, name: pod.name, ...(uid ? { uid } : {}) } : null;
+    const devices = who && resources.length > 0 ? await this.deps.devices.devicesFor(who, resources) : {};
     return makePlan({
       podRef: req.podRef,
       pod,

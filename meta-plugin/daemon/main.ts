@@ -70,7 +70,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     const confDir = new ConfDir(config.confDir, log.child({ component: 'confdir' }));
     const metrics = new DaemonMetrics(config.nodeName, [ipam.ipam.registry]);
     const handler = new CniHandler({
-      config, source, runner, registry, confDir, log, metrics, devices: new NoDevices(),
+      config, source, runner, registry, confDir, log, metrics, devices: sriov?.devices ?? new NoDevices(),
       isReady: () => ready,
       afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
     });
@@ -158,7 +158,7 @@ function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHo
   registry.register(IPAM_PLUGIN_TYPE, new PlexusIpamDelegate(ipam.plugin(log.child({ component: IPAM_PLUGIN_TYPE })), config.limits.maxConcurrentRequests));
   if (routed) registry.register(ROUTED_TYPE, new RoutedDelegate({ node: routed.node, delegates: registry }));
   if (!config.sriov) return { registry };
-  const sriov = openSriov(config.sriov, config.stateDir, registry);
+  const sriov = openSriov(config.sriov, config.stateDir, registry, log);
   registry.register(SRIOV_TYPE, sriov.delegate);
   return { registry, sriov };
 }

@@ -26,6 +26,11 @@ export class DevicePool {
 
   constructor(private readonly devices: Readonly<Record<string, readonly string[]>>) {}
 
+  /** How many devices of `resourceName` the pod was given. */
+  given(resourceName: string): number {
+    return Object.hasOwn(this.devices, resourceName) ? (this.devices[resourceName]?.length ?? 0) : 0;
+  }
+
   /** The next unused device of `resourceName`, or undefined when none is left. */
   take(resourceName: string): string | undefined {
     if (!Object.hasOwn(this.devices, resourceName)) return undefined;

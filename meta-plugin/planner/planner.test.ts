@@ -391,9 +391,9 @@ describe('plan: failures', () => {
       'devices: none left for the resource fails',
       { networks: 'vf,vf', devices: { 'intel.com/vf': ['0000:03:02.0'] } },
       'DeviceUnavailable',
-      /^pod team\/web-0: network team\/vf needs a device of resource intel.com\/vf, but the pod has none left$/,
+      /^pod team\/web-0: network team\/vf needs a device of resource intel.com\/vf, but the pod was given 1 and its networks ask for more$/,
     ],
-    ['devices: resource never allocated fails', { networks: 'vf' }, 'DeviceUnavailable', /resource intel.com\/vf/],
+    ['devices: resource never allocated fails', { networks: 'vf' }, 'DeviceUnavailable', /resource intel.com\/vf, but the pod was given none \(does its spec request the resource/],
     [
       'S16: cni-args into a plugin whose args is not an object fails',
       withNad(
@@ -619,11 +619,12 @@ describe('plan: per-attachment settings', () => {
       (p) => expect(p.attachments.map((a) => a.nad)).toEqual([undefined, { namespace: 'team', name: 'net-a' }]),
     ],
     [
-      'devices: the device goes to every plugin, the capability args and the attachment',
+      'devices: the device goes to every plugin (deviceID and pciBusID, as Multus), the capability args and the attachment',
       { networks: 'vf', devices: { 'intel.com/vf': ['0000:03:02.0'] } },
       (p) => {
         const a = second(p);
         expect(a.conf.plugins.map((pl) => pl['deviceID'])).toEqual(['0000:03:02.0', '0000:03:02.0']);
+        expect(a.conf.plugins.map((pl) => pl['pciBusID'])).toEqual(['0000:03:02.0', '0000:03:02.0']);
         expect(a.runtimeConfig).toEqual({ deviceID: '0000:03:02.0' });
         expect(a).toMatchObject({ resourceName: 'intel.com/vf', deviceId: '0000:03:02.0' });
       },

@@ -270,21 +270,28 @@ function objectField(container: Record<string, unknown>, key: string, what: stri
 }
 
 /**
- * Device Info §4.1: a NAD with a resourceName takes the pod's next unused device of that resource. Like
- * Multus, the device goes to every plugin as `deviceID`, and to the capability args.
+ * Device Info §4.1: a NAD with a resourceName takes the pod's next unused device of that resource (sorted, so
+ * the order of the networks in the annotation decides which VF each gets, as with Multus). Like Multus, the
+ * device goes to every plugin as `deviceID` and `pciBusID`, and to the capability args as `deviceID`.
  */
 function assignDevice(ctx: Planning, attachment: PlannedAttachment, nad: NadObject | undefined): void {
   const resourceName = nad?.annotations[RESOURCE_NAME_ANNOTATION];
   if (!resourceName) return;
   const deviceId = ctx.devices.take(resourceName);
   if (deviceId === undefined) {
+    const given = ctx.devices.given(resourceName);
     throw new PlexusError(
       'DeviceUnavailable',
-      `${ctx.pod}: network ${attachment.statusName} needs a device of resource ${resourceName}, ` +
-        'but the pod has none left',
+      `${ctx.pod}: network ${attachment.statusName} needs a device of resource ${resourceName}, but ` +
+        (given === 0
+          ? 'the pod was given none (does its spec request the resource, and does the device plugin serve it?)'
+          : `the pod was given ${given} and its networks ask for more`),
     );
   }
-  for (const plugin of attachment.conf.plugins) plugin['deviceID'] = deviceId;
+  for (const plugin of attachment.conf.plugins) {
+    plugin['deviceID'] = deviceId;
+    plugin['pciBusID'] = deviceId;
+  }
   attachment.runtimeConfig['deviceID'] = deviceId;
   attachment.resourceName = resourceName;
   attachment.deviceId = deviceId;

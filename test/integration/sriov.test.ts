@@ -4,12 +4,13 @@
  * and the node (names, MACs, MTUs, altnames, addresses), tcpdump on the wire side (gratuitous ARP), ping
  * across the VF, the emulated PF's state and its call log (what a driver would have been asked, in order).
  */
-import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { daemonGet, FakeSriov, type FakeVf } from '../../hack/cluster';
 import { containerId, ipJson, rand, ROOT, run, runProcess, TestCluster, type CniOutput } from '../helpers/plexus-harness';
+import { FakeKubelet } from '../helpers/fake-kubelet';
 import { EMULATED_PF_CALLS, EMULATED_PF_FILE, type EmulatedPfState } from '../../sriov/pf';
 
 jest.setTimeout(120_000);
@@ -63,7 +64,7 @@ class SriovNode {
   }
 
   conf(vf: keyof SriovNode['vfs'], extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return { cniVersion: '1.0.0', name: 'sriov-net', type: 'plexus-sriov', socketPath: this.cluster.socket, deviceID: this.vfs[vf].pci, ...extra };
+    return { cniVersion: '1.0.0', name: 'sriov-net', type: 'plexus-sriov', socketPath: this.cluster.socket, readinessTimeoutSeconds: 2, deviceID: this.vfs[vf].pci, ...extra };
   }
 
   /** bin/plexus-sriov in the node, as a runtime execs it. */
@@ -436,5 +437,92 @@ describe('plexus-sriov across daemon restarts, CHECK and GC', () => {
     expect(n.podLink(p1)).toBeDefined();
     expect(n.records()).toEqual([`${n.vfs.a0.pci}.json`]);
     expectOk(await n.cni('DEL', c1, { containerId: id1, netns: p1.path }));
+  });
+});
+
+describe('SR-IOV networks from a pod annotation: devices from the kubelet, device information end to end', () => {
+  const n = new SriovNode();
+  let kubelet: FakeKubelet;
+  const PF_A = 'intel.com/pf_a';
+  const PF_B = 'intel.com/pf_b';
+
+  beforeAll(async () => {
+    kubelet = await FakeKubelet.start(join(n.root, 'kubelet.sock'));
+    await n.start({ podResources: { socket: kubelet.socket, checkpoint: join(n.root, 'kubelet_internal_checkpoint') } });
+    const sriovNad = (name: string, resource: string, extra: Record<string, unknown>) =>
+      n.cluster.nad(name, { cniVersion: '1.0.0', name, type: 'plexus-sriov', ...extra }, 'default', { 'k8s.v1.cni.cncf.io/resourceName': resource });
+    await n.cluster.writeManifests('sriov-nads.yaml', [
+      sriovNad('sriov-a', PF_A, { vlan: 100, ipam: n.cluster.hostLocal('192.168.60.0/24') }),
+      sriovNad('sriov-b', PF_B, { trust: 'on', spoofchk: 'off' }),
+    ]);
+  });
+  afterAll(async () => {
+    await n.destroy();
+    await kubelet.stop();
+  });
+
+  const status = (name: string) => JSON.parse(run(join(ROOT, 'bin/plexusctl'), ['--socket', n.cluster.socket, 'status', `default/${name}`]).stdout);
+
+  test('two networks of one resource and one of another: VFs handed out in sorted order, configured per NAD, device-info in network-status; DEL restores all', async () => {
+    const { a0, a1, b0 } = n.vfs;
+    // The device plugin wrote a device-info file for one of the VFs only.
+    const dpFile = join(n.cluster.dir, 'devinfo', 'dp', `intel.com-pf_a-${a0.pci}-device.json`);
+    mkdirSync(dirname(dpFile), { recursive: true });
+    writeFileSync(dpFile, JSON.stringify({ type: 'pci', version: '1.0.0', pci: { 'pci-address': a0.pci } }));
+    kubelet.pods = [{ namespace: 'default', name: 'cnf', containers: [{ name: 'app', devices: { [PF_A]: [a1.pci, a0.pci], [PF_B]: [b0.pci] } }] }];
+    await n.cluster.writeManifests('pod-cnf.yaml', [n.cluster.podManifest('cnf', 'sriov-a, sriov-b, sriov-a')]);
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const out = await n.cluster.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'cnf', uid: 'uid-cnf' } });
+    expectOk(out);
+    // Annotation order: sriov-a takes the first PF A VF (sorted: a0), sriov-b takes b0, the second sriov-a a1.
+    expect(n.podLink(pod, 'net1')).toBeDefined();
+    expect(n.podLink(pod, 'net2')).toBeDefined();
+    expect(n.podLink(pod, 'net3')).toBeDefined();
+    expect(n.vfState('a0')!.vlan).toBe(100);
+    expect(n.vfState('a1')!.vlan).toBe(100);
+    expect(n.vfState('b0')).toMatchObject({ trust: true, spoofchk: false, vlan: 0 });
+    const st = status('cnf');
+    expect(st.map((s: { name: string; interface: string }) => [s.name, s.interface])).toEqual([
+      ['cluster', 'eth0'], ['default/sriov-a', 'net1'], ['default/sriov-b', 'net2'], ['default/sriov-a', 'net3'],
+    ]);
+    expect(st[1]['device-info']).toEqual({ type: 'pci', version: '1.0.0', pci: { 'pci-address': a0.pci } });
+    expect(st[2]['device-info']).toEqual({ type: 'pci', version: '1.1.0', pci: { 'pci-address': b0.pci, 'pf-pci-address': '0000:b1:00.0' } });
+    expect(st[3]['device-info']).toEqual({ type: 'pci', version: '1.1.0', pci: { 'pci-address': a1.pci, 'pf-pci-address': '0000:af:00.0' } });
+    expect(st[1].ips).toEqual([expect.stringMatching(/^192\.168\.60\./)]);
+    expect(kubelet.calls.Get).toBe(1);
+
+    expectOk(await n.cluster.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'cnf', uid: 'uid-cnf' } }));
+    for (const vf of [a0, a1, b0]) expect(n.nodeLink(vf.netdev!)).toBeDefined();
+    expect(n.vfState('a0')!.vlan).toBe(0);
+    expect(n.vfState('b0')).toMatchObject({ trust: false, spoofchk: true });
+    expect(readdirSync(join(n.cluster.dir, 'devinfo', 'cni'))).toEqual([]);
+    expect(n.records()).toEqual([]);
+  });
+
+  test('more attachments of a resource than the pod was given: 110 naming the resource, nothing attached', async () => {
+    kubelet.pods = [{ namespace: 'default', name: 'greedy', containers: [{ name: 'app', devices: { [PF_A]: [n.vfs.a0.pci] } }] }];
+    await n.cluster.writeManifests('pod-greedy.yaml', [n.cluster.podManifest('greedy', 'sriov-a, sriov-a')]);
+    const pod = n.cluster.makePod();
+    const out = await n.cluster.cni('ADD', { containerId: containerId(), netns: pod.path, pod: { name: 'greedy' } });
+    expect(out.json).toMatchObject({ code: 110, msg: expect.stringMatching(/needs a device of resource intel\.com\/pf_a, but the pod was given 1 and its networks ask for more/) });
+    expect((ipJson(pod.name, ['link', 'show']) as PodLink[]).map((l) => l.ifname)).toEqual(['lo']);
+    expect(n.records()).toEqual([]);
+  });
+
+  test('kubelet API down: the checkpoint (matched by pod UID) gives the devices', async () => {
+    await kubelet.stop();
+    writeFileSync(join(n.root, 'kubelet_internal_checkpoint'), JSON.stringify({
+      Data: { PodDeviceEntries: [{ PodUID: 'uid-ck', ContainerName: 'app', ResourceName: PF_B, DeviceIDs: { '0': [n.vfs.b0.pci] }, AllocResp: '' }], RegisteredDevices: {} },
+      Checksum: 0,
+    }));
+    await n.cluster.writeManifests('pod-ck.yaml', [n.cluster.podManifest('ck', 'sriov-b')]);
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    expectOk(await n.cluster.cni('ADD', { containerId: id, netns: pod.path, pod: { name: 'ck', uid: 'uid-ck' } }));
+    expect(n.podLink(pod, 'net1')).toBeDefined();
+    expect(status('ck')[1]['device-info'].pci['pci-address']).toBe(n.vfs.b0.pci);
+    expectOk(await n.cluster.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'ck', uid: 'uid-ck' } }));
+    expect(n.nodeLink(n.vfs.b0.netdev!)).toBeDefined();
   });
 });
