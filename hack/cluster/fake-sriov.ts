@@ -29,6 +29,30 @@ export interface FakePf {
   vfs: FakeVf[];
 }
 
+const sysfsDev = (root: string, pci: string, ...rest: string[]) => join(root, 'bus', 'pci', 'devices', pci, ...rest);
+
+function bindDriver(root: string, pci: string, name: string): void {
+  mkdirSync(join(root, 'bus', 'pci', 'drivers', name), { recursive: true });
+  rmSync(sysfsDev(root, pci, 'driver'), { force: true });
+  symlinkSync(`../../drivers/${name}`, sysfsDev(root, pci, 'driver'));
+}
+
+/** A PF and its VFs laid out under `root` as the kernel lays them out under /sys (files and links only). */
+export function writeFakeSysfs(root: string, pf: FakePf): void {
+  const dev = (pci: string, ...rest: string[]) => sysfsDev(root, pci, ...rest);
+  mkdirSync(dev(pf.pci, 'net', pf.name), { recursive: true });
+  writeFileSync(dev(pf.pci, 'sriov_totalvfs'), `${pf.vfs.length}\n`);
+  writeFileSync(dev(pf.pci, 'sriov_numvfs'), `${pf.vfs.length}\n`);
+  bindDriver(root, pf.pci, 'ice');
+  pf.vfs.forEach((vf, i) => {
+    mkdirSync(dev(vf.pci), { recursive: true });
+    symlinkSync(`../${vf.pci}`, dev(pf.pci, `virtfn${i}`));
+    symlinkSync(`../${pf.pci}`, dev(vf.pci, 'physfn'));
+    bindDriver(root, vf.pci, vf.driver ?? (vf.netdev ? 'iavf' : 'vfio-pci'));
+    if (vf.netdev) mkdirSync(dev(vf.pci, 'net', vf.netdev), { recursive: true });
+  });
+}
+
 export class FakeSriov {
   readonly wire: string;
 
@@ -44,7 +68,7 @@ export class FakeSriov {
   }
 
   private dev(pci: string, ...rest: string[]): string {
-    return join(this.root, 'bus', 'pci', 'devices', pci, ...rest);
+    return sysfsDev(this.root, pci, ...rest);
   }
 
   /** The wire-side name of a VF's veth (at most 15 bytes). */
@@ -52,32 +76,17 @@ export class FakeSriov {
     return `w${vfNetdev}`.slice(0, 15);
   }
 
+  /** The PF's sysfs tree, its netdev and each VF's netdev (veth ends, the other end on the wire). */
   addPf(pf: FakePf): void {
-    mkdirSync(this.dev(pf.pci, 'net', pf.name), { recursive: true });
-    writeFileSync(this.dev(pf.pci, 'sriov_totalvfs'), `${pf.vfs.length}\n`);
-    writeFileSync(this.dev(pf.pci, 'sriov_numvfs'), `${pf.vfs.length}\n`);
-    this.driver(pf.pci, 'ice');
+    writeFakeSysfs(this.root, pf);
     run('ip', ['-n', this.node, 'link', 'add', pf.name, 'type', 'veth', 'peer', 'name', FakeSriov.wireEnd(pf.name), 'netns', this.wire]);
     run('ip', ['-n', this.node, 'link', 'set', pf.name, 'mtu', '9000', 'up']);
-    pf.vfs.forEach((vf, i) => {
-      mkdirSync(this.dev(vf.pci), { recursive: true });
-      symlinkSync(`../${vf.pci}`, this.dev(pf.pci, `virtfn${i}`));
-      symlinkSync(`../${pf.pci}`, this.dev(vf.pci, 'physfn'));
-      this.driver(vf.pci, vf.driver ?? (vf.netdev ? 'iavf' : 'vfio-pci'));
-      if (vf.netdev) {
-        mkdirSync(this.dev(vf.pci, 'net', vf.netdev), { recursive: true });
-        const wire = FakeSriov.wireEnd(vf.netdev);
-        run('ip', ['-n', this.node, 'link', 'add', vf.netdev, 'type', 'veth', 'peer', 'name', wire, 'netns', this.wire]);
-        run('ip', ['-n', this.wire, 'link', 'set', wire, 'up']);
-      }
-    });
-  }
-
-  private driver(pci: string, name: string): void {
-    const dir = join(this.root, 'bus', 'pci', 'drivers', name);
-    mkdirSync(dir, { recursive: true });
-    rmSync(this.dev(pci, 'driver'), { force: true });
-    symlinkSync(`../../drivers/${name}`, this.dev(pci, 'driver'));
+    for (const vf of pf.vfs) {
+      if (!vf.netdev) continue;
+      const wire = FakeSriov.wireEnd(vf.netdev);
+      run('ip', ['-n', this.node, 'link', 'add', vf.netdev, 'type', 'veth', 'peer', 'name', wire, 'netns', this.wire]);
+      run('ip', ['-n', this.wire, 'link', 'set', wire, 'up']);
+    }
   }
 
   /** The kernel's part when a pod's netns dies: a physical VF comes home under the name it had in the pod. */
