@@ -2,20 +2,29 @@
  * `make demo`: a two-node cluster in network namespaces (hack/cluster/) on the embedded defaults: one
  * plexusd per node, a shared local IPAM store, plexus-routed with eBPF as the cluster network. Three pods get
  * the cluster network and up to three extra networks (examples/manifests) through bin/plexus, exactly as a
- * runtime calls it. The demo prints what each pod got, proves reachability on every network (across nodes
- * too), keeps a ping running through a daemon restart, then DELs everything and checks nothing is left.
- * Only addresses inside namespaces created here are ever pinged.
+ * runtime calls it, one of them with an SR-IOV VF next to its other networks. The demo prints what each pod
+ * got, proves reachability on every network (across nodes too), keeps a ping running through a daemon
+ * restart, then DELs everything and checks nothing is left. Only addresses inside namespaces created here are
+ * ever pinged.
+ *
+ * There is no SR-IOV hardware here (../shared/ENVIRONMENT.md), and the demo says so: n1's VFs are veth ends
+ * behind a fake sysfs tree, their PF an emulated one (hack/cluster/fake-sriov.ts), and the devices the
+ * kubelet gave the pod come from a kubelet checkpoint file the demo writes, as a kubelet's device manager does.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { Cluster, type Pod, REPO_ROOT, run } from './cluster';
+import { Cluster, FakeSriov, type Pod, REPO_ROOT, run } from './cluster';
 
 // Unique per run: a second demo (or the CI's, beside a user's) must never remove this one's cluster.
 const PREFIX = `plxd${process.pid.toString(36)}`;
 const CTL = join(REPO_ROOT, 'bin/plexusctl');
 const step = (msg: string): void => console.log(`\n==> ${msg}`);
+/** The SR-IOV pod's fixed UID: the kubelet checkpoint names the pod by it. */
+const UPF_UID = '5f1d3c4e-0000-4000-8000-00000000d6f0';
+const VF = { pci: '0000:af:06.0', netdev: 'ens6f0v0' };
+const SRIOV_RESOURCE = 'intel.com/sriov_netdevice';
 const info = (msg: string): void => console.log(`    ${msg}`);
 
 function table(rows: Record<string, string>[]): void {
@@ -47,7 +56,17 @@ function counters(c: Cluster, pod: Pod): string {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo needs root (network namespaces)');
   step('Building a two-node cluster in network namespaces (hack/cluster/)');
-  const c = new Cluster({ prefix: PREFIX, nodes: 2, datapath: 'routed', mode: 'native', ebpf: true, logLevel: 'warn', log: info });
+  const c = new Cluster({
+    prefix: PREFIX, nodes: 2, datapath: 'routed', mode: 'native', ebpf: true, logLevel: 'warn', log: info,
+    // n1 has "SR-IOV NICs": a fake sysfs and an emulated PF; the kubelet's PodResources socket does not exist
+    // here, so the device manager's checkpoint file is what tells plexusd which VF the pod was given.
+    nodeDaemon: (node) => node.name !== 'n1' ? {} : {
+      sriov: {
+        sysfsRoot: join(node.dir, 'sysfs'), emulatePf: true,
+        podResources: { socket: join(node.dir, 'kubelet.sock'), checkpoint: join(node.dir, 'kubelet_internal_checkpoint'), timeoutMs: 500 },
+      },
+    },
+  });
   const onSignal = (): void => void c.destroy().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -81,7 +100,19 @@ async function runDemo(c: Cluster): Promise<void> {
     c.exec(n1, 'ip', ['link', 'set', br, 'up']);
   }
   await c.writeManifest('networks.yaml', manifests(c, 'networks.yaml'));
-  info('NADs storage (bridge), telco-data (macvlan + plexus-ipam), signalling (bridge); IPPool telco-data');
+  info('NADs storage (bridge), telco-data (macvlan + plexus-ipam), signalling (bridge), sriov-n6 (plexus-sriov); IPPools');
+
+  step('SR-IOV on n1: a PF with two VFs (FAKE: no SR-IOV hardware here; veth VFs behind a fake sysfs, an emulated PF)');
+  const node1 = c.node('n1');
+  const fake = new FakeSriov(join(node1.dir, 'sysfs'), n1, `${PREFIX}-n1-wire`);
+  fake.addPf({ pci: '0000:af:00.0', name: 'ens6f0', vfs: [VF, { pci: '0000:af:06.1', netdev: 'ens6f0v1' }] });
+  c.exec(fake.wire, 'ip', ['addr', 'add', '10.40.0.1/24', 'dev', FakeSriov.wireEnd(VF.netdev)]);
+  // What the kubelet's device manager records when it gives upf one VF of the resource.
+  writeFileSync(join(node1.dir, 'kubelet_internal_checkpoint'), JSON.stringify({
+    Data: { PodDeviceEntries: [{ PodUID: UPF_UID, ContainerName: 'upf', ResourceName: SRIOV_RESOURCE, DeviceIDs: { '0': [VF.pci] }, AllocResp: '' }], RegisteredDevices: { [SRIOV_RESOURCE]: [VF.pci, '0000:af:06.1'] } },
+    Checksum: 0,
+  }));
+  info(`PF ens6f0 (0000:af:00.0): VF 0 ${VF.pci} = ${VF.netdev}, VF 1 0000:af:06.1 = ens6f0v1; resource ${SRIOV_RESOURCE}; upf holds VF 0`);
 
   step('Creating pods and calling the CNI plugin as the runtime does (ADD)');
   const annotations = new Map(
@@ -91,7 +122,7 @@ async function runDemo(c: Cluster): Promise<void> {
   const pods: Record<string, Pod> = {};
   for (const [name, node] of placement) {
     const a = annotations.get(name) ?? {};
-    pods[name] = await c.addPod(node, { name, ...(Object.keys(a).length ? { annotations: a } : {}) });
+    pods[name] = await c.addPod(node, { name, ...(Object.keys(a).length ? { annotations: a } : {}), ...(name === 'upf' ? { uid: UPF_UID } : {}) });
   }
 
   step('What each pod got (network-status from `plexusctl status`, cross-checked with `ip` in the pod)');
@@ -110,6 +141,17 @@ async function runDemo(c: Cluster): Promise<void> {
     }
   }
   table(rows);
+
+  step('The SR-IOV VF in upf (`ip` in the pod, the PF as the emulated driver holds it, network-status device-info)');
+  const n6 = (JSON.parse(c.exec(pods['upf']!.netns, 'ip', ['-j', '-d', 'link', 'show', 'n6']).stdout) as { ifname: string; address: string; operstate: string }[])[0]!;
+  info(`upf n6: ${n6.address}, ${n6.operstate}; ${VF.netdev} is no longer in n1: ${c.exec(n1, 'ip', ['link', 'show', VF.netdev], { allowFail: true }).code !== 0}`);
+  const pfVf = pfState(node1.dir)?.[0];
+  info(`PF ens6f0 vf 0: vlan ${pfVf?.vlan}, spoofchk ${pfVf?.spoofchk ? 'on' : 'off'}, trust ${pfVf?.trust ? 'on' : 'off'}`);
+  const upfStatus = ctl(c, 'n1', 'status', 'default/upf') as { interface: string; 'device-info'?: unknown }[];
+  info(`device-info: ${JSON.stringify(upfStatus.find((s) => s.interface === 'n6')?.['device-info'])}`);
+  const wirePing = c.exec(pods['upf']!.netns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '10.40.0.1'], { allowFail: true });
+  info(`upf -> the VF's switch port 10.40.0.1 over n6: ${wirePing.code === 0 ? 'ok' : 'FAILED'}`);
+  if (wirePing.code !== 0) throw new Error('no reachability over the SR-IOV VF');
 
   step('The routed datapath on n1 (`ip route show proto 180`, `tc filter`)');
   for (const fam of ['-4', '-6']) {
@@ -177,6 +219,19 @@ async function runDemo(c: Cluster): Promise<void> {
     if ((ctl(c, n.name, 'ipam', 'pods') as unknown[]).length) throw new Error(`${n.netns}: IPAM records left after DEL`);
   }
   info('DEL ok: pods have only lo, no pod veth on any node, every address released');
+  const back = JSON.parse(c.exec(n1, 'ip', ['-j', 'link', 'show', VF.netdev]).stdout) as unknown[];
+  const vfAfter = pfState(c.node('n1').dir)?.[0];
+  if (back.length !== 1 || vfAfter?.vlan !== 0 || vfAfter.trust || !vfAfter.spoofchk) throw new Error('the VF was not restored by DEL');
+  info(`SR-IOV: ${VF.netdev} back in n1 under its own name, PF settings restored (vlan 0, spoofchk on, trust off)`);
+}
+
+/** The emulated PF's VFs of ens6f0 (what a real driver would report through IFLA_VFINFO_LIST). */
+function pfState(nodeDir: string): { vlan: number; spoofchk?: boolean; trust?: boolean }[] | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(nodeDir, 'sysfs', 'plexus-emulated-pf.json'), 'utf8')) as { pfs: Record<string, { vlan: number }[]> }).pfs['ens6f0'];
+  } catch {
+    return undefined;
+  }
 }
 
 main().catch((e) => {

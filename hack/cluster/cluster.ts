@@ -243,7 +243,7 @@ export class Cluster {
     const namespace = spec.namespace ?? 'default';
     const netns = `${this.prefix}-${node.name}-${spec.name}`;
     if (this.pods.has(netns)) throw new Error(`pod ${spec.name} already exists on ${node.name}`);
-    const uid = randomUUID();
+    const uid = spec.uid ?? randomUUID();
     const containerId = randomBytes(32).toString('hex');
     run('ip', ['netns', 'add', netns]);
     const draft = { node: node.name, namespace, name: spec.name, uid, netns, netnsPath: netnsPath(netns), containerId };

@@ -47,5 +47,5 @@ export function daemonConfig(opts: ClusterOptions, node: ClusterNode, manifestDi
   if ((opts.datapath ?? 'routed') === 'routed') {
     config['routed'] = { mode: opts.mode ?? 'native', underlay: 'eth0', ebpf: opts.ebpf ?? true, pinDir: node.pinDir };
   }
-  return { ...config, ...opts.daemon };
+  return { ...config, ...opts.daemon, ...opts.nodeDaemon?.(node) };
 }

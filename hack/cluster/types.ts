@@ -23,6 +23,8 @@ export interface ClusterOptions {
   pool?: PoolSpec;
   /** Merged over each node's generated daemon config (top-level keys). */
   daemon?: Record<string, unknown>;
+  /** Merged over one node's daemon config after `daemon` (e.g. an `sriov` section for one node). */
+  nodeDaemon?: (node: ClusterNode) => Record<string, unknown>;
   /** Default 'info'. */
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Daemons in their own session, outliving this process (the CLI). */
@@ -64,6 +66,8 @@ export interface PodSpec {
   annotations?: Record<string, string>;
   /** The StatefulSet owning the pod (a manifest ownerReference). */
   ownerStatefulSet?: string;
+  /** Default: a random UUID (a kubelet checkpoint written beforehand needs to know it). */
+  uid?: string;
 }
 
 /** The CNI result fields read here (CNI spec 2.2, "Success"); the rest is kept as it came. */
