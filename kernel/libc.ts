@@ -54,7 +54,6 @@ interface Libc {
   write: (fd: number, buf: Buffer, count: number) => number;
   vsnprintf: (str: Buffer, size: number, format: string, ap: unknown) => number;
   mount: (source: string, target: string, fstype: string, flags: number, data: string | null) => number;
-  unshare: (flags: number) => number;
 }
 
 let koffi: Koffi | undefined;
@@ -90,7 +89,6 @@ function libc(): Libc {
     mount: lib.func(
       'int mount(const char *source, const char *target, const char *filesystemtype, unsigned long mountflags, const char *data)',
     ),
-    unshare: lib.func('int unshare(int flags)'),
   } as Libc;
   return bound;
 }
@@ -124,11 +122,6 @@ export function mount(source: string, target: string, fstype: string, flags: num
     if (s.includes('\0')) throw new KernelError(`mount ${fstype} at ${JSON.stringify(target)}`, ERRNO.EINVAL);
   }
   if (libc().mount(source, target, fstype, flags, data) !== 0) fail(`mount ${fstype} at ${target}`);
-}
-
-/** unshare(2): the calling thread alone moves to new namespaces of the `flags` types. */
-export function unshare(flags: number, what: string): void {
-  if (libc().unshare(flags) !== 0) fail(what);
 }
 
 /** <sys/mount.h> MS_NOSUID | MS_NODEV | MS_NOEXEC: how systemd mounts bpffs. */

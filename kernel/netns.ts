@@ -8,7 +8,7 @@
  */
 import { readlinkSync } from 'node:fs';
 import { ERRNO, KernelError } from './errno';
-import { CLONE_NEWNET, closeFd, namespaceType, openReadOnly, setns, socket, unshare } from './libc';
+import { CLONE_NEWNET, closeFd, namespaceType, openReadOnly, setns, socket } from './libc';
 
 /** The calling thread's own netns (not /proc/self, which is the main thread's). */
 const THREAD_NETNS = '/proc/thread-self/ns/net';
@@ -100,37 +100,6 @@ export function withNetns<T>(path: string | null, step: () => T): T {
   } finally {
     target.close();
   }
-}
-
-/**
- * A new, empty network namespace held only by the returned handle (no mount, no name in /run/netns): its
- * `path` (/proc/<pid>/fd/<fd>) works wherever a netns path does. Closing the handle destroys the netns, and
- * with it any virtual link left inside; the kernel returns a physical device left inside to the host netns
- * (which is what makes it a safe waypoint for moving a VF: a crash never strands the device).
- */
-export function createAnonymousNetns(): NetnsHandle {
-  const origin = openReadOnly(THREAD_NETNS);
-  let fd: number;
-  try {
-    unshare(CLONE_NEWNET, 'create a network namespace');
-    try {
-      fd = openReadOnly(THREAD_NETNS);
-    } finally {
-      restore(origin, 'a new network namespace');
-    }
-  } finally {
-    closeFd(origin);
-  }
-  let open = true;
-  return {
-    path: `/proc/${process.pid}/fd/${fd}`,
-    fd,
-    close() {
-      if (!open) return;
-      open = false;
-      closeFd(fd);
-    },
-  };
 }
 
 /** Opens a socket that lives in the netns at `path` (`null` = the calling thread's netns). */

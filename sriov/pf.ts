@@ -6,9 +6,8 @@
  *   state a driver would keep, in a JSON file beside the fake tree (so it outlives a daemon restart, as a
  *   driver's does), appends every call to a log tests read, and can apply MACs late, as i40e/iavf do.
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/atomic-file';
 import { ERRNO, KernelError, type Netlink, type VfChange, type VfInfo } from '../kernel';
 
 export interface PfControl {
@@ -69,6 +68,12 @@ export class EmulatedPf implements PfControl {
     }
   }
 
+  /** Whole-file replacement (readers never see half a file); no fsync: a driver's state is not durable either. */
+  private save(state: EmulatedPfState): void {
+    writeFileSync(`${this.file}.tmp`, JSON.stringify(state, null, 1));
+    renameSync(`${this.file}.tmp`, this.file);
+  }
+
   private vfsOf(state: EmulatedPfState, pf: string): VfInfo[] {
     const have = state.pfs[pf] ?? [];
     const n = this.numVfs(pf);
@@ -79,10 +84,13 @@ export class EmulatedPf implements PfControl {
 
   async listVfs(pf: string): Promise<VfInfo[]> {
     const state = this.load();
+    const known = state.pfs[pf]?.length;
     const vfs = this.vfsOf(state, pf).map((v) => ({ ...v }));
+    let changed = known !== vfs.length;
     for (const v of vfs) {
       const pending = state.pendingMac?.[`${pf}/${v.vf}`];
       if (!pending) continue;
+      changed = true;
       if (pending.reads > 0) pending.reads--;
       else {
         v.mac = pending.mac;
@@ -90,7 +98,7 @@ export class EmulatedPf implements PfControl {
         delete state.pendingMac![`${pf}/${v.vf}`];
       }
     }
-    writeFileAtomic(this.file, JSON.stringify(state, null, 1));
+    if (changed) this.save(state);
     return vfs;
   }
 
@@ -124,6 +132,6 @@ export class EmulatedPf implements PfControl {
         v.linkState = change.state;
         break;
     }
-    writeFileAtomic(this.file, JSON.stringify(state, null, 1));
+    this.save(state);
   }
 }

@@ -1,19 +1,22 @@
 /**
  * A kernel-mode VF's netdev, into the pod and back (`../shared/specs/sriov-and-devices.md` 1.3 step 5, 1.5).
  *
- * Into the pod, through an anonymous temporary netns: renamed to the pod's ifname there, where no name can
- * clash (neither the host's `net1` nor the pod's own links), its altnames removed (udev's would follow it
- * into the pod and block a link of that name there), then moved into the pod. A crash at any point leaves a
- * physical VF where the kernel puts it when the temporary netns dies: back in the host netns, found again by
- * PCI address. In the pod: MAC (verified, with bounded retries), MTU, ARP and NDISC notification, addresses
- * while the link is down, link up (the kernel then announces the addresses: gratuitous ARP with arp_notify,
- * unsolicited neighbour advertisements with ndisc_notify), routes.
+ * Into the pod in one RTM_NEWLINK that moves and renames at once (IFLA_NET_NS_FD with IFLA_IFNAME): the kernel
+ * applies the pod's ifname in the pod's netns, so the host never sees the new name and the pod never sees the
+ * old one; no name can clash on either side. sriov-cni gets the same through a temporary netns, at the price
+ * of a second device move (an RCU grace period, about 25 ms a move here) on ADD and on DEL, and an
+ * intermediate state a crash can leave (docs/decisions.md D-9). The VF's altnames (udev's) are removed before
+ * it leaves, so none follows it into the pod, and given back when it comes home. In the pod: MAC (verified,
+ * with bounded retries), MTU, ARP and NDISC notification, addresses while the link is down, link up (the
+ * kernel then announces the addresses: gratuitous ARP with arp_notify, unsolicited neighbour advertisements
+ * with ndisc_notify), routes.
  *
- * Back to the host the same way round: into a temporary netns, down, MAC, MTU and name restored, then home,
- * the original altnames given back.
+ * Back to the host the same way round: down, MAC and MTU restored in the pod, then home under its own name
+ * in one move, the altnames given back. A physical VF whose pod netns died is already home (the kernel moves
+ * it back under its pod name): it is found by PCI address and put right in place.
  */
 import { isIP } from 'node:net';
-import { createAnonymousNetns, hasErrno, type Link, Netlink, writeSysctl } from '../kernel';
+import { hasErrno, type Link, Netlink, writeSysctl } from '../kernel';
 import type { CniResult } from '../cni/result';
 import { PlexusError } from '../core/errors';
 import type { OriginalNetdev } from './records';
@@ -50,35 +53,24 @@ export async function setMacVerified(nl: Netlink, ifName: string, mac: string, r
   }
 }
 
-/**
- * Host `vfName` -> pod `ifName`. On failure the VF is back in the host under its own name (or, if even that
- * fails, wherever the kernel returns it: the host netns), and the error is thrown.
- */
+/** Host `vfName` -> pod `ifName`, in one move. On failure the VF is still in the host, altnames given back. */
 export async function moveIntoPod(host: Netlink, vfName: string, ifName: string, netns: string): Promise<void> {
-  const temp = createAnonymousNetns();
+  const altNames = (await host.getLink(vfName))?.altNames ?? [];
+  await host.setLinkUp(vfName, false);
+  for (const alt of altNames) await host.removeAltName(vfName, alt);
   try {
-    await host.setLinkUp(vfName, false);
-    await host.moveLinkToNetns(vfName, temp.path);
-    await withNetlink(temp.path, async (t) => {
-      try {
-        if (vfName !== ifName) await t.renameLink(vfName, ifName);
-        for (const alt of (await t.getLink(ifName))?.altNames ?? []) await t.removeAltName(ifName, alt);
-        await t.moveLinkToNetns(ifName, netns);
-      } catch (err) {
-        const name = (await t.getLink(ifName)) ? ifName : vfName;
-        if (name !== vfName) await t.renameLink(name, vfName).catch(() => undefined);
-        await t.moveLinkToNetns(vfName, HOST_NETNS).catch(() => undefined);
-        throw err;
-      }
-    });
-  } finally {
-    temp.close();
+    await host.moveLinkToNetns(vfName, netns, { newName: ifName });
+  } catch (err) {
+    for (const alt of altNames) await host.addAltName(vfName, alt).catch(() => undefined);
+    throw err;
   }
 }
 
 /** Configures the VF in the pod: MAC, MTU, announcements, addresses, up, routes. Returns the link. */
 export async function configureInPod(netns: string, ifName: string, side: PodSide, ipam: CniResult | undefined): Promise<Link> {
   return withNetlink(netns, async (pod) => {
+    // A kernel that keeps a renamed link's old name as an altname would bring the host's name along.
+    for (const alt of (await pod.getLink(ifName))?.altNames ?? []) await pod.removeAltName(ifName, alt);
     if (side.mac) await setMacVerified(pod, ifName, side.mac, side.retries, side.retryDelayMs);
     if (side.mtu) await pod.setMtu(ifName, side.mtu);
     // Announce on link up (sriov-cni's EnableArpAndNdiscNotify); a kernel without IPv6 has no such key.
@@ -101,42 +93,35 @@ export async function configureInPod(netns: string, ifName: string, side: PodSid
 }
 
 /**
- * Pod (or wherever the VF is now) -> host, as it was. `from` is the netns the VF is in and its name there.
- * Returns false when the netdev is not there (gone from the pod, or vanished).
+ * Pod (or wherever the VF is now; null = already in the host) -> host, as it was. Returns false when the
+ * netdev is not there (gone from the pod, or vanished).
  */
 export async function returnToHost(host: Netlink, from: { netns: string | null; name: string }, original: OriginalNetdev): Promise<boolean> {
-  const src = await Netlink.open(from.netns).catch(() => null);
+  const src = from.netns === null ? host : await Netlink.open(from.netns).catch(() => null);
   if (!src) return false;
-  const temp = createAnonymousNetns();
+  let home = original.name;
   try {
-    try {
-      if (!(await src.getLink(from.name))) return false;
-      await src.setLinkUp(from.name, false);
-      await src.moveLinkToNetns(from.name, temp.path);
-    } finally {
-      src.close();
-    }
-    const home = await withNetlink(temp.path, async (t) => {
-      await t.setMac(from.name, original.mac);
-      await t.setMtu(from.name, original.mtu);
-      let name = original.name;
-      if (from.name !== name) await t.renameLink(from.name, name);
+    if (!(await src.getLink(from.name))) return false;
+    await src.setLinkUp(from.name, false);
+    await src.setMac(from.name, original.mac);
+    await src.setMtu(from.name, original.mtu);
+    for (const alt of (await src.getLink(from.name))?.altNames ?? []) await src.removeAltName(from.name, alt);
+    const move = (name: string) => (from.netns === null ? host.renameLink(from.name, name) : src.moveLinkToNetns(from.name, HOST_NETNS, { newName: name }));
+    if (from.name !== home || from.netns !== null) {
       try {
-        await t.moveLinkToNetns(name, HOST_NETNS);
+        await move(home);
       } catch (err) {
-        // The host took the name meanwhile: home under a name derived from nothing the pod chose.
+        // The host took the name meanwhile: home under a name derived from the VF's own MAC.
         if (!hasErrno(err, 'EEXIST')) throw err;
-        name = `vf${original.mac.replace(/:/g, '').slice(-10)}`;
-        await t.renameLink(original.name, name);
-        await t.moveLinkToNetns(name, HOST_NETNS);
+        home = `vf${original.mac.replace(/:/g, '').slice(-10)}`;
+        await move(home);
       }
-      return name;
-    });
-    for (const alt of original.altNames) {
-      await host.addAltName(home, alt).catch(() => undefined); // taken meanwhile: the name matters, not the alias
     }
-    return true;
   } finally {
-    temp.close();
+    if (src !== host) src.close();
   }
+  for (const alt of original.altNames) {
+    await host.addAltName(home, alt).catch(() => undefined); // taken meanwhile: the name matters, not the alias
+  }
+  return true;
 }
