@@ -8,6 +8,7 @@
  * It returns the parsed JSON it printed (ADD, VERSION) or nothing.
  */
 import type { Logger } from 'pino';
+import { versionInfo } from '../cni/version';
 
 export type DelegateCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
 
@@ -39,6 +40,17 @@ export interface Delegate {
    * takes `CNIDeviceInfoFile` and `deviceID` whether or not a migrated sriov-cni config lists them).
    */
   readonly capabilities?: readonly string[];
+}
+
+/** A built-in's handlers for the commands that act; STATUS answers "ready" and VERSION ours unless given. */
+export type CommandHandlers = Record<'ADD' | 'DEL' | 'CHECK' | 'GC', (call: PluginCall) => Promise<unknown>> &
+  Partial<Record<'STATUS', (call: PluginCall) => Promise<unknown>>>;
+
+/** Runs `call` on the handler of its command (one definition of what a built-in answers to STATUS, VERSION). */
+export function dispatchCommand(call: PluginCall, handlers: CommandHandlers): Promise<unknown> {
+  if (call.command === 'VERSION') return Promise.resolve(versionInfo());
+  if (call.command === 'STATUS') return handlers.STATUS ? handlers.STATUS(call) : Promise.resolve(undefined);
+  return handlers[call.command](call);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { createBridge, createMacvlan, createVxlan, setMaster } from './link-kinds';
 import { addAltName, removeAltName } from './links';
 import { addNeighbour, decodeNeighbour, deleteNeighbour, replaceNeighbour } from './neighbours';
-import { AF, IFLA, IFLA_INFO, IFLA_MACVLAN, IFLA_VXLAN, MACVLAN_MODE, NDA, NLM_F, NLMSG, NTF, NUD, RTM } from './netlink/constants';
+import { AF, IFLA, IFLA_INFO, IFLA_MACVLAN, IFLA_VXLAN, MACVLAN_MODE, NDA, NLM_F, NTF, NUD, RTM } from './netlink/constants';
 import {
   type Attr,
   attr,
@@ -17,8 +17,6 @@ import {
   findAttr,
   IFINFOMSG,
   NDMSG,
-  type NlMessage,
-  NLMSGHDR,
   readNested,
   readStr,
   readU32,

@@ -22,10 +22,10 @@ import { KeyedMutex } from '../core/locks';
 import { UndoStack } from '../core/undo-stack';
 import { removeFileDurably } from '../core/atomic-file';
 import { type CniResult, convertResult, parseResult } from '../cni/result';
-import { configVersion, versionInfo } from '../cni/version';
+import { configVersion } from '../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../cni/request';
 import { attachmentKey, parseValidAttachments } from '../cni/valid-attachments';
-import type { Delegate, DelegateRegistry, PluginCall } from '../delegates/contract';
+import { type Delegate, type DelegateRegistry, dispatchCommand, type PluginCall } from '../delegates/contract';
 import { IPAM_PLUGIN_TYPE } from '../ipam';
 import { isNetns, Netlink, type VfChange, type VfInfo } from '../kernel';
 import { parseSriovNetConf, PCI_ADDRESS, SRIOV_TYPE, type SriovNetConf, type SriovOptions } from './config';
@@ -56,22 +56,10 @@ export class SriovDelegate implements Delegate {
 
   constructor(private readonly deps: SriovDeps) {}
 
-  async exec(call: PluginCall): Promise<unknown> {
-    switch (call.command) {
-      case 'ADD':
-        return this.add(call);
-      case 'DEL':
-        return this.del(call);
-      case 'CHECK':
-        return this.check(call);
-      case 'GC':
-        return this.gc(call);
-      case 'STATUS':
-        return undefined;
-      case 'VERSION':
-        return versionInfo();
-    }
+  exec(call: PluginCall): Promise<unknown> {
+    return dispatchCommand(call, { ADD: (c) => this.add(c), DEL: (c) => this.del(c), CHECK: (c) => this.check(c), GC: (c) => this.gc(c) });
   }
+
 
   private async add(call: PluginCall): Promise<CniResult> {
     const conf = parseSriovNetConf(call.config, call.env.args, IPAM_PLUGIN_TYPE);

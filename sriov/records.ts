@@ -7,9 +7,8 @@
  * - the mode (kernel or DPDK), which sriov-cni forgets (its first DEL of a DPDK VF fails).
  * The file name is a validated PCI address, never taken from input unchecked.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeFileDurably, writeFileAtomic } from '../core/atomic-file';
+import { RecordDir } from '../core/record-dir';
 import type { CniResult } from '../cni/result';
 import type { VfInfo } from '../kernel';
 import { PCI_ADDRESS, type SriovNetConf } from './config';
@@ -54,45 +53,26 @@ export interface VfRecord {
 }
 
 export class VfRecords {
-  readonly dir: string;
+  private readonly files: RecordDir<VfRecord>;
 
   constructor(stateDir: string) {
-    this.dir = join(stateDir, 'sriov');
-  }
-
-  private file(pci: string): string {
-    if (!PCI_ADDRESS.test(pci)) throw new Error(`invalid PCI address ${JSON.stringify(pci)}`);
-    return join(this.dir, `${pci}.json`);
+    this.files = new RecordDir(join(stateDir, 'sriov'), PCI_ADDRESS, 'PCI address');
   }
 
   get(pci: string): VfRecord | undefined {
-    try {
-      return JSON.parse(readFileSync(this.file(pci), 'utf8')) as VfRecord;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof SyntaxError) return undefined;
-      throw err;
-    }
+    return this.files.get(pci);
   }
 
   put(rec: VfRecord): void {
-    writeFileAtomic(this.file(rec.pci), JSON.stringify(rec));
+    this.files.put(rec.pci, rec);
   }
 
   remove(pci: string): void {
-    removeFileDurably(this.file(pci));
+    this.files.remove(pci);
   }
 
   list(): VfRecord[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch {
-      return [];
-    }
-    return names
-      .filter((n) => n.endsWith('.json') && PCI_ADDRESS.test(n.slice(0, -5)))
-      .map((n) => this.get(n.slice(0, -5)))
-      .filter((r): r is VfRecord => r !== undefined);
+    return this.files.list();
   }
 
   /** The record of one attachment (a DEL whose config lost its deviceID finds it this way). */

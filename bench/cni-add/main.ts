@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { withNetns } from '../../kernel';
+import { execInNetns, type ExecResult } from '../lib/netns';
 import { cdfSvg, mdTable, round, rssMiB, summarize, writeResults } from '../lib/stats';
 import { run } from '../../hack/cluster';
 
@@ -42,22 +43,9 @@ const direct = [
   { ifName: 'net2', conf: extra2 },
 ];
 
-interface Run {
-  code: number;
-  stdout: string;
-}
+type Run = ExecResult;
 
-/** Fork straight into the node netns: the child inherits the netns of the thread that forks it. */
-function exec(bin: string, env: Record<string, string>, input: string): Promise<Run> {
-  return new Promise((res, rej) => {
-    const child = withNetns(nodePath, () => spawn(bin, [], { env, stdio: ['pipe', 'pipe', 'ignore'] }));
-    const out: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code: code ?? -1, stdout: Buffer.concat(out).toString() }));
-    child.stdin.end(input);
-  });
-}
+const exec = (bin: string, env: Record<string, string>, input: string): Promise<Run> => execInNetns(nodePath, bin, env, input);
 
 function cniEnv(command: string, containerId: string, netns: string, ifName: string, pod: string): Record<string, string> {
   return {

@@ -3,6 +3,8 @@
  * pushes its undo right after it succeeds, and `teardown` unwinds them in reverse. Benchmarks use `ip` as a
  * plain tool here; only product code is held to the kernel layer.
  */
+import { spawn } from 'node:child_process';
+import { withNetns } from '../../kernel';
 import { must, runAsync } from '../../hack/cluster';
 
 export const NETNS_DIR = '/var/run/netns';
@@ -11,6 +13,27 @@ export const ip = (...args: string[]): Promise<string> => must('ip', args);
 
 /** `ip netns exec NS cmd...`: non-batch `ip` execs the command itself, so the PID is the command's. */
 export const inNetns = (ns: string, cmd: string, ...args: string[]): string[] => ['netns', 'exec', ns, cmd, ...args];
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+}
+
+/**
+ * Runs `bin` forked straight inside the netns at `netnsPath` (the child inherits the netns of the thread
+ * that forks it), so a measurement does not pay for an `ip netns exec` wrapper; stderr is dropped.
+ */
+export function execInNetns(netnsPath: string, bin: string, env: Record<string, string>, input: string): Promise<ExecResult> {
+  return new Promise((res, rej) => {
+    const child = withNetns(netnsPath, () => spawn(bin, [], { env, stdio: ['pipe', 'pipe', 'ignore'] }));
+    const out: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.on('error', rej);
+    child.on('close', (code) => res({ code: code ?? -1, stdout: Buffer.concat(out).toString() }));
+    child.stdin.on('error', () => undefined); // a program that exits without reading stdin (/bin/true)
+    child.stdin.end(input);
+  });
+}
 
 export class UndoStack {
   private steps: { what: string; undo: () => Promise<unknown> }[] = [];

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Netlink, withNetns } from '../../kernel';
+import { execInNetns, type ExecResult } from '../lib/netns';
 import { cdfSvg, mdTable, round, summarize, writeResults } from '../lib/stats';
 import { FakeSriov, run } from '../../hack/cluster';
 
@@ -33,22 +34,9 @@ const REF_VFS = [
   { pci: '0000:b1:02.1', netdev: 'ens7f0v1', ifName: 'net2', mac: '02:00:00:00:0c:02', ip: '10.67.0.20/24' },
 ];
 
-interface Run {
-  code: number;
-  stdout: string;
-}
+type Run = ExecResult;
 
-function exec(bin: string, env: Record<string, string>, input: string): Promise<Run> {
-  return new Promise((res, rej) => {
-    const child = withNetns(nodePath, () => spawn(bin, [], { env, stdio: ['pipe', 'pipe', 'ignore'] }));
-    const out: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code: code ?? -1, stdout: Buffer.concat(out).toString() }));
-    child.stdin.on('error', () => undefined); // a program that exits without reading stdin (/bin/true)
-    child.stdin.end(input);
-  });
-}
+const exec = (bin: string, env: Record<string, string>, input: string): Promise<Run> => execInNetns(nodePath, bin, env, input);
 
 const conf = (i: number) => JSON.stringify({
   cniVersion: '1.1.0', name: `sriov-${i}`, type: 'plexus-sriov', socketPath: socket, deviceID: VFS[i]!.pci,

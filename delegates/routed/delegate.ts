@@ -11,10 +11,10 @@ import { Netlink } from '../../kernel';
 import { PlexusError, context } from '../../core/errors';
 import { type CniResult, convertResult, defaultDstOf, isDefaultDst, parseResult } from '../../cni/result';
 import { UndoStack } from '../../core/undo-stack';
-import { configVersion, versionInfo } from '../../cni/version';
+import { configVersion } from '../../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../../cni/request';
 import { attachmentKey, parseValidAttachments } from '../../cni/valid-attachments';
-import type { Delegate, DelegateRegistry, PluginCall } from '../contract';
+import { type Delegate, type DelegateRegistry, dispatchCommand, type PluginCall } from '../contract';
 import { IPAM_PLUGIN_TYPE } from '../../ipam';
 import type { RoutedNode } from './node';
 import { configurePodEnd, createVethPair, endpointProblems, GATEWAYS, hostIfName, hostPrefix } from './endpoint';
@@ -55,22 +55,11 @@ async function inNetns<T>(netns: string, step: (nl: Netlink) => Promise<T>): Pro
 export class RoutedDelegate implements Delegate {
   constructor(private readonly deps: RoutedDeps) {}
 
-  async exec(call: PluginCall): Promise<unknown> {
-    switch (call.command) {
-      case 'ADD':
-        return this.add(call);
-      case 'DEL':
-        return this.del(call);
-      case 'CHECK':
-        return this.check(call);
-      case 'GC':
-        return this.gc(call);
-      case 'STATUS':
-        return undefined; // the node side started: pods can be attached
-      case 'VERSION':
-        return versionInfo();
-    }
+  exec(call: PluginCall): Promise<unknown> {
+    // STATUS: the node side started: pods can be attached.
+    return dispatchCommand(call, { ADD: (c) => this.add(c), DEL: (c) => this.del(c), CHECK: (c) => this.check(c), GC: (c) => this.gc(c) });
   }
+
 
   /** 1. addresses; 2. the veth pair; 3. the pod end; 4. the host end and datapath; 5. the record. */
   private async add(call: PluginCall): Promise<CniResult> {

@@ -4,9 +4,8 @@
  * truth for traffic; records are what the daemon reconciles the kernel against when it starts, and what DEL and
  * CHECK compare with. File names are host veth names, which are derived (never taken from input).
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeFileDurably, writeFileAtomic } from '../../core/atomic-file';
+import { RecordDir } from '../../core/record-dir';
 
 export interface EndpointAddress {
   /** "10.244.0.5/32", "fd00:244::5/128": what the pod end carries. */
@@ -36,46 +35,31 @@ export interface EndpointRecord {
 const HOST_IF = /^plx[0-9a-f]{11}$/;
 
 export class EndpointRecords {
-  readonly dir: string;
+  private readonly files: RecordDir<EndpointRecord>;
 
   constructor(stateDir: string) {
-    this.dir = join(stateDir, 'routed');
+    this.files = new RecordDir(join(stateDir, 'routed'), HOST_IF, 'host interface name');
   }
 
-  private file(hostIf: string): string {
-    if (!HOST_IF.test(hostIf)) throw new Error(`invalid host interface name ${JSON.stringify(hostIf)}`);
-    return join(this.dir, `${hostIf}.json`);
+  get dir(): string {
+    return this.files.dir;
   }
 
   get(hostIf: string): EndpointRecord | undefined {
-    try {
-      return JSON.parse(readFileSync(this.file(hostIf), 'utf8')) as EndpointRecord;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof SyntaxError) return undefined;
-      throw err;
-    }
+    return this.files.get(hostIf);
   }
 
   put(rec: EndpointRecord): void {
-    writeFileAtomic(this.file(rec.hostIf), JSON.stringify(rec));
+    this.files.put(rec.hostIf, rec);
   }
 
   remove(hostIf: string): void {
-    removeFileDurably(this.file(hostIf));
+    this.files.remove(hostIf);
   }
 
   /** Every readable record; a torn or foreign file is skipped (and left for an operator to see). */
   list(): EndpointRecord[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch {
-      return [];
-    }
-    return names
-      .filter((n) => n.endsWith('.json') && HOST_IF.test(n.slice(0, -5)))
-      .map((n) => this.get(n.slice(0, -5)))
-      .filter((r): r is EndpointRecord => r !== undefined);
+    return this.files.list();
   }
 }
 

@@ -134,3 +134,14 @@ describe('routed', () => {
     expect(problem({ ...MIN, routed })).toMatch(msg);
   });
 });
+
+test('the README\'s example config (examples/plexusd.yaml) loads: routed and sriov on, their defaults applied', () => {
+  const c = loadDaemonConfig(join(__dirname, '../../examples/plexusd.yaml'));
+  expect(c.routed).toMatchObject({ mode: 'native', underlay: 'eth0', ebpf: true });
+  expect(c.sriov).toMatchObject({ sysfsRoot: '/sys', emulatePf: false, podResources: { socket: '/var/lib/kubelet/pod-resources/kubelet.sock' } });
+});
+
+test('the sriov section is validated by plexus-sriov\'s schema, naming the field', () => {
+  expect(problem({ ...MIN, sriov: { sysfsRoot: 'sys' } })).toMatch(/sriov: \/sysfsRoot must match pattern/);
+  expect(problem({ ...MIN, sriov: { emulatePf: true } })).toMatch(/sriov.emulatePf is for a fake sysfs tree/);
+});

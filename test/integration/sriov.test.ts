@@ -114,6 +114,19 @@ class SriovNode {
   }
 }
 
+/** tcpdump on `ifname` in `netns` until it has seen `count` packets matching `filter` (or `timeoutMs`). */
+async function capture(netns: string, ifname: string, filter: string[], count = 1, timeoutMs = 6000): Promise<{ seen: Promise<string> }> {
+  const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-l', '-n', '-i', ifname, '-c', String(count), ...filter]);
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  const seen = new Promise<string>((resolve) => {
+    const t = setTimeout(() => (child.kill(), resolve(text)), timeoutMs);
+    child.on('exit', () => (clearTimeout(t), resolve(text)));
+  });
+  await new Promise((r) => setTimeout(r, 500)); // tcpdump is listening
+  return { seen };
+}
+
 const expectOk = (out: CniOutput) => {
   if (out.code !== 0) throw new Error(`CNI call failed (${out.code}): ${out.stdout}${out.stderr}`);
   return out.json;
@@ -137,10 +150,7 @@ describe('plexus-sriov, kernel-mode VFs', () => {
     // The wire side: an address to ping, and tcpdump listening for the pod's gratuitous ARP.
     const wire = FakeSriov.wireEnd(a0.netdev!);
     run('ip', ['-n', n.fake.wire, 'addr', 'add', '192.168.50.1/24', 'dev', wire]);
-    const capture = spawn('ip', ['netns', 'exec', n.fake.wire, 'tcpdump', '-l', '-n', '-i', wire, '-c', '1', 'arp', 'and', 'src', 'host', '192.168.50.10']);
-    let arp = '';
-    capture.stdout.on('data', (d: Buffer) => (arp += d.toString()));
-    await new Promise((r) => setTimeout(r, 500));
+    const garp = await capture(n.fake.wire, wire, ['arp', 'and', 'src', 'host', '192.168.50.10']);
 
     const result = expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path }));
     expect(result.interfaces).toEqual([{ name: 'net1', mac: '02:11:22:33:44:55', mtu: before.mtu, sandbox: pod.path }]);
@@ -152,13 +162,8 @@ describe('plexus-sriov, kernel-mode VFs', () => {
     expect(link.altnames ?? []).toEqual([]);
     expect(link.addr_info?.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['192.168.50.10/24']);
     expect(n.nodeLink(a0.netdev!)).toBeUndefined();
+    expect(await garp.seen).toMatch(/ARP, (Request|Reply).*192\.168\.50\.10/);
     run('ip', ['netns', 'exec', pod.name, 'ping', '-c', '2', '-W', '2', '192.168.50.1']);
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => resolve(), 5000);
-      capture.on('exit', () => (clearTimeout(t), resolve()));
-    });
-    capture.kill();
-    expect(arp).toMatch(/192\.168\.50\.10/);
 
     // The PF's view, and the order it was asked in (VLAN, MAC, rates, spoofchk, trust, link state).
     expect(n.vfState('a0')).toMatchObject({ vlan: 100, qos: 3, vlanProto: '802.1Q', mac: '02:11:22:33:44:55', spoofchk: false, trust: true, linkState: 'enable', minTxRate: 10, maxTxRate: 500 });
@@ -206,8 +211,12 @@ describe('plexus-sriov: modes, failures and the paths sriov-cni gets wrong', () 
     const pod = n.cluster.makePod();
     const id = containerId();
     const conf = { ...n.conf('b0'), cniVersion: '1.1.0', ipam: { pool: 'sriov-pool' } };
+    // Unsolicited neighbour advertisements (ndisc_notify) reach the VF's switch port once DAD is done.
+    const na = await capture(n.fake.wire, FakeSriov.wireEnd(n.vfs.b0.netdev!), ['icmp6', 'and', 'ip6[40] == 136', 'and', 'not', 'src', 'net', 'fe80::/10'], 1, 8000);
     const result = expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path }));
     expect(result.interfaces[0]).toMatchObject({ name: 'net1', pciID: n.vfs.b0.pci, sandbox: pod.path });
+    const v6 = (result.ips as Array<{ address: string }>).find((c) => c.address.includes(':'))!.address.split('/')[0]!;
+    expect(await na.seen).toMatch(new RegExp(`${v6.replace(/\./g, '\\.')} > ff02::1: ICMP6, neighbor advertisement, tgt is ${v6}`));
     const addrs: string[] = result.ips.map((c: { address: string }) => c.address);
     expect(addrs).toEqual([expect.stringMatching(/^10\.88\.0\.\d+\/24$/), expect.stringMatching(/^fd00:88::[0-9a-f]+\/64$/)]);
     const inPod = (n.podLink(pod)!.addr_info ?? []).filter((a) => a.local !== undefined).map((a) => `${a.local}/${a.prefixlen}`);
