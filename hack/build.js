@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Builds bin/: the native forwarder bin/plexus (C), and the bundled Node entry points plexus-shim,
-// plexusctl and plexusd. The shim and plexusctl must use Node core modules only (DESIGN decision 1):
+// Builds bin/: the native forwarder bin/plexus (C), the eBPF objects, the DPDK addon, and the bundled Node
+// entry points plexus-shim, plexusctl, plexusd and plexus-dataplane. The shim and plexusctl must use Node core modules only (DESIGN decision 1):
 // the build fails if anything else reaches their bundles.
 'use strict';
 const esbuild = require('esbuild');
-const { chmodSync, mkdirSync, symlinkSync, rmSync } = require('node:fs');
+const { chmodSync, copyFileSync, existsSync, mkdirSync, symlinkSync, rmSync } = require('node:fs');
 const { spawnSync } = require('node:child_process');
 const { builtinModules } = require('node:module');
 const path = require('node:path');
@@ -18,6 +18,8 @@ const entries = [
   { out: 'plexusctl', src: 'meta-plugin/ctl/main.ts', coreOnly: true },
   // koffi is native: it stays in node_modules and is resolved from there at run time.
   { out: 'plexusd', src: 'meta-plugin/daemon/main.ts', coreOnly: false, external: ['koffi', 'etcd3'] },
+  // The DPDK engine process; it loads bin/dpdk_native.node (built below) at run time.
+  { out: 'plexus-dataplane', src: 'dpdk-native/engine/main.ts', coreOnly: false },
 ];
 
 async function main() {
@@ -49,6 +51,7 @@ async function main() {
   }
   buildForwarder();
   buildBpf();
+  buildAddon();
   // Names the CNI binary acts under (DESIGN "External contract").
   for (const alias of ['plexus-ipam', 'plexus-routed', 'plexus-sriov']) {
     const link = path.join(root, 'bin', alias);
@@ -75,6 +78,23 @@ function buildBpf() {
     const r = spawnSync('clang', ['-O2', '-g', '-Wall', '-Werror', '-target', 'bpf', `-I${include}`, '-c', path.join(root, src), '-o', out], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`clang failed to build ${src}`);
   }
+}
+
+/**
+ * bin/dpdk_native.node: the N-API addon of the DPDK engine (dpdk-native/addon/*.c), built by node-gyp against
+ * the system's DPDK (`pkg-config libdpdk`; hack/deps.sh installs it). Configured once, then rebuilt
+ * incrementally by make.
+ */
+function buildAddon() {
+  const dir = path.join(root, 'dpdk-native');
+  const gyp = path.join(root, 'node_modules/.bin/node-gyp');
+  const step = (args) => {
+    const r = spawnSync(gyp, [...args, '--nodedir=/usr', '--loglevel=error'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`node-gyp ${args[0]} failed for dpdk-native (is libdpdk-dev installed? make deps)`);
+  };
+  if (!existsSync(path.join(dir, 'build/Makefile'))) step(['configure']);
+  step(['build']);
+  copyFileSync(path.join(dir, 'build/Release/dpdk_native.node'), path.join(root, 'bin/dpdk_native.node'));
 }
 
 main().catch((e) => {

@@ -26,6 +26,8 @@ needs=(
   podman:podman
   runc:runc
   busybox:busybox-static
+  dpdk-testpmd:dpdk
+  /usr/include/dpdk/rte_eal.h:libdpdk-dev
 )
 missing=()
 for pair in "${needs[@]}"; do

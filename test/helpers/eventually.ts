@@ -11,3 +11,23 @@ export async function eventually(what: string, probe: () => boolean | Promise<bo
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/**
+ * Retries `assertion` (which throws, e.g. with `expect`) every `stepMs` until it passes, for at most `ms`;
+ * then throws its last failure, with `context()` (a log tail) appended when given.
+ */
+export async function expectEventually(assertion: () => Promise<void> | void, opts: { timeoutMs?: number; stepMs?: number; context?: () => string } = {}): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 5000);
+  for (;;) {
+    try {
+      await assertion();
+      return;
+    } catch (err) {
+      if (Date.now() >= deadline) {
+        if (opts.context && err instanceof Error) err.message += `\n--- context ---\n${opts.context()}`;
+        throw err;
+      }
+    }
+    await new Promise((r) => setTimeout(r, opts.stepMs ?? 200));
+  }
+}

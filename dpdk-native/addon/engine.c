@@ -1,0 +1,461 @@
+/*
+ * The forwarding engine (engine.h). Two threads, and a strict split between them:
+ *
+ * - The poll loop (an EAL worker lcore) owns the datapath: it reads every port of the current port table in
+ *   bursts of 32, learns source MACs per network, and forwards each packet to the port that owns its
+ *   destination, or floods it (a refcount per extra copy, no copying) to every other port of its network
+ *   when the destination is unknown, broadcast or multicast. Transmits are gathered per output port and sent
+ *   as bursts. No allocation, no lock, no system call while packets flow. With nothing to read it backs off:
+ *   a few thousand empty polls, then sleeps doubling from 1 µs up to `max_sleep_us`, so an idle engine costs
+ *   a small fraction of a core and the first packet after a pause waits at most that long.
+ * - The control side (the EAL main lcore: the Node thread of plexus-dataplane) adds and removes ports. It never
+ *   changes a table the loop may be reading: it builds a new table, publishes it with one atomic store, and
+ *   before it frees the old one (or stops a removed port) waits until the loop has finished two iterations
+ *   (an epoch counter the loop bumps), so the loop can no longer hold a pointer into it. That wait is bounded
+ *   by one sleep of the loop.
+ *
+ * The forwarding database lives in the loop alone: entries name a port by DPDK port id and generation (a
+ * removed port's id may be reused), and expire after PX_FDB_AGE_S seconds without traffic.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#define PX_BURST 32
+#define PX_RING 1024
+#define PX_FDB_SIZE 8192 /* power of two */
+#define PX_FDB_PROBE 16
+#define PX_FDB_AGE_S 300
+#define PX_SPIN_BEFORE_SLEEP 2048
+
+struct px_port {
+	char name[PX_NAME_LEN];
+	char device[RTE_DEV_NAME_MAX_LEN];
+	uint16_t port_id;
+	uint32_t network;
+	uint32_t gen;
+	struct px_port_counters c; /* written by the loop only */
+};
+
+struct px_table {
+	int n;
+	struct px_port *ports[PX_MAX_PORTS];
+	/* port id -> index in ports[], -1 when the port is not in this table */
+	int16_t slot_of[RTE_MAX_ETHPORTS];
+};
+
+struct px_fdb_entry {
+	uint64_t key; /* MAC in the low 48 bits, network + 1 above (0: empty) */
+	uint64_t seen; /* TSC */
+	uint32_t gen;
+	uint16_t port_id;
+};
+
+static char last_error[256];
+static struct rte_mempool *pool;
+static struct px_table *current;
+static uint64_t epoch;
+static volatile int running;
+static unsigned worker_lcore = RTE_MAX_LCORE;
+static uint32_t next_gen = 1;
+static unsigned max_sleep;
+static struct px_engine_stats stats;
+static struct px_fdb_entry fdb[PX_FDB_SIZE];
+
+static int fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return err < 0 ? err : -err;
+}
+
+const char *px_last_error(void)
+{
+	return last_error;
+}
+
+/* ---- the poll loop ---------------------------------------------------------------------------------- */
+
+static inline uint64_t mac_key(const struct rte_ether_addr *a, uint32_t network)
+{
+	uint64_t k = 0;
+	memcpy(&k, a->addr_bytes, RTE_ETHER_ADDR_LEN);
+	return k | ((uint64_t)(network + 1) << 48);
+}
+
+static inline uint32_t fdb_hash(uint64_t key)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdULL;
+	key ^= key >> 33;
+	return (uint32_t)key & (PX_FDB_SIZE - 1);
+}
+
+static inline int fdb_valid(const struct px_table *t, const struct px_fdb_entry *e, uint64_t now, uint64_t age)
+{
+	if (e->key == 0 || now - e->seen > age)
+		return 0;
+	int16_t s = t->slot_of[e->port_id];
+	return s >= 0 && t->ports[s]->gen == e->gen;
+}
+
+static void fdb_learn(const struct px_table *t, uint64_t key, const struct px_port *in, uint64_t now, uint64_t age)
+{
+	uint32_t h = fdb_hash(key);
+	struct px_fdb_entry *free_slot = NULL;
+	for (int i = 0; i < PX_FDB_PROBE; i++) {
+		struct px_fdb_entry *e = &fdb[(h + i) & (PX_FDB_SIZE - 1)];
+		if (e->key == key) {
+			e->port_id = in->port_id;
+			e->gen = in->gen;
+			e->seen = now;
+			return;
+		}
+		if (!free_slot && !fdb_valid(t, e, now, age))
+			free_slot = e;
+	}
+	if (!free_slot)
+		return; /* a full neighbourhood: this MAC is flooded to until an entry ages out */
+	free_slot->key = key;
+	free_slot->port_id = in->port_id;
+	free_slot->gen = in->gen;
+	free_slot->seen = now;
+	stats.learned++;
+}
+
+static int fdb_lookup(const struct px_table *t, uint64_t key, uint64_t now, uint64_t age)
+{
+	uint32_t h = fdb_hash(key);
+	for (int i = 0; i < PX_FDB_PROBE; i++) {
+		const struct px_fdb_entry *e = &fdb[(h + i) & (PX_FDB_SIZE - 1)];
+		if (e->key == key)
+			return fdb_valid(t, e, now, age) ? t->slot_of[e->port_id] : -1;
+		if (e->key == 0)
+			return -1;
+	}
+	return -1;
+}
+
+struct px_txq {
+	uint16_t n;
+	struct rte_mbuf *m[PX_BURST];
+};
+
+static void flush(struct px_port *out, struct px_txq *q)
+{
+	if (q->n == 0)
+		return;
+	uint16_t sent = rte_eth_tx_burst(out->port_id, 0, q->m, q->n);
+	for (uint16_t i = 0; i < sent; i++)
+		out->c.tx_bytes += rte_pktmbuf_pkt_len(q->m[i]);
+	out->c.tx_packets += sent;
+	if (sent < q->n) {
+		out->c.tx_dropped += q->n - sent;
+		rte_pktmbuf_free_bulk(&q->m[sent], q->n - sent);
+	}
+	q->n = 0;
+}
+
+static inline void enqueue(struct px_port *out, struct px_txq *q, struct rte_mbuf *m)
+{
+	if (q->n == PX_BURST)
+		flush(out, q);
+	q->m[q->n++] = m;
+}
+
+static int poll_loop(void *arg)
+{
+	(void)arg;
+	struct rte_mbuf *rx[PX_BURST];
+	struct px_txq q[PX_MAX_PORTS];
+	const uint64_t age = rte_get_tsc_hz() * PX_FDB_AGE_S;
+	unsigned idle = 0, sleep_us = 0;
+
+	memset(q, 0, sizeof(q));
+	while (__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
+		struct px_table *t = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+		uint64_t now = rte_rdtsc();
+		unsigned got = 0;
+		for (int i = 0; i < t->n; i++) {
+			struct px_port *in = t->ports[i];
+			uint16_t nb = rte_eth_rx_burst(in->port_id, 0, rx, PX_BURST);
+			if (nb == 0)
+				continue;
+			got += nb;
+			in->c.rx_packets += nb;
+			for (uint16_t k = 0; k < nb; k++) {
+				struct rte_mbuf *m = rx[k];
+				in->c.rx_bytes += rte_pktmbuf_pkt_len(m);
+				if (rte_pktmbuf_data_len(m) < sizeof(struct rte_ether_hdr)) {
+					rte_pktmbuf_free(m);
+					continue;
+				}
+				const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+				if (rte_is_unicast_ether_addr(&eth->src_addr))
+					fdb_learn(t, mac_key(&eth->src_addr, in->network), in, now, age);
+				int out = rte_is_unicast_ether_addr(&eth->dst_addr) ? fdb_lookup(t, mac_key(&eth->dst_addr, in->network), now, age) : -1;
+				if (out == i) {
+					rte_pktmbuf_free(m); /* the destination is behind the port it came from */
+					continue;
+				}
+				if (out >= 0) {
+					enqueue(t->ports[out], &q[out], m);
+					continue;
+				}
+				/* flood: every other port of the network gets the same buffer, one reference each */
+				int copies = 0;
+				for (int j = 0; j < t->n; j++)
+					copies += j != i && t->ports[j]->network == in->network;
+				if (copies == 0) {
+					rte_pktmbuf_free(m);
+					continue;
+				}
+				rte_mbuf_refcnt_update(m, (int16_t)(copies - 1));
+				for (int j = 0; j < t->n; j++) {
+					if (j == i || t->ports[j]->network != in->network)
+						continue;
+					t->ports[j]->c.flooded++;
+					enqueue(t->ports[j], &q[j], m);
+				}
+			}
+			for (int j = 0; j < t->n; j++)
+				flush(t->ports[j], &q[j]);
+		}
+		stats.loops++;
+		__atomic_store_n(&epoch, epoch + 1, __ATOMIC_RELEASE);
+		if (got) {
+			idle = 0;
+			sleep_us = 0;
+		} else if (++idle > PX_SPIN_BEFORE_SLEEP) {
+			sleep_us = sleep_us ? RTE_MIN(sleep_us * 2, max_sleep) : 1;
+			struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)sleep_us * 1000 };
+			nanosleep(&ts, NULL);
+			stats.idle_sleeps++;
+		}
+		stats.sleep_us = sleep_us;
+	}
+	return 0;
+}
+
+/* ---- the control side --------------------------------------------------------------------------------- */
+
+/* Returns once the loop has started (and so finished) an iteration after the caller's last publish. */
+static int quiesce(void)
+{
+	if (worker_lcore == RTE_MAX_LCORE)
+		return 0;
+	uint64_t start = __atomic_load_n(&epoch, __ATOMIC_ACQUIRE);
+	uint64_t deadline = rte_get_timer_cycles() + rte_get_timer_hz() * 2;
+	while (__atomic_load_n(&epoch, __ATOMIC_ACQUIRE) < start + 2) {
+		if (rte_get_timer_cycles() > deadline)
+			return fail(-ETIMEDOUT, "the poll loop did not come round within 2 s");
+		rte_delay_us_sleep(20);
+	}
+	return 0;
+}
+
+static struct px_table *table_copy(const struct px_table *from)
+{
+	struct px_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	memset(t->slot_of, 0xff, sizeof(t->slot_of));
+	if (from) {
+		for (int i = 0; i < from->n; i++) {
+			t->ports[t->n] = from->ports[i];
+			t->slot_of[from->ports[i]->port_id] = (int16_t)t->n;
+			t->n++;
+		}
+	}
+	return t;
+}
+
+static int publish(struct px_table *next)
+{
+	struct px_table *old = __atomic_exchange_n(&current, next, __ATOMIC_ACQ_REL);
+	int err = quiesce();
+	if (err == 0)
+		free(old);
+	/* on a timeout the old table is leaked rather than freed under a loop that may still read it */
+	return err;
+}
+
+static struct px_port *find(const char *name)
+{
+	for (int i = 0; i < current->n; i++)
+		if (strcmp(current->ports[i]->name, name) == 0)
+			return current->ports[i];
+	return NULL;
+}
+
+int px_init(int argc, char **argv, unsigned mbufs, unsigned max_sleep_us)
+{
+	if (current)
+		return fail(-EALREADY, "the engine is already initialised (one EAL per process)");
+	int ret = rte_eal_init(argc, argv);
+	if (ret < 0)
+		return fail(-rte_errno, "EAL init failed: %s", rte_strerror(rte_errno));
+	pool = rte_pktmbuf_pool_create("px_pool", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+	if (!pool)
+		return fail(-rte_errno, "mbuf pool of %u buffers: %s", mbufs, rte_strerror(rte_errno));
+	current = table_copy(NULL);
+	if (!current)
+		return fail(-ENOMEM, "port table");
+	max_sleep = max_sleep_us ? max_sleep_us : 1;
+	unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+	if (lcore >= RTE_MAX_LCORE)
+		return fail(-EINVAL, "no worker lcore: give EAL two lcores (e.g. --lcores 0@(0-1),1@1)");
+	__atomic_store_n(&running, 1, __ATOMIC_RELEASE);
+	ret = rte_eal_remote_launch(poll_loop, NULL, lcore);
+	if (ret < 0)
+		return fail(ret, "launch the poll loop on lcore %u: %s", lcore, rte_strerror(-ret));
+	worker_lcore = lcore;
+	return 0;
+}
+
+static void unplug(uint16_t port_id, const char *device)
+{
+	rte_eth_dev_stop(port_id);
+	rte_eth_dev_close(port_id);
+	rte_eal_hotplug_remove("vdev", device);
+}
+
+int px_port_add(const char *name, const char *devargs, uint32_t network)
+{
+	if (!current)
+		return fail(-ENODEV, "the engine is not initialised");
+	if (strlen(name) >= PX_NAME_LEN)
+		return fail(-ENAMETOOLONG, "port name longer than %d bytes", PX_NAME_LEN - 1);
+	if (find(name))
+		return fail(-EEXIST, "port %s exists", name);
+	if (current->n >= PX_MAX_PORTS)
+		return fail(-ENOSPC, "the engine has %d ports, its limit", PX_MAX_PORTS);
+	char device[RTE_DEV_NAME_MAX_LEN];
+	size_t len = strcspn(devargs, ",");
+	if (len == 0 || len >= sizeof(device))
+		return fail(-EINVAL, "devargs must start with a device name: %s", devargs);
+	memcpy(device, devargs, len);
+	device[len] = 0;
+	int ret = rte_dev_probe(devargs);
+	if (ret < 0)
+		return fail(ret, "probe %s: %s", devargs, rte_strerror(-ret));
+	uint16_t pid;
+	ret = rte_eth_dev_get_port_by_name(device, &pid);
+	if (ret < 0) {
+		rte_eal_hotplug_remove("vdev", device);
+		return fail(ret, "no ethdev named %s after probing it", device);
+	}
+	struct rte_eth_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	int socket = rte_eth_dev_socket_id(pid);
+	if (socket < 0)
+		socket = (int)rte_socket_id();
+	if ((ret = rte_eth_dev_configure(pid, 1, 1, &conf)) < 0 ||
+	    (ret = rte_eth_rx_queue_setup(pid, 0, PX_RING, (unsigned)socket, NULL, pool)) < 0 ||
+	    (ret = rte_eth_tx_queue_setup(pid, 0, PX_RING, (unsigned)socket, NULL)) < 0 ||
+	    (ret = rte_eth_dev_start(pid)) < 0) {
+		unplug(pid, device);
+		return fail(ret, "set up port %s (%s): %s", name, device, rte_strerror(-ret));
+	}
+	rte_eth_promiscuous_enable(pid); /* refused by vdevs without the notion: harmless */
+	struct px_port *p = calloc(1, sizeof(*p));
+	struct px_table *next = table_copy(current);
+	if (!p || !next) {
+		free(p);
+		free(next);
+		unplug(pid, device);
+		return fail(-ENOMEM, "port %s", name);
+	}
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->device, sizeof(p->device), "%s", device);
+	p->port_id = pid;
+	p->network = network;
+	p->gen = next_gen++;
+	next->ports[next->n] = p;
+	next->slot_of[pid] = (int16_t)next->n;
+	next->n++;
+	return publish(next);
+}
+
+int px_port_remove(const char *name)
+{
+	if (!current)
+		return fail(-ENODEV, "the engine is not initialised");
+	struct px_port *p = find(name);
+	if (!p)
+		return fail(-ENOENT, "no port %s", name);
+	struct px_table *next = table_copy(NULL);
+	if (!next)
+		return fail(-ENOMEM, "port table");
+	for (int i = 0; i < current->n; i++) {
+		if (current->ports[i] == p)
+			continue;
+		next->ports[next->n] = current->ports[i];
+		next->slot_of[current->ports[i]->port_id] = (int16_t)next->n;
+		next->n++;
+	}
+	int ret = publish(next);
+	if (ret < 0)
+		return ret; /* the port stays allocated: the loop may still be using it */
+	unplug(p->port_id, p->device);
+	free(p);
+	return 0;
+}
+
+int px_ports(struct px_port_info *out, int max)
+{
+	if (!current)
+		return 0;
+	for (int i = 0; i < current->n && i < max; i++) {
+		const struct px_port *p = current->ports[i];
+		struct rte_eth_link link;
+		memset(&link, 0, sizeof(link));
+		rte_eth_link_get_nowait(p->port_id, &link);
+		snprintf(out[i].name, sizeof(out[i].name), "%s", p->name);
+		out[i].port_id = p->port_id;
+		out[i].network = p->network;
+		out[i].link_up = link.link_status == RTE_ETH_LINK_UP;
+		out[i].counters = p->c;
+	}
+	return current->n;
+}
+
+void px_stats(struct px_engine_stats *out)
+{
+	*out = stats;
+	out->ports = current ? (uint32_t)current->n : 0;
+}
+
+void px_shutdown(void)
+{
+	if (!current)
+		return;
+	__atomic_store_n(&running, 0, __ATOMIC_RELEASE);
+	if (worker_lcore != RTE_MAX_LCORE)
+		rte_eal_wait_lcore(worker_lcore);
+	worker_lcore = RTE_MAX_LCORE;
+	for (int i = 0; i < current->n; i++) {
+		unplug(current->ports[i]->port_id, current->ports[i]->device);
+		free(current->ports[i]);
+	}
+	current->n = 0;
+}

@@ -1,0 +1,174 @@
+/**
+ * `plexus-dataplane --config FILE`: the DPDK engine process. It loads the dpdk-native addon, initialises EAL
+ * once (the poll loop runs on an EAL worker lcore; this Node thread only does control operations), and serves
+ * a small HTTP API on a root-only unix socket, which plexusd drives:
+ *
+ *   GET    /healthz             200 once EAL runs
+ *   GET    /v1/ports            every port: spec, link state and counters
+ *   PUT    /v1/ports/NAME       create the port (idempotent: the same spec again is 200; another is 409)
+ *   DELETE /v1/ports/NAME       remove it (idempotent: a port that is not there is 204 too)
+ *   GET    /v1/stats            the poll loop's counters (loops, idle sleeps, learned MACs, current sleep)
+ *
+ * A separate process, so plexusd and the engine restart independently: the engine keeps forwarding while the
+ * daemon restarts, and the daemon recreates the ports from its records when the engine restarts.
+ * The config FILE is YAML or JSON; its `dpdk` section (or the whole file) is parsed by dpdk-native/config.ts.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import yaml from 'js-yaml';
+import pino from 'pino';
+import { errorText, PlexusError } from '../../core/errors';
+import { type DpdkOptions, ealArgs, parseDpdkOptions } from '../config';
+import { devargs, parsePortSpec, type PortSpec, sameSpec } from '../ports';
+import { loadNative, type NativeEngine } from './native';
+
+const MAX_BODY = 64 * 1024;
+
+class Engine {
+  private readonly specs = new Map<string, PortSpec>();
+  private readonly networks = new Map<string, number>();
+
+  constructor(private readonly native: NativeEngine) {}
+
+  private networkId(name: string): number {
+    let id = this.networks.get(name);
+    if (id === undefined) {
+      id = this.networks.size + 1;
+      this.networks.set(name, id);
+    }
+    return id;
+  }
+
+  /** true: created; false: it existed with the same spec. */
+  put(spec: PortSpec): boolean {
+    const have = this.specs.get(spec.name);
+    if (have) {
+      if (sameSpec(have, spec)) return false;
+      throw new PlexusError('InterfaceConflict', `port ${spec.name} exists with another spec`);
+    }
+    if (spec.socket) mkdirSync(dirname(spec.socket), { recursive: true, mode: 0o755 });
+    if (spec.socket && spec.role === 'server' && existsSync(spec.socket)) unlinkSync(spec.socket); // a stale socket file
+    try {
+      this.native.addPort(spec.name, devargs(spec), this.networkId(spec.network));
+    } catch (e) {
+      throw new PlexusError('KernelFailure', `engine: port ${spec.name}: ${errorText(e)}`, { cause: e });
+    }
+    this.specs.set(spec.name, spec);
+    return true;
+  }
+
+  remove(name: string): void {
+    if (!this.specs.has(name)) return;
+    this.native.removePort(name);
+    const spec = this.specs.get(name)!;
+    this.specs.delete(name);
+    if (spec.socket && spec.role === 'server') {
+      try {
+        unlinkSync(spec.socket);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  list(): unknown[] {
+    const live = new Map(this.native.ports().map((p) => [p.name, p]));
+    return [...this.specs.values()].map((spec) => {
+      const p = live.get(spec.name);
+      return { ...spec, linkUp: p?.linkUp ?? false, counters: p ? { rxPackets: p.rxPackets, rxBytes: p.rxBytes, txPackets: p.txPackets, txBytes: p.txBytes, txDropped: p.txDropped, flooded: p.flooded } : undefined };
+    });
+  }
+
+  stats(): unknown {
+    return this.native.stats();
+  }
+}
+
+function send(res: ServerResponse, status: number, body?: unknown): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new PlexusError('InvalidConfig', `request body over ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new PlexusError('DecodeFailure', 'request body is not JSON');
+  }
+}
+
+const STATUS: Partial<Record<string, number>> = { InvalidConfig: 400, DecodeFailure: 400, InterfaceConflict: 409 };
+
+async function route(engine: Engine, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://engine');
+  const port = /^\/v1\/ports\/([^/]+)$/.exec(url.pathname);
+  if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true });
+  if (req.method === 'GET' && url.pathname === '/v1/ports') return send(res, 200, engine.list());
+  if (req.method === 'GET' && url.pathname === '/v1/stats') return send(res, 200, engine.stats());
+  if (port && req.method === 'PUT') {
+    const spec = parsePortSpec(await readBody(req));
+    if (spec.name !== decodeURIComponent(port[1]!)) throw new PlexusError('InvalidConfig', 'the port name in the path and the body differ');
+    return send(res, engine.put(spec) ? 201 : 200, spec);
+  }
+  if (port && req.method === 'DELETE') {
+    engine.remove(decodeURIComponent(port[1]!));
+    return send(res, 204);
+  }
+  send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+}
+
+function loadOptions(file: string): DpdkOptions {
+  const raw = yaml.load(readFileSync(file, 'utf8'), { json: true }) as Record<string, unknown> | null;
+  return parseDpdkOptions(raw && typeof raw === 'object' && 'dpdk' in raw ? raw['dpdk'] : raw);
+}
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--config');
+  const file = i >= 0 ? process.argv[i + 1] : undefined;
+  if (!file) throw new PlexusError('InvalidConfig', 'usage: plexus-dataplane --config FILE');
+  const opts = loadOptions(file);
+  const log = pino({ name: 'plexus-dataplane', level: opts.logLevel });
+  const native = loadNative();
+  const t0 = performance.now();
+  native.init(ealArgs(opts), opts.mbufs, opts.maxSleepUs);
+  log.info({ ms: Math.round(performance.now() - t0), lcores: opts.lcores, hugepages: opts.hugepages }, 'EAL initialised; poll loop running');
+  const engine = new Engine(native);
+  mkdirSync(dirname(opts.socketPath), { recursive: true, mode: 0o755 });
+  if (existsSync(opts.socketPath)) unlinkSync(opts.socketPath);
+  const server = createServer((req, res) => {
+    route(engine, req, res).catch((e: unknown) => {
+      const err = e instanceof PlexusError ? e : new PlexusError('Internal', errorText(e));
+      log.warn({ method: req.method, url: req.url, err: err.message }, 'control request failed');
+      if (!res.headersSent) send(res, STATUS[err.kind] ?? 500, { code: err.cniCode, kind: err.kind, msg: err.message });
+    });
+  });
+  const oldMask = process.umask(0o177);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socketPath, () => resolve());
+  }).finally(() => process.umask(oldMask));
+  chmodSync(opts.socketPath, 0o600);
+  log.info({ socket: opts.socketPath }, 'plexus-dataplane ready');
+  const stop = (signal: string) => {
+    log.info({ signal }, 'stopping: ports removed, poll loop stopped');
+    server.close();
+    native.shutdown();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`plexus-dataplane: ${errorText(e)}\n`);
+  process.exit(1);
+});
