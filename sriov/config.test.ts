@@ -28,8 +28,10 @@ describe('the network config', () => {
     expect(parse(extra)).toMatchObject(expected);
   });
 
-  test('MAC: runtimeConfig.mac, else CNI_ARGS MAC, else mac; lower-cased', () => {
+  test('MAC: runtimeConfig.mac, else CNI_ARGS MAC, else mac; lower-cased, dashes as net.ParseMAC takes them', () => {
     expect(parse({ mac: '02:AA:00:00:00:01' }).mac).toBe('02:aa:00:00:00:01');
+    expect(parse({ mac: '02-AA-00-00-00-01' }).mac).toBe('02:aa:00:00:00:01');
+    expect(parse({ type: 'sriov' }).pci).toBe('0000:af:06.0'); // sriov-cni's type, when plexusd serves it
     expect(parse({ mac: '02:AA:00:00:00:01' }, 'IgnoreUnknown=1;MAC=02:BB:00:00:00:02').mac).toBe('02:bb:00:00:00:02');
     expect(parse({ mac: '02:AA:00:00:00:01', runtimeConfig: { mac: '02:CC:00:00:00:03' } }, 'MAC=02:BB:00:00:00:02').mac).toBe('02:cc:00:00:00:03');
   });
@@ -63,6 +65,7 @@ describe("the node's sriov section", () => {
     expect(parseSriovOptions({})).toEqual({
       sysfsRoot: '/sys',
       emulatePf: false,
+      serveSriovType: false,
       podResources: { socket: '/var/lib/kubelet/pod-resources/kubelet.sock', checkpoint: '/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint', timeoutMs: 5000, cacheMs: 1000 },
       macRetries: 20,
       macRetryDelayMs: 100,

@@ -14,6 +14,8 @@ import { parseCniArgs } from '../cni/request';
 import type { VfLinkState, VlanProto } from '../kernel';
 
 export const SRIOV_TYPE = 'plexus-sriov';
+/** sriov-cni's type, served too when `sriov.serveSriovType` is on. */
+export const SRIOV_CNI_TYPE = 'sriov';
 export const DEFAULT_POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kubelet.sock';
 export const DEFAULT_KUBELET_CHECKPOINT = '/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint';
 
@@ -44,6 +46,11 @@ export const SRIOV_OPTIONS_SCHEMA = {
         cacheMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
       },
     },
+    /**
+     * Also run NADs of `"type": "sriov"` (what the sriov-network-operator renders, and reconciles back if edited)
+     * with plexus-sriov, so an operator-managed cluster migrates without touching its NADs.
+     */
+    serveSriovType: { type: 'boolean', default: false },
     /** Bounded wait for a VF's admin MAC to read back as set (drivers apply it asynchronously): tries x delay. */
     macRetries: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
     macRetryDelayMs: { type: 'integer', minimum: 1, maximum: 5000, default: 100 },
@@ -53,6 +60,7 @@ export const SRIOV_OPTIONS_SCHEMA = {
 export interface SriovOptions {
   readonly sysfsRoot: string;
   readonly emulatePf: boolean;
+  readonly serveSriovType: boolean;
   readonly podResources: { readonly socket: string; readonly checkpoint: string; readonly timeoutMs: number; readonly cacheMs: number };
   readonly macRetries: number;
   readonly macRetryDelayMs: number;
@@ -74,7 +82,9 @@ export function parseSriovOptions(raw: unknown): SriovOptions {
 
 /** A PCI address in sysfs's form, domain included: 0000:af:06.0. */
 export const PCI_ADDRESS = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
-const MAC = '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$';
+/** Colons or dashes, as Go's net.ParseMAC (sriov-cni's parser) takes a 6-byte MAC; stored with colons. */
+const MAC = '^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$';
+const normalMac = (m: string) => m.toLowerCase().replace(/-/g, ':');
 const ON_OFF = { enum: ['on', 'off'] };
 const RATE = { type: 'integer', minimum: 0, maximum: 4294967294 };
 
@@ -84,7 +94,7 @@ const PLUGIN_SCHEMA = {
   additionalProperties: false,
   required: ['type'],
   properties: {
-    type: { const: SRIOV_TYPE },
+    type: { enum: [SRIOV_TYPE, SRIOV_CNI_TYPE] },
     name: { type: 'string' },
     cniVersion: { type: 'string' },
     args: { type: 'object' },
@@ -201,11 +211,11 @@ export function parseSriovNetConf(config: Record<string, unknown>, cniArgs: stri
 /** sriov-cni's order: runtimeConfig.mac wins over CNI_ARGS MAC, which wins over the config's `mac`. */
 function macOf(config: Record<string, unknown>, cniArgs: string, network: string): string | undefined {
   const rc = config['runtimeConfig'] as Record<string, unknown> | undefined;
-  if (typeof rc?.['mac'] === 'string') return rc['mac'].toLowerCase();
+  if (typeof rc?.['mac'] === 'string') return normalMac(rc['mac']);
   const fromArgs = parseCniArgs(cniArgs)['MAC'];
   if (fromArgs !== undefined) {
     if (!new RegExp(MAC).test(fromArgs)) throw invalid(network, `CNI_ARGS MAC=${JSON.stringify(fromArgs)} is not a MAC address`);
-    return fromArgs.toLowerCase();
+    return normalMac(fromArgs);
   }
-  return typeof config['mac'] === 'string' ? config['mac'].toLowerCase() : undefined;
+  return typeof config['mac'] === 'string' ? normalMac(config['mac']) : undefined;
 }

@@ -27,11 +27,11 @@ import { parseCniArgs, podRefFromArgs } from '../cni/request';
 import { attachmentKey, parseValidAttachments } from '../cni/valid-attachments';
 import { type Delegate, type DelegateRegistry, dispatchCommand, type PluginCall } from '../delegates/contract';
 import { IPAM_PLUGIN_TYPE } from '../ipam';
-import { isNetns, Netlink, type VfChange, type VfInfo } from '../kernel';
+import { formatCidr, hasErrno, isNetns, Netlink, parseCidr, type VfChange, type VfInfo } from '../kernel';
 import { parseSriovNetConf, PCI_ADDRESS, SRIOV_TYPE, type SriovNetConf, type SriovOptions } from './config';
 import type { PfControl } from './pf';
 import type { VfRecord, VfRecords } from './records';
-import type { Sysfs, VfDevice } from './sysfs';
+import { type Sysfs, USERSPACE_DRIVERS, type VfDevice } from './sysfs';
 import { configureInPod, moveIntoPod, returnToHost } from './vf-netdev';
 
 export interface SriovDeps {
@@ -90,9 +90,12 @@ export class SriovDelegate implements Delegate {
       rec.originalNetdev = { name: link.name, mac: link.mac, mtu: link.mtu, altNames: link.altNames };
     }
     records.put(rec); // 2: before anything changes
+    // Two stacks: on failure the PF side is restored first, then the rest, as DEL does (some drivers refuse a
+    // netdev MAC change while the PF still holds the new admin MAC or trust).
+    const pfUndo = new UndoStack();
     const undo = new UndoStack();
     try {
-      await this.applyPfSide(dev, conf, originalVf, undo);
+      await this.applyPfSide(dev, conf, originalVf, pfUndo);
       const ipam = conf.ipam ? await this.ipamAdd(call, conf, undo) : undefined;
       let podLink;
       if (dev.mode === 'kernel') {
@@ -118,11 +121,12 @@ export class SriovDelegate implements Delegate {
       rec.phase = 'attached';
       rec.result = result;
       records.put(rec);
+      pfUndo.commit();
       undo.commit();
       call.log.debug({ pci: dev.pci, pf: dev.pf, vf: dev.index, mode: dev.mode }, 'VF attached');
       return convertResult(result, configVersion(call.config));
     } catch (err) {
-      const failures = await undo.unwind();
+      const failures = [...(await pfUndo.unwind()), ...(await undo.unwind())];
       for (const f of failures) call.log.warn({ err: errorText(f.error), step: f.what, pci: dev.pci }, 'rollback step failed');
       this.finish(rec, failures.map((f) => `${f.what}: ${errorText(f.error)}`), call.log);
       throw err;
@@ -211,7 +215,7 @@ export class SriovDelegate implements Delegate {
     if (rec) {
       await this.vfLocks.run(rec.pci, async () => {
         const current = this.deps.records.get(rec.pci); // re-read under the lock: a racing DEL may have finished
-        if (!current || current.containerId !== containerId || current.ifName !== ifName || current.phase === 'released') return;
+        if (!current || current.containerId !== containerId || current.ifName !== ifName) return;
         this.finish(current, await this.release(current, call.log), call.log);
       });
     }
@@ -223,7 +227,7 @@ export class SriovDelegate implements Delegate {
   private recordOf(config: Record<string, unknown>, containerId: string, ifName: string): VfRecord | undefined {
     const id = typeof config['deviceID'] === 'string' ? config['deviceID'].toLowerCase() : undefined;
     const byId = id && PCI_ADDRESS.test(id) ? this.deps.records.get(id) : undefined;
-    if (byId && byId.containerId === containerId && byId.ifName === ifName && byId.phase !== 'released') return byId;
+    if (byId && byId.containerId === containerId && byId.ifName === ifName) return byId;
     return this.deps.records.find(containerId, ifName);
   }
 
@@ -239,10 +243,15 @@ export class SriovDelegate implements Delegate {
       return [];
     }
     const problems: string[] = [];
-    const dev = { pf: rec.pf, index: rec.vfIndex, pci: rec.pci };
-    const current = await this.deps.pf.listVfs(rec.pf).then((vfs) => vfs.find((v) => v.vf === rec.vfIndex)).catch(() => undefined);
+    // The PF by its PCI address: its netdev may have been renamed since ADD.
+    const pf = sysfs.netdevs(rec.pfPci)[0] ?? rec.pf;
+    const dev = { pf, index: rec.vfIndex, pci: rec.pci };
+    const current = await this.deps.pf.listVfs(pf).then((vfs) => vfs.find((v) => v.vf === rec.vfIndex)).catch(() => undefined);
     for (const restore of pfRestores(rec, current)) {
-      await this.setVf(dev, restore).catch((e: unknown) => problems.push(errorText(e)));
+      await this.setVf(dev, restore).catch((e: unknown) => {
+        // A setting the driver does not support was never applied (a crash mid-ADD records them all).
+        if (!hasErrno(e, 'EOPNOTSUPP')) problems.push(errorText(e));
+      });
     }
     if (rec.mode === 'kernel' && rec.originalNetdev) {
       const orig = rec.originalNetdev;
@@ -257,7 +266,13 @@ export class SriovDelegate implements Delegate {
             back = await returnToHost(host, { netns: null, name: link.name }, orig);
           } else back = link !== undefined;
         }
-        if (!back) log.warn({ pci: rec.pci, netns: rec.netns }, 'VF netdev not found in the pod or the host: it may have been removed');
+        if (!back) {
+          // The kernel moves a VF home from a dying netns asynchronously, and a netns another process still
+          // holds keeps it: keep the record, so the VF is restored before it is handed out again.
+          if (sysfs.driver(rec.pci) && !USERSPACE_DRIVERS.includes(sysfs.driver(rec.pci) as (typeof USERSPACE_DRIVERS)[number])) {
+            problems.push(`VF netdev not found in netns ${rec.netns} nor in the host (not home yet, or held by another netns)`);
+          } else log.warn({ pci: rec.pci, netns: rec.netns }, 'VF netdev not found in the pod or the host, and no kernel driver bound');
+        }
       } catch (e) {
         problems.push(`return the netdev to the host: ${errorText(e)}`);
       }
@@ -298,9 +313,15 @@ export class SriovDelegate implements Delegate {
   private async gc(call: PluginCall): Promise<undefined> {
     const keep = new Set(parseValidAttachments(call.config).map((a) => attachmentKey(a.containerID, a.ifname)));
     const network = networkOf(call.config);
-    for (const rec of this.deps.records.list()) {
-      if (rec.network !== network || rec.phase === 'released' || keep.has(attachmentKey(rec.containerId, rec.ifName))) continue;
-      await this.vfLocks.run(rec.pci, async () => this.finish(rec, await this.release(rec, call.log), call.log));
+    const stale = (r: VfRecord | undefined): r is VfRecord =>
+      r !== undefined && r.phase === 'attached' && r.network === network && !keep.has(attachmentKey(r.containerId, r.ifName));
+    for (const listed of this.deps.records.list().filter(stale)) {
+      await this.vfLocks.run(listed.pci, async () => {
+        // Re-read under the lock: a DEL may have freed the VF and another pod's ADD taken it since the list.
+        const rec = this.deps.records.get(listed.pci);
+        if (!stale(rec) || rec.containerId !== listed.containerId || rec.ifName !== listed.ifName) return;
+        this.finish(rec, await this.release(rec, call.log), call.log);
+      });
     }
     const ipam = ipamSectionOf(call.config);
     if (ipam) await this.ipam('GC', call, ipam);
@@ -392,9 +413,20 @@ async function podProblems(netns: string, ifName: string, rec: VfRecord, config:
     const out: string[] = [];
     if (rec.podMac && link.mac !== rec.podMac) out.push(`MAC is ${link.mac}, expected ${rec.podMac}`);
     if (!link.up) out.push(`${ifName} is down`);
-    const have = new Set((await pod.listAddresses(link.index)).map((a) => `${a.address}/${a.prefixLength}`));
-    const listed = config['prevResult'] === undefined ? rec.result?.ips ?? [] : parseResult(config['prevResult'], configVersion(config)).ips ?? [];
-    for (const ip of listed) if (!have.has(ip.address)) out.push(`address ${ip.address} missing`);
+    const canonical = (cidr: string) => {
+      try {
+        const c = parseCidr(cidr);
+        return formatCidr(c.bytes, c.prefixLength);
+      } catch {
+        return cidr;
+      }
+    };
+    const have = new Set((await pod.listAddresses(link.index)).map((a) => canonical(`${a.address}/${a.prefixLength}`)));
+    const prev = config['prevResult'] === undefined ? rec.result : parseResult(config['prevResult'], configVersion(config));
+    // The addresses prevResult gives this interface (by index into its interfaces, CNI 2.2; none: all).
+    const index = (prev?.interfaces ?? []).findIndex((i) => i.name === ifName && i.sandbox !== undefined);
+    const listed = (prev?.ips ?? []).filter((c) => c.interface === undefined || index < 0 || c.interface === index);
+    for (const ip of listed) if (!have.has(canonical(ip.address))) out.push(`address ${ip.address} missing`);
     return out;
   } finally {
     pod.close();

@@ -12,7 +12,7 @@ import { Sysfs } from './sysfs';
 import { PodResources } from './pod-resources';
 import type { Logger } from 'pino';
 
-export { SRIOV_TYPE, parseSriovOptions, type SriovOptions } from './config';
+export { SRIOV_CNI_TYPE, SRIOV_TYPE, parseSriovOptions, type SriovOptions } from './config';
 export { SriovDelegate } from './delegate';
 
 export interface SriovHost {

@@ -36,6 +36,8 @@ export interface EmulatedPfState {
   lateMacReads?: number;
   /** Settings this driver refuses with EOPNOTSUPP, e.g. ["linkState"] (igb has no link state). */
   unsupported?: VfChange['kind'][];
+  /** Settings that fail with EIO for now (a driver in trouble: a PF reset in progress). */
+  failing?: VfChange['kind'][];
   /** Reads left before a pending MAC shows, per "pf/vf". */
   pendingMac?: Record<string, { mac: string; reads: number }>;
 }
@@ -110,6 +112,7 @@ export class EmulatedPf implements PfControl {
     const what = `set ${pf} vf ${vf} ${change.kind}`;
     if (!v) throw new KernelError(what, ERRNO.EINVAL, { extack: `${pf} has ${vfs.length} VFs` });
     if (state.unsupported?.includes(change.kind)) throw new KernelError(what, ERRNO.EOPNOTSUPP);
+    if (state.failing?.includes(change.kind)) throw new KernelError(what, ERRNO.EIO);
     switch (change.kind) {
       case 'mac':
         if (state.pendingMac) delete state.pendingMac[`${pf}/${vf}`];

@@ -41,27 +41,26 @@ const lookup = (extra: Partial<ConstructorParameters<typeof PodResources>[0]> = 
 
 test('Get: every container\'s devices per resource, sorted as Multus hands them out; unrequested resources left out', async () => {
   const pr = lookup();
-  await expect(pr.devicesFor({ namespace: 'telco', name: 'cnf-1' }, [RES])).resolves.toEqual({ [RES]: ['0000:af:06.1', '0000:af:06.2', '0000:af:06.3'] });
+  await expect(pr.devicesFor({ namespace: 'telco', name: 'cnf-1' }, [RES])).resolves.toEqual({ devices: { [RES]: ['0000:af:06.1', '0000:af:06.2', '0000:af:06.3'] } });
   await expect(pr.devicesFor({ namespace: 'telco', name: 'cnf-1' }, [RES, OTHER, 'x/none'])).resolves.toEqual({
-    [RES]: ['0000:af:06.1', '0000:af:06.2', '0000:af:06.3'],
-    [OTHER]: ['0000:b1:02.0'],
+    devices: { [RES]: ['0000:af:06.1', '0000:af:06.2', '0000:af:06.3'], [OTHER]: ['0000:b1:02.0'] },
   });
   expect(kubelet.calls).toMatchObject({ Get: 2, List: 0 });
   pr.close();
 });
 
-test('an older kubelet (Get UNIMPLEMENTED): List, shared by concurrent lookups and reused, fresh once for a pod it lacked', async () => {
-  kubelet.getUnimplemented = true;
+test.each([['an older kubelet (Get UNIMPLEMENTED)', 'unimplemented'], ['a kubelet with the Get gate off (UNKNOWN "Get method disabled")', 'disabled']] as const)('%s: List, shared by concurrent lookups and reused, fresh once for a pod it lacked', async (_t, mode) => {
+  kubelet.getMode = mode;
   kubelet.delayMs = 50;
   const pr = lookup();
   const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => pr.devicesFor({ namespace: 'telco', name: i % 2 ? 'cnf-1' : 'cnf-2' }, [RES])));
-  expect(answers[0]).toEqual({ [RES]: ['0000:af:07.0'] });
-  expect(answers[1]).toEqual({ [RES]: ['0000:af:06.1', '0000:af:06.2', '0000:af:06.3'] });
+  expect(answers[0]).toEqual({ devices: { [RES]: ['0000:af:07.0'] } });
+  expect(answers[1]).toEqual({ devices: { [RES]: ['0000:af:06.1', '0000:af:06.2', '0000:af:06.3'] } });
   expect(kubelet.calls.Get).toBe(1); // asked once, then remembered
   expect(kubelet.calls.List).toBe(1);
   // A pod admitted after the cached answer: one fresh List finds it.
   kubelet.pods.push({ namespace: 'telco', name: 'cnf-3', containers: [{ name: 'app', devices: { [RES]: ['0000:af:07.1'] } }] });
-  await expect(pr.devicesFor({ namespace: 'telco', name: 'cnf-3' }, [RES])).resolves.toEqual({ [RES]: ['0000:af:07.1'] });
+  await expect(pr.devicesFor({ namespace: 'telco', name: 'cnf-3' }, [RES])).resolves.toEqual({ devices: { [RES]: ['0000:af:07.1'] } });
   expect(kubelet.calls.List).toBe(2);
   pr.close();
 });
@@ -80,14 +79,13 @@ test('kubelet unreachable or too slow: the checkpoint, matched by pod UID, withi
   kubelet.delayMs = 2000;
   const slow = lookup({ timeoutMs: 200 });
   const t0 = Date.now();
-  await expect(slow.devicesFor({ namespace: 'telco', name: 'cnf-1', uid: 'uid-1' }, [RES])).resolves.toEqual({ [RES]: ['0000:af:06.1', '0000:af:06.3'] });
+  const answer = await slow.devicesFor({ namespace: 'telco', name: 'cnf-1', uid: 'uid-1' }, [RES]);
+  expect(answer).toEqual({ devices: { [RES]: ['0000:af:06.1', '0000:af:06.3'] }, problem: expect.stringMatching(/kubelet PodResources API at .*DEADLINE_EXCEEDED|Deadline/) });
   expect(Date.now() - t0).toBeLessThan(1500);
-  expect(slow.lastProblem).toMatch(/DEADLINE_EXCEEDED|Deadline/);
   slow.close();
   const gone = lookup({ socket: join(dir, 'no-kubelet.sock') });
-  await expect(gone.devicesFor({ namespace: 'telco', name: 'old', uid: 'uid-2' }, [RES])).resolves.toEqual({ [RES]: ['0000:af:07.0'] });
-  await expect(gone.devicesFor({ namespace: 'telco', name: 'nouid' }, [RES])).resolves.toEqual({});
-  expect(gone.lastProblem).toMatch(/no K8S_POD_UID/);
+  await expect(gone.devicesFor({ namespace: 'telco', name: 'old', uid: 'uid-2' }, [RES])).resolves.toMatchObject({ devices: { [RES]: ['0000:af:07.0'] } });
+  await expect(gone.devicesFor({ namespace: 'telco', name: 'nouid' }, [RES])).resolves.toEqual({ devices: {}, problem: expect.stringMatching(/UNAVAILABLE.*; the checkpoint is matched by pod UID and CNI_ARGS has no K8S_POD_UID/) });
   gone.close();
 });
 

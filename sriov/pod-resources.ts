@@ -20,6 +20,12 @@ import * as protoLoader from '@grpc/proto-loader';
 import { errorText } from '../core/errors';
 import type { PodRef } from '../cni/ids';
 
+/** The lookup's answer (the shape meta-plugin/planner/devices.ts's DeviceLookup returns). */
+export interface DeviceAnswer {
+  devices: DeviceMap;
+  problem?: string;
+}
+
 const PODRESOURCES_V1 = {
   nested: {
     v1: {
@@ -91,8 +97,6 @@ export class PodResources {
   private probe: Promise<void> | undefined;
   private listing: Promise<WirePod[]> | undefined;
   private listed: { at: number; pods: WirePod[] } | undefined;
-  /** What the last lookup had to fall back from, for a clear error when a pod has no device. */
-  lastProblem: string | undefined;
 
   constructor(
     private readonly opts: PodResourcesOptions,
@@ -111,18 +115,22 @@ export class PodResources {
     this.client = undefined;
   }
 
-  /** Devices of `resourceNames` allocated to the pod's containers; resources it holds none of are absent. */
-  async devicesFor(pod: PodRef, resourceNames: string[]): Promise<DeviceMap> {
-    this.lastProblem = undefined;
+  /**
+   * Devices of `resourceNames` allocated to the pod's containers; resources it holds none of are absent. When
+   * the API did not answer, `problem` says so (and what the checkpoint lacked), for the 110 that may follow.
+   */
+  async devicesFor(pod: PodRef, resourceNames: string[]): Promise<DeviceAnswer> {
     let wire: WirePod | undefined;
     try {
       wire = await this.fromApi(pod);
     } catch (e) {
-      this.lastProblem = `kubelet PodResources API at ${this.opts.socket}: ${errorText(e)}`;
+      const why = `kubelet PodResources API at ${this.opts.socket}: ${errorText(e)}`;
       this.log.warn({ pod: `${pod.namespace}/${pod.name}`, err: errorText(e) }, 'PodResources API unavailable; reading the kubelet checkpoint');
-      return pick(this.fromCheckpoint(pod), resourceNames);
+      const fromCheckpoint = this.fromCheckpoint(pod);
+      const devices = pick(fromCheckpoint.devices, resourceNames);
+      return { devices, problem: [why, fromCheckpoint.problem].filter(Boolean).join('; ') };
     }
-    return pick(devicesOf(wire), resourceNames);
+    return { devices: pick(devicesOf(wire), resourceNames) };
   }
 
   private async fromApi(pod: PodRef): Promise<WirePod | undefined> {
@@ -135,10 +143,9 @@ export class PodResources {
         this.getSupported = true;
         return res.pod_resources;
       } catch (e) {
-        const code = (e as grpc.ServiceError).code;
-        if (code !== grpc.status.UNIMPLEMENTED) throw e;
+        if (!getNotServed(e as grpc.ServiceError)) throw e;
         this.getSupported = false;
-        this.log.info('kubelet does not serve PodResources Get: using List');
+        this.log.info({ err: errorText(e) }, 'kubelet does not serve PodResources Get: using List');
       }
     }
     const match = (pods: WirePod[]) => pods.find((p) => p.name === pod.name && p.namespace === pod.namespace);
@@ -165,20 +172,24 @@ export class PodResources {
   }
 
   /** The kubelet's checkpoint, matched by pod UID (no UID in CNI_ARGS: nothing can be matched). */
-  private fromCheckpoint(pod: PodRef): DeviceMap {
-    if (!pod.uid) {
-      this.lastProblem += '; the checkpoint is matched by pod UID and CNI_ARGS has no K8S_POD_UID';
-      return {};
-    }
+  private fromCheckpoint(pod: PodRef): { devices: DeviceMap; problem?: string } {
+    if (!pod.uid) return { devices: {}, problem: 'the checkpoint is matched by pod UID and CNI_ARGS has no K8S_POD_UID' };
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(this.opts.checkpoint, 'utf8'));
     } catch (e) {
-      this.lastProblem += `; checkpoint ${this.opts.checkpoint}: ${errorText(e)}`;
-      return {};
+      return { devices: {}, problem: `checkpoint ${this.opts.checkpoint}: ${errorText(e)}` };
     }
-    return checkpointDevices(raw, pod.uid);
+    return { devices: checkpointDevices(raw, pod.uid) };
   }
+}
+
+/**
+ * Get is not served: an older kubelet (UNIMPLEMENTED), or 1.27-1.33 with the KubeletPodResourcesGet gate off,
+ * which answers UNKNOWN "PodResources API Get method disabled".
+ */
+function getNotServed(e: grpc.ServiceError): boolean {
+  return e.code === grpc.status.UNIMPLEMENTED || (e.code === grpc.status.UNKNOWN && /Get method disabled/i.test(e.details ?? e.message));
 }
 
 /** Every device of every container of a pod, per resource, sorted and without repeats. */

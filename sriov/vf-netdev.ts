@@ -1,11 +1,11 @@
 /**
  * A kernel-mode VF's netdev, into the pod and back (`../shared/specs/sriov-and-devices.md` 1.3 step 5, 1.5).
  *
- * Into the pod in one RTM_NEWLINK that moves and renames at once (IFLA_NET_NS_FD with IFLA_IFNAME): the kernel
- * applies the pod's ifname in the pod's netns, so the host never sees the new name and the pod never sees the
- * old one; no name can clash on either side. sriov-cni gets the same through a temporary netns, at the price
- * of a second device move (an RCU grace period, about 25 ms a move here) on ADD and on DEL, and an
- * intermediate state a crash can leave (docs/decisions.md D-9). The VF's altnames (udev's) are removed before
+ * Into the pod in one RTM_NEWLINK that moves and renames (IFLA_NET_NS_FD with IFLA_IFNAME): the kernel moves
+ * the device and renames it in the pod's netns, so the host never sees the new name and the host's names can
+ * never clash; the pod's are checked before, and a failure after the move brings the VF back. sriov-cni gets
+ * the same through a temporary netns, at the price of a second device move (an RCU grace period, about 25 ms
+ * a move here) on ADD and on DEL (docs/decisions.md D-9). The VF's altnames (udev's) are removed before
  * it leaves, so none follows it into the pod, and given back when it comes home. In the pod: MAC (verified,
  * with bounded retries), MTU, ARP and NDISC notification, addresses while the link is down, link up (the
  * kernel then announces the addresses: gratuitous ARP with arp_notify, unsolicited neighbour advertisements
@@ -53,14 +53,23 @@ export async function setMacVerified(nl: Netlink, ifName: string, mac: string, r
   }
 }
 
-/** Host `vfName` -> pod `ifName`, in one move. On failure the VF is still in the host, altnames given back. */
+/**
+ * Host `vfName` -> pod `ifName`, in one request. The kernel moves the device, then renames it in the pod's
+ * netns: a name taken there fails after the move, so it is checked first, and on any failure the VF is
+ * brought back (under its own name, which it kept) with its altnames.
+ */
 export async function moveIntoPod(host: Netlink, vfName: string, ifName: string, netns: string): Promise<void> {
+  const taken = await withNetlink(netns, (pod) => pod.getLink(ifName));
+  if (taken) throw new PlexusError('InterfaceConflict', `the pod already has an interface named ${ifName}`);
   const altNames = (await host.getLink(vfName))?.altNames ?? [];
   await host.setLinkUp(vfName, false);
   for (const alt of altNames) await host.removeAltName(vfName, alt);
   try {
     await host.moveLinkToNetns(vfName, netns, { newName: ifName });
   } catch (err) {
+    await withNetlink(netns, async (pod) => {
+      if (await pod.getLink(vfName)) await pod.moveLinkToNetns(vfName, HOST_NETNS);
+    }).catch(() => undefined);
     for (const alt of altNames) await host.addAltName(vfName, alt).catch(() => undefined);
     throw err;
   }

@@ -176,7 +176,7 @@ export class CniHandler {
     // The kubelet checkpoint is matched by UID: the runtime's, else the source's.
     const uid = req.podRef?.uid ?? pod?.uid;
     const who = pod ? { namespace: pod.namespace, name: pod.name, ...(uid ? { uid } : {}) } : null;
-    const devices = who && resources.length > 0 ? await this.deps.devices.devicesFor(who, resources) : {};
+    const answer = who && resources.length > 0 ? await this.deps.devices.devicesFor(who, resources) : { devices: {} };
     return makePlan({
       podRef: req.podRef,
       pod,
@@ -186,7 +186,8 @@ export class CniHandler {
       settings: this.settings,
       lookupNad,
       confFiles: this.deps.confDir.files(),
-      devices,
+      devices: answer.devices,
+      ...(answer.problem ? { devicesProblem: answer.problem } : {}),
     });
   }
 

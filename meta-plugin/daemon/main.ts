@@ -19,7 +19,7 @@ import { Registry } from '../../delegates/registry';
 import { RoutedDelegate } from '../../delegates/routed/delegate';
 import { ROUTED_TYPE } from '../../delegates/routed/options';
 import { IPAM_PLUGIN_TYPE } from '../../ipam';
-import { openSriov, SRIOV_TYPE, type SriovHost } from '../../sriov';
+import { openSriov, SRIOV_CNI_TYPE, SRIOV_TYPE, type SriovHost } from '../../sriov';
 import { stateDirFilePath } from '../api/protocol';
 import { NoDevices } from '../planner/devices';
 import { kernelLinkExists, kernelRouteOps } from '../runner/default-route-kernel';
@@ -160,6 +160,7 @@ function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHo
   if (!config.sriov) return { registry };
   const sriov = openSriov(config.sriov, config.stateDir, registry, log);
   registry.register(SRIOV_TYPE, sriov.delegate);
+  if (config.sriov.serveSriovType) registry.register(SRIOV_CNI_TYPE, sriov.delegate);
   return { registry, sriov };
 }
 

@@ -8,15 +8,22 @@ import type { PodRef } from '../../cni/ids';
 /** NAD annotation naming the device-plugin resource a network's attachments draw devices from. */
 export const RESOURCE_NAME_ANNOTATION = 'k8s.v1.cni.cncf.io/resourceName';
 
-export interface DeviceLookup {
-  /** Device IDs allocated to the pod, per resource name, in allocation order. Unknown resources are absent. */
-  devicesFor(pod: PodRef, resourceNames: string[]): Promise<Record<string, string[]>>;
+/** What a lookup found: device IDs per resource, and why it may have found less than it should. */
+export interface DeviceAnswer {
+  devices: Record<string, string[]>;
+  /** E.g. "kubelet PodResources API unreachable; checkpoint has no entry": said in a 110 for a missing device. */
+  problem?: string;
 }
 
-/** For nodes without device plugins: no pod holds any device. */
+export interface DeviceLookup {
+  /** Device IDs allocated to the pod, per resource name, sorted. Resources it holds none of are absent. */
+  devicesFor(pod: PodRef, resourceNames: string[]): Promise<DeviceAnswer>;
+}
+
+/** For nodes without device plugins (no `sriov` section): no pod holds any device. */
 export class NoDevices implements DeviceLookup {
-  async devicesFor(): Promise<Record<string, string[]>> {
-    return {};
+  async devicesFor(): Promise<DeviceAnswer> {
+    return { devices: {}, problem: 'this plexusd looks up no devices (its config has no `sriov` section)' };
   }
 }
 

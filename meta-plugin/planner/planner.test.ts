@@ -67,6 +67,7 @@ interface Options {
   nads?: NadObject[];
   confFiles?: ConfFile[];
   devices?: Record<string, string[]>;
+  devicesProblem?: string;
   runtimeConfig?: Record<string, unknown>;
 }
 
@@ -87,6 +88,7 @@ function request(o: Options = {}): PlanRequest {
     lookupNad: (namespace, name) => nads.find((n) => n.namespace === namespace && n.name === name),
     confFiles: o.confFiles ?? CONF_FILES,
     devices: o.devices ?? {},
+    ...(o.devicesProblem ? { devicesProblem: o.devicesProblem } : {}),
   };
 }
 
@@ -394,6 +396,7 @@ describe('plan: failures', () => {
       /^pod team\/web-0: network team\/vf needs a device of resource intel.com\/vf, but the pod was given 1 and its networks ask for more$/,
     ],
     ['devices: resource never allocated fails', { networks: 'vf' }, 'DeviceUnavailable', /resource intel.com\/vf, but the pod was given none \(does its spec request the resource/],
+    ['devices: why the lookup came back short is said', { networks: 'vf', devicesProblem: 'kubelet PodResources API at /x.sock: UNAVAILABLE' }, 'DeviceUnavailable', /given none .*; device lookup: kubelet PodResources API at \/x.sock: UNAVAILABLE$/],
     [
       'S16: cni-args into a plugin whose args is not an object fails',
       withNad(

@@ -285,7 +285,8 @@ function assignDevice(ctx: Planning, attachment: PlannedAttachment, nad: NadObje
       `${ctx.pod}: network ${attachment.statusName} needs a device of resource ${resourceName}, but ` +
         (given === 0
           ? 'the pod was given none (does its spec request the resource, and does the device plugin serve it?)'
-          : `the pod was given ${given} and its networks ask for more`),
+          : `the pod was given ${given} and its networks ask for more`) +
+        (ctx.req.devicesProblem ? `; device lookup: ${ctx.req.devicesProblem}` : ''),
     );
   }
   for (const plugin of attachment.conf.plugins) {

@@ -63,6 +63,8 @@ export interface PlanRequest {
   confFiles: readonly ConfFile[];
   /** Devices the device plugin gave this pod, per resource name (from kubelet); consumed in order. */
   devices: Readonly<Record<string, readonly string[]>>;
+  /** Why the device lookup may have come back short (named in the 110 of a network left without one). */
+  devicesProblem?: string;
 }
 
 export type AttachmentOrigin = 'cluster' | 'default-network-annotation' | 'defaultNetworks' | 'annotation';

@@ -18,8 +18,8 @@ export interface FakePod {
 export class FakeKubelet {
   readonly calls = { List: 0, Get: 0, GetAllocatableResources: 0 };
   pods: FakePod[] = [];
-  /** Play a kubelet before 1.27 (or with KubeletPodResourcesGet off). */
-  getUnimplemented = false;
+  /** Play a kubelet before 1.27 (UNIMPLEMENTED), or 1.27-1.33 with the KubeletPodResourcesGet gate off. */
+  getMode: 'served' | 'unimplemented' | 'disabled' = 'served';
   delayMs = 0;
   private readonly server = new grpc.Server();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -33,9 +33,10 @@ export class FakeKubelet {
     k.server.addService(v1.PodResourcesLister.service, {
       List: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => k.answer('List', cb, () => ({ pod_resources: k.pods.map(wire) })),
       Get: (call: grpc.ServerUnaryCall<{ pod_name: string; pod_namespace: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        if (k.getUnimplemented) {
+        if (k.getMode !== 'served') {
           k.calls.Get++;
-          cb({ code: grpc.status.UNIMPLEMENTED, details: 'Get is not enabled' }, null);
+          const unimplemented = k.getMode === 'unimplemented';
+          cb({ code: unimplemented ? grpc.status.UNIMPLEMENTED : grpc.status.UNKNOWN, details: unimplemented ? 'unknown method Get' : 'PodResources API Get method disabled' }, null);
           return;
         }
         k.answer('Get', cb, () => {

@@ -457,12 +457,13 @@ describe('SR-IOV networks from a pod annotation: devices from the kubelet, devic
 
   beforeAll(async () => {
     kubelet = await FakeKubelet.start(join(n.root, 'kubelet.sock'));
-    await n.start({ podResources: { socket: kubelet.socket, checkpoint: join(n.root, 'kubelet_internal_checkpoint') } });
+    await n.start({ podResources: { socket: kubelet.socket, checkpoint: join(n.root, 'kubelet_internal_checkpoint') }, serveSriovType: true });
     const sriovNad = (name: string, resource: string, extra: Record<string, unknown>) =>
       n.cluster.nad(name, { cniVersion: '1.0.0', name, type: 'plexus-sriov', ...extra }, 'default', { 'k8s.v1.cni.cncf.io/resourceName': resource });
     await n.cluster.writeManifests('sriov-nads.yaml', [
       sriovNad('sriov-a', PF_A, { vlan: 100, ipam: n.cluster.hostLocal('192.168.60.0/24') }),
-      sriovNad('sriov-b', PF_B, { trust: 'on', spoofchk: 'off' }),
+      // As the sriov-network-operator renders it (sriov-cni's type), served by plexus-sriov (serveSriovType).
+      sriovNad('sriov-b', PF_B, { type: 'sriov', trust: 'on', spoofchk: 'off' }),
     ]);
   });
   afterAll(async () => {
@@ -533,5 +534,67 @@ describe('SR-IOV networks from a pod annotation: devices from the kubelet, devic
     expect(status('ck')[1]['device-info'].pci['pci-address']).toBe(n.vfs.b0.pci);
     expectOk(await n.cluster.cni('DEL', { containerId: id, netns: pod.path, pod: { name: 'ck', uid: 'uid-ck' } }));
     expect(n.nodeLink(n.vfs.b0.netdev!)).toBeDefined();
+  });
+});
+
+describe('plexus-sriov: what the review of the first version found', () => {
+  const n = new SriovNode();
+  beforeAll(() => n.start());
+  afterAll(() => n.destroy());
+
+  test('the pod already has an interface of that name: 103 before the VF moves; the VF stays in the host, the PF as it was', async () => {
+    const pod = n.cluster.makePod();
+    run('ip', ['-n', pod.name, 'link', 'add', 'net1', 'type', 'veth', 'peer', 'name', 'net1p']);
+    const pfBefore = n.vfState('a1');
+    const out = await n.cni('ADD', n.conf('a1', { vlan: 5, trust: 'on' }), { containerId: containerId(), netns: pod.path });
+    expect(out.json).toMatchObject({ code: 103, msg: expect.stringMatching(/already has an interface named net1/) });
+    expect(n.nodeLink(n.vfs.a1.netdev!)).toBeDefined();
+    expect(n.vfState('a1') ?? pfBefore).toEqual(pfBefore ?? expect.objectContaining({ vlan: 0, trust: false }));
+    expect(n.records()).toEqual([]);
+  });
+
+  test('a restore the driver refuses does not fail DEL: the VF is kept as released, DEL again and the next ADD repair it', async () => {
+    const [p1, p2] = [n.cluster.makePod(), n.cluster.makePod()];
+    const id1 = containerId();
+    const conf = n.conf('a0', { trust: 'on', vlan: 12 });
+    expectOk(await n.cni('ADD', conf, { containerId: id1, netns: p1.path }));
+    n.setPfState({ failing: ['trust'] });
+    try {
+      expectOk(await n.cni('DEL', conf, { containerId: id1, netns: p1.path }));
+      const rec = JSON.parse(readFileSync(join(n.cluster.stateDir, 'sriov', `${n.vfs.a0.pci}.json`), 'utf8'));
+      expect(rec).toMatchObject({ phase: 'released', releaseProblems: [expect.stringMatching(/refused trust for VF 0 .*EIO/)] });
+      expect(n.vfState('a0')).toMatchObject({ vlan: 0, trust: true }); // the VLAN went back; trust could not
+      // Not handed out while it is not clean.
+      n.setPfState({ failing: ['trust'] });
+      const refused = await n.cni('ADD', n.conf('a0'), { containerId: containerId(), netns: p2.path });
+      expect(refused.json).toMatchObject({ code: 110, msg: expect.stringMatching(/could not be restored from its earlier use/) });
+    } finally {
+      n.setPfState({ failing: [] });
+    }
+    // The runtime's DEL retried: now it restores, and the record goes.
+    expectOk(await n.cni('DEL', conf, { containerId: id1, netns: p1.path }));
+    expect(n.vfState('a0')).toMatchObject({ trust: false });
+    expect(n.records()).toEqual([]);
+    const id2 = containerId();
+    expectOk(await n.cni('ADD', n.conf('a0'), { containerId: id2, netns: p2.path }));
+    expectOk(await n.cni('DEL', n.conf('a0'), { containerId: id2, netns: p2.path }));
+  });
+
+  test('CHECK compares addresses as addresses: an IPv6 prevResult in another spelling passes', async () => {
+    const pod = n.cluster.makePod();
+    const id = containerId();
+    const conf = { ...n.conf('b0'), cniVersion: '1.1.0', ipam: { pool: 'sriov-pool' } };
+    const result = expectOk(await n.cni('ADD', conf, { containerId: id, netns: pod.path }));
+    const v6 = result.ips.find((c: { address: string }) => c.address.includes(':'));
+    const expanded = (addr: string) => {
+      const [ip, len] = addr.split('/');
+      const [head, tail] = ip!.split('::');
+      const h = head ? head.split(':') : [];
+      const t = tail ? tail.split(':') : [];
+      return `${[...h, ...Array(8 - h.length - t.length).fill('0'), ...t].map((g) => g.padStart(4, '0').toUpperCase()).join(':')}/${len}`;
+    };
+    const prev = { ...result, ips: [...result.ips.filter((c: { address: string }) => c !== v6), { ...v6, address: expanded(v6.address) }] };
+    expectOk(await n.cni('CHECK', { ...conf, prevResult: prev }, { containerId: id, netns: pod.path }));
+    expectOk(await n.cni('DEL', conf, { containerId: id, netns: pod.path }));
   });
 });
