@@ -53,7 +53,7 @@ async function main() {
   buildBpf();
   buildAddon();
   // Names the CNI binary acts under (DESIGN "External contract").
-  for (const alias of ['plexus-ipam', 'plexus-routed', 'plexus-sriov']) {
+  for (const alias of ['plexus-ipam', 'plexus-routed', 'plexus-sriov', 'plexus-dpdk']) {
     const link = path.join(root, 'bin', alias);
     rmSync(link, { force: true });
     symlinkSync('plexus', link);

@@ -15,7 +15,7 @@ export const DEFAULT_SOCKET_PATH = '/run/plexus/plexus.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/plexus';
 
 /** The names the CNI binary acts under (DESIGN "External contract"); bin/ has a link per alias. */
-export const PLUGIN_NAMES = ['plexus', 'plexus-ipam', 'plexus-routed', 'plexus-sriov'] as const;
+export const PLUGIN_NAMES = ['plexus', 'plexus-ipam', 'plexus-routed', 'plexus-sriov', 'plexus-dpdk'] as const;
 export type PluginName = (typeof PLUGIN_NAMES)[number];
 export const isPluginName = (v: unknown): v is PluginName => (PLUGIN_NAMES as readonly unknown[]).includes(v);
 

@@ -15,6 +15,7 @@ import { DEFAULT_SOCKET_PATH, DEFAULT_STATE_DIR } from '../api/protocol';
 import { DEFAULT_DEVINFO_DIR } from '../runner/device-info';
 import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
 import { parseSriovOptions, type SriovOptions } from '../../sriov/config';
+import { parseDpdkOptions, type DpdkOptions } from '../../dpdk-native/config';
 
 export const DAEMON_CONFIG_SCHEMA = {
   type: 'object',
@@ -52,6 +53,8 @@ export const DAEMON_CONFIG_SCHEMA = {
     routed: { type: 'object' },
     // The built-in SR-IOV delegate and the device-plugin lookup; present = enabled. Validated by sriov/config.ts.
     sriov: { type: 'object' },
+    // plexus-dpdk and the plexus-dataplane engine it drives; present = enabled. Validated by dpdk-native/config.ts.
+    dpdk: { type: 'object' },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -84,6 +87,7 @@ export interface DaemonConfig {
   readonly ipam: IpamConfig;
   readonly routed?: RoutedOptions;
   readonly sriov?: SriovOptions;
+  readonly dpdk?: DpdkOptions;
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
 }
 
@@ -103,6 +107,7 @@ export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig 
     conf['ipam'] = parseIpamConfig(conf['ipam']).config;
     if (conf['routed'] !== undefined) conf['routed'] = parseRoutedOptions(conf['routed']);
     if (conf['sriov'] !== undefined) conf['sriov'] = parseSriovOptions(conf['sriov']);
+    if (conf['dpdk'] !== undefined) conf['dpdk'] = parseDpdkOptions(conf['dpdk']);
   } catch (e) {
     throw new PlexusError('InvalidConfig', `${where}: ${errorText(e)}`);
   }

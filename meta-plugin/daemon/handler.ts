@@ -28,7 +28,7 @@ export interface HandlerDeps {
   readonly config: DaemonConfig;
   readonly source: Source;
   readonly runner: Runner;
-  /** The built-in delegates, served to runtimes that exec them by name (bin/plexus-ipam, bin/plexus-routed, bin/plexus-sriov). */
+  /** The built-in delegates, served to runtimes that exec them by name (bin/plexus-ipam, bin/plexus-routed, bin/plexus-sriov, bin/plexus-dpdk). */
   readonly registry: Registry;
   readonly confDir: ConfDir;
   readonly log: Logger;
@@ -220,6 +220,7 @@ function runtimeConfigOf(config: Record<string, unknown>): Record<string, unknow
 const NOT_SERVED: Partial<Record<PluginName, string>> = {
   'plexus-routed': 'this daemon runs no routed datapath (its config has no `routed` section)',
   'plexus-sriov': 'this daemon runs no SR-IOV delegate (its config has no `sriov` section)',
+  'plexus-dpdk': 'this daemon drives no DPDK engine (its config has no `dpdk` section)',
 };
 
 /** The CNI env of a runtime's request, as a delegate call carries it. */

@@ -20,6 +20,7 @@ import { RoutedDelegate } from '../../delegates/routed/delegate';
 import { ROUTED_TYPE } from '../../delegates/routed/options';
 import { IPAM_PLUGIN_TYPE } from '../../ipam';
 import { openSriov, SRIOV_CNI_TYPE, SRIOV_TYPE, type SriovHost } from '../../sriov';
+import { DPDK_TYPE, type DpdkHost, openDpdk } from '../../dpdk-native';
 import { stateDirFilePath } from '../api/protocol';
 import { NoDevices } from '../planner/devices';
 import { kernelLinkExists, kernelRouteOps } from '../runner/default-route-kernel';
@@ -57,7 +58,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
     opened.push('close the IPAM service', () => ipam.close());
     routed?.followPlacement(ipam.ipam);
-    const { registry, sriov } = builtinDelegates(config, ipam, routed, log);
+    const { registry, sriov, dpdk } = builtinDelegates(config, ipam, routed, log);
+    if (dpdk) opened.push('stop the DPDK reconcile', async () => dpdk.close());
     if (sriov) {
       opened.push('close the SR-IOV host handle', async () => sriov.close());
       await sriov.delegate.repair(log.child({ component: SRIOV_TYPE }));
@@ -150,18 +152,24 @@ function publishStateDir(config: DaemonConfig): string | undefined {
 }
 
 /**
- * The built-in delegates (STYLE 3: one explicit registry): plexus-ipam, and plexus-routed and plexus-sriov when
- * configured (both reach IPAM through the registry).
+ * The built-in delegates (STYLE 3: one explicit registry): plexus-ipam, and plexus-routed, plexus-sriov and
+ * plexus-dpdk when configured (each reaches IPAM through the registry).
  */
-function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, log: Logger): { registry: Registry; sriov?: SriovHost } {
+function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, log: Logger): { registry: Registry; sriov?: SriovHost; dpdk?: DpdkHost } {
   const registry = new Registry();
   registry.register(IPAM_PLUGIN_TYPE, new PlexusIpamDelegate(ipam.plugin(log.child({ component: IPAM_PLUGIN_TYPE })), config.limits.maxConcurrentRequests));
   if (routed) registry.register(ROUTED_TYPE, new RoutedDelegate({ node: routed.node, delegates: registry }));
-  if (!config.sriov) return { registry };
-  const sriov = openSriov(config.sriov, config.stateDir, registry, log);
-  registry.register(SRIOV_TYPE, sriov.delegate);
-  if (config.sriov.serveSriovType) registry.register(SRIOV_CNI_TYPE, sriov.delegate);
-  return { registry, sriov };
+  const out: { registry: Registry; sriov?: SriovHost; dpdk?: DpdkHost } = { registry };
+  if (config.sriov) {
+    out.sriov = openSriov(config.sriov, config.stateDir, registry, log);
+    registry.register(SRIOV_TYPE, out.sriov.delegate);
+    if (config.sriov.serveSriovType) registry.register(SRIOV_CNI_TYPE, out.sriov.delegate);
+  }
+  if (config.dpdk) {
+    out.dpdk = openDpdk(config.dpdk, config.stateDir, registry, log.child({ component: DPDK_TYPE }));
+    registry.register(DPDK_TYPE, out.dpdk.delegate);
+  }
+  return out;
 }
 
 /** Status survives restarts through the records (the file source keeps it in memory). */

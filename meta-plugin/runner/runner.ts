@@ -17,7 +17,7 @@ import { NetworkStatus, defaultGateways, networkStatusOf } from '../status/netwo
 import { AttachmentRecord, RecordStore, SandboxRecord } from './sandbox-records';
 import { UndoStack } from '../../core/undo-stack';
 import { DefaultRouteOps, applyDefaultRoute, gatewaysOf } from './default-route';
-import { prepareDeviceInfo, readDeviceInfo, removeDeviceInfo } from './device-info';
+import { cniFilePath, prepareDeviceInfo, readDeviceInfo, removeDeviceInfo } from './device-info';
 
 export interface RunnerDeps {
   records: RecordStore;
@@ -102,9 +102,18 @@ export class Runner {
     else this.deps.records.put(rec);
   }
 
+  /**
+   * D2-D4. A device-plugin device: its DP file copied to the attachment's CNI file. No device, but a plugin
+   * that takes `CNIDeviceInfoFile` (declared, or a built-in's such as plexus-dpdk's): it gets the path and may
+   * write the file itself (D4, e.g. vhost-user or memif device-info), which network-status then carries.
+   */
   private attachDeviceInfo(rec: SandboxRecord, att: AttachmentRecord): void {
-    if (!att.resourceName || !att.deviceId) return;
-    const file = prepareDeviceInfo(this.deps.deviceInfoDir, att.resourceName, att.deviceId, rec.containerId, att.ifName);
+    let file: string | undefined;
+    if (att.resourceName && att.deviceId) {
+      file = prepareDeviceInfo(this.deps.deviceInfoDir, att.resourceName, att.deviceId, rec.containerId, att.ifName);
+    } else if (att.conf.plugins.some((p) => p.capabilities?.['CNIDeviceInfoFile'] === true || this.deps.registry.implicitCapabilities?.(p.type).includes('CNIDeviceInfoFile'))) {
+      file = cniFilePath(this.deps.deviceInfoDir, rec.containerId, att.ifName);
+    }
     if (!file) return;
     att.deviceInfoFile = file;
     // D4: only plugins that declare the capability get it (filtered per plugin by conflist.ts).

@@ -1,0 +1,71 @@
+/**
+ * plexusd's side of plexus-dataplane's control API (engine/main.ts): HTTP/1.1 on the engine's root-only unix
+ * socket, every call bounded by a timeout. An engine that does not answer is a 111 for ADD, and for DEL a
+ * port left to the next reconcile (the daemon never blocks a pod's deletion on the engine).
+ */
+import { request } from 'node:http';
+import { PlexusError } from '../core/errors';
+import type { PortSpec } from './ports';
+
+export interface EnginePort extends PortSpec {
+  linkUp: boolean;
+  counters?: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number; flooded: number };
+}
+
+export class EngineClient {
+  constructor(
+    readonly socketPath: string,
+    private readonly timeoutMs = 5000,
+  ) {}
+
+  private call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method, path, headers: { 'content-type': 'application/json' }, timeout: this.timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = text;
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (e) => reject(new PlexusError('KernelFailure', `DPDK engine at ${this.socketPath} unreachable: ${e.message}`, { cause: e })));
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  private static refused(what: string, r: { status: number; json: unknown }): PlexusError {
+    const msg = (r.json as { msg?: string } | undefined)?.msg ?? JSON.stringify(r.json);
+    return new PlexusError(r.status === 409 ? 'InterfaceConflict' : r.status === 400 ? 'InvalidConfig' : 'KernelFailure', `DPDK engine: ${what}: ${msg}`);
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      return (await this.call('GET', '/healthz')).status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  async put(spec: PortSpec): Promise<void> {
+    const r = await this.call('PUT', `/v1/ports/${encodeURIComponent(spec.name)}`, spec);
+    if (r.status !== 200 && r.status !== 201) throw EngineClient.refused(`create port ${spec.name}`, r);
+  }
+
+  async remove(name: string): Promise<void> {
+    const r = await this.call('DELETE', `/v1/ports/${encodeURIComponent(name)}`);
+    if (r.status !== 204) throw EngineClient.refused(`remove port ${name}`, r);
+  }
+
+  async ports(): Promise<EnginePort[]> {
+    const r = await this.call('GET', '/v1/ports');
+    if (r.status !== 200 || !Array.isArray(r.json)) throw EngineClient.refused('list ports', r);
+    return r.json as EnginePort[];
+  }
+}

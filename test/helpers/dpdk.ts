@@ -1,0 +1,121 @@
+/**
+ * DPDK peers for tests: plexus-dataplane as a process with its control API, and dpdk-testpmd as a pod's
+ * application (in the pod's netns; unix sockets cross network namespaces). Both are stopped by PID.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { expectEventually } from './eventually';
+import { ROOT } from './plexus-harness';
+
+export interface PortView {
+  name: string;
+  network: string;
+  linkUp: boolean;
+  counters?: { rxPackets: number; txPackets: number; txDropped: number; flooded: number };
+}
+
+/** The engine process and its control API. */
+export class EngineProcess {
+  readonly dir = mkdtempSync(join(tmpdir(), 'plx-dp-'));
+  readonly socket = join(this.dir, 'engine.sock');
+  readonly socks = join(this.dir, 's');
+  private child: ChildProcess | undefined;
+  private readonly prefix = `pxdp${randomBytes(3).toString('hex')}`;
+
+  async start(): Promise<void> {
+    writeFileSync(join(this.dir, 'engine.yaml'), JSON.stringify({ dpdk: { socketPath: this.socket, socketDir: this.socks, filePrefix: this.prefix, mbufs: 8191, maxSleepUs: 200, logLevel: 'info' } }));
+    this.child = spawn(join(ROOT, 'bin/plexus-dataplane'), ['--config', join(this.dir, 'engine.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    this.child.stdout!.on('data', (d: Buffer) => out.push(d));
+    this.child.stderr!.on('data', (d: Buffer) => out.push(d));
+    await expectEventually(async () => expect((await this.call('GET', '/healthz')).status).toBe(200), { timeoutMs: 15_000, context: () => Buffer.concat(out).toString().slice(-2000) });
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    if (!c || c.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill(signal);
+    });
+  }
+
+  alive(): boolean {
+    return this.child !== undefined && this.child.exitCode === null;
+  }
+
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socket, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined });
+        });
+      });
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  async put(spec: Record<string, unknown>): Promise<void> {
+    const r = await this.call('PUT', `/v1/ports/${spec['name']}`, spec);
+    if (r.status !== 201 && r.status !== 200) throw new Error(`PUT ${spec['name']}: ${r.status} ${JSON.stringify(r.json)}`);
+  }
+
+  async ports(): Promise<Record<string, PortView>> {
+    const list = (await this.call('GET', '/v1/ports')).json as PortView[];
+    return Object.fromEntries(list.map((p) => [p.name, p]));
+  }
+
+  async destroy(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** dpdk-testpmd as a pod's application, in the pod's netns, polling on one lcore. */
+export class Testpmd {
+  private readonly child: ChildProcess;
+  private out = '';
+
+  /**
+   * `mount`: run as the pod contract says (docs/dpdk.md): the pod's socket directory bind-mounted at
+   * `containerDir`, in a mount namespace of its own (a tmpfs over /mnt holds the mount point, so nothing of the
+   * host's filesystem changes); vdev paths then name the socket as the pod sees it.
+   */
+  constructor(netns: string, vdevs: string[], fwd: string[], opts: { prefix?: string; mount?: { hostDir: string; containerDir: string } } = {}) {
+    const prefix = opts.prefix ?? `pxtp${randomBytes(3).toString('hex')}`;
+    const testpmd = [
+      'dpdk-testpmd', '--no-huge', '-m', '256', '--no-pci', '--lcores', '0@(0-1),1@0', '--file-prefix', prefix,
+      '--log-level', 'lib.eal:error', ...vdevs.flatMap((v) => ['--vdev', v]),
+      '--', '--total-num-mbufs', '8192', '--auto-start', '--stats-period', '1', ...fwd,
+    ];
+    const m = opts.mount;
+    const args = m
+      ? ['netns', 'exec', netns, 'unshare', '-m', 'sh', '-c', 'mount -t tmpfs plx /mnt && mkdir -p "$1" && mount --bind "$2" "$1" && shift 2 && exec "$@"', 'sh', m.containerDir, m.hostDir, ...testpmd]
+      : ['netns', 'exec', netns, ...testpmd];
+    this.child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20000)));
+    this.child.stderr!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20000)));
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill(signal);
+    });
+  }
+
+  output(): string {
+    return this.out;
+  }
+}
+
