@@ -145,3 +145,12 @@ test('the sriov section is validated by plexus-sriov\'s schema, naming the field
   expect(problem({ ...MIN, sriov: { sysfsRoot: 'sys' } })).toMatch(/sriov: \/sysfsRoot must match pattern/);
   expect(problem({ ...MIN, sriov: { emulatePf: true } })).toMatch(/sriov.emulatePf is for a fake sysfs tree/);
 });
+
+test('the dpdk section is validated by the engine\'s schema, naming the field; its defaults are the README\'s', () => {
+  expect(problem({ ...MIN, dpdk: { socketDir: '/run/a,b' } })).toMatch(/dpdk: \/socketDir must match pattern/);
+  expect(problem({ ...MIN, dpdk: { maxSleepUs: 0 } })).toMatch(/dpdk: \/maxSleepUs must be >= 1/);
+  expect(parseDaemonConfig({ ...MIN, dpdk: {} }).dpdk).toEqual({
+    socketPath: '/run/plexus/dataplane.sock', socketDir: '/run/plexus/dpdk', lcores: '0@(0-1),1@1', memoryMb: 256, hugepages: false,
+    mbufs: 16383, maxSleepUs: 200, filePrefix: 'plexus-dataplane', logLevel: 'info',
+  });
+});
