@@ -40,6 +40,11 @@ export interface Delegate {
    * takes `CNIDeviceInfoFile` and `deviceID` whether or not a migrated sriov-cni config lists them).
    */
   readonly capabilities?: readonly string[];
+  /**
+   * Its CHECK verifies the pod's interface itself, which may be no kernel link at all (a vhost-user socket, a
+   * DPDK-bound VF): the runner then skips its generic "is the link there" test.
+   */
+  readonly verifiesInterface?: boolean;
 }
 
 /** A built-in's handlers for the commands that act; STATUS answers "ready" and VERSION ours unless given. */
@@ -73,6 +78,8 @@ export interface DelegateRegistry {
   forType(type: string): Delegate;
   /** The capabilities a built-in of `type` takes without declaring them (none for binaries). */
   implicitCapabilities?(type: string): readonly string[];
+  /** Whether the built-in of `type` verifies its interface in CHECK (Delegate.verifiesInterface). */
+  verifiesInterface?(type: string): boolean;
   /** True when `type` can run here: a built-in, or a binary found in the search path. */
   available(type: string, path: string[]): boolean;
 }

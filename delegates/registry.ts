@@ -30,6 +30,10 @@ export class Registry implements DelegateRegistry {
     return this.builtins.get(type);
   }
 
+  verifiesInterface(type: string): boolean {
+    return this.builtins.get(type)?.verifiesInterface === true;
+  }
+
   implicitCapabilities(type: string): readonly string[] {
     return this.builtins.get(type)?.capabilities ?? [];
   }

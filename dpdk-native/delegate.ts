@@ -128,6 +128,7 @@ const podDirName = (uid: string | undefined, containerId: string) => (uid && /^[
 
 export class DpdkDelegate implements Delegate {
   readonly capabilities = ['CNIDeviceInfoFile'] as const;
+  readonly verifiesInterface = true;
   private readonly records: RecordDir<DpdkRecord>;
   private readonly locks = new KeyedMutex();
 

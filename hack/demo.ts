@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { Cluster, FakeSriov, type Pod, REPO_ROOT, run } from './cluster';
+import { Background, Cluster, daemonGet, FakeSriov, type Pod, REPO_ROOT, run } from './cluster';
 
 // Unique per run: a second demo (or the CI's, beside a user's) must never remove this one's cluster.
 const PREFIX = `plxd${process.pid.toString(36)}`;
@@ -42,7 +42,8 @@ const ctl = (c: Cluster, node: string, ...args: string[]): any => JSON.parse(run
 function manifests(c: Cluster, file: string): Record<string, unknown>[] {
   const text = readFileSync(join(REPO_ROOT, 'examples/manifests', file), 'utf8')
     .replaceAll('/run/plexus/plexus.sock', c.node('n1').socket)
-    .replaceAll('/var/lib/cni/plexus-demo', join(c.rootDir, 'host-local'));
+    .replaceAll('/var/lib/cni/plexus-demo', join(c.rootDir, 'host-local'))
+    .replaceAll('"containerDir": "/var/run/plexus"', '"containerDir": "/mnt/plexus"');
   return yaml.loadAll(text).filter((d): d is Record<string, unknown> => d !== null && typeof d === 'object');
 }
 
@@ -65,15 +66,21 @@ async function main(): Promise<void> {
         sysfsRoot: join(node.dir, 'sysfs'), emulatePf: true,
         podResources: { socket: join(node.dir, 'kubelet.sock'), checkpoint: join(node.dir, 'kubelet_internal_checkpoint'), timeoutMs: 500 },
       },
+      // n1 runs plexus-dataplane too (started below from this same config).
+      dpdk: { socketPath: join(node.dir, 'dataplane.sock'), socketDir: join(node.dir, 'dpdk'), filePrefix: `${PREFIX}-n1`, logLevel: 'warn' },
     },
   });
   const onSignal = (): void => void c.destroy().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  let engine: Background | undefined;
   try {
     await c.up();
-    await runDemo(c);
+    engine = await startEngine(c);
+    await runDemo(c, engine);
+    await engine.stop();
   } catch (err) {
+    await engine?.stop();
     console.error(`\ndemo failed: ${(err as Error).message}`);
     for (const n of c.nodes) console.error(`--- plexusd ${n.netns} log (last lines) ---\n${c.daemonLog(n, 3000)}`);
     await c.destroy().catch((e) => console.error(`cleanup: ${(e as Error).message}`));
@@ -87,7 +94,38 @@ async function main(): Promise<void> {
   console.log('\nDemo complete: every network attached, reachable across nodes, and cleaned up.');
 }
 
-async function runDemo(c: Cluster): Promise<void> {
+/** plexus-dataplane for n1, from n1's plexusd config (its `dpdk` section); stopped by PID at the end. */
+async function startEngine(c: Cluster): Promise<Background> {
+  const n1 = c.node('n1');
+  const engine = new Background('ip', ['netns', 'exec', n1.netns, join(REPO_ROOT, 'bin/plexus-dataplane'), '--config', n1.configPath]);
+  for (let i = 0; i < 150; i++) {
+    if (!engine.alive) break;
+    const ok = await daemonGet(join(n1.dir, 'dataplane.sock'), '/healthz').then((r) => r.status === 200, () => false);
+    if (ok) return engine;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await engine.stop();
+  throw new Error(`plexus-dataplane did not start: ${engine.output.slice(-2000)}`);
+}
+
+/**
+ * A pod's DPDK application as the pod contract says (docs/dpdk.md): dpdk-testpmd in the pod's netns, its
+ * socket directory mounted where the NAD's containerDir says (here in a mount namespace of its own, with a
+ * tmpfs over /mnt: the demo rewrites containerDir to /mnt/plexus so nothing of the host's filesystem changes).
+ */
+function podApp(c: Cluster, pod: Pod, vdev: string, fwd: string[]): Background {
+  const hostDir = join(c.node(pod.node).dir, 'dpdk', pod.uid);
+  const testpmd = ['dpdk-testpmd', '--no-huge', '-m', '256', '--no-pci', '--lcores', '0@(0-1),1@0', '--file-prefix', `${PREFIX}-${pod.name}`,
+    '--log-level', 'lib.eal:error', '--vdev', vdev, '--', '--total-num-mbufs', '8192', '--auto-start', '--stats-period', '1', ...fwd];
+  return new Background('ip', ['netns', 'exec', pod.netns, 'unshare', '-m', 'sh', '-c',
+    'mount -t tmpfs plx /mnt && mkdir -p /mnt/plexus && mount --bind "$1" /mnt/plexus && shift && exec "$@"', 'sh', hostDir, ...testpmd]);
+}
+
+async function enginePorts(c: Cluster): Promise<{ name: string; kind: string; network: string; counters?: Record<string, number> }[]> {
+  return JSON.parse((await daemonGet(join(c.node('n1').dir, 'dataplane.sock'), '/v1/ports')).body);
+}
+
+async function runDemo(c: Cluster, _engine: Background): Promise<void> {
   step('Node-local extra networks on n1: a macvlan parent and two bridges; NADs and an IPPool in the manifests');
   const n1 = c.node('n1').netns;
   mkdirSync(join(c.rootDir, 'host-local'), { recursive: true });
@@ -118,7 +156,7 @@ async function runDemo(c: Cluster): Promise<void> {
   const annotations = new Map(
     manifests(c, 'pods.yaml').map((p: any) => [p.metadata.name as string, (p.metadata.annotations ?? {}) as Record<string, string>]),
   );
-  const placement: [string, string][] = [['web', 'n2'], ['cache', 'n1'], ['upf', 'n1']];
+  const placement: [string, string][] = [['web', 'n2'], ['cache', 'n1'], ['upf', 'n1'], ['cnf-a', 'n1'], ['cnf-b', 'n1']];
   const pods: Record<string, Pod> = {};
   for (const [name, node] of placement) {
     const a = annotations.get(name) ?? {};
@@ -130,10 +168,15 @@ async function runDemo(c: Cluster): Promise<void> {
   const addr = new Map<string, string[]>();
   for (const [name, node] of placement) {
     const pod = pods[name]!;
-    const status = ctl(c, node, 'status', `default/${name}`) as { name: string; interface: string; ips?: string[]; mac?: string; default?: boolean }[];
+    const status = ctl(c, node, 'status', `default/${name}`) as { name: string; interface: string; ips?: string[]; mac?: string; default?: boolean; 'device-info'?: { type: string } }[];
     const links = JSON.parse(c.exec(pod.netns, 'ip', ['-j', 'addr']).stdout) as { ifname: string; address: string }[];
     for (const s of status) {
+      const userspace = s['device-info']?.type === 'vhost-user' || s['device-info']?.type === 'memif';
       const link = links.find((l) => l.ifname === s.interface);
+      if (userspace) {
+        rows.push({ pod: name, node, interface: s.interface, network: s.name, default: '', addresses: `(${s['device-info']!.type}, no kernel interface)` });
+        continue;
+      }
       if (!link) throw new Error(`${name}: ${s.interface} in network-status but not in the pod`);
       if (s.mac && link.address !== s.mac) throw new Error(`${name}: ${s.interface} MAC ${link.address} != status ${s.mac}`);
       rows.push({ pod: name, node, interface: s.interface, network: s.name, default: s.default ? 'yes' : '', addresses: (s.ips ?? []).join(' ') });
@@ -152,6 +195,32 @@ async function runDemo(c: Cluster): Promise<void> {
   const wirePing = c.exec(pods['upf']!.netns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '10.40.0.1'], { allowFail: true });
   info(`upf -> the VF's switch port 10.40.0.1 over n6: ${wirePing.code === 0 ? 'ok' : 'FAILED'}`);
   if (wirePing.code !== 0) throw new Error('no reachability over the SR-IOV VF');
+
+  step('DPDK pods on plexus-dataplane: cnf-a (vhost-user, its socket) and cnf-b (memif, the engine\'s), testpmd as their applications');
+  const dpStatus = (name: string) => (ctl(c, 'n1', 'status', `default/${name}`) as { interface: string; 'device-info'?: unknown }[])[1]!;
+  info(`cnf-a device-info: ${JSON.stringify(dpStatus('cnf-a')['device-info'])}`);
+  info(`cnf-b device-info: ${JSON.stringify(dpStatus('cnf-b')['device-info'])}`);
+  const apps = [
+    podApp(c, pods['cnf-a']!, 'net_virtio_user0,path=/mnt/plexus/net1.sock,server=1,mac=02:00:00:00:da:0a', ['--forward-mode=txonly', '--eth-peer=0,02:00:00:00:da:0b']),
+    podApp(c, pods['cnf-b']!, 'net_memif0,role=client,socket=/mnt/plexus/net1.sock,socket-abstract=no,id=0,mac=02:00:00:00:da:0b', ['--forward-mode=mac', '--eth-peer=0,02:00:00:00:da:0a', '--tx-first']),
+  ];
+  try {
+    const byPod = (ports: Awaited<ReturnType<typeof enginePorts>>, pod: Pod) => ports.find((p) => p.name === `${pod.containerId.slice(0, 12)}-net1`)?.counters ?? {};
+    let ports = await enginePorts(c);
+    for (let i = 0; i < 100 && !((byPod(ports, pods['cnf-b']!)['txPackets'] ?? 0) > 10_000 && (byPod(ports, pods['cnf-b']!)['rxPackets'] ?? 0) > 10_000); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      ports = await enginePorts(c);
+    }
+    const a = byPod(ports, pods['cnf-a']!);
+    const b = byPod(ports, pods['cnf-b']!);
+    info(`engine port of cnf-a (vhost-user): received ${a['rxPackets']}, sent ${(a['txPackets'] ?? 0) + (a['txDropped'] ?? 0)} (txonly does not read them: ${a['txDropped']} dropped at its ring)`);
+    const learned = (JSON.parse((await daemonGet(join(c.node('n1').dir, 'dataplane.sock'), '/v1/stats')).body) as { learned: number }).learned;
+    info(`engine port of cnf-b (memif):      received ${b['rxPackets']}, sent ${b['txPackets']} (${b['txDropped']} dropped at its ring: on two shared cores cnf-b reads slower than cnf-a sends)`);
+    info(`${learned} MACs learned; what cnf-a sent before cnf-b's MAC was known was flooded`);
+    if (!((b['txPackets'] ?? 0) > 10_000 && (b['rxPackets'] ?? 0) > 10_000)) throw new Error('no packets between the DPDK pods');
+  } finally {
+    for (const app of apps) await app.stop();
+  }
 
   step('The routed datapath on n1 (`ip route show proto 180`, `tc filter`)');
   for (const fam of ['-4', '-6']) {
@@ -223,6 +292,9 @@ async function runDemo(c: Cluster): Promise<void> {
   const vfAfter = pfState(c.node('n1').dir)?.[0];
   if (back.length !== 1 || vfAfter?.vlan !== 0 || vfAfter.trust || !vfAfter.spoofchk) throw new Error('the VF was not restored by DEL');
   info(`SR-IOV: ${VF.netdev} back in n1 under its own name, PF settings restored (vlan 0, spoofchk on, trust off)`);
+  const leftPorts = await enginePorts(c);
+  if (leftPorts.length) throw new Error(`DPDK engine ports left after DEL: ${leftPorts.map((p) => p.name).join(', ')}`);
+  info('DPDK: no engine port left, pod socket directories removed');
 }
 
 /** The emulated PF's VFs of ens6f0 (what a real driver would report through IFLA_VFINFO_LIST). */

@@ -52,6 +52,7 @@ const networkOf = (config: Record<string, unknown>): string => (typeof config['n
 export class SriovDelegate implements Delegate {
   /** Device Info D3/D4 and Multus's deviceID, taken whether or not a migrated sriov-cni config declares them. */
   readonly capabilities = ['CNIDeviceInfoFile', 'deviceID'] as const;
+  readonly verifiesInterface = true;
   private readonly vfLocks = new KeyedMutex();
 
   constructor(private readonly deps: SriovDeps) {}

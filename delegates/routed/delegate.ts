@@ -53,6 +53,8 @@ async function inNetns<T>(netns: string, step: (nl: Netlink) => Promise<T>): Pro
 }
 
 export class RoutedDelegate implements Delegate {
+  readonly verifiesInterface = true;
+
   constructor(private readonly deps: RoutedDeps) {}
 
   exec(call: PluginCall): Promise<unknown> {

@@ -180,7 +180,9 @@ export class Runner {
     for (const att of rec.attachments) {
       try {
         if (att.state !== 'added') throw new PlexusError('CheckFailed', 'ADD did not complete');
-        if (!(await this.deps.linkExists(req.netns!, att.ifName))) {
+        // Built-ins that verify their own interface may have none in the kernel (vhost-user, a DPDK-bound VF).
+        const own = att.conf.plugins.some((p) => this.deps.registry.verifiesInterface?.(p.type));
+        if (!own && !(await this.deps.linkExists(req.netns!, att.ifName))) {
           throw new PlexusError('CheckFailed', `interface ${att.ifName} is missing from ${req.netns}`);
         }
         await checkNetwork(this.call(rec, att, req.netns!, req.path, log), att.result);

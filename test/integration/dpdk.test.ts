@@ -85,6 +85,11 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
     }, { timeoutMs: 40_000, context: () => peers.map((p) => p.output().slice(-1500)).join('\n---\n') });
     for (const p of peers.splice(0)) await p.kill();
 
+    // CHECK through the meta-plugin: no kernel interface to find, the port and socket are what is checked.
+    for (const pod of [a, b]) {
+      const out = await c.cni('CHECK', { containerId: pod.id, netns: pod.pod.path, pod: { name: pod.name, uid: pod.uid } });
+      expect({ pod: pod.name, code: out.code, out: out.stdout }).toEqual({ pod: pod.name, code: 0, out: '' });
+    }
     for (const pod of [a, b]) {
       const out = await c.cni('DEL', { containerId: pod.id, netns: pod.pod.path, pod: { name: pod.name, uid: pod.uid } });
       expect(out.code).toBe(0);
