@@ -22,6 +22,8 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
   const socketDir = mkdtempSync(join(tmpdir(), 'pxd-'));
   let c: TestCluster;
   const peers: Testpmd[] = [];
+  /** Pods a test added: DELed after it whatever happened, so one failure does not leave ports to the next. */
+  const added: Array<{ id: string; pod: { path: string }; name: string; uid: string }> = [];
 
   beforeAll(async () => {
     await engine.start();
@@ -35,6 +37,7 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
   });
   afterEach(async () => {
     for (const p of peers.splice(0)) await p.kill();
+    for (const a of added.splice(0)) await c.cni('DEL', { containerId: a.id, netns: a.pod.path, pod: { name: a.name, uid: a.uid } });
   });
   afterAll(async () => {
     await c?.destroy();
@@ -51,6 +54,7 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
     const id = containerId();
     const out = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name, uid } });
     if (out.code !== 0) throw new Error(`ADD ${name}: ${out.stdout}`);
+    added.push({ pod, id, uid, name });
     return { pod, id, uid, name };
   }
 
