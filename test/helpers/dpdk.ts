@@ -20,9 +20,17 @@ export interface PortView {
 
 /** The engine process and its control API. */
 export class EngineProcess {
-  readonly dir = mkdtempSync(join(tmpdir(), 'plx-dp-'));
-  readonly socket = join(this.dir, 'engine.sock');
-  readonly socks = join(this.dir, 's');
+  /** Made when first used, not at construction: a describe that -t skips must leave nothing behind. */
+  private madeDir = '';
+  get dir(): string {
+    return (this.madeDir ||= mkdtempSync(join(tmpdir(), 'plx-dp-')));
+  }
+  get socket(): string {
+    return join(this.dir, 'engine.sock');
+  }
+  get socks(): string {
+    return join(this.dir, 's');
+  }
   private child: ChildProcess | undefined;
   private readonly prefix = `pxdp${randomBytes(3).toString('hex')}`;
 
@@ -76,7 +84,7 @@ export class EngineProcess {
 
   async destroy(): Promise<void> {
     await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.madeDir) rmSync(this.madeDir, { recursive: true, force: true });
   }
 }
 

@@ -18,14 +18,15 @@ const CONTAINER_DIR = '/mnt/plexus';
 
 describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
   const engine = new EngineProcess();
-  // Short: sockets must fit a unix socket path.
-  const socketDir = mkdtempSync(join(tmpdir(), 'pxd-'));
+  // Short: sockets must fit a unix socket path. Made in beforeAll (a describe that -t skips leaves nothing).
+  let socketDir = '';
   let c: TestCluster;
   const peers: Testpmd[] = [];
   /** Pods a test added: DELed after it whatever happened, so one failure does not leave ports to the next. */
   const added: Array<{ id: string; pod: { path: string }; name: string; uid: string }> = [];
 
   beforeAll(async () => {
+    socketDir = mkdtempSync(join(tmpdir(), 'pxd-'));
     await engine.start();
     c = await TestCluster.start({ daemon: { dpdk: { socketPath: engine.socket, socketDir }, ipam: { pools: [{ name: 'dp-pool', cidrs: ['10.70.0.0/24'], blockSize: 28 }] } } });
     const nad = (name: string, extra: Record<string, unknown>) =>
@@ -42,7 +43,7 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
   afterAll(async () => {
     await c?.destroy();
     await engine.destroy();
-    rmSync(socketDir, { recursive: true, force: true });
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true });
   });
 
   const status = (name: string) => JSON.parse(run(join(ROOT, 'bin/plexusctl'), ['--socket', c.socket, 'status', `default/${name}`]).stdout);

@@ -4,7 +4,7 @@
  * and the node (names, MACs, MTUs, altnames, addresses), tcpdump on the wire side (gratuitous ARP), ping
  * across the VF, the emulated PF's state and its call log (what a driver would have been asked, in order).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -26,7 +26,8 @@ interface PodLink {
 
 /** One node with two PFs: pf A (two kernel VFs, one DPDK VF), pf B (one kernel VF). */
 class SriovNode {
-  readonly root = mkdtempSync(join(tmpdir(), 'plexus-sysfs-'));
+  /** Made in start(), not here: a describe that -t skips builds its node without starting it. */
+  root = '';
   cluster!: TestCluster;
   fake!: FakeSriov;
   readonly tag = rand(2);
@@ -43,6 +44,7 @@ class SriovNode {
   }
 
   async start(extra: Record<string, unknown> = {}): Promise<this> {
+    this.root ||= mkdtempSync(join(tmpdir(), 'plexus-sysfs-'));
     this.cluster = await TestCluster.start({
       daemon: {
         ipam: { pools: [{ name: 'sriov-pool', cidrs: ['10.88.0.0/24', 'fd00:88::/64'], blockSize: { v4: 28, v6: 124 } }] },
@@ -61,6 +63,7 @@ class SriovNode {
   async destroy(): Promise<void> {
     await this.cluster?.destroy();
     this.fake?.destroy();
+    if (this.root) rmSync(this.root, { recursive: true, force: true });
   }
 
   conf(vf: keyof SriovNode['vfs'], extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -456,6 +459,7 @@ describe('SR-IOV networks from a pod annotation: devices from the kubelet, devic
   const PF_B = 'intel.com/pf_b';
 
   beforeAll(async () => {
+    n.root = mkdtempSync(join(tmpdir(), 'plexus-sysfs-'));
     kubelet = await FakeKubelet.start(join(n.root, 'kubelet.sock'));
     await n.start({ podResources: { socket: kubelet.socket, checkpoint: join(n.root, 'kubelet_internal_checkpoint') }, serveSriovType: true });
     const sriovNad = (name: string, resource: string, extra: Record<string, unknown>) =>
