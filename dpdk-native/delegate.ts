@@ -266,6 +266,7 @@ export class DpdkDelegate implements Delegate {
       });
     }
     if (created.length || removed.length) log.info({ created, removed }, 'DPDK engine reconciled with the records');
+    else log.debug({ ports: live.length }, 'DPDK engine matches the records');
     return { created, removed };
   }
 }

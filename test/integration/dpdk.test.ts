@@ -118,6 +118,25 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
     expect(await engine.ports()).toEqual({});
   });
 
+  test('daemon restart: the engine keeps forwarding meanwhile, and the restarted daemon keeps the ports its records name', async () => {
+    const a = await addPod('dpd1', 'dp-vhost');
+    const b = await addPod('dpd2', 'dp-vhost');
+    const [na, nb] = [`${a.id.slice(0, 12)}-net1`, `${b.id.slice(0, 12)}-net1`];
+    // One pod application per side would be two pollers besides the engine; one testpmd holds both pods' sockets.
+    peers.push(new Testpmd(a.pod.name, [`net_virtio_user0,path=${join(socketDir, a.uid, 'net1.sock')},server=1`, `net_virtio_user1,path=${join(socketDir, b.uid, 'net1.sock')},server=1`], ['--forward-mode=txonly']));
+    await expectEventually(async () => expect((await engine.ports())[na]?.counters?.rxPackets ?? 0).toBeGreaterThan(1000), { timeoutMs: 30_000 });
+    await c.stopDaemon('SIGKILL');
+    const during = (await engine.ports())[na]!.counters!.rxPackets;
+    await expectEventually(async () => expect((await engine.ports())[na]!.counters!.rxPackets).toBeGreaterThan(during + 1000), { timeoutMs: 20_000 });
+    const passes = () => c.log().split('DPDK engine matches the records').length;
+    const before = passes();
+    await c.startDaemon();
+    // A reconcile pass of the new daemon found the engine as its records say: nothing removed, nothing created.
+    await expectEventually(() => expect(passes()).toBeGreaterThan(before), { timeoutMs: 15_000 });
+    expect(Object.keys(await engine.ports()).sort()).toEqual([na, nb].sort());
+    expect((await engine.ports())[na]!.linkUp).toBe(true);
+  });
+
   test('bad configs: code 7 naming the key; nothing is created', async () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ interface: 'tap' }, /\/interface must be equal to one of the allowed values/],
