@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import yaml from 'js-yaml';
 import { TestCluster, containerId, ipJson, run, PLEXUSCTL_BIN, PLEXUSD_BIN } from '../helpers/plexus-harness';
-import { eventually } from '../helpers/eventually';
+import { eventually, expectEventually } from '../helpers/eventually';
 
 jest.setTimeout(120_000);
 
@@ -319,7 +319,8 @@ describe('replaying the DEL queue', () => {
     const invalid = JSON.parse(readFileSync(join(queueDir(), 'failed', '000000000000002-invalid.json'), 'utf8'));
     expect(invalid.reason).toMatch(/CNI_CONTAINERID/);
     expect(JSON.parse(invalid.body).env.CNI_COMMAND).toBe('DEL'); // the original, kept whole
-    expect(c.log()).toContain('queued DEL cannot be replayed; moved to del-queue/failed');
+    // The log file is written asynchronously: the line may land just after the daemon reports ready.
+    await expectEventually(() => expect(c.log()).toContain('queued DEL cannot be replayed; moved to del-queue/failed'));
   });
 
   test('a DEL that fails when replayed stays queued, and is replayed once it can succeed', async () => {
@@ -345,7 +346,8 @@ exec /usr/lib/cni/bridge
     expect(queued()).toHaveLength(1);
     await c.startDaemon();
     expect(queued()).toHaveLength(1); // replay failed: kept, not dropped
-    expect(c.log()).toContain('queued DEL failed; will retry');
+    // The log file is written asynchronously: the line may land just after the daemon reports ready.
+    await expectEventually(() => expect(c.log()).toContain('queued DEL failed; will retry'));
     // The cluster network was deleted; the network whose DEL failed still holds its address (107, D-2).
     expect(c.leases()).toEqual([expect.stringMatching(/^faildel\//)]);
     writeFileSync(flag, '');
@@ -423,6 +425,7 @@ describe('the shim and plexusd cannot disagree on where queued DELs live', () =>
     expect(queued(elsewhere())).toHaveLength(1);
     await c.startDaemon();
     await eventually('the queued DEL to be replayed', () => queued(elsewhere()).length === 0 && c.leases().length === 0, 10_000);
-    expect(c.log()).toContain('draining its DEL queue too');
+    // The log file is written asynchronously: the line may land just after the daemon reports ready.
+    await expectEventually(() => expect(c.log()).toContain('draining its DEL queue too'));
   });
 });
