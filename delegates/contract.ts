@@ -9,6 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { versionInfo } from '../cni/version';
+import { IPAM_PLUGIN_TYPE } from '../ipam';
 
 export type DelegateCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
 
@@ -45,6 +46,43 @@ export interface Delegate {
    * DPDK-bound VF): the runner then skips its generic "is the link there" test.
    */
   readonly verifiesInterface?: boolean;
+}
+
+/**
+ * JSON Schema properties every built-in's plugin entry may carry besides its own keys: the standard CNI keys
+ * (name, cniVersion, args, dns, capabilities, prevResult, runtimeConfig, ipam), and the keys the shim reads
+ * when a runtime execs the built-in directly (meta-plugin/shim/main.ts: socketPath, stateDir,
+ * readinessTimeoutSeconds). A built-in that refuses unknown keys spreads these into its schema.
+ */
+export const BUILTIN_PLUGIN_KEYS = {
+  name: { type: 'string' },
+  cniVersion: { type: 'string' },
+  args: { type: 'object' },
+  dns: { type: 'object' },
+  capabilities: { type: 'object' },
+  prevResult: { type: 'object' },
+  runtimeConfig: { type: 'object' },
+  ipam: { type: 'object' },
+  socketPath: { type: 'string' },
+  stateDir: { type: 'string' },
+  readinessTimeoutSeconds: { type: 'number' },
+} as const;
+
+/**
+ * A network's `ipam` section with `type` defaulted to plexus-ipam (the built-in IPAM service); undefined when
+ * the network has none (an empty section included). Lenient by design: DEL and GC must release addresses
+ * even for a config that no longer validates.
+ */
+export function ipamSectionOf(config: Record<string, unknown>): Record<string, unknown> | undefined {
+  const ipam = config['ipam'];
+  if (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam) || Object.keys(ipam).length === 0) return undefined;
+  const type = (ipam as Record<string, unknown>)['type'];
+  return { ...ipam, type: typeof type === 'string' ? type : IPAM_PLUGIN_TYPE };
+}
+
+/** Runs the network's IPAM plugin as libcni's ipam.Exec* does: the whole network config, this `ipam` section. */
+export function runIpam(delegates: DelegateRegistry, command: 'ADD' | 'DEL' | 'CHECK' | 'GC', call: PluginCall, ipam: Record<string, unknown>): Promise<unknown> {
+  return delegates.forType(String(ipam['type'])).exec({ ...call, command, config: { ...call.config, ipam } });
 }
 
 /** A built-in's handlers for the commands that act; STATUS answers "ready" and VERSION ours unless given. */

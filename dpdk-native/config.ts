@@ -4,8 +4,7 @@
  * hugepages or not). plexus-dataplane reads the same section from the file it is started with.
  */
 import Ajv from 'ajv';
-import { PlexusError } from '../core/errors';
-import { schemaProblems } from '../core/schema-problems';
+import { validSection } from '../core/schema-problems';
 
 export const DPDK_OPTIONS_SCHEMA = {
   type: 'object',
@@ -48,9 +47,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validate = ajv.compile(DPDK_OPTIONS_SCHEMA);
 
 export function parseDpdkOptions(raw: unknown): DpdkOptions {
-  const conf = structuredClone(raw ?? {});
-  if (!validate(conf)) throw new PlexusError('InvalidConfig', `dpdk: ${schemaProblems(validate.errors)}`);
-  return conf as unknown as DpdkOptions;
+  return validSection<DpdkOptions>(validate, raw, 'dpdk');
 }
 
 /** The EAL arguments of these options (no PCI: every port is a vdev). */

@@ -29,8 +29,7 @@ import { type CniResult, convertResult, parseResult } from '../cni/result';
 import { configVersion } from '../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../cni/request';
 import { attachmentKey, parseValidAttachments } from '../cni/valid-attachments';
-import { type Delegate, type DelegateRegistry, dispatchCommand, type PluginCall } from '../delegates/contract';
-import { IPAM_PLUGIN_TYPE } from '../ipam';
+import { BUILTIN_PLUGIN_KEYS, type Delegate, type DelegateRegistry, dispatchCommand, ipamSectionOf, type PluginCall, runIpam } from '../delegates/contract';
 import type { DpdkOptions } from './config';
 import type { EngineClient } from './engine-client';
 import { type PortSpec, sameSpec } from './ports';
@@ -42,15 +41,8 @@ const PLUGIN_SCHEMA = {
   additionalProperties: false,
   required: ['type', 'interface'],
   properties: {
+    ...BUILTIN_PLUGIN_KEYS,
     type: { const: DPDK_TYPE },
-    name: { type: 'string' },
-    cniVersion: { type: 'string' },
-    args: { type: 'object' },
-    dns: { type: 'object' },
-    capabilities: { type: 'object' },
-    prevResult: { type: 'object' },
-    runtimeConfig: { type: 'object' },
-    ipam: { type: 'object' },
     interface: { enum: ['vhost-user', 'memif'] },
     mode: { enum: ['client', 'server'] },
     memifMode: { enum: ['ethernet', 'ip'] },
@@ -58,10 +50,6 @@ const PLUGIN_SCHEMA = {
     mtu: { type: 'integer', minimum: 68, maximum: 9702 },
     queues: { type: 'integer', minimum: 1, maximum: 16 },
     containerDir: { type: 'string', pattern: '^/[^,=\\s]{1,60}$' },
-    // Read by the shim when a runtime runs bin/plexus-dpdk directly.
-    socketPath: { type: 'string' },
-    stateDir: { type: 'string' },
-    readinessTimeoutSeconds: { type: 'number' },
   },
 } as const;
 const validate = new Ajv({ allErrors: true, strict: false }).compile(PLUGIN_SCHEMA);
@@ -94,8 +82,8 @@ function parseNetConf(config: Record<string, unknown>): DpdkNetConf {
     containerDir: (config['containerDir'] as string | undefined) ?? '/var/run/plexus',
   };
   if (typeof config['mtu'] === 'number') out.mtu = config['mtu'];
-  const ipam = config['ipam'] as Record<string, unknown> | undefined;
-  if (ipam && Object.keys(ipam).length > 0) out.ipam = { ...ipam, type: typeof ipam['type'] === 'string' ? ipam['type'] : IPAM_PLUGIN_TYPE };
+  const ipam = ipamSectionOf(config);
+  if (ipam) out.ipam = ipam;
   const rc = config['runtimeConfig'] as Record<string, unknown> | undefined;
   if (typeof rc?.['CNIDeviceInfoFile'] === 'string') out.deviceInfoFile = rc['CNIDeviceInfoFile'];
   return out;
@@ -184,11 +172,17 @@ export class DpdkDelegate implements Delegate {
 
   /** Idempotent; an engine that does not answer leaves its port to the reconcile, never fails the DEL. */
   private async del(call: PluginCall): Promise<undefined> {
-    const { containerId, ifName } = call.env;
-    const name = this.portName(containerId, ifName);
+    await this.detach(this.portName(call.env.containerId, call.env.ifName), call.log);
+    const ipam = ipamSectionOf(call.config);
+    if (ipam) await this.ipam('DEL', call, ipam);
+    return undefined;
+  }
+
+  /** The port, its socket, device-info file and record go (DEL and GC); the addresses are the caller's. */
+  private async detach(name: string, log: Logger): Promise<void> {
     await this.locks.run(name, async () => {
       const rec = this.records.get(name);
-      await this.deps.engine.remove(name).catch((e: unknown) => call.log.warn({ port: name, err: errorText(e) }, 'DPDK engine did not remove the port: the reconcile will'));
+      await this.deps.engine.remove(name).catch((e: unknown) => log.warn({ port: name, err: errorText(e) }, 'DPDK engine did not remove the port: the reconcile will'));
       if (!rec) return;
       if (rec.deviceInfoFile) removeFileDurably(rec.deviceInfoFile);
       // The socket is the attachment's whoever created it (a pod's virtio-user server leaves its file behind).
@@ -196,9 +190,6 @@ export class DpdkDelegate implements Delegate {
       this.records.remove(name);
       removeEmptyDir(dirname(rec.port.socket!));
     });
-    const ipam = ipamOf(call.config);
-    if (ipam) await this.ipam('DEL', call, ipam);
-    return undefined;
   }
 
   private async check(call: PluginCall): Promise<undefined> {
@@ -224,9 +215,9 @@ export class DpdkDelegate implements Delegate {
     const network = typeof call.config['name'] === 'string' ? call.config['name'] : '';
     for (const rec of this.records.list()) {
       if (rec.cniNetwork !== network || keep.has(attachmentKey(rec.containerId, rec.ifName))) continue;
-      await this.del({ ...call, command: 'DEL', env: { ...call.env, containerId: rec.containerId, ifName: rec.ifName, netns: '' }, config: { ...call.config, ipam: {} } });
+      await this.detach(rec.port.name, call.log);
     }
-    const ipam = ipamOf(call.config);
+    const ipam = ipamSectionOf(call.config);
     if (ipam) await this.ipam('GC', call, ipam);
     return undefined;
   }
@@ -237,7 +228,7 @@ export class DpdkDelegate implements Delegate {
   }
 
   private ipam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC', call: PluginCall, ipam: Record<string, unknown>): Promise<unknown> {
-    return this.deps.delegates.forType(String(ipam['type'])).exec({ ...call, command, config: { ...call.config, ipam } });
+    return runIpam(this.deps.delegates, command, call, ipam);
   }
 
   /**
@@ -280,13 +271,6 @@ function writeDeviceInfo(conf: DpdkNetConf, file: string, containerPath: string)
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
   writeFileSync(file, JSON.stringify(info), { mode: 0o444 });
   return file;
-}
-
-function ipamOf(config: Record<string, unknown>): Record<string, unknown> | undefined {
-  const ipam = config['ipam'];
-  if (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam) || Object.keys(ipam).length === 0) return undefined;
-  const type = (ipam as Record<string, unknown>)['type'];
-  return { ...ipam, type: typeof type === 'string' ? type : IPAM_PLUGIN_TYPE };
 }
 
 function removeEmptyDir(dir: string): void {

@@ -3,8 +3,8 @@
  * socket, every call bounded by a timeout. An engine that does not answer is a 111 for ADD, and for DEL a
  * port left to the next reconcile (the daemon never blocks a pod's deletion on the engine).
  */
-import { request } from 'node:http';
 import { PlexusError } from '../core/errors';
+import { jsonOf, unixHttp } from '../core/unix-http';
 import type { PortSpec } from './ports';
 
 export interface EnginePort extends PortSpec {
@@ -18,26 +18,13 @@ export class EngineClient {
     private readonly timeoutMs = 5000,
   ) {}
 
-  private call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path, headers: { 'content-type': 'application/json' }, timeout: this.timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = text;
-          }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (e) => reject(new PlexusError('KernelFailure', `DPDK engine at ${this.socketPath} unreachable: ${e.message}`, { cause: e })));
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  private async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+    try {
+      const r = await unixHttp(this.socketPath, method, path, { body, timeoutMs: this.timeoutMs });
+      return { status: r.status, json: jsonOf(r.body) };
+    } catch (e) {
+      throw new PlexusError('KernelFailure', `DPDK engine at ${this.socketPath} unreachable: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   private static refused(what: string, r: { status: number; json: unknown }): PlexusError {

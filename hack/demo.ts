@@ -16,6 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { Background, Cluster, daemonGet, FakeSriov, type Pod, REPO_ROOT, run } from './cluster';
+import { EngineClient, type EnginePort } from '../dpdk-native/engine-client';
 
 // Unique per run: a second demo (or the CI's, beside a user's) must never remove this one's cluster.
 const PREFIX = `plxd${process.pid.toString(36)}`;
@@ -121,9 +122,7 @@ function podApp(c: Cluster, pod: Pod, vdev: string, fwd: string[]): Background {
     'mount -t tmpfs plx /mnt && mkdir -p /mnt/plexus && mount --bind "$1" /mnt/plexus && shift && exec "$@"', 'sh', hostDir, ...testpmd]);
 }
 
-async function enginePorts(c: Cluster): Promise<{ name: string; kind: string; network: string; counters?: Record<string, number> }[]> {
-  return JSON.parse((await daemonGet(join(c.node('n1').dir, 'dataplane.sock'), '/v1/ports')).body);
-}
+const enginePorts = (c: Cluster): Promise<EnginePort[]> => new EngineClient(join(c.node('n1').dir, 'dataplane.sock')).ports();
 
 async function runDemo(c: Cluster, _engine: Background): Promise<void> {
   step('Node-local extra networks on n1: a macvlan parent and two bridges; NADs and an IPPool in the manifests');
@@ -205,7 +204,7 @@ async function runDemo(c: Cluster, _engine: Background): Promise<void> {
     podApp(c, pods['cnf-b']!, 'net_memif0,role=client,socket=/mnt/plexus/net1.sock,socket-abstract=no,id=0,mac=02:00:00:00:da:0b', ['--forward-mode=mac', '--eth-peer=0,02:00:00:00:da:0a', '--tx-first']),
   ];
   try {
-    const byPod = (ports: Awaited<ReturnType<typeof enginePorts>>, pod: Pod) => ports.find((p) => p.name === `${pod.containerId.slice(0, 12)}-net1`)?.counters ?? {};
+    const byPod = (ports: EnginePort[], pod: Pod): Partial<NonNullable<EnginePort['counters']>> => ports.find((p) => p.name === `${pod.containerId.slice(0, 12)}-net1`)?.counters ?? {};
     let ports = await enginePorts(c);
     for (let i = 0; i < 100 && !((byPod(ports, pods['cnf-b']!)['txPackets'] ?? 0) > 10_000 && (byPod(ports, pods['cnf-b']!)['rxPackets'] ?? 0) > 10_000); i++) {
       await new Promise((r) => setTimeout(r, 200));

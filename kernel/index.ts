@@ -84,6 +84,16 @@ export class Netlink {
     return Netlink.openSync(netnsPath, opts);
   }
 
+  /** Runs `step` with a handle on the netns at `netnsPath` (null = ours), closed when it settles. */
+  static async within<T>(netnsPath: string | null, step: (nl: Netlink) => Promise<T>): Promise<T> {
+    const nl = Netlink.openSync(netnsPath);
+    try {
+      return await step(nl);
+    } finally {
+      nl.close();
+    }
+  }
+
   /** As open(), for callers that cannot await (start-up, tests). */
   static openSync(netnsPath: string | null, opts: NetlinkSocketOptions = {}): Netlink {
     return new Netlink(NetlinkSocket.open(netnsPath, opts));

@@ -173,7 +173,10 @@ function decodeVfInfo(attrs: Attr[]): VfInfo {
     Object.assign(info, { vlan: v.vlan, qos: v.qos, vlanProto: v.vlan_proto === ETH_P['8021AD'] ? '802.1ad' : '802.1Q' });
   } else {
     const vlan = get(IFLA_VF.VLAN);
-    if (vlan) Object.assign(info, { vlan: IFLA_VF_VLAN_STRUCT.decode(vlan).vlan, qos: IFLA_VF_VLAN_STRUCT.decode(vlan).qos });
+    if (vlan) {
+      const v = IFLA_VF_VLAN_STRUCT.decode(vlan);
+      Object.assign(info, { vlan: v.vlan, qos: v.qos });
+    }
   }
   const rate = get(IFLA_VF.RATE);
   const txRate = get(IFLA_VF.TX_RATE);

@@ -5,7 +5,7 @@
 import { parseSriovNetConf, parseSriovOptions } from './config';
 
 const base = { cniVersion: '1.0.0', name: 'sriov-net', type: 'plexus-sriov', deviceID: '0000:AF:06.0' };
-const parse = (extra: Record<string, unknown>, args = '') => parseSriovNetConf({ ...base, ...extra }, args, 'plexus-ipam');
+const parse = (extra: Record<string, unknown>, args = '') => parseSriovNetConf({ ...base, ...extra }, args);
 
 describe('the network config', () => {
   test('only what the config names is applied; the PCI address is lower-cased', () => {

@@ -9,9 +9,10 @@
  */
 import Ajv from 'ajv';
 import { PlexusError } from '../core/errors';
-import { schemaProblems } from '../core/schema-problems';
+import { schemaProblems, validSection } from '../core/schema-problems';
 import { parseCniArgs } from '../cni/request';
 import type { VfLinkState, VlanProto } from '../kernel';
+import { BUILTIN_PLUGIN_KEYS, ipamSectionOf } from '../delegates/contract';
 
 export const SRIOV_TYPE = 'plexus-sriov';
 /** sriov-cni's type, served too when `sriov.serveSriovType` is on. */
@@ -71,9 +72,7 @@ const validateOptions = ajv.compile(SRIOV_OPTIONS_SCHEMA);
 
 /** The daemon config's `sriov` section, defaulted; InvalidConfig naming the field. */
 export function parseSriovOptions(raw: unknown): SriovOptions {
-  const conf = structuredClone(raw ?? {});
-  if (!validateOptions(conf)) throw new PlexusError('InvalidConfig', `sriov: ${schemaProblems(validateOptions.errors)}`);
-  const opts = conf as unknown as SriovOptions;
+  const opts = validSection<SriovOptions>(validateOptions, raw, 'sriov');
   if (opts.emulatePf && opts.sysfsRoot.replace(/\/+$/, '') === '/sys') {
     throw new PlexusError('InvalidConfig', 'sriov.emulatePf is for a fake sysfs tree: set sriov.sysfsRoot to it (never /sys)');
   }
@@ -94,18 +93,12 @@ const PLUGIN_SCHEMA = {
   additionalProperties: false,
   required: ['type'],
   properties: {
+    ...BUILTIN_PLUGIN_KEYS,
     type: { enum: [SRIOV_TYPE, SRIOV_CNI_TYPE] },
-    name: { type: 'string' },
-    cniVersion: { type: 'string' },
-    args: { type: 'object' },
-    dns: { type: 'object' },
-    capabilities: { type: 'object' },
-    prevResult: { type: 'object' },
     runtimeConfig: {
       type: 'object',
       properties: { mac: { type: 'string', pattern: MAC }, CNIDeviceInfoFile: { type: 'string', pattern: '^/' } },
     },
-    ipam: { type: 'object' },
     deviceID: { type: 'string' },
     pciBusID: { type: 'string' },
     vlan: { type: 'integer', minimum: 0, maximum: 4094 },
@@ -120,10 +113,6 @@ const PLUGIN_SCHEMA = {
     mtu: { type: 'integer', minimum: 68, maximum: 65535 },
     logLevel: { enum: ['panic', 'error', 'warning', 'info', 'debug'] },
     logFile: { type: 'string' },
-    // Read by the shim when a runtime runs bin/plexus-sriov directly (meta-plugin/shim/main.ts).
-    socketPath: { type: 'string' },
-    stateDir: { type: 'string' },
-    readinessTimeoutSeconds: { type: 'number' },
   },
 } as const;
 const validatePlugin = ajv.compile(PLUGIN_SCHEMA);
@@ -160,7 +149,7 @@ export interface SriovNetConf {
 const invalid = (network: string, why: string) => new PlexusError('InvalidConfig', `${SRIOV_TYPE} network "${network}": ${why}`);
 
 /** The plugin entry and the CNI_ARGS of a call; InvalidConfig (7) naming the key. */
-export function parseSriovNetConf(config: Record<string, unknown>, cniArgs: string, ipamDefaultType: string): SriovNetConf {
+export function parseSriovNetConf(config: Record<string, unknown>, cniArgs: string): SriovNetConf {
   const network = typeof config['name'] === 'string' ? config['name'] : '?';
   if (!validatePlugin(config)) {
     const problems = schemaProblems(validatePlugin.errors);
@@ -198,11 +187,10 @@ export function parseSriovNetConf(config: Record<string, unknown>, cniArgs: stri
   if (c['link_state'] !== undefined) out.linkState = c['link_state'] as VfLinkState;
   if (min !== undefined || max !== undefined) out.rate = { min: min ?? 0, max: max ?? 0 };
   if (c['mtu'] !== undefined) out.mtu = c['mtu'] as number;
-  const ipam = c['ipam'] as Record<string, unknown> | undefined;
-  if (ipam !== undefined && Object.keys(ipam).length > 0) {
-    if (ipam['type'] !== undefined && typeof ipam['type'] !== 'string') throw invalid(network, 'ipam.type must be a string');
-    out.ipam = { ...ipam, type: ipam['type'] ?? ipamDefaultType };
-  }
+  const ipamType = (c['ipam'] as Record<string, unknown> | undefined)?.['type'];
+  if (ipamType !== undefined && typeof ipamType !== 'string') throw invalid(network, 'ipam.type must be a string');
+  const ipam = ipamSectionOf(c);
+  if (ipam) out.ipam = ipam;
   const rc = c['runtimeConfig'] as Record<string, unknown> | undefined;
   if (typeof rc?.['CNIDeviceInfoFile'] === 'string') out.deviceInfoFile = rc['CNIDeviceInfoFile'];
   return out;

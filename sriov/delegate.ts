@@ -25,8 +25,7 @@ import { type CniResult, convertResult, parseResult } from '../cni/result';
 import { configVersion } from '../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../cni/request';
 import { attachmentKey, parseValidAttachments } from '../cni/valid-attachments';
-import { type Delegate, type DelegateRegistry, dispatchCommand, type PluginCall } from '../delegates/contract';
-import { IPAM_PLUGIN_TYPE } from '../ipam';
+import { type Delegate, type DelegateRegistry, dispatchCommand, ipamSectionOf, type PluginCall, runIpam } from '../delegates/contract';
 import { formatCidr, hasErrno, isNetns, Netlink, parseCidr, type VfChange, type VfInfo } from '../kernel';
 import { parseSriovNetConf, PCI_ADDRESS, SRIOV_TYPE, type SriovNetConf, type SriovOptions } from './config';
 import type { PfControl } from './pf';
@@ -63,7 +62,7 @@ export class SriovDelegate implements Delegate {
 
 
   private async add(call: PluginCall): Promise<CniResult> {
-    const conf = parseSriovNetConf(call.config, call.env.args, IPAM_PLUGIN_TYPE);
+    const conf = parseSriovNetConf(call.config, call.env.args);
     const { containerId, ifName } = call.env;
     try {
       return await this.vfLocks.run(conf.pci, () => this.addLocked(call, conf));
@@ -195,9 +194,8 @@ export class SriovDelegate implements Delegate {
     return result;
   }
 
-  /** The network's IPAM plugin, given the whole network config (prevResult included) as libcni does. */
   private ipam(command: 'ADD' | 'DEL' | 'CHECK' | 'GC', call: PluginCall, ipam: Record<string, unknown>): Promise<unknown> {
-    return this.deps.delegates.forType(String(ipam['type'])).exec({ ...call, command, config: { ...call.config, ipam } });
+    return runIpam(this.deps.delegates, command, call, ipam);
   }
 
   /** Device Info D4: no device plugin file was there, so plexus-sriov writes the `pci` one itself. */
@@ -270,7 +268,8 @@ export class SriovDelegate implements Delegate {
         if (!back) {
           // The kernel moves a VF home from a dying netns asynchronously, and a netns another process still
           // holds keeps it: keep the record, so the VF is restored before it is handed out again.
-          if (sysfs.driver(rec.pci) && !USERSPACE_DRIVERS.includes(sysfs.driver(rec.pci) as (typeof USERSPACE_DRIVERS)[number])) {
+          const driver = sysfs.driver(rec.pci);
+          if (driver && !(USERSPACE_DRIVERS as readonly string[]).includes(driver)) {
             problems.push(`VF netdev not found in netns ${rec.netns} nor in the host (not home yet, or held by another netns)`);
           } else log.warn({ pci: rec.pci, netns: rec.netns }, 'VF netdev not found in the pod or the host, and no kernel driver bound');
         }
@@ -294,7 +293,7 @@ export class SriovDelegate implements Delegate {
 
   /** CNI CHECK: the VF in the pod as ADD left it, and the PF still holding the settings; 108 listing problems. */
   private async check(call: PluginCall): Promise<undefined> {
-    const conf = parseSriovNetConf(call.config, call.env.args, IPAM_PLUGIN_TYPE);
+    const conf = parseSriovNetConf(call.config, call.env.args);
     const { containerId, ifName, netns } = call.env;
     const rec = this.recordOf(call.config, containerId, ifName);
     const who = `${SRIOV_TYPE}: ${ifName} of container ${containerId.slice(0, 12)}`;
@@ -432,12 +431,4 @@ async function podProblems(netns: string, ifName: string, rec: VfRecord, config:
   } finally {
     pod.close();
   }
-}
-
-/** The IPAM section of a config DEL or GC received, leniently: DEL must release even with a config that no longer validates. */
-function ipamSectionOf(config: Record<string, unknown>): Record<string, unknown> | undefined {
-  const ipam = config['ipam'];
-  if (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam) || Object.keys(ipam).length === 0) return undefined;
-  const type = (ipam as Record<string, unknown>)['type'];
-  return { ...ipam, type: typeof type === 'string' ? type : IPAM_PLUGIN_TYPE };
 }

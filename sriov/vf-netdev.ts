@@ -29,15 +29,6 @@ export interface PodSide {
   retryDelayMs: number;
 }
 
-async function withNetlink<T>(netns: string | null, step: (nl: Netlink) => Promise<T>): Promise<T> {
-  const nl = await Netlink.open(netns);
-  try {
-    return await step(nl);
-  } finally {
-    nl.close();
-  }
-}
-
 /** The daemon's own netns (a node's, in the local cluster): where PFs and free VFs live. */
 const HOST_NETNS = '/proc/self/ns/net';
 
@@ -59,7 +50,7 @@ export async function setMacVerified(nl: Netlink, ifName: string, mac: string, r
  * brought back (under its own name, which it kept) with its altnames.
  */
 export async function moveIntoPod(host: Netlink, vfName: string, ifName: string, netns: string): Promise<void> {
-  const taken = await withNetlink(netns, (pod) => pod.getLink(ifName));
+  const taken = await Netlink.within(netns, (pod) => pod.getLink(ifName));
   if (taken) throw new PlexusError('InterfaceConflict', `the pod already has an interface named ${ifName}`);
   const altNames = (await host.getLink(vfName))?.altNames ?? [];
   await host.setLinkUp(vfName, false);
@@ -67,7 +58,7 @@ export async function moveIntoPod(host: Netlink, vfName: string, ifName: string,
   try {
     await host.moveLinkToNetns(vfName, netns, { newName: ifName });
   } catch (err) {
-    await withNetlink(netns, async (pod) => {
+    await Netlink.within(netns, async (pod) => {
       if (await pod.getLink(vfName)) await pod.moveLinkToNetns(vfName, HOST_NETNS);
     }).catch(() => undefined);
     for (const alt of altNames) await host.addAltName(vfName, alt).catch(() => undefined);
@@ -77,7 +68,7 @@ export async function moveIntoPod(host: Netlink, vfName: string, ifName: string,
 
 /** Configures the VF in the pod: MAC, MTU, announcements, addresses, up, routes. Returns the link. */
 export async function configureInPod(netns: string, ifName: string, side: PodSide, ipam: CniResult | undefined): Promise<Link> {
-  return withNetlink(netns, async (pod) => {
+  return Netlink.within(netns, async (pod) => {
     // A kernel that keeps a renamed link's old name as an altname would bring the host's name along.
     for (const alt of (await pod.getLink(ifName))?.altNames ?? []) await pod.removeAltName(ifName, alt);
     if (side.mac) await setMacVerified(pod, ifName, side.mac, side.retries, side.retryDelayMs);

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Background, daemonGet } from '../../hack/cluster';
+import { EngineClient } from '../../dpdk-native/engine-client';
 import { barSvg, mdTable, median, round, writeResults } from '../lib/stats';
 
 const ROOT = resolve(__dirname, '../..');
@@ -51,15 +52,9 @@ async function engine(): Promise<{ proc: Background; socket: string }> {
   writeFileSync(join(dir, 'engine.json'), JSON.stringify({ dpdk: { socketPath: socket, socketDir: join(dir, 's'), filePrefix: `pxbe${id}`, logLevel: 'warn' } }));
   const proc = new Background(join(ROOT, 'bin/plexus-dataplane'), ['--config', join(dir, 'engine.json')]);
   for (let i = 0; i < 100 && !(await daemonGet(socket, '/healthz').then((r) => r.status === 200, () => false)); i++) await sleep(100);
-  for (const [name, sock] of [['pod-a', sockA], ['pod-b', sockB]]) {
-    await new Promise<void>((res, rej) => {
-      const req = require('node:http').request({ socketPath: socket, method: 'PUT', path: `/v1/ports/${name}` }, (r: import('node:http').IncomingMessage) => {
-        r.resume();
-        r.on('end', () => (r.statusCode === 201 || r.statusCode === 200 ? res() : rej(new Error(`PUT ${name}: ${r.statusCode}`))));
-      });
-      req.on('error', rej);
-      req.end(JSON.stringify({ name, network: 'bench', kind: 'vhost-user', socket: sock, role: 'server' }));
-    });
+  const client = new EngineClient(socket);
+  for (const [name, sock] of [['pod-a', sockA], ['pod-b', sockB]] as const) {
+    await client.put({ name, network: 'bench', kind: 'vhost-user', socket: sock, role: 'server' });
   }
   return { proc, socket };
 }

@@ -43,15 +43,6 @@ function addressesOf(ipam: CniResult, network: string): EndpointAddress[] {
   return out;
 }
 
-async function inNetns<T>(netns: string, step: (nl: Netlink) => Promise<T>): Promise<T> {
-  const nl = await Netlink.open(netns);
-  try {
-    return await step(nl);
-  } finally {
-    nl.close();
-  }
-}
-
 export class RoutedDelegate implements Delegate {
   readonly verifiesInterface = true;
 
@@ -85,7 +76,7 @@ export class RoutedDelegate implements Delegate {
       const host = await createVethPair(node.netlink, hostIf, ifName, netns, mtu);
       undo.push(`delete ${hostIf}`, () => node.netlink.deleteLink(hostIf).then(() => undefined));
       const routes = (ipamResult.routes ?? []).map((r) => r.dst);
-      const pod = await inNetns(netns, (nl) => configurePodEnd(nl, ifName, addresses, host.mac!, routes));
+      const pod = await Netlink.within(netns, (nl) => configurePodEnd(nl, ifName, addresses, host.mac!, routes));
       const rec: EndpointRecord = {
         containerId, ifName, netns, network, hostIf, hostIfindex: host.index, hostMac: host.mac!, podMac: pod.link.mac!, mtu,
         ebpf: wantEbpf && node.ebpf, addresses, defaults: pod.defaults,

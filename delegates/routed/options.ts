@@ -8,7 +8,7 @@
  */
 import Ajv from 'ajv';
 import { PlexusError } from '../../core/errors';
-import { schemaProblems } from '../../core/schema-problems';
+import { schemaProblems, validSection } from '../../core/schema-problems';
 import { IPAM_PLUGIN_TYPE } from '../../ipam';
 
 export const ROUTED_TYPE = 'plexus-routed';
@@ -85,9 +85,7 @@ const validatePlugin = ajv.compile(PLUGIN_SCHEMA);
 
 /** The daemon config's `routed` section, defaulted; InvalidConfig naming the field. */
 export function parseRoutedOptions(raw: unknown): RoutedOptions {
-  const conf = structuredClone(raw ?? {});
-  if (!validateOptions(conf)) throw new PlexusError('InvalidConfig', `routed: ${schemaProblems(validateOptions.errors)}`);
-  return conf as unknown as RoutedOptions;
+  return validSection<RoutedOptions>(validateOptions, raw, 'routed');
 }
 
 /** A network's plugin entry. The `ipam` section is required and must be plexus-ipam (code 7 otherwise). */

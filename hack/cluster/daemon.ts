@@ -5,7 +5,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { unixHttp } from '../../core/unix-http';
 import { join } from 'node:path';
 import { REPO_ROOT, netnsPath, readText, sleep, track } from './process';
 
@@ -104,14 +104,5 @@ export function waitGoneSync(pid: number, timeoutMs: number): boolean {
 
 /** GET on the daemon's socket (2 s timeout). */
 export function daemonGet(socketPath: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const req = request({ socketPath, path, method: 'GET', timeout: 2000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
+  return unixHttp(socketPath, 'GET', path, { timeoutMs: 2000 });
 }

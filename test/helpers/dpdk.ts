@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { jsonOf, unixHttp } from '../../core/unix-http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -57,19 +57,9 @@ export class EngineProcess {
     return this.child !== undefined && this.child.exitCode === null;
   }
 
-  call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socket, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined });
-        });
-      });
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    const r = await unixHttp(this.socket, method, path, { body });
+    return { status: r.status, json: jsonOf(r.body) };
   }
 
   async put(spec: Record<string, unknown>): Promise<void> {
