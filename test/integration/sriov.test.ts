@@ -309,18 +309,24 @@ describe('plexus-sriov: modes, failures and the paths sriov-cni gets wrong', () 
     const [p1, p2] = [n.cluster.makePod(), n.cluster.makePod()];
     const [id1, id2] = [containerId(), containerId()];
     const conf = n.conf('a1', { vlan: 9 });
+    const callsBefore = n.calls().length;
     const outs = await Promise.all([n.cni('ADD', conf, { containerId: id1, netns: p1.path }), n.cni('ADD', conf, { containerId: id2, netns: p2.path })]);
     const winner = outs.findIndex((o) => o.code === 0);
     expect(winner).toBeGreaterThanOrEqual(0);
     const loser = outs[1 - winner]!;
     expect(loser.json).toMatchObject({ code: 110, msg: expect.stringMatching(/already allocated to container [0-9a-f]{12}, whose netns .* still exists/) });
     const [wid, wpod] = winner === 0 ? [id1, p1] : [id2, p2];
+    const [lid, lpod] = winner === 0 ? [id2, p2] : [id1, p1];
+    // The loser was refused before touching anything: the PF was asked once (the winner's VLAN), its pod has no VF.
+    expect(n.calls().slice(callsBefore).map((c) => `${c['vf']}:${c['kind']}`)).toEqual(['1:vlan']);
+    expect(n.podLink(lpod)).toBeUndefined();
+    // The loser's DEL (the runtime cleans up its failed ADD) must not touch the winner's VF.
+    expectOk(await n.cni('DEL', conf, { containerId: lid, netns: lpod.path }));
     expect(n.podLink(wpod)).toBeDefined();
     expect(n.vfState('a1')!.vlan).toBe(9);
     expectOk(await n.cni('DEL', conf, { containerId: wid, netns: wpod.path }));
-    // The loser's DEL (the runtime cleans up its failed ADD) must not touch the winner's VF, now or later.
-    expectOk(await n.cni('DEL', conf, { containerId: winner === 0 ? id2 : id1, netns: (winner === 0 ? p2 : p1).path }));
     expect(n.nodeLink(n.vfs.a1.netdev!)).toBeDefined();
+    expect(n.vfState('a1')!.vlan).toBe(0);
   });
 
   test('DEL after the pod netns was deleted: the VF, returned to the host under its pod name, is found by PCI address and restored', async () => {
