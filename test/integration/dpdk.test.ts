@@ -109,11 +109,12 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
     const a = await addPod('dpr', 'dp-vhost');
     const name = `${a.id.slice(0, 12)}-net1`;
     await engine.kill('SIGKILL');
-    await engine.start();
-    expect(await engine.ports()).toEqual({});
+    await engine.start(); // a new engine: it starts with no port (the daemon's reconcile may already be re-creating it)
     await engine.put({ name: 'feedfacecafe-net9', network: 'dp-net', kind: 'memif', socket: join(socketDir, 'orphan', 'net9.sock'), role: 'server' });
     await expectEventually(async () => expect(Object.keys(await engine.ports())).toEqual([name]), { timeoutMs: 15_000 });
-    expect(c.log()).toMatch(/DPDK engine reconciled with the records/);
+    // The port the new engine has is the one the daemon re-created (the log names it), and the orphan went.
+    await expectEventually(() => expect(c.log()).toMatch(new RegExp(`"created":\\["${name}"\\].*DPDK engine reconciled with the records`)));
+    await expectEventually(() => expect(c.log()).toMatch(/"removed":\["feedfacecafe-net9"\].*DPDK engine reconciled with the records/));
     expect((await c.cni('DEL', { containerId: a.id, netns: a.pod.path, pod: { name: 'dpr', uid: a.uid } })).code).toBe(0);
     expect(await engine.ports()).toEqual({});
   });
