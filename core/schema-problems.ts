@@ -7,8 +7,10 @@ import { PlexusError } from './errors';
 
 export function schemaProblems(errors: readonly ErrorObject[] | null | undefined): string {
   return (errors ?? [])
+    .filter((e) => e.keyword !== 'propertyNames') // the error naming the key comes with it
     .map((e) => {
       const p = e.params as Record<string, unknown>;
+      if ('propertyName' in e) return `${e.instancePath || '/'} key "${String(e.propertyName)}" ${e.message}`;
       const extra = 'additionalProperty' in p ? ` "${String(p['additionalProperty'])}"`
         : 'allowedValues' in p ? ` (${JSON.stringify(p['allowedValues'])})`
           : 'allowedValue' in p ? ` (${JSON.stringify(p['allowedValue'])})` : '';

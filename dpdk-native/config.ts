@@ -4,6 +4,7 @@
  * hugepages or not). plexus-dataplane reads the same section from the file it is started with.
  */
 import Ajv from 'ajv';
+import { PlexusError } from '../core/errors';
 import { validSection } from '../core/schema-problems';
 
 export const DPDK_OPTIONS_SCHEMA = {
@@ -28,8 +29,34 @@ export const DPDK_OPTIONS_SCHEMA = {
     /** EAL --file-prefix: two engines on one machine (tests, local clusters) need different ones. */
     filePrefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$', default: 'plexus-dataplane' },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
+    /**
+     * Per L2 network (the name plexus-dpdk attachments give, the NAD's `network` or its name), a host interface
+     * that joins the network to the same network on other nodes: a NIC port, a VF in kernel mode, or a veth.
+     * The engine owns these ports (created at start, retried until the interface exists, never removed by
+     * the daemon). The interface must be up; the engine sets it promiscuous.
+     */
+    uplinks: {
+      type: 'object',
+      default: {},
+      propertyNames: { pattern: '^[A-Za-z0-9_./-]{1,63}$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['iface'],
+        properties: {
+          iface: { type: 'string', pattern: '^[^/\\s:,=]{1,15}$' },
+          /** af_packet works on any interface; af_xdp is faster where the driver supports XDP. */
+          driver: { enum: ['af_packet', 'af_xdp'], default: 'af_packet' },
+        },
+      },
+    },
   },
 } as const;
+
+export interface Uplink {
+  readonly iface: string;
+  readonly driver: 'af_packet' | 'af_xdp';
+}
 
 export interface DpdkOptions {
   readonly socketPath: string;
@@ -41,14 +68,25 @@ export interface DpdkOptions {
   readonly maxSleepUs: number;
   readonly filePrefix: string;
   readonly logLevel: string;
+  readonly uplinks: Readonly<Record<string, Uplink>>;
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validate = ajv.compile(DPDK_OPTIONS_SCHEMA);
 
 export function parseDpdkOptions(raw: unknown): DpdkOptions {
-  return validSection<DpdkOptions>(validate, raw, 'dpdk');
+  const options = validSection<DpdkOptions>(validate, raw, 'dpdk');
+  const owner = new Map<string, string>();
+  for (const [network, u] of Object.entries(options.uplinks)) {
+    const other = owner.get(u.iface);
+    if (other !== undefined) throw new PlexusError('InvalidConfig', `dpdk.uplinks: ${u.iface} is the uplink of both "${other}" and "${network}" (one interface carries one network)`);
+    owner.set(u.iface, network);
+  }
+  return options;
 }
+
+/** The engine's port of an uplink: named after the interface, which no pod port name can be. */
+export const uplinkPortName = (iface: string): string => `uplink-${iface}`;
 
 /** The EAL arguments of these options (no PCI: every port is a vdev). */
 export function ealArgs(o: DpdkOptions): string[] {

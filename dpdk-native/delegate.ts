@@ -233,7 +233,7 @@ export class DpdkDelegate implements Delegate {
 
   /**
    * The engine's ports against the records: what a restarted engine lost is created again, what nothing
-   * records (a DEL the engine missed) is removed. Returns what it changed.
+   * records (a DEL the engine missed) is removed; uplinks are the engine's own. Returns what it changed.
    */
   async reconcile(log: Logger): Promise<{ created: string[]; removed: string[] }> {
     const live = await this.deps.engine.ports();
@@ -249,9 +249,9 @@ export class DpdkDelegate implements Delegate {
       });
     }
     for (const p of live) {
-      if (recorded.has(p.name)) continue;
+      if (recorded.has(p.name) || p.uplink) continue;
       await this.locks.run(p.name, async () => {
-        if (this.records.get(p.name)) return;
+        if (PORT_NAME.test(p.name) && this.records.get(p.name)) return; // recorded meanwhile (any other name never is)
         await this.deps.engine.remove(p.name).catch((e: unknown) => log.warn({ port: p.name, err: errorText(e) }, 'could not remove an orphan port'));
         removed.push(p.name);
       });

@@ -8,6 +8,8 @@ import { jsonOf, unixHttp } from '../core/unix-http';
 import type { PortSpec } from './ports';
 
 export interface EnginePort extends PortSpec {
+  /** A port of the engine's own configuration (dpdk.uplinks): not the daemon's to reconcile. */
+  uplink?: boolean;
   linkUp: boolean;
   counters?: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number; flooded: number };
 }

@@ -8,6 +8,10 @@
  *   PUT    /v1/ports/NAME       create the port (idempotent: the same spec again is 200; another is 409)
  *   DELETE /v1/ports/NAME       remove it (idempotent: a port that is not there is 204 too)
  *   GET    /v1/stats            the poll loop's counters (loops, idle sleeps, learned MACs, current sleep)
+ *                                and how many configured uplinks are not attached yet
+ *
+ * Uplinks (`dpdk.uplinks`) are the engine's own ports, created at start and retried until their interface
+ * exists; they are listed with `uplink: true`, and PUT or DELETE of their names is refused (409).
  *
  * A separate process, so plexusd and the engine restart independently: the engine keeps forwarding while the
  * daemon restarts, and the daemon recreates the ports from its records when the engine restarts.
@@ -17,19 +21,51 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import yaml from 'js-yaml';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { errorText, PlexusError } from '../../core/errors';
-import { type DpdkOptions, ealArgs, parseDpdkOptions } from '../config';
+import { type DpdkOptions, ealArgs, parseDpdkOptions, uplinkPortName } from '../config';
 import { devargs, parsePortSpec, type PortSpec, sameSpec } from '../ports';
 import { loadNative, type NativeEngine } from './native';
 
 const MAX_BODY = 64 * 1024;
+const UPLINK_RETRY_MS = 5000;
 
 class Engine {
   private readonly specs = new Map<string, PortSpec>();
   private readonly networks = new Map<string, number>();
+  /** The configured uplinks' ports: the engine's own, not the control API's to create or remove. */
+  private readonly uplinks: Map<string, PortSpec>;
 
-  constructor(private readonly native: NativeEngine) {}
+  constructor(
+    private readonly native: NativeEngine,
+    uplinks: DpdkOptions['uplinks'],
+  ) {
+    this.uplinks = new Map(Object.entries(uplinks).map(([network, u]) => {
+      const spec: PortSpec = { name: uplinkPortName(u.iface), network, kind: u.driver, iface: u.iface };
+      return [spec.name, spec];
+    }));
+  }
+
+  /** Creates the uplinks not yet there (an interface may appear later: a VF created after boot). */
+  ensureUplinks(log: Logger): void {
+    for (const spec of this.uplinks.values()) {
+      if (this.specs.has(spec.name)) continue;
+      try {
+        this.create(spec);
+        log.info({ port: spec.name, network: spec.network, iface: spec.iface, driver: spec.kind }, 'uplink attached');
+      } catch (e) {
+        log.warn({ port: spec.name, network: spec.network, iface: spec.iface, err: errorText(e) }, 'uplink not attached yet; retrying');
+      }
+    }
+  }
+
+  get pendingUplinks(): number {
+    return [...this.uplinks.keys()].filter((name) => !this.specs.has(name)).length;
+  }
+
+  private refuseUplink(name: string): void {
+    if (this.uplinks.has(name)) throw new PlexusError('InterfaceConflict', `port ${name} is an uplink of the engine's configuration (dpdk.uplinks)`);
+  }
 
   private networkId(name: string): number {
     let id = this.networks.get(name);
@@ -42,11 +78,17 @@ class Engine {
 
   /** true: created; false: it existed with the same spec. */
   put(spec: PortSpec): boolean {
+    this.refuseUplink(spec.name);
     const have = this.specs.get(spec.name);
     if (have) {
       if (sameSpec(have, spec)) return false;
       throw new PlexusError('InterfaceConflict', `port ${spec.name} exists with another spec`);
     }
+    this.create(spec);
+    return true;
+  }
+
+  private create(spec: PortSpec): void {
     if (spec.socket) mkdirSync(dirname(spec.socket), { recursive: true, mode: 0o755 });
     if (spec.socket && spec.role === 'server' && existsSync(spec.socket)) unlinkSync(spec.socket); // a stale socket file
     try {
@@ -55,10 +97,10 @@ class Engine {
       throw new PlexusError('KernelFailure', `engine: port ${spec.name}: ${errorText(e)}`, { cause: e });
     }
     this.specs.set(spec.name, spec);
-    return true;
   }
 
   remove(name: string): void {
+    this.refuseUplink(name);
     if (!this.specs.has(name)) return;
     this.native.removePort(name);
     const spec = this.specs.get(name)!;
@@ -76,12 +118,12 @@ class Engine {
     const live = new Map(this.native.ports().map((p) => [p.name, p]));
     return [...this.specs.values()].map((spec) => {
       const p = live.get(spec.name);
-      return { ...spec, linkUp: p?.linkUp ?? false, counters: p ? { rxPackets: p.rxPackets, rxBytes: p.rxBytes, txPackets: p.txPackets, txBytes: p.txBytes, txDropped: p.txDropped, flooded: p.flooded } : undefined };
+      return { ...spec, ...(this.uplinks.has(spec.name) ? { uplink: true } : {}), linkUp: p?.linkUp ?? false, counters: p ? { rxPackets: p.rxPackets, rxBytes: p.rxBytes, txPackets: p.txPackets, txBytes: p.txBytes, txDropped: p.txDropped, flooded: p.flooded } : undefined };
     });
   }
 
   stats(): unknown {
-    return this.native.stats();
+    return { ...this.native.stats(), pendingUplinks: this.pendingUplinks };
   }
 }
 
@@ -141,7 +183,9 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   native.init(ealArgs(opts), opts.mbufs, opts.maxSleepUs);
   log.info({ ms: Math.round(performance.now() - t0), lcores: opts.lcores, hugepages: opts.hugepages }, 'EAL initialised; poll loop running');
-  const engine = new Engine(native);
+  const engine = new Engine(native, opts.uplinks);
+  engine.ensureUplinks(log);
+  setInterval(() => engine.pendingUplinks > 0 && engine.ensureUplinks(log), UPLINK_RETRY_MS).unref();
   mkdirSync(dirname(opts.socketPath), { recursive: true, mode: 0o755 });
   if (existsSync(opts.socketPath)) unlinkSync(opts.socketPath);
   const server = createServer((req, res) => {

@@ -151,6 +151,6 @@ test('the dpdk section is validated by the engine\'s schema, naming the field; i
   expect(problem({ ...MIN, dpdk: { maxSleepUs: 0 } })).toMatch(/dpdk: \/maxSleepUs must be >= 1/);
   expect(parseDaemonConfig({ ...MIN, dpdk: {} }).dpdk).toEqual({
     socketPath: '/run/plexus/dataplane.sock', socketDir: '/run/plexus/dpdk', lcores: '0@(0-1),1@1', memoryMb: 256, hugepages: false,
-    mbufs: 16383, maxSleepUs: 200, filePrefix: 'plexus-dataplane', logLevel: 'info',
+    mbufs: 16383, maxSleepUs: 200, filePrefix: 'plexus-dataplane', logLevel: 'info', uplinks: {},
   });
 });

@@ -33,14 +33,25 @@ export class EngineProcess {
   }
   private child: ChildProcess | undefined;
   private readonly prefix = `pxdp${randomBytes(3).toString('hex')}`;
+  private out = '';
+
+  /** `netns`: run the engine in a node's network namespace (`ip netns exec` execs it: the PID stays ours). */
+  constructor(private readonly opts: { netns?: string; dpdk?: Record<string, unknown> } = {}) {}
 
   async start(): Promise<void> {
-    writeFileSync(join(this.dir, 'engine.yaml'), JSON.stringify({ dpdk: { socketPath: this.socket, socketDir: this.socks, filePrefix: this.prefix, mbufs: 8191, maxSleepUs: 200, logLevel: 'info' } }));
-    this.child = spawn(join(ROOT, 'bin/plexus-dataplane'), ['--config', join(this.dir, 'engine.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    this.child.stdout!.on('data', (d: Buffer) => out.push(d));
-    this.child.stderr!.on('data', (d: Buffer) => out.push(d));
-    await expectEventually(async () => expect((await this.call('GET', '/healthz')).status).toBe(200), { timeoutMs: 15_000, context: () => Buffer.concat(out).toString().slice(-2000) });
+    const dpdk = { socketPath: this.socket, socketDir: this.socks, filePrefix: this.prefix, mbufs: 8191, maxSleepUs: 200, logLevel: 'info', ...this.opts.dpdk };
+    writeFileSync(join(this.dir, 'engine.yaml'), JSON.stringify({ dpdk }));
+    const cmd = [join(ROOT, 'bin/plexus-dataplane'), '--config', join(this.dir, 'engine.yaml')];
+    this.child = this.opts.netns ? spawn('ip', ['netns', 'exec', this.opts.netns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.out = '';
+    this.child.stdout!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20000)));
+    this.child.stderr!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20000)));
+    await expectEventually(async () => expect((await this.call('GET', '/healthz')).status).toBe(200), { timeoutMs: 15_000, context: () => this.out.slice(-2000) });
+  }
+
+  /** The engine's log (pino JSON lines) and stderr, the last 20,000 characters. */
+  output(): string {
+    return this.out;
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

@@ -5,6 +5,14 @@
  * machines have two cores and the engine and testpmd both poll.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { parseDpdkOptions } from '../../dpdk-native/config';
+import { DpdkDelegate } from '../../dpdk-native/delegate';
+import { EngineClient } from '../../dpdk-native/engine-client';
+import type { DelegateRegistry } from '../../delegates/contract';
 import { EngineProcess, type PortView, Testpmd } from '../helpers/dpdk';
 import { expectEventually } from '../helpers/eventually';
 import { run } from '../helpers/plexus-harness';
@@ -119,5 +127,96 @@ describe('plexus-dataplane with testpmd peers', () => {
       // What r-b sent to no known MAC was flooded to r-a (whose txonly pod does not read it: dropped at its ring).
       expect(p['r-a']!.counters!.flooded).toBeGreaterThan(0);
     }, { timeoutMs: 30_000 });
+  });
+});
+
+/**
+ * Two nodes in network namespaces, each with its engine, joined by a veth (the "wire") that each engine has as
+ * the uplink of network net-u: node 1 through af_packet, node 2 through af_xdp. A pod on each node, on net-u:
+ * frames cross the wire with the pods' MACs (tcpdump on node 1's end is the independent witness), each engine
+ * learns the other pod behind its uplink, and net-v, with no uplink, stays on its node.
+ */
+describe('plexus-dataplane uplinks: pods on two nodes reach each other', () => {
+  const tag = randomBytes(3).toString('hex');
+  const [node1, node2, podNs] = [`pxn1-${tag}`, `pxn2-${tag}`, `pxpod-${tag}`];
+  const [wire1, wire2] = [`pxw${tag}a`, `pxw${tag}b`];
+  const engine1 = new EngineProcess({ netns: node1, dpdk: { uplinks: { 'net-u': { iface: wire1 } } } });
+  const engine2 = new EngineProcess({ netns: node2, dpdk: { uplinks: { 'net-u': { iface: wire2, driver: 'af_xdp' } } } });
+  const peers: Testpmd[] = [];
+  let stateDir = '';
+
+  beforeAll(async () => {
+    for (const ns of [node1, node2, podNs]) run('ip', ['netns', 'add', ns]);
+    stateDir = mkdtempSync(join(tmpdir(), 'pxdp-state-'));
+  });
+  afterAll(async () => {
+    for (const p of peers) await p.kill();
+    await engine1.destroy();
+    await engine2.destroy();
+    for (const ns of [node1, node2, podNs]) run('ip', ['netns', 'del', ns], { allowFail: true });
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('an uplink whose interface is missing is retried until it appears; the pods then exchange packets across the wire, learned on both engines; uplinks are the engine\'s own', async () => {
+    // The engines start before the wire exists (a VF created after boot): the uplink waits for it.
+    await engine1.start();
+    await engine2.start();
+    expect((await engine1.call('GET', '/v1/stats')).json.pendingUplinks).toBe(1);
+    run('ip', ['link', 'add', wire1, 'netns', node1, 'type', 'veth', 'peer', 'name', wire2, 'netns', node2]);
+    run('ip', ['-n', node1, 'link', 'set', wire1, 'up']);
+    run('ip', ['-n', node2, 'link', 'set', wire2, 'up']);
+    for (const [engine, wire, driver] of [[engine1, wire1, 'af_packet'], [engine2, wire2, 'af_xdp']] as const) {
+      await expectEventually(async () => expect((await engine.ports())[`uplink-${wire}`]).toMatchObject({ network: 'net-u', kind: driver, iface: wire, uplink: true }), { timeoutMs: 20_000, context: () => engine.output().slice(-2000) });
+      expect((await engine.call('GET', '/v1/stats')).json.pendingUplinks).toBe(0);
+      // The control API cannot take an uplink away or replace it: it belongs to the configuration.
+      expect((await engine.call('DELETE', `/v1/ports/uplink-${wire}`)).status).toBe(409);
+      expect((await engine.call('PUT', `/v1/ports/uplink-${wire}`, { name: `uplink-${wire}`, network: 'net-v', kind: 'af_packet', iface: wire })).status).toBe(409);
+    }
+    const a = { name: 'pod-a', network: 'net-u', kind: 'vhost-user', socket: `${engine1.socks}/a/net1.sock`, role: 'client' };
+    const b = { name: 'pod-b', network: 'net-u', kind: 'vhost-user', socket: `${engine2.socks}/b/net1.sock`, role: 'client' };
+    const v = { name: 'pod-v', network: 'net-v', kind: 'vhost-user', socket: `${engine1.socks}/v/net1.sock`, role: 'server' };
+    await engine1.put(a);
+    await engine1.put(v);
+    await engine2.put(b);
+    // One testpmd holds both pods' sockets (one poller beside two engines on two cores): each pod sends to the other's MAC.
+    peers.push(new Testpmd(podNs, [
+      `net_virtio_user0,path=${a.socket},server=1,mac=02:00:00:00:0a:01`,
+      `net_virtio_user1,path=${b.socket},server=1,mac=02:00:00:00:0b:01`,
+    ], ['--forward-mode=mac', '--eth-peer=0,02:00:00:00:0b:01', '--eth-peer=1,02:00:00:00:0a:01', '--tx-first']));
+    const up1 = `uplink-${wire1}`;
+    const up2 = `uplink-${wire2}`;
+    await expectEventually(async () => {
+      const [p1, p2] = [await engine1.ports(), await engine2.ports()];
+      expect(rx(p1['pod-a'])).toBeGreaterThan(10_000); // pod a sent ...
+      expect(tx(p1[up1])).toBeGreaterThan(10_000); // ... onto the wire ...
+      expect(rx(p2[up2])).toBeGreaterThan(10_000); // ... node 2 took it off ...
+      expect(tx(p2['pod-b'])).toBeGreaterThan(10_000); // ... and gave it to pod b, which answered the same way back
+      expect(rx(p2['pod-b'])).toBeGreaterThan(10_000);
+      expect(tx(p1['pod-a'])).toBeGreaterThan(10_000);
+    }, { timeoutMs: 40_000, context: () => peers[0]!.output().slice(-1500) });
+    // The wire's own counters (the kernel's, not the engines'), at both ends.
+    for (const [ns, wire] of [[node1, wire1], [node2, wire2]] as const) {
+      const stats = JSON.parse(run('ip', ['-n', ns, '-s', '-j', 'link', 'show', wire]).stdout)[0].stats64;
+      expect({ wire, tx: stats.tx.packets > 10_000, rx: stats.rx.packets > 10_000 }).toEqual({ wire, tx: true, rx: true });
+    }
+    // And the frames with the pods' MACs on them. tcpdump sees what arrives at node 1's end (af_packet
+    // receives after the kernel's taps); what the engines send bypasses the taps (af_packet's qdisc bypass,
+    // AF_XDP), and node 2's AF_XDP takes its frames before them.
+    const frames = run('ip', ['netns', 'exec', node1, 'timeout', '10', 'tcpdump', '-c', '5', '-e', '-nn', '-p', '-i', wire1, 'ether', 'src', '02:00:00:00:0b:01'], { allowFail: true }).stdout;
+    expect(frames).toMatch(/02:00:00:00:0b:01 > 02:00:00:00:0a:01/);
+    // Learned: after the first packets, unicast to the remote pod leaves through the uplink alone (net-v sees
+    // no flood), and both engines learned the two MACs.
+    const [p1, p2] = [await engine1.ports(), await engine2.ports()];
+    expect(p1['pod-a']!.counters!.flooded + p2['pod-b']!.counters!.flooded + p1[up1]!.counters!.flooded + p2[up2]!.counters!.flooded).toBeLessThan(1000);
+    expect(p1['pod-v']!.counters!.txPackets + p1['pod-v']!.counters!.txDropped).toBe(0);
+    for (const engine of [engine1, engine2]) expect((await engine.call('GET', '/v1/stats')).json.learned).toBeGreaterThanOrEqual(2);
+
+    // plexusd's reconcile, against node 1's engine with no record of anything: the pod ports are orphans and go;
+    // the uplink is the engine's and stays.
+    const options = parseDpdkOptions({ socketPath: engine1.socket, socketDir: engine1.socks });
+    const delegate = new DpdkDelegate({ options, engine: new EngineClient(engine1.socket), stateDir, delegates: {} as DelegateRegistry });
+    const changed = await delegate.reconcile(pino({ level: 'silent' }));
+    expect({ created: changed.created, removed: changed.removed.sort() }).toEqual({ created: [], removed: ['pod-a', 'pod-v'] });
+    expect(Object.keys(await engine1.ports())).toEqual([up1]);
   });
 });
