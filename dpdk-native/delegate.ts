@@ -60,6 +60,7 @@ interface DpdkNetConf {
   /** The container's role (Device Information spec). */
   mode: 'client' | 'server';
   mtu?: number;
+  queues: number;
   containerDir: string;
   ipam?: Record<string, unknown>;
   deviceInfoFile?: string;
@@ -72,7 +73,6 @@ function parseNetConf(config: Record<string, unknown>): DpdkNetConf {
   const iface = config['interface'] as DpdkNetConf['iface'];
   if (config['memifMode'] === 'ip') throw invalid('memifMode "ip" is not supported: plexus-dataplane switches Ethernet frames');
   if (config['memifMode'] !== undefined && iface !== 'memif') throw invalid('memifMode is for memif interfaces');
-  if ((config['queues'] ?? 1) !== 1) throw invalid('queues: plexus-dataplane serves one queue pair per port for now');
   const network = (config['network'] as string | undefined) ?? name;
   if (!/^[A-Za-z0-9_./-]{1,63}$/.test(network)) throw invalid(`network ${JSON.stringify(network)}: give "network" explicitly`);
   const out: DpdkNetConf = {
@@ -80,6 +80,7 @@ function parseNetConf(config: Record<string, unknown>): DpdkNetConf {
     iface,
     mode: (config['mode'] as DpdkNetConf['mode'] | undefined) ?? (iface === 'vhost-user' ? 'server' : 'client'),
     containerDir: (config['containerDir'] as string | undefined) ?? '/var/run/plexus',
+    queues: (config['queues'] as number | undefined) ?? 1,
   };
   if (typeof config['mtu'] === 'number') out.mtu = config['mtu'];
   const ipam = ipamSectionOf(config);
@@ -140,7 +141,7 @@ export class DpdkDelegate implements Delegate {
     const dir = join(this.deps.options.socketDir, podDirName(who?.uid, containerId));
     const socket = join(dir, `${ifName}.sock`);
     if (Buffer.byteLength(socket) > 107) throw new PlexusError('InvalidConfig', `${DPDK_TYPE}: socket path ${socket} is longer than a unix socket allows (dpdk.socketDir too long)`);
-    const port: PortSpec = { name, network: conf.network, kind: conf.iface, socket, role: conf.mode === 'server' ? 'client' : 'server' };
+    const port: PortSpec = { name, network: conf.network, kind: conf.iface, socket, role: conf.mode === 'server' ? 'client' : 'server', ...(conf.queues > 1 ? { queues: conf.queues } : {}) };
     return this.locks.run(name, async () => {
       if (this.records.get(name)) throw new PlexusError('InterfaceConflict', `${DPDK_TYPE}: ${ifName} of container ${containerId.slice(0, 12)} is already attached`);
       let ipam: CniResult | undefined;

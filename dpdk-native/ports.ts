@@ -27,6 +27,8 @@ export interface PortSpec {
   role?: 'server' | 'client';
   /** af_packet, af_xdp: the host interface (an uplink to other nodes). */
   iface?: string;
+  /** vhost-user, memif: queue pairs (default 1); the pod's side must use as many. */
+  queues?: number;
 }
 
 const PATH = { type: 'string', pattern: '^/[^,=\\s]{1,100}$' };
@@ -41,6 +43,7 @@ const PORT_SPEC_SCHEMA = {
     socket: PATH,
     role: { enum: ['server', 'client'] },
     iface: { type: 'string', pattern: '^[^/\\s:,=]{1,15}$' },
+    queues: { type: 'integer', minimum: 1, maximum: 16 },
   },
 } as const;
 
@@ -57,6 +60,7 @@ export function parsePortSpec(raw: unknown): PortSpec {
     needs('role');
   } else {
     needs('iface');
+    if ((spec.queues ?? 1) !== 1) throw new PlexusError('InvalidConfig', `port ${spec.name}: an uplink (${spec.kind}) has one queue pair`);
   }
   return spec;
 }
@@ -71,7 +75,7 @@ export function devargs(spec: PortSpec): string {
   const dev = vdevName(spec);
   switch (spec.kind) {
     case 'vhost-user':
-      return `${dev},iface=${spec.socket},client=${spec.role === 'client' ? 1 : 0},queues=1`;
+      return `${dev},iface=${spec.socket},client=${spec.role === 'client' ? 1 : 0},queues=${queuesOf(spec)}`;
     case 'memif':
       return `${dev},role=${spec.role},socket=${spec.socket},socket-abstract=no,id=0`;
     case 'af_packet':
@@ -81,5 +85,7 @@ export function devargs(spec: PortSpec): string {
   }
 }
 
+export const queuesOf = (spec: PortSpec): number => spec.queues ?? 1;
+
 export const sameSpec = (a: PortSpec, b: PortSpec): boolean =>
-  a.name === b.name && a.network === b.network && a.kind === b.kind && a.socket === b.socket && a.role === b.role && a.iface === b.iface;
+  a.name === b.name && a.network === b.network && a.kind === b.kind && a.socket === b.socket && a.role === b.role && a.iface === b.iface && queuesOf(a) === queuesOf(b);

@@ -5,10 +5,10 @@
  * and a `code` (the negative errno's name is not known here, so the number: `errno`).
  *
  *   init(args: string[], mbufs: number, maxSleepUs: number): void
- *   addPort(name: string, devargs: string, network: number): void
+ *   addPort(name: string, devargs: string, network: number, queues: number): void
  *   removePort(name: string): void
  *   ports(): {name, portId, network, linkUp, rxPackets, rxBytes, txPackets, txBytes, txDropped, flooded}[]
- *   stats(): {loops, idleSleeps, learned, ports, sleepUs}
+ *   stats(): {loops, idleSleeps, learned, packets, busyCycles, tscHz, ports, sleepUs}
  *   shutdown(): void
  */
 #include <node_api.h>
@@ -85,12 +85,12 @@ static napi_value init(napi_env env, napi_callback_info info)
 
 static napi_value add_port(napi_env env, napi_callback_info info)
 {
-	size_t argc = 3;
-	napi_value argv[3];
+	size_t argc = 4;
+	napi_value argv[4];
 	CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	uint32_t network = 0;
-	if (argc < 3 || napi_get_value_uint32(env, argv[2], &network) != napi_ok) {
-		napi_throw_type_error(env, NULL, "addPort(name: string, devargs: string, network: number)");
+	uint32_t network = 0, queues = 0;
+	if (argc < 4 || napi_get_value_uint32(env, argv[2], &network) != napi_ok || napi_get_value_uint32(env, argv[3], &queues) != napi_ok || queues > UINT16_MAX) {
+		napi_throw_type_error(env, NULL, "addPort(name: string, devargs: string, network: number, queues: number)");
 		return NULL;
 	}
 	char *name = string_arg(env, argv[0], "addPort: name must be a string");
@@ -101,7 +101,7 @@ static napi_value add_port(napi_env env, napi_callback_info info)
 		free(name);
 		return NULL;
 	}
-	int err = px_port_add(name, devargs, network);
+	int err = px_port_add(name, devargs, network, (uint16_t)queues);
 	free(name);
 	free(devargs);
 	return err < 0 ? throw_engine(env, err) : NULL;
@@ -145,6 +145,7 @@ static napi_value ports(napi_env env, napi_callback_info info)
 		CHECK(env, napi_set_named_property(env, o, "name", s));
 		set_u64(env, o, "portId", list[i].port_id);
 		set_u64(env, o, "network", list[i].network);
+		set_u64(env, o, "queues", list[i].queues);
 		CHECK(env, napi_get_boolean(env, list[i].link_up, &b));
 		CHECK(env, napi_set_named_property(env, o, "linkUp", b));
 		set_u64(env, o, "rxPackets", list[i].counters.rx_packets);
@@ -168,6 +169,9 @@ static napi_value stats(napi_env env, napi_callback_info info)
 	set_u64(env, o, "loops", st.loops);
 	set_u64(env, o, "idleSleeps", st.idle_sleeps);
 	set_u64(env, o, "learned", st.learned);
+	set_u64(env, o, "packets", st.packets);
+	set_u64(env, o, "busyCycles", st.busy_cycles);
+	set_u64(env, o, "tscHz", st.tsc_hz);
 	set_u64(env, o, "ports", st.ports);
 	set_u64(env, o, "sleepUs", st.sleep_us);
 	return o;

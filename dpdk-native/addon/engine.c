@@ -24,11 +24,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <rte_common.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
+#include <rte_hash_crc.h>
+#include <rte_ip.h>
+#include <rte_prefetch.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -49,6 +53,7 @@ struct px_port {
 	char name[PX_NAME_LEN];
 	char device[RTE_DEV_NAME_MAX_LEN];
 	uint16_t port_id;
+	uint16_t nq; /* queue pairs */
 	uint32_t network;
 	uint32_t gen;
 	struct px_port_counters c; /* written by the loop only */
@@ -160,11 +165,13 @@ struct px_txq {
 	struct rte_mbuf *m[PX_BURST];
 };
 
-static void flush(struct px_port *out, struct px_txq *q)
+/* The loop's transmit buffers, per slot of the port table and queue; `pending` has a bit per non-empty queue. */
+static struct px_txq txq[PX_MAX_PORTS][PX_MAX_QUEUES];
+static uint16_t pending[PX_MAX_PORTS];
+
+static void flush_queue(struct px_port *out, uint16_t qi, struct px_txq *q)
 {
-	if (q->n == 0)
-		return;
-	uint16_t sent = rte_eth_tx_burst(out->port_id, 0, q->m, q->n);
+	uint16_t sent = rte_eth_tx_burst(out->port_id, qi, q->m, q->n);
 	for (uint16_t i = 0; i < sent; i++)
 		out->c.tx_bytes += rte_pktmbuf_pkt_len(q->m[i]);
 	out->c.tx_packets += sent;
@@ -175,74 +182,149 @@ static void flush(struct px_port *out, struct px_txq *q)
 	q->n = 0;
 }
 
-static inline void enqueue(struct px_port *out, struct px_txq *q, struct rte_mbuf *m)
+static inline void flush(const struct px_table *t, int slot)
 {
+	while (pending[slot]) {
+		uint16_t qi = (uint16_t)__builtin_ctz(pending[slot]);
+		flush_queue(t->ports[slot], qi, &txq[slot][qi]);
+		pending[slot] &= (uint16_t)~(1u << qi);
+	}
+}
+
+/*
+ * The transmit queue of a packet on a port with several: a hash of its flow (IPv4 or IPv6 addresses, and TCP,
+ * UDP or SCTP ports; else its MACs), so a receiver polling several queues gets flows spread and in order.
+ */
+static uint16_t flow_queue(const struct rte_mbuf *m, uint16_t nq)
+{
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), h = 0;
+	uint16_t type = (uint16_t)(p[12] << 8 | p[13]);
+	uint32_t l3 = 14, l4 = 0;
+	uint8_t proto = 0;
+	if (type == RTE_ETHER_TYPE_IPV4 && len >= l3 + 20) {
+		h = rte_hash_crc(p + l3 + 12, 8, 0);
+		proto = p[l3 + 9];
+		l4 = l3 + (uint32_t)(p[l3] & 0x0f) * 4;
+	} else if (type == RTE_ETHER_TYPE_IPV6 && len >= l3 + 40) {
+		h = rte_hash_crc(p + l3 + 8, 32, 0);
+		proto = p[l3 + 6];
+		l4 = l3 + 40;
+	} else {
+		return (uint16_t)(rte_hash_crc(p, 12, 0) % nq);
+	}
+	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) && len >= l4 + 4)
+		h = rte_hash_crc(p + l4, 4, h);
+	return (uint16_t)(h % nq);
+}
+
+static inline void enqueue(const struct px_table *t, int slot, struct rte_mbuf *m)
+{
+	struct px_port *out = t->ports[slot];
+	uint16_t qi = out->nq > 1 ? flow_queue(m, out->nq) : 0;
+	struct px_txq *q = &txq[slot][qi];
 	if (q->n == PX_BURST)
-		flush(out, q);
+		flush_queue(out, qi, q);
 	q->m[q->n++] = m;
+	pending[slot] |= (uint16_t)(1u << qi);
+}
+
+/* Switches one received burst of port slot `i` of table `t`: learn, look up, queue for sending (or flood). */
+static void switch_burst(const struct px_table *t, int i, struct rte_mbuf **rx, uint16_t nb, uint64_t now, uint64_t age)
+{
+	struct px_port *in = t->ports[i];
+	/*
+	 * A burst is mostly one conversation: the last source learned and the last destination looked
+	 * up are remembered for the burst, so a run of packets of one flow costs one learn and one lookup.
+	 * Learning a new source forgets the destination (it may have just moved behind this port).
+	 */
+	uint64_t last_src = 0, last_dst = 0;
+	int last_out = -1;
+	for (uint16_t k = 0; k < nb; k++) {
+		struct rte_mbuf *m = rx[k];
+		if (k + 1 < nb)
+			rte_prefetch0(rte_pktmbuf_mtod(rx[k + 1], void *));
+		in->c.rx_bytes += rte_pktmbuf_pkt_len(m);
+		if (rte_pktmbuf_data_len(m) < sizeof(struct rte_ether_hdr)) {
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+		if (rte_is_unicast_ether_addr(&eth->src_addr)) {
+			uint64_t src = mac_key(&eth->src_addr, in->network);
+			if (src != last_src) {
+				fdb_learn(t, src, in, now, age);
+				last_src = src;
+				last_dst = 0;
+			}
+		}
+		int out = -1;
+		if (rte_is_unicast_ether_addr(&eth->dst_addr)) {
+			uint64_t dst = mac_key(&eth->dst_addr, in->network);
+			if (dst != last_dst) {
+				last_dst = dst;
+				last_out = fdb_lookup(t, dst, now, age);
+			}
+			out = last_out;
+		}
+		if (out == i) {
+			rte_pktmbuf_free(m); /* the destination is behind the port it came from */
+			continue;
+		}
+		if (out >= 0) {
+			enqueue(t, out, m);
+			continue;
+		}
+		/* flood: every other port of the network gets the same buffer, one reference each */
+		int copies = 0;
+		for (int j = 0; j < t->n; j++)
+			copies += j != i && t->ports[j]->network == in->network;
+		if (copies == 0) {
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		rte_mbuf_refcnt_update(m, (int16_t)(copies - 1));
+		for (int j = 0; j < t->n; j++) {
+			if (j == i || t->ports[j]->network != in->network)
+				continue;
+			t->ports[j]->c.flooded++;
+			enqueue(t, j, m);
+		}
+	}
 }
 
 static int poll_loop(void *arg)
 {
 	(void)arg;
 	struct rte_mbuf *rx[PX_BURST];
-	struct px_txq q[PX_MAX_PORTS];
 	const uint64_t age = rte_get_tsc_hz() * PX_FDB_AGE_S;
 	unsigned idle = 0, sleep_us = 0;
 
-	memset(q, 0, sizeof(q));
+	/* the kernel may otherwise stretch each idle sleep by its default 50 µs slack: bound it to 1 µs */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (__atomic_load_n(&running, __ATOMIC_ACQUIRE)) {
 		struct px_table *t = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
 		uint64_t now = rte_rdtsc();
 		unsigned got = 0;
 		for (int i = 0; i < t->n; i++) {
 			struct px_port *in = t->ports[i];
-			uint16_t nb = rte_eth_rx_burst(in->port_id, 0, rx, PX_BURST);
-			if (nb == 0)
-				continue;
-			got += nb;
-			in->c.rx_packets += nb;
-			for (uint16_t k = 0; k < nb; k++) {
-				struct rte_mbuf *m = rx[k];
-				in->c.rx_bytes += rte_pktmbuf_pkt_len(m);
-				if (rte_pktmbuf_data_len(m) < sizeof(struct rte_ether_hdr)) {
-					rte_pktmbuf_free(m);
+			for (uint16_t qi = 0; qi < in->nq; qi++) {
+				uint16_t nb = rte_eth_rx_burst(in->port_id, qi, rx, PX_BURST);
+				if (nb == 0)
 					continue;
-				}
-				const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
-				if (rte_is_unicast_ether_addr(&eth->src_addr))
-					fdb_learn(t, mac_key(&eth->src_addr, in->network), in, now, age);
-				int out = rte_is_unicast_ether_addr(&eth->dst_addr) ? fdb_lookup(t, mac_key(&eth->dst_addr, in->network), now, age) : -1;
-				if (out == i) {
-					rte_pktmbuf_free(m); /* the destination is behind the port it came from */
-					continue;
-				}
-				if (out >= 0) {
-					enqueue(t->ports[out], &q[out], m);
-					continue;
-				}
-				/* flood: every other port of the network gets the same buffer, one reference each */
-				int copies = 0;
+				got += nb;
+				in->c.rx_packets += nb;
+				switch_burst(t, i, rx, nb, now, age);
 				for (int j = 0; j < t->n; j++)
-					copies += j != i && t->ports[j]->network == in->network;
-				if (copies == 0) {
-					rte_pktmbuf_free(m);
-					continue;
-				}
-				rte_mbuf_refcnt_update(m, (int16_t)(copies - 1));
-				for (int j = 0; j < t->n; j++) {
-					if (j == i || t->ports[j]->network != in->network)
-						continue;
-					t->ports[j]->c.flooded++;
-					enqueue(t->ports[j], &q[j], m);
-				}
+					flush(t, j);
 			}
-			for (int j = 0; j < t->n; j++)
-				flush(t->ports[j], &q[j]);
 		}
 		stats.loops++;
 		__atomic_store_n(&epoch, epoch + 1, __ATOMIC_RELEASE);
 		if (got) {
+			/* OVS's "processing cycles": iterations that moved packets, so cycles per packet compare */
+			stats.busy_cycles += rte_rdtsc() - now;
+			stats.packets += got;
 			idle = 0;
 			sleep_us = 0;
 		} else if (++idle > PX_SPIN_BEFORE_SLEEP) {
@@ -339,7 +421,7 @@ static void unplug(uint16_t port_id, const char *device)
 	rte_eal_hotplug_remove("vdev", device);
 }
 
-int px_port_add(const char *name, const char *devargs, uint32_t network)
+int px_port_add(const char *name, const char *devargs, uint32_t network, uint16_t queues)
 {
 	if (!current)
 		return fail(-ENODEV, "the engine is not initialised");
@@ -349,6 +431,8 @@ int px_port_add(const char *name, const char *devargs, uint32_t network)
 		return fail(-EEXIST, "port %s exists", name);
 	if (current->n >= PX_MAX_PORTS)
 		return fail(-ENOSPC, "the engine has %d ports, its limit", PX_MAX_PORTS);
+	if (queues < 1 || queues > PX_MAX_QUEUES)
+		return fail(-EINVAL, "queues must be 1 to %d, not %u", PX_MAX_QUEUES, queues);
 	char device[RTE_DEV_NAME_MAX_LEN];
 	size_t len = strcspn(devargs, ",");
 	if (len == 0 || len >= sizeof(device))
@@ -369,12 +453,25 @@ int px_port_add(const char *name, const char *devargs, uint32_t network)
 	int socket = rte_eth_dev_socket_id(pid);
 	if (socket < 0)
 		socket = (int)rte_socket_id();
-	if ((ret = rte_eth_dev_configure(pid, 1, 1, &conf)) < 0 ||
-	    (ret = rte_eth_rx_queue_setup(pid, 0, PX_RING, (unsigned)socket, NULL, pool)) < 0 ||
-	    (ret = rte_eth_tx_queue_setup(pid, 0, PX_RING, (unsigned)socket, NULL)) < 0 ||
-	    (ret = rte_eth_dev_start(pid)) < 0) {
+	struct rte_eth_dev_info info;
+	if ((ret = rte_eth_dev_info_get(pid, &info)) == 0 && (info.max_rx_queues < queues || info.max_tx_queues < queues)) {
 		unplug(pid, device);
-		return fail(ret, "set up port %s (%s): %s", name, device, rte_strerror(-ret));
+		return fail(-EINVAL, "port %s (%s) has at most %u queue pairs, not %u", name, device, RTE_MIN(info.max_rx_queues, info.max_tx_queues), queues);
+	}
+	if ((ret = rte_eth_dev_configure(pid, queues, queues, &conf)) < 0) {
+		unplug(pid, device);
+		return fail(ret, "configure port %s (%s): %s", name, device, rte_strerror(-ret));
+	}
+	for (uint16_t qi = 0; qi < queues; qi++) {
+		if ((ret = rte_eth_rx_queue_setup(pid, qi, PX_RING, (unsigned)socket, NULL, pool)) < 0 ||
+		    (ret = rte_eth_tx_queue_setup(pid, qi, PX_RING, (unsigned)socket, NULL)) < 0) {
+			unplug(pid, device);
+			return fail(ret, "set up queue %u of port %s (%s): %s", qi, name, device, rte_strerror(-ret));
+		}
+	}
+	if ((ret = rte_eth_dev_start(pid)) < 0) {
+		unplug(pid, device);
+		return fail(ret, "start port %s (%s): %s", name, device, rte_strerror(-ret));
 	}
 	rte_eth_promiscuous_enable(pid); /* refused by vdevs without the notion: harmless */
 	struct px_port *p = calloc(1, sizeof(*p));
@@ -388,6 +485,7 @@ int px_port_add(const char *name, const char *devargs, uint32_t network)
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	snprintf(p->device, sizeof(p->device), "%s", device);
 	p->port_id = pid;
+	p->nq = queues;
 	p->network = network;
 	p->gen = next_gen++;
 	next->ports[next->n] = p;
@@ -433,6 +531,7 @@ int px_ports(struct px_port_info *out, int max)
 		snprintf(out[i].name, sizeof(out[i].name), "%s", p->name);
 		out[i].port_id = p->port_id;
 		out[i].network = p->network;
+		out[i].queues = p->nq;
 		out[i].link_up = link.link_status == RTE_ETH_LINK_UP;
 		out[i].counters = p->c;
 	}
@@ -443,6 +542,7 @@ void px_stats(struct px_engine_stats *out)
 {
 	*out = stats;
 	out->ports = current ? (uint32_t)current->n : 0;
+	out->tsc_hz = rte_get_tsc_hz();
 }
 
 void px_shutdown(void)

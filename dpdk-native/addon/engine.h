@@ -13,6 +13,7 @@
 #define PX_MAX_PORTS 64
 #define PX_MAX_NETWORKS 64
 #define PX_NAME_LEN 64
+#define PX_MAX_QUEUES 16 /* queue pairs per port */
 
 struct px_port_counters {
 	uint64_t rx_packets;
@@ -29,6 +30,7 @@ struct px_port_info {
 	char name[PX_NAME_LEN];
 	uint16_t port_id;
 	uint32_t network;
+	uint16_t queues;
 	int link_up;
 	struct px_port_counters counters;
 };
@@ -37,6 +39,9 @@ struct px_engine_stats {
 	uint64_t loops;
 	uint64_t idle_sleeps;
 	uint64_t learned;
+	uint64_t packets;     /* received, all ports */
+	uint64_t busy_cycles; /* TSC cycles of loop iterations that received packets */
+	uint64_t tsc_hz;
 	uint32_t ports;
 	uint32_t sleep_us;
 };
@@ -47,8 +52,12 @@ const char *px_last_error(void);
 /* rte_eal_init with `argv`, a packet pool of `mbufs` buffers, and the poll loop launched on the first worker lcore. */
 int px_init(int argc, char **argv, unsigned mbufs, unsigned max_sleep_us);
 
-/* Hot-plugs `devargs` (e.g. "net_vhost_ab12,iface=/run/x.sock,client=1") as port `name` of `network`. */
-int px_port_add(const char *name, const char *devargs, uint32_t network);
+/*
+ * Hot-plugs `devargs` (e.g. "net_vhost_ab12,iface=/run/x.sock,client=1,queues=2") as port `name` of `network`,
+ * with `queues` queue pairs: the loop reads every receive queue, and spreads what it sends to the port over its
+ * transmit queues by flow (addresses and ports), so one flow keeps its order.
+ */
+int px_port_add(const char *name, const char *devargs, uint32_t network, uint16_t queues);
 
 /* Takes the port out of the poll loop (waiting until the loop has let go of it), stops, closes and unplugs it. */
 int px_port_remove(const char *name);

@@ -24,7 +24,7 @@ import yaml from 'js-yaml';
 import pino, { type Logger } from 'pino';
 import { errorText, PlexusError } from '../../core/errors';
 import { type DpdkOptions, ealArgs, parseDpdkOptions, uplinkPortName } from '../config';
-import { devargs, parsePortSpec, type PortSpec, sameSpec } from '../ports';
+import { devargs, parsePortSpec, type PortSpec, queuesOf, sameSpec } from '../ports';
 import { loadNative, type NativeEngine } from './native';
 
 const MAX_BODY = 64 * 1024;
@@ -92,7 +92,7 @@ class Engine {
     if (spec.socket) mkdirSync(dirname(spec.socket), { recursive: true, mode: 0o755 });
     if (spec.socket && spec.role === 'server' && existsSync(spec.socket)) unlinkSync(spec.socket); // a stale socket file
     try {
-      this.native.addPort(spec.name, devargs(spec), this.networkId(spec.network));
+      this.native.addPort(spec.name, devargs(spec), this.networkId(spec.network), queuesOf(spec));
     } catch (e) {
       throw new PlexusError('KernelFailure', `engine: port ${spec.name}: ${errorText(e)}`, { cause: e });
     }

@@ -10,6 +10,7 @@ export interface NativePort {
   name: string;
   portId: number;
   network: number;
+  queues: number;
   linkUp: boolean;
   rxPackets: number;
   rxBytes: number;
@@ -23,6 +24,11 @@ export interface NativeStats {
   loops: number;
   idleSleeps: number;
   learned: number;
+  /** Received on all ports. */
+  packets: number;
+  /** TSC cycles of the poll loop's iterations that received packets (OVS's "processing cycles"). */
+  busyCycles: number;
+  tscHz: number;
   ports: number;
   sleepUs: number;
 }
@@ -30,7 +36,7 @@ export interface NativeStats {
 /** Errors thrown by the addon carry the engine's message and the errno. */
 export interface NativeEngine {
   init(args: string[], mbufs: number, maxSleepUs: number): void;
-  addPort(name: string, devargs: string, network: number): void;
+  addPort(name: string, devargs: string, network: number, queues: number): void;
   removePort(name: string): void;
   ports(): NativePort[];
   stats(): NativeStats;

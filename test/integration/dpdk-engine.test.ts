@@ -5,7 +5,7 @@
  * machines have two cores and the engine and testpmd both poll.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -107,6 +107,30 @@ describe('plexus-dataplane with testpmd peers', () => {
     expect(Object.keys(after).sort()).toEqual(['a1', 'ghost', 'm1']);
     expect((await engine.call('GET', '/healthz')).status).toBe(200);
     for (const name of ['a1', 'ghost', 'm1']) await engine.call('DELETE', `/v1/ports/${name}`);
+  });
+
+  test('queue pairs: a vhost-user and a memif port with two each; the engine reads both receive queues and spreads flows over both transmit queues (testpmd counts each queue)', async () => {
+    const a = { name: 'q-a', network: 'net-q', kind: 'vhost-user', socket: `${engine.socks}/qa/net1.sock`, role: 'client', queues: 2 };
+    const b = { name: 'q-b', network: 'net-q', kind: 'memif', socket: `${engine.socks}/qb/net1.sock`, role: 'server', queues: 2 };
+    for (const spec of [a, b]) await engine.put(spec);
+    expect((await engine.call('PUT', '/v1/ports/q-c', { ...a, name: 'q-c', queues: 17 })).status).toBe(400);
+    expect((await engine.call('PUT', '/v1/ports/q-u', { name: 'q-u', network: 'net-q', kind: 'af_packet', iface: 'lo', queues: 2 })).status).toBe(400);
+    // Many flows (testpmd varies the source address per packet), mac-forwarded between the two pods' ports
+    // with two queues each: every queue of each pod must receive, which only the engine's flow spreading does.
+    const pod = new Testpmd(netns[0]!, [
+      `net_virtio_user0,path=${a.socket},server=1,queues=2,mac=02:00:00:00:0c:01`,
+      `net_memif0,role=client,socket=${b.socket},socket-abstract=no,id=0,mac=02:00:00:00:0c:02`,
+    ], ['--rxq=2', '--txq=2', '--forward-mode=mac', '--eth-peer=0,02:00:00:00:0c:02', '--eth-peer=1,02:00:00:00:0c:01', '--tx-first', '--txonly-multi-flow']);
+    peers.push(pod);
+    await expectEventually(async () => {
+      const p = await engine.ports();
+      expect(rx(p['q-a'])).toBeGreaterThan(100_000);
+      expect(rx(p['q-b'])).toBeGreaterThan(100_000);
+    }, { timeoutMs: 30_000, context: () => pod.output().slice(-1500) });
+    await pod.kill('SIGINT'); // testpmd prints its per-queue forwarding statistics as it stops
+    const perQueue = [...pod.output().matchAll(/Forward Stats for RX Port= (\d)\/Queue= (\d)[^\n]*\n\s+RX-packets: (\d+)/g)].map((m) => [`port ${m[1]} queue ${m[2]}`, Number(m[3]) > 1000]);
+    expect(Object.fromEntries(perQueue)).toEqual({ 'port 0 queue 0': true, 'port 0 queue 1': true, 'port 1 queue 0': true, 'port 1 queue 1': true });
+    for (const name of ['q-a', 'q-b']) await engine.call('DELETE', `/v1/ports/${name}`);
   });
 
   test('engine SIGKILL and restart: the ports are created again and the pods (which own their vhost-user sockets) reconnect by themselves', async () => {
@@ -218,5 +242,52 @@ describe('plexus-dataplane uplinks: pods on two nodes reach each other', () => {
     const changed = await delegate.reconcile(pino({ level: 'silent' }));
     expect({ created: changed.created, removed: changed.removed.sort() }).toEqual({ created: [], removed: ['pod-a', 'pod-v'] });
     expect(Object.keys(await engine1.ports())).toEqual([up1]);
+  });
+});
+
+/**
+ * dpdk.hugepages: true, as production engines should run (bench/dpdk). The test adds the pages it needs to
+ * vm.nr_hugepages (on top of whatever else holds some) and puts the old value back. Where the kernel cannot
+ * grant them, the engine must refuse to start with EAL's reason rather than run on something else.
+ */
+describe('plexus-dataplane on hugepages', () => {
+  const PAGES = 192; // 2 MiB pages: the engine's 256 MiB (memoryMb) and EAL's own
+  const file = '/proc/sys/vm/nr_hugepages';
+  const meminfo = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
+  const before = Number(readFileSync(file, 'utf8'));
+  const engine = new EngineProcess({ dpdk: { hugepages: true, memoryMb: 256 } });
+  const ns = `pxdp-${randomBytes(3).toString('hex')}-h`;
+  const peers: Testpmd[] = [];
+
+  afterAll(async () => {
+    for (const p of peers) await p.kill();
+    await engine.destroy();
+    run('ip', ['netns', 'del', ns], { allowFail: true });
+    writeFileSync(file, String(before));
+  });
+
+  test('the engine takes its memory from hugepages (the kernel\'s count drops) and switches packets', async () => {
+    const free0 = meminfo('HugePages_Free');
+    writeFileSync(file, String(before + PAGES));
+    const granted = meminfo('HugePages_Free') - free0 >= PAGES;
+    if (!granted) {
+      await expect(engine.start()).rejects.toThrow();
+      expect(engine.output()).toMatch(/EAL|memory|huge/i);
+      return;
+    }
+    const free1 = meminfo('HugePages_Free');
+    await engine.start();
+    expect(free1 - meminfo('HugePages_Free')).toBeGreaterThanOrEqual(64); // at least 128 MiB of the engine's memory
+    run('ip', ['netns', 'add', ns]);
+    const a = { name: 'h-a', network: 'net-h', kind: 'vhost-user', socket: `${engine.socks}/ha/net1.sock`, role: 'client' };
+    const b = { name: 'h-b', network: 'net-h', kind: 'vhost-user', socket: `${engine.socks}/hb/net1.sock`, role: 'client' };
+    for (const spec of [a, b]) await engine.put(spec);
+    peers.push(new Testpmd(ns, [`net_virtio_user0,path=${a.socket},server=1,mac=02:00:00:00:0e:01`, `net_virtio_user1,path=${b.socket},server=1,mac=02:00:00:00:0e:02`],
+      ['--forward-mode=mac', '--eth-peer=0,02:00:00:00:0e:02', '--eth-peer=1,02:00:00:00:0e:01', '--tx-first']));
+    await expectEventually(async () => {
+      const p = await engine.ports();
+      expect(tx(p['h-a'])).toBeGreaterThan(10_000);
+      expect(tx(p['h-b'])).toBeGreaterThan(10_000);
+    }, { timeoutMs: 30_000, context: () => peers[0]!.output().slice(-1500) });
   });
 });

@@ -33,7 +33,7 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
       c.nad(name, { cniVersion: '1.1.0', name, type: 'plexus-dpdk', network: 'dp-net', containerDir: CONTAINER_DIR, ...extra });
     await c.writeManifests('dpdk-nads.yaml', [
       nad('dp-vhost', { interface: 'vhost-user', ipam: { pool: 'dp-pool' } }),
-      nad('dp-memif', { interface: 'memif' }),
+      nad('dp-memif', { interface: 'memif', queues: 2 }),
     ]);
   });
   afterEach(async () => {
@@ -71,14 +71,14 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
     const pa = Object.values(ports).find((p) => p.name === `${a.id.slice(0, 12)}-net1`)!;
     const pb = Object.values(ports).find((p) => p.name === `${b.id.slice(0, 12)}-net1`)!;
     expect(pa).toMatchObject({ kind: 'vhost-user', role: 'client', network: 'dp-net', socket: join(socketDir, a.uid, 'net1.sock') });
-    expect(pb).toMatchObject({ kind: 'memif', role: 'server', network: 'dp-net', socket: join(socketDir, b.uid, 'net1.sock') });
+    expect(pb).toMatchObject({ kind: 'memif', role: 'server', network: 'dp-net', socket: join(socketDir, b.uid, 'net1.sock'), queues: 2 });
     expect(existsSync(join(socketDir, b.uid, 'net1.sock'))).toBe(true);
 
     // The pods' applications, each seeing only its own directory at CONTAINER_DIR.
     peers.push(new Testpmd(a.pod.name, [`net_virtio_user0,path=${CONTAINER_DIR}/net1.sock,server=1,mac=02:00:00:00:0d:0a`],
       ['--forward-mode=txonly', '--eth-peer=0,02:00:00:00:0d:0b'], { mount: { hostDir: join(socketDir, a.uid), containerDir: CONTAINER_DIR } }));
     peers.push(new Testpmd(b.pod.name, [`net_memif0,role=client,socket=${CONTAINER_DIR}/net1.sock,socket-abstract=no,id=0,mac=02:00:00:00:0d:0b`],
-      ['--forward-mode=mac', '--eth-peer=0,02:00:00:00:0d:0a', '--tx-first'], { mount: { hostDir: join(socketDir, b.uid), containerDir: CONTAINER_DIR } }));
+      ['--forward-mode=mac', '--eth-peer=0,02:00:00:00:0d:0a', '--tx-first', '--rxq=2', '--txq=2'], { mount: { hostDir: join(socketDir, b.uid), containerDir: CONTAINER_DIR } }));
     await expectEventually(async () => {
       const p = await engine.ports();
       const va = p[pa.name]!.counters!;
@@ -143,7 +143,7 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
       [{ interface: 'tap' }, /\/interface must be equal to one of the allowed values/],
       [{ interface: 'memif', memifMode: 'ip' }, /memifMode "ip" is not supported/],
       [{ interface: 'vhost-user', memifMode: 'ethernet' }, /memifMode is for memif interfaces/],
-      [{ interface: 'vhost-user', queues: 2 }, /queues: plexus-dataplane serves one queue pair/],
+      [{ interface: 'vhost-user', queues: 17 }, /\/queues must be <= 16/],
       [{ interface: 'vhost-user', socketDir: '/x' }, /must NOT have additional properties "socketDir"/],
     ];
     for (const [extra, message] of cases) {
