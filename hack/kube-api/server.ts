@@ -13,7 +13,7 @@
  * once), protobuf. Faults on demand, for the informers' tests: close or silence every watch, fail the next
  * requests with a code, refuse what RBAC would not allow, compact the history, rotate the accepted token.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -80,7 +80,11 @@ export class KubeApiServer {
     for (const name of ['default', 'kube-system']) this.createObject(this.resources.find('', 'v1', 'namespaces'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   }
 
-  async start(port = 0): Promise<string> {
+  private publicUrl: string | undefined;
+  private forwarders: ChildProcess[] = [];
+
+  /** Listens on a TCP port of loopback, or on a unix socket path (then `exposeIn` a netns gives it a URL). */
+  async start(listen: number | string = 0): Promise<string> {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     if (this.tls) {
       const { key, cert, ca } = selfSignedFor127();
@@ -89,25 +93,47 @@ export class KubeApiServer {
     } else this.server = createServer(handler);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(port, '127.0.0.1', () => resolve());
+      if (typeof listen === 'string') this.server!.listen(listen, () => resolve());
+      else this.server!.listen(listen, '127.0.0.1', () => resolve());
     });
-    return this.url;
+    return typeof listen === 'string' ? listen : this.url;
   }
 
   get url(): string {
-    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+    return this.publicUrl ?? `${this.tls ? 'https' : 'http'}://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+  }
+
+  /**
+   * Makes a server listening on a unix socket reachable at 127.0.0.1:`port` inside network namespace `netns`
+   * (a forwarder process there; the certificate names 127.0.0.1), which becomes `url`. Processes in that
+   * namespace, plexusd and kubectl, then talk to this server as to a cluster's.
+   */
+  async exposeIn(netns: string, port = 6443): Promise<string> {
+    const path = this.server!.address() as string;
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, join(__dirname, 'tcp-to-unix.js'), String(port), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.forwarders.push(child);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the forwarder into ${netns} exited (${code})`)));
+    });
+    this.publicUrl = `${this.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    return this.publicUrl;
   }
 
   async stop(): Promise<void> {
+    for (const f of this.forwarders.splice(0)) if (f.exitCode === null) f.kill('SIGKILL');
     this.closeWatches();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  /** A kubeconfig for kubectl and client libraries (a bearer token when the server requires one). */
-  writeKubeconfig(file: string, token?: string): string {
+  /**
+   * A kubeconfig for kubectl and client libraries, with a bearer token (any is accepted until `acceptTokens`;
+   * without credentials kubectl would prompt for a password over TLS).
+   */
+  writeKubeconfig(file: string, token = 'plexus-test'): string {
     mkdirSync(dirname(file), { recursive: true });
-    const user = token ? { token } : {};
+    const user = { token };
     writeFileSync(file, JSON.stringify({
       apiVersion: 'v1', kind: 'Config', 'current-context': 'test',
       clusters: [{ name: 'test', cluster: { server: this.url, ...(this.tls ? { 'certificate-authority-data': Buffer.from(this.caPem).toString('base64') } : {}) } }],

@@ -54,7 +54,9 @@ test.each<[string, object, Partial<Record<keyof DaemonConfig, unknown>>]>([
 test.each<[string, object, string[]]>([
   ['an unknown key, named', { clusterNetwrok: 'x' }, ['must NOT have additional properties "clusterNetwrok"']],
   ['an unknown nested key, named with its path', { limits: { maxRequests: 3 } }, ['/limits must NOT have additional properties "maxRequests"']],
-  ['an unknown source key', { source: { type: 'file', dir: '/m', watch: true } }, ['/source must NOT have additional properties "watch"']],
+  ['an unknown source key', { source: { type: 'file', dir: '/m', watch: true } }, ['source: / must NOT have additional properties "watch"']],
+  ['a file source key on the kubernetes source', { source: { type: 'kubernetes', dir: '/m' } }, ['source: / must NOT have additional properties "dir"']],
+  ['a relative kubeconfig', { source: { type: 'kubernetes', kubeconfig: 'kc.yaml' } }, ['source: /kubeconfig must match pattern "^/"']],
   ['a missing required key', { clusterNetwork: undefined }, ["must have required property 'clusterNetwork'"]],
   ['a string where a path list belongs', { binDirs: '/opt/cni/bin' }, ['/binDirs must be array']],
   ['a number where a string belongs', { socketPath: 5 }, ['/socketPath must be string']],
@@ -64,7 +66,7 @@ test.each<[string, object, string[]]>([
   ['an unknown log level', { logLevel: 'loud' }, ['/logLevel must be equal to one of the allowed values']],
   ['a limit out of range', { limits: { maxConcurrentRequests: 0 } }, ['/limits/maxConcurrentRequests must be >= 1']],
   ['a fractional count', { limits: { maxConcurrentRequests: 1.5 } }, ['/limits/maxConcurrentRequests must be integer']],
-  ['an unknown source type', { source: { type: 'kubernetes', dir: '/m' } }, ['/source/type must be equal to constant']],
+  ['an unknown source type', { source: { type: 'etcd', dir: '/m' } }, ['source: /type must be "file" or "kubernetes", not "etcd"']],
   ['an upper-case namespace', { multusNamespace: 'Kube-System' }, ['/multusNamespace must match pattern']],
   ['every problem at once', { bogus: 1, socketPath: 5 }, ['"bogus"', '/socketPath must be string']],
 ])('rejects %s (code 7)', (_title, given, parts) => {
@@ -153,4 +155,8 @@ test('the dpdk section is validated by the engine\'s schema, naming the field; i
     socketPath: '/run/plexus/dataplane.sock', socketDir: '/run/plexus/dpdk', lcores: '0@(0-1),1@1', memoryMb: 256, hugepages: false,
     mbufs: 16383, maxSleepUs: 200, filePrefix: 'plexus-dataplane', logLevel: 'info', uplinks: {},
   });
+});
+
+test('the kubernetes source: in-cluster by default, with its bounds defaulted', () => {
+  expect(parseDaemonConfig({ ...MIN, source: { type: 'kubernetes' } }).source).toEqual({ type: 'kubernetes', podWaitMs: 5000, requestTimeoutMs: 10000, watchSilenceSeconds: 150, backoffMaxMs: 30000 });
 });

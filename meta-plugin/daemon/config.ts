@@ -16,6 +16,7 @@ import { DEFAULT_DEVINFO_DIR } from '../runner/device-info';
 import { parseRoutedOptions, type RoutedOptions } from '../../delegates/routed/options';
 import { parseSriovOptions, type SriovOptions } from '../../sriov/config';
 import { parseDpdkOptions, type DpdkOptions } from '../../dpdk-native/config';
+import { parseSourceOptions, type SourceOptions } from '../source/kube/options';
 
 export const DAEMON_CONFIG_SCHEMA = {
   type: 'object',
@@ -38,15 +39,9 @@ export const DAEMON_CONFIG_SCHEMA = {
     nodeName: { type: 'string', minLength: 1 },
     deviceInfoDir: { type: 'string', pattern: '^/', default: DEFAULT_DEVINFO_DIR },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
-    // One source type today. Not wrapped in oneOf: ajv applies no defaults inside oneOf, so rescanSeconds
-    // stayed undefined (a NaN rescan interval). A second type will need ajv's `discriminator` to keep defaults.
-    source: {
-      type: 'object',
-      default: { type: 'file', dir: '/etc/plexus/manifests' },
-      additionalProperties: false,
-      required: ['type', 'dir'],
-      properties: { type: { const: 'file' }, dir: { type: 'string', pattern: '^/' }, rescanSeconds: { type: 'number', minimum: 0.1, default: 2 } },
-    },
+    // `file` or `kubernetes`; validated per type by meta-plugin/source/kube/options.ts (one schema each, so
+    // each keeps its defaults: ajv applies none inside oneOf).
+    source: { type: 'object', default: { type: 'file', dir: '/etc/plexus/manifests' } },
     // The IPAM service; validated in full by ipam/'s own schema (parseIpamConfig), which names the field.
     ipam: { type: 'object', default: {} },
     // The built-in routed datapath; present = enabled. Validated in full by delegates/routed/options.ts.
@@ -83,7 +78,7 @@ export interface DaemonConfig {
   readonly nodeName: string;
   readonly deviceInfoDir: string;
   readonly logLevel: string;
-  readonly source: { readonly type: 'file'; readonly dir: string; readonly rescanSeconds: number };
+  readonly source: SourceOptions;
   readonly ipam: IpamConfig;
   readonly routed?: RoutedOptions;
   readonly sriov?: SriovOptions;
@@ -104,6 +99,7 @@ export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig 
   }
   if (conf['nodeName'] === undefined) conf['nodeName'] = hostname();
   try {
+    conf['source'] = parseSourceOptions(conf['source']);
     conf['ipam'] = parseIpamConfig(conf['ipam']).config;
     if (conf['routed'] !== undefined) conf['routed'] = parseRoutedOptions(conf['routed']);
     if (conf['sriov'] !== undefined) conf['sriov'] = parseSriovOptions(conf['sriov']);

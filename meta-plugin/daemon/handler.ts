@@ -146,24 +146,34 @@ export class CniHandler {
       log.warn('ADD for a container that already has attachments: removing them first');
       await this.deps.runner.delRecord(existing, req.netns ?? '', req.path, log);
     }
-    const pod = this.podOf(req);
-    const plan = await this.planFor(req, pod);
-    for (const w of plan.warnings) log.warn({ warning: w }, 'annotation problem');
-    const { result, record, delegatesMs } = await this.deps.runner.add(req, plan, log);
-    done['delegatesMs'] = Math.round(delegatesMs * 100) / 100;
-    if (req.podRef && record.status) await this.deps.source.publishStatus(req.podRef, record.status);
-    return JSON.stringify(result);
+    try {
+      const pod = await this.podOf(req);
+      const plan = await this.planFor(req, pod);
+      for (const w of plan.warnings) log.warn({ warning: w }, 'annotation problem');
+      const { result, record, delegatesMs } = await this.deps.runner.add(req, plan, log);
+      done['delegatesMs'] = Math.round(delegatesMs * 100) / 100;
+      if (req.podRef && record.status) {
+        await this.deps.source.publishStatus(req.podRef, record.status);
+        // One event per attachment, as Multus records them (`kubectl describe pod` shows them).
+        for (const s of record.status) this.deps.source.event(req.podRef, { type: 'Normal', reason: 'AddedInterface', message: `Add ${s.interface ?? ''} [${(s.ips ?? []).join(', ')}] from ${s.name}` });
+      }
+      return JSON.stringify(result);
+    } catch (e) {
+      if (req.podRef) this.deps.source.event(req.podRef, { type: 'Warning', reason: 'AttachFailed', message: errorText(e) });
+      throw e;
+    }
   }
 
   private async del(req: CniRequest, log: Logger): Promise<void> {
     const rec = await this.deps.runner.del(req, log);
-    if (rec?.pod) await this.deps.source.publishStatus(rec.pod, null);
+    // A pod's deletion never waits on the source: clearing network-status is best effort.
+    if (rec?.pod) await this.deps.source.publishStatus(rec.pod, null).catch((e: unknown) => log.warn({ err: errorText(e) }, 'network-status not cleared'));
   }
 
   /** The pod as the source knows it; a UID that disagrees with the runtime's means a stale view (retry). */
-  private podOf(req: CniRequest): PodObject | null {
+  private async podOf(req: CniRequest): Promise<PodObject | null> {
     if (!req.podRef) return null;
-    const pod = this.deps.source.getPod(req.podRef.namespace, req.podRef.name) ?? null;
+    const pod = (await this.deps.source.podForAdd(req.podRef)) ?? null;
     if (pod && req.podRef.uid && pod.uid && pod.uid !== req.podRef.uid) {
       throw new PlexusError('PodMismatch', `pod ${podKey(req.podRef)}: runtime UID ${req.podRef.uid} differs from source UID ${pod.uid}`);
     }

@@ -29,6 +29,10 @@ class FakeSource implements Source {
   getPod(namespace: string, name: string): PodObject | undefined {
     return this.pods.get(`${namespace}/${name}`);
   }
+  async podForAdd(ref: { namespace: string; name: string }): Promise<PodObject | undefined> {
+    return this.getPod(ref.namespace, ref.name);
+  }
+  event(): void {}
   getNad(namespace: string, name: string): NadObject | undefined {
     return this.nads.find((n) => n.namespace === namespace && n.name === name);
   }

@@ -27,6 +27,7 @@ import { kernelLinkExists, kernelRouteOps } from '../runner/default-route-kernel
 import { Runner } from '../runner/runner';
 import { RecordStore } from '../runner/sandbox-records';
 import { FileSource } from '../source/file-source';
+import { KubeSource } from '../source/kube-source';
 import type { Source } from '../source/source';
 import { ConfDir } from './conf-dir';
 import { DaemonConfig, loadDaemonConfig } from './config';
@@ -50,7 +51,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     // Published at once, so a DEL the shim queues while we start lands where we drain; a directory an earlier
     // daemon published (another stateDir) is drained too.
     const previous = publishStateDir(config);
-    const source = new FileSource(config.source.dir, log.child({ component: 'source' }), config.source.rescanSeconds * 1000);
+    const source = await openSource(config, log.child({ component: 'source' }));
     await source.start();
     opened.push('stop the source', () => source.stop());
     const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;
@@ -170,6 +171,13 @@ function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHo
     registry.register(DPDK_TYPE, out.dpdk.delegate);
   }
   return out;
+}
+
+/** The configured source: a manifest directory, or the API server (client-node is loaded for that one only). */
+async function openSource(config: DaemonConfig, log: Logger): Promise<Source> {
+  const s = config.source;
+  if (s.type === 'file') return new FileSource(s.dir, log, s.rescanSeconds * 1000);
+  return KubeSource.open(s, config.nodeName, log);
 }
 
 /** Status survives restarts through the records (the file source keeps it in memory). */

@@ -10,7 +10,7 @@ import type { PodRef } from '../../cni/ids';
 import { podKey } from '../../cni/ids';
 import type { NadObject, PodObject } from '../planner/types';
 import type { NetworkStatus } from '../status/network-status';
-import type { Source } from './source';
+import type { Source, SourceEvent } from './source';
 import { parseManifests } from './manifest';
 
 interface ManifestFile {
@@ -133,6 +133,14 @@ export class FileSource implements Source {
 
   getPod(namespace: string, name: string): PodObject | undefined {
     return this.view.pods.get(`${namespace}/${name}`);
+  }
+
+  async podForAdd(ref: PodRef): Promise<PodObject | undefined> {
+    return this.getPod(ref.namespace, ref.name);
+  }
+
+  event(pod: PodRef, e: SourceEvent): void {
+    this.log.debug({ pod: podKey(pod), ...e }, 'pod event (the file source has no event sink)');
   }
 
   getNad(namespace: string, name: string): NadObject | undefined {

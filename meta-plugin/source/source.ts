@@ -1,10 +1,17 @@
 /**
- * Where pods and NetworkAttachmentDefinitions come from. `file` (a directory of manifests) is the embedded
- * default; a Kubernetes source (informers) implements the same interface later.
+ * Where pods and NetworkAttachmentDefinitions come from: `file` (a directory of manifests, the embedded
+ * default) or `kubernetes` (the API server, kube-source.ts).
  */
 import type { PodRef } from '../../cni/ids';
 import type { NadObject, PodObject } from '../planner/types';
 import type { NetworkStatus } from '../status/network-status';
+
+/** A Kubernetes Event about a pod (the file source has nowhere to put it and only logs it). */
+export interface SourceEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
 
 export interface Source {
   start(): Promise<void>;
@@ -12,6 +19,14 @@ export interface Source {
   /** True once the first full view is loaded. */
   ready(): boolean;
   getPod(namespace: string, name: string): PodObject | undefined;
+  /**
+   * The pod an ADD is for, with the runtime's UID where it gave one: the Kubernetes source waits a bounded
+   * time for its cache and then asks the API server (TryAgainLater when it cannot say); the file source
+   * answers from its view (undefined: a pod it does not know, which gets the cluster network only).
+   */
+  podForAdd(ref: PodRef): Promise<PodObject | undefined>;
+  /** Best effort, never awaited by a pod's request. */
+  event(pod: PodRef, e: SourceEvent): void;
   getNad(namespace: string, name: string): NadObject | undefined;
   /** Every NAD and pod of the current view (IPAM pre-registration and source-driven GC). */
   listNads(): readonly NadObject[];

@@ -5,6 +5,9 @@
  */
 import { CniResult, isDefaultDst, parseResult, stripPrefix } from '../../cni/result';
 
+/** The pod annotation a CNI publishes its attachments in (S24). */
+export const NETWORK_STATUS_ANNOTATION = 'k8s.v1.cni.cncf.io/network-status';
+
 export interface NetworkStatus {
   name: string;
   interface?: string;

@@ -44,6 +44,8 @@ export interface ClusterOptions {
   clusterNetwork?: Record<string, unknown>;
   daemon?: Record<string, unknown>;
   manifests?: Record<string, unknown>[];
+  /** Runs once the node's netns exists, before the daemon starts (e.g. to expose an API server in it). */
+  beforeDaemon?: (c: TestCluster) => Promise<void>;
 }
 
 export class TestCluster {
@@ -79,6 +81,7 @@ export class TestCluster {
     writeFileSync(join(this.confDir, '10-cluster.conflist'), JSON.stringify(cluster));
     if (opts.manifests) await this.writeManifests('objects.yaml', opts.manifests);
     this.extraConfig = opts.daemon ?? {};
+    await opts.beforeDaemon?.(this);
     await this.startDaemon();
   }
 

@@ -1,0 +1,153 @@
+/**
+ * plexusd's HTTP client for the API server. `@kubernetes/client-node` loads the kubeconfig (or the pod's
+ * service account) and applies its authentication to each request (it re-reads a rotating service-account
+ * token file every minute; after a 401 the config is loaded afresh, so a rotated token is read at once).
+ * Requests are plain Node HTTP(S) with a bound on each: client-node's own informer stops on any error and has
+ * no backoff, so list and watch are ours (reflector.ts). client-node is an ES module, loaded when a client is
+ * opened (`KubeClient.open`), so nothing but a daemon on this source pays for it.
+ */
+
+type KubeConfigClass = typeof KubeConfig;
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { PlexusError } from '../../../core/errors';
+
+export interface KubeResponse {
+  status: number;
+  json: unknown;
+}
+
+/** An answer of the API server that is not a success: the status code and the Status message. */
+export class KubeApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class KubeClient {
+  private kc: KubeConfig;
+
+  private constructor(
+    private readonly Config: KubeConfigClass,
+    private readonly kubeconfig: string | undefined,
+    readonly timeoutMs: number,
+  ) {
+    this.kc = this.load();
+  }
+
+  static async open(kubeconfig: string | undefined, timeoutMs: number): Promise<KubeClient> {
+    const { KubeConfig: Config } = await import('@kubernetes/client-node');
+    return new KubeClient(Config, kubeconfig, timeoutMs);
+  }
+
+  private load(): KubeConfig {
+    const file = this.kubeconfig;
+    const kc = new this.Config();
+    try {
+      if (file) kc.loadFromFile(file);
+      else kc.loadFromCluster();
+    } catch (e) {
+      throw new PlexusError('InvalidConfig', `source: cannot load ${file ? `kubeconfig ${file}` : 'the in-cluster service account'}: ${(e as Error).message}`);
+    }
+    if (!kc.getCurrentCluster()) throw new PlexusError('InvalidConfig', `source: ${file ? `kubeconfig ${file}` : 'the in-cluster config'} names no cluster`);
+    return kc;
+  }
+
+  get server(): string {
+    return this.kc.getCurrentCluster()!.server;
+  }
+
+  private async options(method: string, path: string, headers: Record<string, string>): Promise<{ url: URL; opts: RequestOptions }> {
+    const url = new URL(path, this.server);
+    const opts: RequestOptions = { method, headers: { accept: 'application/json', ...headers } };
+    await this.kc.applyToHTTPSOptions(opts);
+    return { url, opts };
+  }
+
+  private async send(method: string, path: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
+    const { url, opts } = await this.options(method, path, headers);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { ...opts, timeout: timeoutMs }, resolve);
+      req.on('timeout', () => req.destroy(new Error(`no answer from ${url.host} within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** One request with a JSON answer; a 401 reloads the credentials and tries once more. */
+  async request(method: string, path: string, opts: { body?: unknown; contentType?: string; timeoutMs?: number } = {}): Promise<KubeResponse> {
+    const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': opts.contentType ?? 'application/json' };
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(method, path, headers, body, opts.timeoutMs ?? this.timeoutMs);
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (res.statusCode === 401 && attempt === 0) {
+        this.kc = this.load();
+        continue;
+      }
+      let json: unknown;
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch {
+        json = { message: text.slice(0, 200) };
+      }
+      return { status: res.statusCode ?? 0, json };
+    }
+  }
+
+  /** A request that must succeed (2xx): its JSON, or a KubeApiError naming the status and the server's message. */
+  async must(method: string, path: string, opts: { body?: unknown; contentType?: string; timeoutMs?: number } = {}): Promise<unknown> {
+    const r = await this.request(method, path, opts);
+    if (r.status < 200 || r.status > 299) throw new KubeApiError(r.status, `${method} ${path}: ${r.status} ${(r.json as { message?: string } | undefined)?.message ?? ''}`.trim());
+    return r.json;
+  }
+
+  /**
+   * A watch stream: `onLine` gets each JSON line as it arrives. Resolves when the server ends the stream,
+   * rejects on an error or a non-200 answer (a 410 as status included); `abort` ends it from our side.
+   */
+  async watch(path: string, onLine: (event: { type: string; object: Record<string, unknown> }) => void, abort: AbortSignal): Promise<void> {
+    const res = await this.send('GET', path, {}, undefined, 0);
+    if (res.statusCode === 401) this.kc = this.load();
+    if (res.statusCode !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      let message = '';
+      try {
+        message = (JSON.parse(Buffer.concat(chunks).toString()) as { message?: string }).message ?? '';
+      } catch {
+        // not a Status
+      }
+      throw new KubeApiError(res.statusCode ?? 0, `watch ${path}: ${res.statusCode} ${message}`.trim());
+    }
+    await new Promise<void>((resolve, reject) => {
+      let buf = '';
+      const stop = () => res.destroy();
+      abort.addEventListener('abort', stop, { once: true });
+      res.on('data', (c: Buffer) => {
+        buf += c.toString('utf8');
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i).trim();
+          buf = buf.slice(i + 1);
+          if (!line) continue;
+          try {
+            onLine(JSON.parse(line) as { type: string; object: Record<string, unknown> });
+          } catch (e) {
+            res.destroy(e as Error);
+            return;
+          }
+        }
+      });
+      res.on('end', () => resolve());
+      res.on('close', () => (abort.aborted ? resolve() : resolve()));
+      res.on('error', (e) => (abort.aborted ? resolve() : reject(e)));
+    });
+  }
+}

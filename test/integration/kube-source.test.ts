@@ -1,0 +1,175 @@
+/**
+ * plexusd on the Kubernetes source, against the test API server (hack/kube-api) over TLS, with real kubectl as
+ * the user's hands and the independent reader: objects are applied with kubectl, pods are added through
+ * bin/plexus as a runtime would, and network-status and events are read back with kubectl. The API server
+ * listens on a unix socket of this process and is reached at 127.0.0.1:6443 inside the node's netns (where
+ * plexusd runs) through a forwarder.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import yaml from 'js-yaml';
+import { join } from 'node:path';
+import { KubeApiServer } from '../../hack/kube-api';
+import { runAsync } from '../../hack/cluster';
+import { expectEventually } from '../helpers/eventually';
+import { containerId, PLEXUSCTL_BIN, ROOT, run, TestCluster } from '../helpers/plexus-harness';
+
+jest.setTimeout(90_000);
+
+const NODE = 'node-a';
+
+describe('plexusd on the Kubernetes source', () => {
+  const api = new KubeApiServer({ tls: true, bookmarkMs: 300 });
+  const dir = mkdtempSync(join(tmpdir(), 'pxks-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  let c: TestCluster;
+  const added: Array<{ id: string; netns: string; name: string; uid: string }> = [];
+
+  /** kubectl inside the node's netns (where the API server is reachable). */
+  const kubectl = async (...args: string[]) => runAsync('ip', ['netns', 'exec', c.node, 'kubectl', '--kubeconfig', kubeconfig, ...args], { timeoutMs: 30_000 });
+  const ok = async (...args: string[]) => {
+    const r = await kubectl(...args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const source = () => JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'source']).stdout);
+
+  /** A pod applied with kubectl (on this node), then ADDed through bin/plexus with its API UID. */
+  async function addPod(name: string, networks: string | undefined) {
+    api.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', ...(networks ? { annotations: { 'k8s.v1.cni.cncf.io/networks': networks } } : {}) }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } });
+    const uid = (await ok('get', 'pod', name, '-o', 'jsonpath={.metadata.uid}')).trim();
+    const pod = c.makePod();
+    const id = containerId();
+    const out = await c.cni('ADD', { containerId: id, netns: pod.path, pod: { name, uid } });
+    if (out.code === 0) added.push({ id, netns: pod.path, name, uid });
+    return { out, uid, pod, id };
+  }
+
+  beforeAll(async () => {
+    await api.start(join(dir, 'api.sock'));
+    c = await TestCluster.start({
+      daemon: { nodeName: NODE, source: { type: 'kubernetes', kubeconfig, watchSilenceSeconds: 2, backoffMaxMs: 1000, podWaitMs: 2000, requestTimeoutMs: 3000 } },
+      beforeDaemon: async (cluster) => {
+        c = cluster;
+        await api.exposeIn(cluster.node);
+        api.writeKubeconfig(kubeconfig);
+        await ok('apply', '-f', join(ROOT, 'crds'));
+        await ok('apply', '-f', writeNads());
+      },
+    });
+  });
+  afterEach(async () => {
+    for (const a of added.splice(0)) await c.cni('DEL', { containerId: a.id, netns: a.netns, pod: { name: a.name, uid: a.uid } });
+  });
+  afterAll(async () => {
+    await c?.destroy();
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function writeNads(): string {
+    const file = join(dir, 'nads.yaml');
+    const nad = (name: string, subnet: string) => ({
+      apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace: 'default' },
+      spec: { config: JSON.stringify({ cniVersion: '1.0.0', name, type: 'bridge', bridge: `br-${name}`, ipam: c.hostLocal(subnet) }) },
+    });
+    writeFileSync(file, [nad('blue', '10.61.0.0/24'), nad('green', '10.62.0.0/24')].map((o) => yaml.dump(o)).join('---\n'));
+    return file;
+  }
+
+  test('an ADD reads pod and NADs from the API; network-status is one merge patch of pods/status, read back with kubectl; AddedInterface events', async () => {
+    const before = api.requests.length;
+    const { out, pod } = await addPod('web', 'blue');
+    expect({ code: out.code, out: out.stdout }).toMatchObject({ code: 0 });
+    expect(run('ip', ['-n', pod.name, '-j', 'addr', 'show', 'net1']).stdout).toMatch(/10\.61\.0\./);
+    const status = JSON.parse(await ok('get', 'pod', 'web', '-o', 'jsonpath={.metadata.annotations.k8s\\.v1\\.cni\\.cncf\\.io/network-status}'));
+    expect(status).toEqual([
+      expect.objectContaining({ name: 'cluster', interface: 'eth0', ips: [expect.stringMatching(/^10\.99\.0\./)], default: true }),
+      expect.objectContaining({ name: 'default/blue', interface: 'net1', ips: [expect.stringMatching(/^10\.61\.0\./)] }),
+    ]);
+    const writes = api.requests.slice(before).filter((r) => r.method === 'PATCH' && r.path === '/api/v1/namespaces/default/pods/web/status');
+    expect(writes.map((w) => w.contentType)).toEqual(['application/merge-patch+json']);
+    await expectEventually(async () => {
+      const events = JSON.parse(await ok('get', 'events', '--field-selector', 'involvedObject.name=web', '-o', 'json')).items as Array<{ reason: string; message: string; type: string }>;
+      expect(events.map((e) => `${e.type} ${e.reason} ${e.message}`).sort()).toEqual([
+        expect.stringMatching(/^Normal AddedInterface Add eth0 \[10\.99\.0\.\d+\] from cluster$/),
+        expect.stringMatching(/^Normal AddedInterface Add net1 \[10\.61\.0\.\d+\] from default\/blue$/),
+      ]);
+    });
+    // DEL clears the annotation (and never needs the API to succeed: see the faults test).
+    const a = added.pop()!;
+    expect((await c.cni('DEL', { containerId: a.id, netns: a.netns, pod: { name: 'web', uid: a.uid } })).code).toBe(0);
+    expect(await ok('get', 'pod', 'web', '-o', 'jsonpath={.metadata.annotations}')).not.toMatch(/network-status/);
+  });
+
+  test('a pod of another UID is 109; a pod the API does not have is 11 (try again); a failed ADD records a Warning naming the network', async () => {
+    api.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'old', namespace: 'default' }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'i' }] } });
+    const pod = c.makePod();
+    const wrong = await c.cni('ADD', { containerId: containerId(), netns: pod.path, pod: { name: 'old', uid: '11111111-2222-4333-8444-555555555555' } });
+    expect({ code: wrong.json?.code, msg: wrong.json?.msg }).toEqual({ code: 109, msg: expect.stringMatching(/default\/old: runtime UID 11111111-2222-4333-8444-555555555555 differs from source UID/) });
+    const missing = await c.cni('ADD', { containerId: containerId(), netns: pod.path, pod: { name: 'ghost' } });
+    expect({ code: missing.json?.code, msg: missing.json?.msg }).toEqual({ code: 11, msg: expect.stringMatching(/pod default\/ghost: not found in the API server/) });
+    const { out } = await addPod('lost', 'nosuchnet');
+    expect(out.json?.code).toBe(100);
+    await expectEventually(async () => {
+      const events = JSON.parse(await ok('get', 'events', '--field-selector', 'involvedObject.name=lost,type=Warning', '-o', 'json')).items as Array<{ reason: string; message: string }>;
+      expect(events).toEqual([expect.objectContaining({ reason: 'AttachFailed', message: expect.stringMatching(/nosuchnet/) })]);
+    });
+  });
+
+  test('informers that never stop: a closed watch resumes without a relist; 410 relists and reports what went in the gap; a silent watch is relisted in bounded time; errors back off and recover', async () => {
+    const s0 = source();
+    expect(s0.nads).toMatchObject({ synced: true, objects: 2 });
+    // Closed: the next watch resumes from the last resourceVersion (no list), and sees a NAD made after.
+    api.closeWatches();
+    await ok('apply', '-f', nadFile('red', '10.63.0.0/24'));
+    await expectEventually(() => expect(source().nads.objects).toBe(3));
+    expect(source().nads.lists).toBe(s0.nads.lists);
+    expect(source().nads.watches).toBeGreaterThan(s0.nads.watches);
+    expect((await addPod('p-red', 'red')).out.code).toBe(0);
+
+    // Gone: red deleted while the daemon cannot watch (RBAC refuses it: it backs off and retries), and the
+    // history compacted meanwhile; the watch it resumes answers 410, and the relist reports red deleted.
+    api.deny('watch', 'network-attachment-definitions');
+    api.closeWatches();
+    await ok('delete', 'nad', 'red', '--wait=false');
+    api.store.compact();
+    await expectEventually(() => expect(source().nads.failures).toBeGreaterThanOrEqual(1));
+    api.allow('watch', 'network-attachment-definitions');
+    await expectEventually(() => expect(source().nads.objects).toBe(2), { timeoutMs: 20_000 });
+    expect(source().nads.relistsAfterGone).toBeGreaterThanOrEqual(1);
+    expect(source().nads.failures).toBeGreaterThanOrEqual(1);
+    expect((await addPod('p-gone', 'red')).out.json?.code).toBe(100);
+
+    // Silent: every watch stops receiving anything (no bookmarks either): relisted within watchSilenceSeconds.
+    api.silenceWatches();
+    await ok('apply', '-f', nadFile('pink', '10.64.0.0/24'));
+    await expectEventually(() => expect(source().nads.objects).toBe(3), { timeoutMs: 10_000 });
+    expect(source().nads.relistsAfterSilence).toBeGreaterThanOrEqual(1);
+  });
+
+  test('network-status: a conflict is retried; a pod deleted before its status is written is no error; DEL needs no API', async () => {
+    api.failNext(409, { method: 'PATCH', pathIncludes: '/pods/p-conf/status' });
+    const { out } = await addPod('p-conf', 'blue');
+    expect(out.code).toBe(0);
+    expect(await ok('get', 'pod', 'p-conf', '-o', 'jsonpath={.metadata.annotations.k8s\\.v1\\.cni\\.cncf\\.io/network-status}')).toMatch(/default\/blue/);
+    api.failNext(404, { method: 'PATCH', pathIncludes: '/pods/p-gone2/status' });
+    expect((await addPod('p-gone2', 'blue')).out.code).toBe(0);
+    // The API refuses everything: DEL still succeeds.
+    api.acceptTokens(['nobody-has-this']);
+    try {
+      for (const a of added.splice(0)) expect((await c.cni('DEL', { containerId: a.id, netns: a.netns, pod: { name: a.name, uid: a.uid } })).code).toBe(0);
+    } finally {
+      api.acceptTokens(undefined);
+    }
+  });
+
+  function nadFile(name: string, subnet: string): string {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify({
+      apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace: 'default' },
+      spec: { config: JSON.stringify({ cniVersion: '1.0.0', name, type: 'bridge', bridge: `br-${name}`, ipam: c.hostLocal(subnet) }) },
+    }));
+    return file;
+  }
+});
