@@ -27,6 +27,12 @@ import { fieldSelector, labelSelector, type Matcher, SelectorError } from './sel
 import { deliver, Store, type Watcher } from './store';
 import { ApiError, type KubeObject } from './types';
 
+export interface RbacRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
 export interface RequestRecord {
   method: string;
   path: string;
@@ -66,6 +72,8 @@ export class KubeApiServer {
   private readonly injected: Injected[] = [];
   private readonly denied = new Set<string>();
   private tokens: string[] | undefined;
+  /** Tokens held to a role's rules (a ClusterRole's `rules`); other tokens may do anything. */
+  private readonly roles = new Map<string, RbacRule[]>();
   /** A stale watch gets 410 as an ERROR event in a 200 stream (what the real server does), or as the response's status. */
   goneAs: 'event' | 'status' = 'event';
   private readonly bookmarkMs: number;
@@ -173,6 +181,11 @@ export class KubeApiServer {
     this.denied.delete(`${verb} ${resource}`);
   }
 
+  /** Requests with `token` may do only what `rules` (a ClusterRole's rules, e.g. deploy/rbac.yaml's) allow. */
+  bindRole(token: string, rules: RbacRule[]): void {
+    this.roles.set(token, rules);
+  }
+
   /** Only these bearer tokens are accepted from now on (undefined: any request). */
   acceptTokens(tokens: string[] | undefined): void {
     this.tokens = tokens;
@@ -226,7 +239,10 @@ export class KubeApiServer {
       const body = req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE' ? await readBody(req) : undefined;
       const verb = this.verbOf(req.method ?? 'GET', route, url);
       const resourceName = route.sub ? `${route.res.plural}/${route.sub}` : route.res.plural;
-      if (this.denied.has(`${verb} ${resourceName}`)) {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      const rules = token ? this.roles.get(token) : undefined;
+      const allowed = !rules || rules.some((r) => (r.apiGroups.includes('*') || r.apiGroups.includes(route.res.group)) && (r.resources.includes('*') || r.resources.includes(resourceName)) && (r.verbs.includes('*') || r.verbs.includes(verb)));
+      if (this.denied.has(`${verb} ${resourceName}`) || !allowed) {
         throw new ApiError(403, 'Forbidden', `${resourceName}${route.res.group ? `.${route.res.group}` : ''}${route.name ? ` "${route.name}"` : ''} is forbidden: User "system:serviceaccount:kube-system:plexus" cannot ${verb} resource "${resourceName}" in API group "${route.res.group}"${route.namespace ? ` in the namespace "${route.namespace}"` : ''}`);
       }
       if (verb === 'watch') return this.watch(route, url, req, res, record);

@@ -75,7 +75,7 @@ test.each<[string, object, string[]]>([
 });
 
 test.each([null, undefined])('%p is an empty config: only clusterNetwork is missing', (raw) => {
-  expect(problem(raw)).toBe("config: / must have required property 'clusterNetwork'");
+  expect(problem(raw)).toBe("config: / must have required property 'clusterNetwork' (or an install section, which finds it)");
 });
 
 test('the result is deeply frozen and the input untouched', () => {

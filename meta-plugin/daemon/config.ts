@@ -50,6 +50,22 @@ export const DAEMON_CONFIG_SCHEMA = {
     sriov: { type: 'object' },
     // plexus-dpdk and the plexus-dataplane engine it drives; present = enabled. Validated by dpdk-native/config.ts.
     dpdk: { type: 'object' },
+    // Installing Plexus on the node (the DaemonSet's job, install.ts): present = plexusd copies its binaries into
+    // cniBinDir at start and writes the Plexus conflist into cniConfDir once ready. With it, clusterNetwork may
+    // be left out: the primary network is then the pinned conflist or the first valid one.
+    install: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cniBinDir: { type: 'string', pattern: '^/', default: '/opt/cni/bin' },
+        /** Default: confDir. */
+        cniConfDir: { type: 'string', pattern: '^/' },
+        conflistName: { type: 'string', pattern: '^[A-Za-z0-9_.-]+\\.conflist$', default: '00-plexus.conflist' },
+        primaryConflist: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
+        /** Where the binaries to install are: default, beside the running plexusd. */
+        fromDir: { type: 'string', pattern: '^/' },
+      },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -61,7 +77,6 @@ export const DAEMON_CONFIG_SCHEMA = {
       },
     },
   },
-  required: ['clusterNetwork'],
 } as const;
 
 export interface DaemonConfig {
@@ -83,6 +98,7 @@ export interface DaemonConfig {
   readonly routed?: RoutedOptions;
   readonly sriov?: SriovOptions;
   readonly dpdk?: DpdkOptions;
+  readonly install?: { readonly cniBinDir: string; readonly cniConfDir?: string; readonly conflistName: string; readonly primaryConflist?: string; readonly fromDir?: string };
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
 }
 
@@ -97,7 +113,11 @@ export function parseDaemonConfig(raw: unknown, where = 'config'): DaemonConfig 
   if (typeof conf['globalNamespaces'] === 'string') {
     conf['globalNamespaces'] = conf['globalNamespaces'].split(',').map((s) => s.trim()).filter(Boolean);
   }
-  if (conf['nodeName'] === undefined) conf['nodeName'] = hostname();
+  if (conf['clusterNetwork'] === undefined && conf['install'] === undefined) {
+    throw new PlexusError('InvalidConfig', `${where}: / must have required property 'clusterNetwork' (or an install section, which finds it)`);
+  }
+  // A DaemonSet passes the node's name in NODE_NAME (downward API): one config for every node.
+  if (conf['nodeName'] === undefined) conf['nodeName'] = process.env['NODE_NAME'] || hostname();
   try {
     conf['source'] = parseSourceOptions(conf['source']);
     conf['ipam'] = parseIpamConfig(conf['ipam']).config;

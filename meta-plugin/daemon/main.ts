@@ -28,6 +28,7 @@ import { Runner } from '../runner/runner';
 import { RecordStore } from '../runner/sandbox-records';
 import { FileSource } from '../source/file-source';
 import { KubeSource } from '../source/kube-source';
+import { findPrimaryConflist, type InstallOptions, installBinaries, uninstall, writePlexusConflist } from './install';
 import type { Source } from '../source/source';
 import { ConfDir } from './conf-dir';
 import { DaemonConfig, loadDaemonConfig } from './config';
@@ -40,7 +41,9 @@ import { DaemonMetrics } from './metrics';
 import { listenUnix } from './server';
 import { shimStateDirs } from './shim-state-dirs';
 
-export async function startDaemon(config: DaemonConfig, log: Logger) {
+export async function startDaemon(given: DaemonConfig, log: Logger) {
+  const install = installOptions(given);
+  const config = install ? withClusterNetwork(given, install, log) : given;
   let ready = false;
   let stopping = false;
   // Everything this start opens, closed in reverse by stop() or, if a later step fails, at once (STYLE 2).
@@ -97,6 +100,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger) {
     await drain();
     ready = true;
     log.info({ socket: config.socketPath, node: config.nodeName }, 'plexusd ready');
+    if (install) {
+      // Only now can runtimes be sent here; the conflist stays when plexusd stops (restarts wait for it).
+      const path = writePlexusConflist(install, config);
+      log.info({ conflist: path, clusterNetwork: config.clusterNetwork }, 'Plexus conflist installed');
+    }
     await drain();
     const retry = setInterval(() => void drain().catch((e: unknown) => log.error({ err: errorText(e) }, 'DEL queue drain failed; will retry')), 10_000);
     retry.unref();
@@ -173,6 +181,26 @@ function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHo
   return out;
 }
 
+/** The install section with its defaults resolved (cniConfDir: confDir; fromDir: beside this plexusd). */
+function installOptions(config: DaemonConfig): (InstallOptions & { fromDir: string }) | undefined {
+  const i = config.install;
+  if (!i) return undefined;
+  return { ...i, cniConfDir: i.cniConfDir ?? config.confDir, fromDir: i.fromDir ?? dirname(process.argv[1] ?? __filename) };
+}
+
+/**
+ * Installs the binaries (harmless before the conflist: nothing sends pods here yet) and settles the cluster
+ * network: the configured one, else the primary conflist's.
+ */
+function withClusterNetwork(config: DaemonConfig, install: InstallOptions & { fromDir: string }, log: Logger): DaemonConfig {
+  const binaries = installBinaries(install.fromDir, install);
+  log.info({ cniBinDir: install.cniBinDir, binaries }, 'Plexus binaries installed');
+  if (config.clusterNetwork) return config;
+  const primary = findPrimaryConflist(install);
+  log.info({ conflist: primary.file, clusterNetwork: primary.name }, 'cluster network: the primary conflist');
+  return Object.freeze({ ...config, clusterNetwork: primary.name });
+}
+
 /** The configured source: a manifest directory, or the API server (client-node is loaded for that one only). */
 async function openSource(config: DaemonConfig, log: Logger): Promise<Source> {
   const s = config.source;
@@ -197,24 +225,37 @@ async function drainAll(dirs: string[], own: string, handler: CniHandler, log: L
   }
 }
 
-function parseArgs(argv: string[]): { config: string } {
+function parseArgs(argv: string[]): { config: string; uninstall: boolean } {
   const i = argv.indexOf('--config');
   const eq = argv.find((a) => a.startsWith('--config='));
   const config = eq ? eq.slice('--config='.length) : i >= 0 ? argv[i + 1] : undefined;
-  if (!config) throw new PlexusError('InvalidConfig', 'usage: plexusd --config FILE');
-  return { config };
+  if (!config) throw new PlexusError('InvalidConfig', 'usage: plexusd [uninstall] --config FILE');
+  return { config, uninstall: argv[0] === 'uninstall' };
+}
+
+/** `plexusd uninstall --config FILE`: the conflist, then the binaries, of the config's install section. */
+function runUninstall(config: DaemonConfig, log: Logger): void {
+  const install = installOptions(config);
+  if (!install) throw new PlexusError('InvalidConfig', 'uninstall: the config has no install section (nothing was installed by plexusd)');
+  log.info({ removed: uninstall(install), cniBinDir: install.cniBinDir, cniConfDir: install.cniConfDir }, 'Plexus uninstalled');
 }
 
 async function main(): Promise<void> {
   const bootLog = pino({ name: 'plexusd' });
   let config: DaemonConfig;
+  let args: { config: string; uninstall: boolean };
   try {
-    config = loadDaemonConfig(parseArgs(process.argv.slice(2)).config);
+    args = parseArgs(process.argv.slice(2));
+    config = loadDaemonConfig(args.config);
   } catch (e) {
     bootLog.fatal({ err: errorText(e) }, 'invalid configuration');
     process.exit(2);
   }
   const log = pino({ name: 'plexusd', level: config.logLevel });
+  if (args.uninstall) {
+    runUninstall(config, log);
+    return;
+  }
   const daemon = await startDaemon(config, log);
   let stopping = false;
   const onSignal = (sig: string) => {

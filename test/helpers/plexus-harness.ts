@@ -123,10 +123,16 @@ export class TestCluster {
       logLevel: 'debug',
       ...this.extraConfig,
     };
+    for (const [k, v] of Object.entries(config)) if (v === undefined) delete (config as Record<string, unknown>)[k]; // a test may drop a default
     const configPath = join(this.dir, 'plexusd.yaml');
     writeFileSync(configPath, yaml.dump(config));
     this.daemon = DaemonProcess.spawn({ netns: this.node, configPath, socket: this.socket, logFile: this.logFile });
     await this.daemon.waitReady(readyTimeoutMs);
+  }
+
+  /** The settings (merged over the test defaults) the next start of the daemon uses. */
+  setDaemonConfig(daemonConfig: Record<string, unknown>): void {
+    this.extraConfig = daemonConfig;
   }
 
   /** Restart the daemon, optionally with other settings (merged over the test defaults). */

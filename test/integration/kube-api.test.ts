@@ -52,6 +52,16 @@ describe('the test API server, driven by kubectl', () => {
 
   test('kubectl apply of crds/ and examples/manifests creates every object; applying again changes nothing; get reads them back', async () => {
     expect(applied.crds).toMatch(/customresourcedefinition.apiextensions.k8s.io\/network-attachment-definitions.k8s.cni.cncf.io created/);
+    // The deployment: RBAC, the ConfigMap and the DaemonSet parse and apply as kubectl sees them.
+    expect(await ok('apply', '-f', join(ROOT, 'deploy'))).toMatch(/daemonset.apps\/plexus created[\s\S]*clusterrole.rbac.authorization.k8s.io\/plexus created/);
+    const ds = JSON.parse(await ok('get', 'ds', 'plexus', '-n', 'kube-system', '-o', 'json'));
+    expect(ds.spec.template.spec.serviceAccountName).toBe('plexus');
+    const rules = JSON.parse(await ok('get', 'clusterrole', 'plexus', '-o', 'json')).rules as Array<{ resources: string[]; verbs: string[] }>;
+    expect(rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}`))).sort()).toEqual([
+      'create events', 'get ippools', 'get network-attachment-definitions', 'get pods', 'list ippools', 'list namespaces',
+      'list network-attachment-definitions', 'list pods', 'patch pods/status', 'watch ippools', 'watch namespaces',
+      'watch network-attachment-definitions', 'watch pods',
+    ]);
     const first = applied.examples;
     expect(first).toMatch(/networkattachmentdefinition.k8s.cni.cncf.io\/storage created/);
     expect(first).toMatch(/pod\/upf created/);

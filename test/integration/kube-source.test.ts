@@ -5,11 +5,11 @@
  * listens on a unix socket of this process and is reached at 127.0.0.1:6443 inside the node's netns (where
  * plexusd runs) through a forwarder.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import yaml from 'js-yaml';
 import { join } from 'node:path';
-import { KubeApiServer } from '../../hack/kube-api';
+import { KubeApiServer, type RbacRule } from '../../hack/kube-api';
 import { runAsync } from '../../hack/cluster';
 import { expectEventually } from '../helpers/eventually';
 import { containerId, PLEXUSCTL_BIN, ROOT, run, TestCluster } from '../helpers/plexus-harness';
@@ -21,12 +21,13 @@ const NODE = 'node-a';
 describe('plexusd on the Kubernetes source', () => {
   const api = new KubeApiServer({ tls: true, bookmarkMs: 300 });
   const dir = mkdtempSync(join(tmpdir(), 'pxks-'));
-  const kubeconfig = join(dir, 'kubeconfig');
+  const kubeconfig = join(dir, 'kubeconfig'); // plexusd's: its token holds it to deploy/rbac.yaml's ClusterRole
+  const adminKubeconfig = join(dir, 'admin.kubeconfig');
   let c: TestCluster;
   const added: Array<{ id: string; netns: string; name: string; uid: string }> = [];
 
   /** kubectl inside the node's netns (where the API server is reachable). */
-  const kubectl = async (...args: string[]) => runAsync('ip', ['netns', 'exec', c.node, 'kubectl', '--kubeconfig', kubeconfig, ...args], { timeoutMs: 30_000 });
+  const kubectl = async (...args: string[]) => runAsync('ip', ['netns', 'exec', c.node, 'kubectl', '--kubeconfig', adminKubeconfig, ...args], { timeoutMs: 30_000 });
   const ok = async (...args: string[]) => {
     const r = await kubectl(...args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
@@ -52,7 +53,11 @@ describe('plexusd on the Kubernetes source', () => {
       beforeDaemon: async (cluster) => {
         c = cluster;
         await api.exposeIn(cluster.node);
-        api.writeKubeconfig(kubeconfig);
+        api.writeKubeconfig(kubeconfig, 'plexusd-token');
+        api.writeKubeconfig(adminKubeconfig, 'admin-token');
+        // Least privilege, proven: plexusd runs with exactly the rules the deployment grants it.
+        const role = (yaml.loadAll(readFileSync(join(ROOT, 'deploy/rbac.yaml'), 'utf8')) as Array<{ kind: string; rules?: RbacRule[] }>).find((d) => d.kind === 'ClusterRole')!;
+        api.bindRole('plexusd-token', role.rules!);
         await ok('apply', '-f', join(ROOT, 'crds'));
         await ok('apply', '-f', writeNads());
       },
@@ -87,6 +92,8 @@ describe('plexusd on the Kubernetes source', () => {
       expect.objectContaining({ name: 'cluster', interface: 'eth0', ips: [expect.stringMatching(/^10\.99\.0\./)], default: true }),
       expect.objectContaining({ name: 'default/blue', interface: 'net1', ips: [expect.stringMatching(/^10\.61\.0\./)] }),
     ]);
+    // Everything plexusd asked (lists, watches, the pod, status, events) was within deploy/rbac.yaml's rules.
+    expect(api.requests.filter((r) => r.status === 403).map((r) => `${r.method} ${r.path}`)).toEqual([]);
     const writes = api.requests.slice(before).filter((r) => r.method === 'PATCH' && r.path === '/api/v1/namespaces/default/pods/web/status');
     expect(writes.map((w) => w.contentType)).toEqual(['application/merge-patch+json']);
     await expectEventually(async () => {
