@@ -18,6 +18,8 @@ import { clusterNetworkConf, plan as makePlan, resourceNamesFor } from '../plann
 import type { DeviceLookup } from '../planner/devices';
 import type { Plan, PlanSettings, PodObject } from '../planner/types';
 import type { Runner } from '../runner/runner';
+import type { SandboxRecord } from '../runner/sandbox-records';
+import { NETWORKS_ANNOTATION } from '../planner/annotation';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
 import type { ConfDir } from './conf-dir';
@@ -187,7 +189,7 @@ export class CniHandler {
     const uid = req.podRef?.uid ?? pod?.uid;
     const who = pod ? { namespace: pod.namespace, name: pod.name, ...(uid ? { uid } : {}) } : null;
     const answer = who && resources.length > 0 ? await this.deps.devices.devicesFor(who, resources) : { devices: {} };
-    return makePlan({
+    const plan = makePlan({
       podRef: req.podRef,
       pod,
       ifName: req.ifName!,
@@ -199,6 +201,37 @@ export class CniHandler {
       devices: answer.devices,
       ...(answer.problem ? { devicesProblem: answer.problem } : {}),
     });
+    const networks = pod?.annotations[NETWORKS_ANNOTATION];
+    if (networks !== undefined) plan.networks = networks;
+    return plan;
+  }
+
+  /**
+   * Hot-plug: `pod`'s networks annotation differs from the one its attachments in `rec` were made from. Under
+   * the pod's lock (a DEL or another change waits), the runner attaches what was added and detaches what was
+   * removed in the recorded netns; network-status follows, with an event per interface. A failure changes
+   * nothing (rolled back), is logged and recorded as a Warning event, and is retried at the next change.
+   */
+  async hotplug(rec: SandboxRecord, pod: PodObject): Promise<void> {
+    const ref = rec.pod!;
+    const log = this.deps.log.child({ pod: podKey(ref), containerId: rec.containerId, op: 'hotplug' });
+    await this.slots.run(() => this.podLocks.run(`pod:${podKey(ref)}`, async () => {
+      const current = this.deps.runner.recordOf({ containerId: rec.containerId, ifName: rec.ifName } as CniRequest);
+      const networks = pod.annotations[NETWORKS_ANNOTATION];
+      if (!current || current.networks === networks) return; // deleted meanwhile, or already done
+      const req = { podRef: ref, containerId: current.containerId, ifName: current.ifName, cniVersion: current.cniVersion, config: {} } as unknown as CniRequest;
+      try {
+        const plan = await this.planFor(req, pod);
+        const { added, removed } = await this.deps.runner.hotplug(current, plan, log);
+        if (current.status) await this.deps.source.publishStatus(ref, current.status);
+        for (const a of added) this.deps.source.event(ref, { type: 'Normal', reason: 'AddedInterface', message: `Add ${a.ifName} from ${a.statusName} (hot-plug)` });
+        for (const a of removed) this.deps.source.event(ref, { type: 'Normal', reason: 'RemovedInterface', message: `Remove ${a.ifName} from ${a.statusName} (hot-plug)` });
+        log.info({ added: added.map((a) => `${a.statusName}:${a.ifName}`), removed: removed.map((a) => `${a.statusName}:${a.ifName}`) }, 'hot-plug done');
+      } catch (e) {
+        log.warn({ err: errorText(e) }, 'hot-plug failed; retried at the next change');
+        this.deps.source.event(ref, { type: 'Warning', reason: 'HotplugFailed', message: errorText(e) });
+      }
+    }));
   }
 
   /** STATUS: a cluster network that cannot be resolved means "not available" (50), not an error of ours. */

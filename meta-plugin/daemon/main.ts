@@ -28,6 +28,7 @@ import { Runner } from '../runner/runner';
 import { RecordStore } from '../runner/sandbox-records';
 import { FileSource } from '../source/file-source';
 import { KubeSource } from '../source/kube-source';
+import { NETWORKS_ANNOTATION } from '../planner/annotation';
 import { findPrimaryConflist, type InstallOptions, installBinaries, uninstall, writePlexusConflist } from './install';
 import type { Source } from '../source/source';
 import { ConfDir } from './conf-dir';
@@ -106,7 +107,13 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
       log.info({ conflist: path, clusterNetwork: config.clusterNetwork }, 'Plexus conflist installed');
     }
     await drain();
-    const retry = setInterval(() => void drain().catch((e: unknown) => log.error({ err: errorText(e) }, 'DEL queue drain failed; will retry')), 10_000);
+    const hotplug = hotplugScanner(records, source, handler, log);
+    source.onChange(hotplug);
+    hotplug();
+    const retry = setInterval(() => {
+      void drain().catch((e: unknown) => log.error({ err: errorText(e) }, 'DEL queue drain failed; will retry'));
+      hotplug();
+    }, 10_000);
     retry.unref();
 
     /** Stop accepting, let requests in flight (and a queue replay) finish within the grace, close in reverse. */
@@ -179,6 +186,29 @@ function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHo
     registry.register(DPDK_TYPE, out.dpdk.delegate);
   }
   return out;
+}
+
+/**
+ * Hot-plug (docs/kubernetes.md): each pod the source knows whose networks annotation differs from the one
+ * its recorded attachments were made from (same UID) is brought up to date. One scan at a time; called on
+ * every change of the source and every 10 s (which retries a failed hot-plug).
+ */
+function hotplugScanner(records: RecordStore, source: Source, handler: CniHandler, log: Logger): () => void {
+  let running: Promise<void> | undefined;
+  const scan = async () => {
+    for (const rec of records.list()) {
+      if (!rec.pod || rec.status === undefined) continue; // not a pod's, or its ADD has not finished
+      const pod = source.getPod(rec.pod.namespace, rec.pod.name);
+      if (!pod || (rec.pod.uid && pod.uid && pod.uid !== rec.pod.uid)) continue;
+      if ((pod.annotations[NETWORKS_ANNOTATION] ?? undefined) === rec.networks) continue;
+      await handler.hotplug(rec, pod);
+    }
+  };
+  return () => {
+    running ??= scan()
+      .catch((e: unknown) => log.error({ err: errorText(e) }, 'hot-plug scan failed'))
+      .finally(() => (running = undefined));
+  };
 }
 
 /** The install section with its defaults resolved (cniConfDir: confDir; fromDir: beside this plexusd). */

@@ -98,4 +98,6 @@ export interface Plan {
   attachments: PlannedAttachment[];
   /** Why an annotation was ignored (S13-S19) and similar; the daemon logs them with the pod. */
   warnings: string[];
+  /** The networks annotation the plan was made from (absent: the pod has none). */
+  networks?: string;
 }

@@ -55,6 +55,7 @@ export class Runner {
    */
   async add(req: CniRequest, plan: Plan, log: Logger): Promise<{ result: CniResult; record: SandboxRecord; delegatesMs: number }> {
     const rec = newRecord(req);
+    if (plan.networks !== undefined) rec.networks = plan.networks;
     const spent = { ms: 0 };
     const undo = new UndoStack();
     let current: AttachmentRecord | undefined;
@@ -137,6 +138,85 @@ export class Runner {
   private async delAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): Promise<void> {
     await delNetwork(this.call(rec, att, netns, path, log), att.result);
     if (att.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
+  }
+
+  /**
+   * Hot-plug: brings a running pod's annotation attachments to what `plan` (made from its changed
+   * annotation) asks, in the recorded netns. Attachments that stay are not touched (matched by network, and by
+   * interface name where the pod chose one); added ones get free `net<k>` names when theirs is taken. Adds come
+   * first, each recorded as `adding` before its delegate runs; the first failure rolls back every add and
+   * changes nothing else. Then removals, in reverse; one that fails is kept (a later DEL retries it) and named
+   * in the error. The cluster network and default networks never change.
+   */
+  async hotplug(rec: SandboxRecord, plan: Plan, log: Logger): Promise<{ added: AttachmentRecord[]; removed: AttachmentRecord[] }> {
+    const wanted = plan.attachments.filter((a) => a.origin === 'annotation');
+    const have = rec.attachments.filter((a) => a.origin === 'annotation');
+    const kept = new Set<AttachmentRecord>();
+    const toAdd: PlannedAttachment[] = [];
+    // Exact matches first (same network, same name), then same network under a generated name.
+    const pending = wanted.filter((w) => {
+      const same = have.find((h) => !kept.has(h) && h.statusName === w.statusName && h.ifName === w.ifName);
+      if (same) kept.add(same);
+      return !same;
+    });
+    for (const w of pending) {
+      const moved = /^net\d+$/.test(w.ifName) ? have.find((h) => !kept.has(h) && h.statusName === w.statusName) : undefined;
+      if (moved) kept.add(moved);
+      else toAdd.push(w);
+    }
+    const toRemove = have.filter((h) => !kept.has(h));
+    const used = new Set(rec.attachments.map((a) => a.ifName));
+    for (const w of toAdd) {
+      if (w.resourceName) throw new PlexusError('DeviceUnavailable', `${recordPodText(rec)}: network ${w.statusName} needs a device of ${w.resourceName}, which the kubelet allocates at pod creation only: it cannot be hot-plugged`);
+      if (!used.has(w.ifName)) {
+        used.add(w.ifName);
+        continue;
+      }
+      if (!/^net\d+$/.test(w.ifName)) throw new PlexusError('InterfaceConflict', `${recordPodText(rec)}: network ${w.statusName} asks for interface ${w.ifName}, which the pod already has (S15)`);
+      let k = 1;
+      while (used.has(`net${k}`)) k++;
+      w.ifName = `net${k}` as IfName;
+      used.add(w.ifName);
+    }
+    const req = { netns: rec.netns, path: [] as string[] } as unknown as CniRequest;
+    const undo = new UndoStack();
+    const added: AttachmentRecord[] = [];
+    let next = Math.max(0, ...rec.attachments.map((a) => a.index)) + 1;
+    try {
+      for (const w of toAdd) {
+        const att = await this.prepareAttachment(rec, { ...w, index: next++ }, req, log);
+        rec.attachments.push(att);
+        added.push(att);
+        this.deps.records.put(rec);
+        undo.push(`${att.index}:${att.statusName}`, () => this.undoAttachment(rec, att, rec.netns, [], log));
+        att.result = await addNetwork(this.call(rec, att, rec.netns, [], log));
+        att.state = 'added';
+      }
+      undo.commit();
+    } catch (e) {
+      const failures = await undo.unwind();
+      const failed = new Set(failures.map((f) => f.what));
+      rec.attachments = rec.attachments.filter((a) => !added.includes(a) || failed.has(`${a.index}:${a.statusName}`));
+      this.deps.records.put(rec);
+      throw context(e, `hot-plug of ${recordPodText(rec)}: adding ${added.at(-1)?.statusName ?? 'a network'} failed; nothing changed`);
+    }
+    const removed: AttachmentRecord[] = [];
+    const failed: string[] = [];
+    for (const att of [...toRemove].reverse()) {
+      try {
+        await this.delAttachment(rec, att, rec.netns, [], log);
+        removed.push(att);
+      } catch (e) {
+        failed.push(`${att.statusName} (${att.ifName}): ${errorText(e)}`);
+      }
+    }
+    rec.attachments = rec.attachments.filter((a) => !removed.includes(a));
+    if (failed.length === 0 && plan.networks !== undefined) rec.networks = plan.networks;
+    else if (failed.length === 0) delete rec.networks;
+    rec.status = statusOf(rec);
+    this.deps.records.put(rec);
+    if (failed.length > 0) throw new PlexusError('DeleteIncomplete', `hot-plug of ${recordPodText(rec)}: failed to remove ${failed.join('; ')}`);
+    return { added, removed };
   }
 
   recordOf(req: CniRequest): SandboxRecord | undefined {

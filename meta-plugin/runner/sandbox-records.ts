@@ -46,6 +46,8 @@ export interface SandboxRecord {
   attachments: AttachmentRecord[];
   /** network-status as published for the pod (S24-S27); set when ADD completes. */
   status?: NetworkStatus[];
+  /** The pod's networks annotation these attachments were made from (hot-plug acts when it changes). */
+  networks?: string;
 }
 
 export class RecordStore {

@@ -109,6 +109,23 @@ describe('plexusd on the Kubernetes source', () => {
     expect(await ok('get', 'pod', 'web', '-o', 'jsonpath={.metadata.annotations}')).not.toMatch(/network-status/);
   });
 
+  test('hot-plug: kubectl annotate of a running pod attaches and detaches networks; network-status follows, read back with kubectl', async () => {
+    const { out, pod } = await addPod('hot', 'blue');
+    expect(out.code).toBe(0);
+    const ifaces = () => (JSON.parse(run('ip', ['-n', pod.name, '-j', 'link', 'show']).stdout) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => n !== 'lo').sort();
+    const networks = async () => (JSON.parse(await ok('get', 'pod', 'hot', '-o', 'jsonpath={.metadata.annotations.k8s\\.v1\\.cni\\.cncf\\.io/network-status}')) as Array<{ name: string; interface: string }>).map((s) => `${s.name} ${s.interface}`);
+    await ok('annotate', 'pod', 'hot', '--overwrite', 'k8s.v1.cni.cncf.io/networks=blue,green');
+    await expectEventually(() => expect(ifaces()).toEqual(['eth0', 'net1', 'net2']), { timeoutMs: 20_000 });
+    await expectEventually(async () => expect(await networks()).toEqual(['cluster eth0', 'default/blue net1', 'default/green net2']));
+    await ok('annotate', 'pod', 'hot', '--overwrite', 'k8s.v1.cni.cncf.io/networks=green');
+    await expectEventually(() => expect(ifaces()).toEqual(['eth0', 'net2']), { timeoutMs: 20_000 });
+    await expectEventually(async () => expect(await networks()).toEqual(['cluster eth0', 'default/green net2']));
+    await expectEventually(async () => {
+      const events = JSON.parse(await ok('get', 'events', '--field-selector', 'involvedObject.name=hot', '-o', 'json')).items as Array<{ reason: string; message: string }>;
+      expect(events.map((e) => `${e.reason} ${e.message}`)).toEqual(expect.arrayContaining(['AddedInterface Add net2 from default/green (hot-plug)', 'RemovedInterface Remove net1 from default/blue (hot-plug)']));
+    });
+  });
+
   test('a pod of another UID is 109; a pod the API does not have is 11 (try again); a failed ADD records a Warning naming the network', async () => {
     api.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'old', namespace: 'default' }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'i' }] } });
     const pod = c.makePod();
