@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 export NODE_EXTRA_CA_CERTS :=
 
-.PHONY: deps build typecheck bundle test test-unit test-integration demo bench lint clean
+.PHONY: deps build typecheck bundle test test-unit test-integration demo demo-k8s bench lint clean
 
 deps:
 	@bash hack/deps.sh
@@ -28,6 +28,9 @@ test-unit: build
 
 demo: build
 	bash hack/demo.sh
+
+demo-k8s: build
+	bash hack/demo-k8s.sh
 
 bench: build
 	bash hack/bench.sh

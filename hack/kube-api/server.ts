@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { REPO_ROOT } from '../cluster/process';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch';
 import { Resources, type ResourceType, apiVersionOf } from './resources';
 import { fieldSelector, labelSelector, type Matcher, SelectorError } from './selectors';
@@ -118,7 +119,7 @@ export class KubeApiServer {
    */
   async exposeIn(netns: string, port = 6443): Promise<string> {
     const path = this.server!.address() as string;
-    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, join(__dirname, 'tcp-to-unix.js'), String(port), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, join(REPO_ROOT, 'hack/kube-api/tcp-to-unix.js'), String(port), path], { stdio: ['ignore', 'pipe', 'inherit'] });
     this.forwarders.push(child);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());
@@ -453,7 +454,7 @@ export class KubeApiServer {
       res: route.res,
       ...(route.namespace !== undefined ? { namespace: route.namespace } : {}),
       matches: match,
-      send: (type, obj) => res.write(`${JSON.stringify({ type, object: obj })}\n`),
+      send: (type, obj) => void (res.writableEnded || res.destroyed ? undefined : res.write(`${JSON.stringify({ type, object: obj })}\n`)),
     };
     if (rv === undefined) {
       for (const o of this.store.list(route.res, route.namespace).filter(match)) w.send('ADDED', o);
@@ -475,6 +476,7 @@ export class KubeApiServer {
       this.store.watchers.delete(w);
       this.live.delete(w);
     };
+    res.on('finish', done);
     req.on('close', done);
     res.on('close', done);
   }

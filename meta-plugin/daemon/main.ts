@@ -231,7 +231,7 @@ function withClusterNetwork(config: DaemonConfig, install: InstallOptions & { fr
   return Object.freeze({ ...config, clusterNetwork: primary.name });
 }
 
-/** The configured source: a manifest directory, or the API server (client-node is loaded for that one only). */
+/** The configured source: a manifest directory, or the API server. */
 async function openSource(config: DaemonConfig, log: Logger): Promise<Source> {
   const s = config.source;
   if (s.type === 'file') return new FileSource(s.dir, log, s.rescanSeconds * 1000);

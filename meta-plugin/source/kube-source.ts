@@ -64,7 +64,7 @@ export class KubeSource implements Source {
   private readonly status = new Map<string, NetworkStatus[]>();
   private notify: NodeJS.Timeout | undefined;
 
-  /** Loads the kubeconfig (or the service account) and client-node with it; `start` begins listing. */
+  /** Loads the kubeconfig (or the service account); `start` begins listing. */
   static async open(options: KubeSourceOptions, nodeName: string, log: Logger): Promise<KubeSource> {
     return new KubeSource(options, nodeName, log, await KubeClient.open(options.kubeconfig, options.requestTimeoutMs));
   }

@@ -1,17 +1,11 @@
 /**
- * plexusd's HTTP client for the API server. `@kubernetes/client-node` loads the kubeconfig (or the pod's
- * service account) and applies its authentication to each request (it re-reads a rotating service-account
- * token file every minute; after a 401 the config is loaded afresh, so a rotated token is read at once).
- * Requests are plain Node HTTP(S) with a bound on each: client-node's own informer stops on any error and has
- * no backoff, so list and watch are ours (reflector.ts). client-node is an ES module, loaded when a client is
- * opened (`KubeClient.open`), so nothing but a daemon on this source pays for it.
+ * plexusd's HTTP client for the API server: plain Node HTTP(S) with the credentials of kubeconfig.ts (a
+ * rotating token file is re-read when it changes, and at once after a 401), and a bound on every request.
+ * List and watch are built on it in reflector.ts.
  */
-
-type KubeConfigClass = typeof KubeConfig;
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { PlexusError } from '../../../core/errors';
+import { BearerToken, type Credentials, loadCredentials } from './kubeconfig';
 
 export interface KubeResponse {
   status: number;
@@ -29,50 +23,39 @@ export class KubeApiError extends Error {
 }
 
 export class KubeClient {
-  private kc: KubeConfig;
+  private readonly creds: Credentials;
+  private readonly token: BearerToken;
+  private freshToken = false;
 
-  private constructor(
-    private readonly Config: KubeConfigClass,
-    private readonly kubeconfig: string | undefined,
-    readonly timeoutMs: number,
-  ) {
-    this.kc = this.load();
+  private constructor(kubeconfig: string | undefined, readonly timeoutMs: number) {
+    this.creds = loadCredentials(kubeconfig);
+    this.token = new BearerToken(this.creds);
   }
 
   static async open(kubeconfig: string | undefined, timeoutMs: number): Promise<KubeClient> {
-    const { KubeConfig: Config } = await import('@kubernetes/client-node');
-    return new KubeClient(Config, kubeconfig, timeoutMs);
-  }
-
-  private load(): KubeConfig {
-    const file = this.kubeconfig;
-    const kc = new this.Config();
-    try {
-      if (file) kc.loadFromFile(file);
-      else kc.loadFromCluster();
-    } catch (e) {
-      throw new PlexusError('InvalidConfig', `source: cannot load ${file ? `kubeconfig ${file}` : 'the in-cluster service account'}: ${(e as Error).message}`);
-    }
-    if (!kc.getCurrentCluster()) throw new PlexusError('InvalidConfig', `source: ${file ? `kubeconfig ${file}` : 'the in-cluster config'} names no cluster`);
-    return kc;
+    return new KubeClient(kubeconfig, timeoutMs);
   }
 
   get server(): string {
-    return this.kc.getCurrentCluster()!.server;
+    return this.creds.server;
   }
 
-  private async options(method: string, path: string, headers: Record<string, string>): Promise<{ url: URL; opts: RequestOptions }> {
-    const url = new URL(path, this.server);
-    const opts: RequestOptions = { method, headers: { accept: 'application/json', ...headers } };
-    await this.kc.applyToHTTPSOptions(opts);
-    return { url, opts };
-  }
-
-  private async send(method: string, path: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
-    const { url, opts } = await this.options(method, path, headers);
+  private send(method: string, path: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
+    const url = new URL(path, this.creds.server);
+    const token = this.token.get(this.freshToken);
+    this.freshToken = false;
+    const opts: RequestOptions = {
+      method,
+      headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+      timeout: timeoutMs,
+      ...(this.creds.ca ? { ca: this.creds.ca } : {}),
+      ...(this.creds.cert ? { cert: this.creds.cert } : {}),
+      ...(this.creds.key ? { key: this.creds.key } : {}),
+      ...(this.creds.insecure ? { rejectUnauthorized: false } : {}),
+    };
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = send(url, { ...opts, timeout: timeoutMs }, resolve);
+      const req = send(url, opts, resolve);
       req.on('timeout', () => req.destroy(new Error(`no answer from ${url.host} within ${timeoutMs} ms`)));
       req.on('error', reject);
       req.end(body);
@@ -89,7 +72,7 @@ export class KubeClient {
       for await (const c of res) chunks.push(c as Buffer);
       const text = Buffer.concat(chunks).toString('utf8');
       if (res.statusCode === 401 && attempt === 0) {
-        this.kc = this.load();
+        this.freshToken = true; // a token file rotated since it was read
         continue;
       }
       let json: unknown;
@@ -115,7 +98,7 @@ export class KubeClient {
    */
   async watch(path: string, onLine: (event: { type: string; object: Record<string, unknown> }) => void, abort: AbortSignal): Promise<void> {
     const res = await this.send('GET', path, {}, undefined, 0);
-    if (res.statusCode === 401) this.kc = this.load();
+    if (res.statusCode === 401) this.freshToken = true;
     if (res.statusCode !== 200) {
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
