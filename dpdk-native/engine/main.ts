@@ -18,7 +18,7 @@
  * The config FILE is YAML or JSON; its `dpdk` section (or the whole file) is parsed by dpdk-native/config.ts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import yaml from 'js-yaml';
 import pino, { type Logger } from 'pino';
@@ -110,6 +110,14 @@ class Engine {
         unlinkSync(spec.socket);
       } catch {
         // already gone
+      }
+    }
+    // The directory put() made for the socket, once nothing else is in it.
+    if (spec.socket) {
+      try {
+        if (readdirSync(dirname(spec.socket)).length === 0) rmdirSync(dirname(spec.socket));
+      } catch {
+        // gone, or in use
       }
     }
   }

@@ -138,6 +138,24 @@ describe('plexus-dpdk: vhost-user and memif pods on one engine network', () => {
     expect((await engine.ports())[na]!.linkUp).toBe(true);
   });
 
+  test('GC (plexus-dpdk run directly, as a runtime would): ports of attachments not in cni.dev/valid-attachments go with their sockets and records; valid ones stay', async () => {
+    const conf = { cniVersion: '1.1.0', name: 'dp-direct', type: 'plexus-dpdk', socketPath: c.socket, interface: 'memif', network: 'dp-net' };
+    const plugin = (command: string, id: string, extra: Record<string, unknown> = {}, netns = '') => runProcess('ip', ['netns', 'exec', c.node, join(ROOT, 'bin/plexus-dpdk')], {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'net1', CNI_PATH: '/usr/lib/cni', CNI_ARGS: '',
+    }, JSON.stringify({ ...conf, ...extra }));
+    const [keep, stale] = [containerId(), containerId()];
+    for (const id of [keep, stale]) expect((await plugin('ADD', id, {}, c.makePod().path)).code).toBe(0);
+    const names = [keep, stale].map((id) => `${id.slice(0, 12)}-net1`);
+    expect(Object.keys(await engine.ports()).sort()).toEqual([...names].sort());
+    const gc = await plugin('GC', '', { 'cni.dev/valid-attachments': [{ containerID: keep, ifname: 'net1' }] });
+    expect(gc.code).toBe(0);
+    expect(Object.keys(await engine.ports())).toEqual([names[0]]);
+    expect(readdirSync(socketDir)).toEqual([keep.slice(0, 12)]);
+    expect(readdirSync(join(c.stateDir, 'dpdk'))).toEqual([`${names[0]}.json`]);
+    expect((await plugin('DEL', keep)).code).toBe(0);
+    expect(await engine.ports()).toEqual({});
+  });
+
   test('bad configs: code 7 naming the key; nothing is created', async () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ interface: 'tap' }, /\/interface must be equal to one of the allowed values/],
