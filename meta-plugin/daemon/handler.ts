@@ -18,7 +18,9 @@ import { clusterNetworkConf, plan as makePlan, resourceNamesFor } from '../plann
 import type { DeviceLookup } from '../planner/devices';
 import type { Plan, PlanSettings, PodObject } from '../planner/types';
 import type { Runner } from '../runner/runner';
-import type { SandboxRecord } from '../runner/sandbox-records';
+import type { AttachmentRecord, SandboxRecord } from '../runner/sandbox-records';
+import { parseResult } from '../../cni/result';
+import type { PodRef } from '../../cni/ids';
 import { NETWORKS_ANNOTATION } from '../planner/annotation';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
@@ -158,6 +160,7 @@ export class CniHandler {
         await this.deps.source.publishStatus(req.podRef, record.status);
         // One event per attachment, as Multus records them (`kubectl describe pod` shows them).
         for (const s of record.status) this.deps.source.event(req.podRef, { type: 'Normal', reason: 'AddedInterface', message: `Add ${s.interface ?? ''} [${(s.ips ?? []).join(', ')}] from ${s.name}` });
+        await this.writeClaims(req.podRef, record.attachments, log);
       }
       return JSON.stringify(result);
     } catch (e) {
@@ -207,6 +210,22 @@ export class CniHandler {
   }
 
   /**
+   * S37: the addresses of attachments made for an IPAMClaim (`ipam-claim-reference`) go into the claim's status.
+   * A claim whose status cannot be written keeps its addresses all the same: logged, never a failed ADD.
+   */
+  private async writeClaims(pod: PodRef, attachments: readonly AttachmentRecord[], log: Logger): Promise<void> {
+    for (const att of attachments) {
+      const claim = att.runtimeConfig['ipamClaimReference'];
+      if (typeof claim !== 'string' || att.result === undefined) continue;
+      const ips = (parseResult(att.result, att.conf.cniVersion).ips ?? []).map((i) => i.address);
+      await this.deps.source.claimStatus(pod.namespace, claim, ips).then(
+        () => log.info({ claim: `${pod.namespace}/${claim}`, ips }, 'IPAMClaim status written'),
+        (e: unknown) => log.warn({ claim: `${pod.namespace}/${claim}`, err: errorText(e) }, 'IPAMClaim status not written'),
+      );
+    }
+  }
+
+  /**
    * Hot-plug: `pod`'s networks annotation differs from the one its attachments in `rec` were made from. Under
    * the pod's lock (a DEL or another change waits), the runner attaches what was added and detaches what was
    * removed in the recorded netns; network-status follows, with an event per interface. A failure changes
@@ -224,6 +243,7 @@ export class CniHandler {
         const plan = await this.planFor(req, pod);
         const { added, removed } = await this.deps.runner.hotplug(current, plan, log);
         if (current.status) await this.deps.source.publishStatus(ref, current.status);
+        await this.writeClaims(ref, added, log);
         for (const a of added) this.deps.source.event(ref, { type: 'Normal', reason: 'AddedInterface', message: `Add ${a.ifName} from ${a.statusName} (hot-plug)` });
         for (const a of removed) this.deps.source.event(ref, { type: 'Normal', reason: 'RemovedInterface', message: `Remove ${a.ifName} from ${a.statusName} (hot-plug)` });
         log.info({ added: added.map((a) => `${a.statusName}:${a.ifName}`), removed: removed.map((a) => `${a.statusName}:${a.ifName}`) }, 'hot-plug done');

@@ -33,6 +33,7 @@ class FakeSource implements Source {
     return this.getPod(ref.namespace, ref.name);
   }
   event(): void {}
+  async claimStatus(): Promise<void> {}
   getNad(namespace: string, name: string): NadObject | undefined {
     return this.nads.find((n) => n.namespace === namespace && n.name === name);
   }

@@ -62,13 +62,41 @@ export class IpamHost {
     await service.implicit.restore().catch((e: unknown) => log.warn({ err: errorText(e) }, 'implicit IPAM pools not restored'));
     await service.registerSourcePools();
     service.notePods();
+    service.noteClaims();
     source.onChange(() => {
       service.refreshPools();
       service.notePods();
+      service.noteClaims();
       void service.registerSourcePools();
     });
     service.startGc();
     return service;
+  }
+
+  private claimsSeen = new Set<string>();
+
+  /**
+   * S38: an IPAMClaim's addresses are freed when the claim is deleted, never before. A claim this daemon saw
+   * that the source no longer has was deleted: its addresses go. (A claim deleted while plexusd was down
+   * keeps them until an operator releases them: absence alone, with nothing seen, is not a deletion.)
+   */
+  noteClaims(): void {
+    const now = new Set(this.source.otherObjects('IPAMClaim').map((c) => {
+      const m = (c['metadata'] ?? {}) as { namespace?: string; name?: string };
+      return `${m.namespace ?? 'default'}/${m.name ?? ''}`;
+    }));
+    for (const key of this.claimsSeen) {
+      if (now.has(key)) continue;
+      const [namespace, name] = key.split('/') as [string, string];
+      this.ipam.releaseClaim({ namespace, name }).then(
+        (released) => this.log.info({ claim: key, released }, 'IPAMClaim deleted: its addresses are released'),
+        (e: unknown) => {
+          this.claimsSeen.add(key);
+          this.log.warn({ claim: key, err: errorText(e) }, 'IPAMClaim addresses not released; retried at the next change');
+        },
+      );
+    }
+    this.claimsSeen = now;
   }
 
   /** The config's pools, then IPPool manifests (a bad manifest is reported and skipped), then the rest. */

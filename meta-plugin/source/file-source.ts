@@ -139,6 +139,10 @@ export class FileSource implements Source {
     return this.getPod(ref.namespace, ref.name);
   }
 
+  async claimStatus(namespace: string, name: string, ips: string[]): Promise<void> {
+    this.log.debug({ claim: `${namespace}/${name}`, ips }, 'IPAMClaim addresses (the file source does not write status)');
+  }
+
   event(pod: PodRef, e: SourceEvent): void {
     this.log.debug({ pod: podKey(pod), ...e }, 'pod event (the file source has no event sink)');
   }

@@ -21,6 +21,7 @@ import { Reflector } from './kube/reflector';
 import type { Source, SourceEvent } from './source';
 
 const IPPOOLS = '/apis/plexus.io/v1alpha1/ippools';
+const IPAMCLAIMS = '/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims';
 const NADS = '/apis/k8s.cni.cncf.io/v1/network-attachment-definitions';
 
 type Raw = Record<string, unknown>;
@@ -60,6 +61,7 @@ export class KubeSource implements Source {
   private readonly nads: Reflector<NadObject>;
   private readonly namespaces: Reflector<Raw>;
   private readonly pools: Reflector<Raw>;
+  private readonly claims: Reflector<Raw>;
   private readonly listeners: (() => void)[] = [];
   private readonly status = new Map<string, NetworkStatus[]>();
   private notify: NodeJS.Timeout | undefined;
@@ -81,10 +83,11 @@ export class KubeSource implements Source {
     this.nads = new Reflector(this.client, { ...common, path: NADS, transform: nadFromApi, log: log.child({ reflector: 'nads' }) });
     this.namespaces = new Reflector(this.client, { ...common, path: '/api/v1/namespaces', transform: (o) => ({ name: meta(o).name, labels: meta(o).labels ?? {} }), log: log.child({ reflector: 'namespaces' }) });
     this.pools = new Reflector(this.client, { ...common, path: IPPOOLS, optional: true, transform: (o) => o, log: log.child({ reflector: 'ippools' }) });
+    this.claims = new Reflector(this.client, { ...common, path: IPAMCLAIMS, optional: true, transform: (o) => ({ kind: 'IPAMClaim', metadata: { namespace: meta(o).namespace, name: meta(o).name }, spec: o['spec'] }), log: log.child({ reflector: 'ipamclaims' }) });
   }
 
   private reflectors(): Reflector<unknown>[] {
-    return [this.pods, this.nads, this.namespaces, this.pools] as Reflector<unknown>[];
+    return [this.pods, this.nads, this.namespaces, this.pools, this.claims] as Reflector<unknown>[];
   }
 
   /** Starts every reflector and waits (at most one request timeout) for the first lists; DEL never waits for them. */
@@ -122,7 +125,9 @@ export class KubeSource implements Source {
   }
 
   otherObjects(kind: string): readonly Record<string, unknown>[] {
-    return kind === 'IPPool' ? [...this.pools.cache.values()] : [];
+    if (kind === 'IPPool') return [...this.pools.cache.values()];
+    if (kind === 'IPAMClaim') return this.claims.hasSynced ? [...this.claims.cache.values()] : [];
+    return [];
   }
 
   onChange(listener: () => void): void {
@@ -176,6 +181,19 @@ export class KubeSource implements Source {
     else this.status.set(podKey(pod), status);
   }
 
+  async claimStatus(namespace: string, name: string, ips: string[]): Promise<void> {
+    const path = `${IPAMCLAIMS.replace('/ipamclaims', '')}/namespaces/${encodeURIComponent(namespace)}/ipamclaims/${encodeURIComponent(name)}/status`;
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.client.request('PATCH', path, { body: { status: { ips } }, contentType: 'application/merge-patch+json' });
+      if (r.status === 200) return;
+      if (r.status === 404) throw new PlexusError('NetworkNotFound', `IPAMClaim ${namespace}/${name} not found: its addresses are kept for it, but its status cannot say so`);
+      if (attempt >= 3 || !(r.status === 409 || r.status === 429 || r.status >= 500)) {
+        throw new PlexusError('TryAgainLater', `IPAMClaim ${namespace}/${name}: status not written: ${r.status} ${(r.json as { message?: string } | undefined)?.message ?? ''}`.trim());
+      }
+      await sleep(100 * attempt);
+    }
+  }
+
   event(pod: PodRef, e: SourceEvent): void {
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     const body = {
@@ -191,7 +209,7 @@ export class KubeSource implements Source {
 
   describe(): Record<string, unknown> {
     const r = (x: Reflector<unknown>) => ({ synced: x.hasSynced, objects: x.cache.size, resourceVersion: x.resourceVersion, ...x.stats });
-    return { type: 'kubernetes', server: this.client.server, node: this.nodeName, pods: r(this.pods as Reflector<unknown>), nads: r(this.nads as Reflector<unknown>), namespaces: r(this.namespaces as Reflector<unknown>), ippools: r(this.pools as Reflector<unknown>) };
+    return { type: 'kubernetes', server: this.client.server, node: this.nodeName, pods: r(this.pods as Reflector<unknown>), nads: r(this.nads as Reflector<unknown>), namespaces: r(this.namespaces as Reflector<unknown>), ippools: r(this.pools as Reflector<unknown>), ipamclaims: r(this.claims as Reflector<unknown>) };
   }
 
   getStatus(namespace: string, name: string): NetworkStatus[] | undefined {

@@ -27,6 +27,8 @@ export interface Source {
   podForAdd(ref: PodRef): Promise<PodObject | undefined>;
   /** Best effort, never awaited by a pod's request. */
   event(pod: PodRef, e: SourceEvent): void;
+  /** An IPAMClaim's addresses, as CIDRs, into its status (S37); the file source has nowhere to write them. */
+  claimStatus(namespace: string, name: string, ips: string[]): Promise<void>;
   getNad(namespace: string, name: string): NadObject | undefined;
   /** Every NAD and pod of the current view (IPAM pre-registration and source-driven GC). */
   listNads(): readonly NadObject[];

@@ -58,9 +58,9 @@ describe('the test API server, driven by kubectl', () => {
     expect(ds.spec.template.spec.serviceAccountName).toBe('plexus');
     const rules = JSON.parse(await ok('get', 'clusterrole', 'plexus', '-o', 'json')).rules as Array<{ resources: string[]; verbs: string[] }>;
     expect(rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}`))).sort()).toEqual([
-      'create events', 'get ippools', 'get network-attachment-definitions', 'get pods', 'list ippools', 'list namespaces',
-      'list network-attachment-definitions', 'list pods', 'patch pods/status', 'watch ippools', 'watch namespaces',
-      'watch network-attachment-definitions', 'watch pods',
+      'create events', 'get ipamclaims', 'get ippools', 'get network-attachment-definitions', 'get pods', 'list ipamclaims', 'list ippools',
+      'list namespaces', 'list network-attachment-definitions', 'list pods', 'patch ipamclaims/status', 'patch pods/status', 'watch ipamclaims',
+      'watch ippools', 'watch namespaces', 'watch network-attachment-definitions', 'watch pods',
     ]);
     const first = applied.examples;
     expect(first).toMatch(/networkattachmentdefinition.k8s.cni.cncf.io\/storage created/);

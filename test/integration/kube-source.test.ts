@@ -49,7 +49,10 @@ describe('plexusd on the Kubernetes source', () => {
   beforeAll(async () => {
     await api.start(join(dir, 'api.sock'));
     c = await TestCluster.start({
-      daemon: { nodeName: NODE, source: { type: 'kubernetes', kubeconfig, watchSilenceSeconds: 2, backoffMaxMs: 1000, podWaitMs: 2000, requestTimeoutMs: 3000 } },
+      daemon: {
+        nodeName: NODE, source: { type: 'kubernetes', kubeconfig, watchSilenceSeconds: 2, backoffMaxMs: 1000, podWaitMs: 2000, requestTimeoutMs: 3000 },
+        binDirs: [join(ROOT, 'bin'), '/usr/lib/cni'], ipam: { pools: [{ name: 'claims', cidrs: ['10.71.0.0/24'], blockSize: 28 }] },
+      },
       beforeDaemon: async (cluster) => {
         c = cluster;
         await api.exposeIn(cluster.node);
@@ -78,7 +81,12 @@ describe('plexusd on the Kubernetes source', () => {
       apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace: 'default' },
       spec: { config: JSON.stringify({ cniVersion: '1.0.0', name, type: 'bridge', bridge: `br-${name}`, ipam: c.hostLocal(subnet) }) },
     });
-    writeFileSync(file, [nad('blue', '10.61.0.0/24'), nad('green', '10.62.0.0/24')].map((o) => yaml.dump(o)).join('---\n'));
+    // purple takes its addresses from plexusd's IPAM, for IPAMClaims (the bridge declares the capability, S21).
+    const purple = {
+      apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: 'purple', namespace: 'default' },
+      spec: { config: JSON.stringify({ cniVersion: '1.0.0', name: 'purple', type: 'bridge', bridge: 'br-purple', capabilities: { ipamClaimReference: true }, ipam: { type: 'plexus-ipam', socketPath: c.socket, pool: 'claims' } }) },
+    };
+    writeFileSync(file, [nad('blue', '10.61.0.0/24'), nad('green', '10.62.0.0/24'), purple].map((o) => yaml.dump(o)).join('---\n'));
     return file;
   }
 
@@ -126,6 +134,33 @@ describe('plexusd on the Kubernetes source', () => {
     });
   });
 
+  test('IPAMClaim: the claim\'s status gets the addresses; a recreated pod gets them again; deleting the claim frees them', async () => {
+    const claim = 'vm-a.purple.net1';
+    writeFileSync(join(dir, 'claim.yaml'), yaml.dump({ apiVersion: 'k8s.cni.cncf.io/v1alpha1', kind: 'IPAMClaim', metadata: { name: claim, namespace: 'default' }, spec: { network: 'purple', interface: 'net1' } }));
+    await ok('apply', '-f', join(dir, 'claim.yaml'));
+    await expectEventually(() => expect(source().ipamclaims.objects).toBe(1));
+    const networks = JSON.stringify([{ name: 'purple', 'ipam-claim-reference': claim }]);
+    const first = await addPod('vm-a', networks);
+    expect(first.out.code).toBe(0);
+    const addr = (netns: string) => (JSON.parse(run('ip', ['-n', netns, '-j', '-4', 'addr', 'show', 'net1']).stdout) as Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>)[0]!.addr_info[0]!;
+    const a1 = addr(first.pod.name);
+    expect(a1.local).toMatch(/^10\.71\.0\./);
+    await expectEventually(async () => expect(JSON.parse(await ok('get', 'ipamclaim', claim, '-o', 'jsonpath={.status.ips}'))).toEqual([`${a1.local}/${a1.prefixlen}`]));
+    // The pod goes (its sandbox DELed, the object deleted) and comes back as a new pod: the same address.
+    const gone = added.pop()!;
+    expect((await c.cni('DEL', { containerId: gone.id, netns: gone.netns, pod: { name: 'vm-a', uid: gone.uid } })).code).toBe(0);
+    await ok('delete', 'pod', 'vm-a', '--wait=false');
+    const second = await addPod('vm-a', networks);
+    expect(second.uid).not.toBe(gone.uid);
+    expect(second.out.code).toBe(0);
+    expect(addr(second.pod.name).local).toBe(a1.local);
+    const again = added.pop()!;
+    expect((await c.cni('DEL', { containerId: again.id, netns: again.netns, pod: { name: 'vm-a', uid: again.uid } })).code).toBe(0);
+    // Deleting the claim frees the address (S38).
+    await ok('delete', 'ipamclaim', claim);
+    await expectEventually(() => expect(c.log()).toMatch(new RegExp(`"claim":"default/${claim.replace(/\./g, '\\.')}","released":\\[[^\\]]*"${a1.local.replace(/\./g, '\\.')}`)));
+  });
+
   test('a pod of another UID is 109; a pod the API does not have is 11 (try again); a failed ADD records a Warning naming the network', async () => {
     api.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'old', namespace: 'default' }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'i' }] } });
     const pod = c.makePod();
@@ -143,11 +178,11 @@ describe('plexusd on the Kubernetes source', () => {
 
   test('informers that never stop: a closed watch resumes without a relist; 410 relists and reports what went in the gap; a silent watch is relisted in bounded time; errors back off and recover', async () => {
     const s0 = source();
-    expect(s0.nads).toMatchObject({ synced: true, objects: 2 });
+    expect(s0.nads).toMatchObject({ synced: true, objects: 3 });
     // Closed: the next watch resumes from the last resourceVersion (no list), and sees a NAD made after.
     api.closeWatches();
     await ok('apply', '-f', nadFile('red', '10.63.0.0/24'));
-    await expectEventually(() => expect(source().nads.objects).toBe(3));
+    await expectEventually(() => expect(source().nads.objects).toBe(4));
     expect(source().nads.lists).toBe(s0.nads.lists);
     expect(source().nads.watches).toBeGreaterThan(s0.nads.watches);
     expect((await addPod('p-red', 'red')).out.code).toBe(0);
@@ -160,7 +195,7 @@ describe('plexusd on the Kubernetes source', () => {
     api.store.compact();
     await expectEventually(() => expect(source().nads.failures).toBeGreaterThanOrEqual(1));
     api.allow('watch', 'network-attachment-definitions');
-    await expectEventually(() => expect(source().nads.objects).toBe(2), { timeoutMs: 20_000 });
+    await expectEventually(() => expect(source().nads.objects).toBe(3), { timeoutMs: 20_000 });
     expect(source().nads.relistsAfterGone).toBeGreaterThanOrEqual(1);
     expect(source().nads.failures).toBeGreaterThanOrEqual(1);
     expect((await addPod('p-gone', 'red')).out.json?.code).toBe(100);
@@ -168,7 +203,7 @@ describe('plexusd on the Kubernetes source', () => {
     // Silent: every watch stops receiving anything (no bookmarks either): relisted within watchSilenceSeconds.
     api.silenceWatches();
     await ok('apply', '-f', nadFile('pink', '10.64.0.0/24'));
-    await expectEventually(() => expect(source().nads.objects).toBe(3), { timeoutMs: 10_000 });
+    await expectEventually(() => expect(source().nads.objects).toBe(4), { timeoutMs: 10_000 });
     expect(source().nads.relistsAfterSilence).toBeGreaterThanOrEqual(1);
   });
 
