@@ -149,12 +149,14 @@ export class KubeSource implements Source {
     while (Date.now() < deadline && !(this.ready() && fits(this.getPod(ref.namespace, ref.name)))) await sleep(20);
     const cached = this.getPod(ref.namespace, ref.name);
     if (this.ready() && fits(cached)) return cached;
-    // Not (yet) in the cache, or another incarnation there: the API server's word, once.
-    let r;
-    try {
-      r = await this.client.request('GET', `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods/${encodeURIComponent(ref.name)}`);
-    } catch (e) {
-      throw new PlexusError('TryAgainLater', `pod ${podKey(ref)}: the API server did not answer: ${errorText(e)}`, { cause: e });
+    // Not (yet) in the cache, or another incarnation there: the API server's word (a 5xx or a lost connection
+    // is asked again twice, so one hiccup of the server does not fail a pod).
+    const path = `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods/${encodeURIComponent(ref.name)}`;
+    let r: { status: number; json: unknown } = { status: 0, json: undefined };
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      r = await this.client.request('GET', path).catch((e: unknown) => ({ status: 0, json: { message: `the API server did not answer: ${errorText(e)}` } }));
+      if (r.status !== 0 && r.status < 500) break;
+      if (attempt < 3) await sleep(100 * attempt);
     }
     if (r.status === 404) throw new PlexusError('TryAgainLater', `pod ${podKey(ref)}: not found in the API server`);
     if (r.status !== 200) throw new PlexusError('TryAgainLater', `pod ${podKey(ref)}: the API server answered ${r.status}: ${(r.json as { message?: string } | undefined)?.message ?? ''}`);

@@ -5,7 +5,7 @@
  * listens on a unix socket of this process and is reached at 127.0.0.1:6443 inside the node's netns (where
  * plexusd runs) through a forwarder.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import yaml from 'js-yaml';
 import { join } from 'node:path';
@@ -205,6 +205,46 @@ describe('plexusd on the Kubernetes source', () => {
     await ok('apply', '-f', nadFile('pink', '10.64.0.0/24'));
     await expectEventually(() => expect(source().nads.objects).toBe(4), { timeoutMs: 10_000 });
     expect(source().nads.relistsAfterSilence).toBeGreaterThanOrEqual(1);
+  });
+
+  test('after a node reboot, 40 pods ADDed at once while the pod watch is cut and refused, and the API server fails now and then: all answered, each attached once', async () => {
+    const names = Array.from({ length: 40 }, (_, i) => `boot-${i}`);
+    // The pod watch is cut and cannot come back (RBAC refuses list and watch for now) before the pods exist, so
+    // the cache cannot have them and every ADD must ask; the server fails GETs of those pods and status writes
+    // for a while.
+    api.deny('list', 'pods');
+    api.deny('watch', 'pods');
+    api.closeWatches();
+    api.failNext(500, { method: 'GET', pathIncludes: '/pods/boot-', count: 6 });
+    api.failNext(503, { method: 'PATCH', pathIncludes: '/status', count: 6 });
+    const before = api.requests.length;
+    const uids = names.map((name) => api.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', annotations: { 'k8s.v1.cni.cncf.io/networks': 'blue' } }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'i' }] } }).metadata.uid!);
+    const sandboxes = names.map(() => ({ pod: c.makePod(), id: containerId() }));
+    let outs;
+    try {
+      outs = await Promise.all(names.map((name, i) => c.cni('ADD', { containerId: sandboxes[i]!.id, netns: sandboxes[i]!.pod.path, pod: { name, uid: uids[i]! } })));
+    } finally {
+      api.allow('list', 'pods');
+      api.allow('watch', 'pods');
+    }
+    for (const [i, out] of outs.entries()) {
+      expect({ pod: names[i], code: out.code, out: out.code ? out.stdout : '' }).toEqual({ pod: names[i], code: 0, out: '' });
+      added.push({ id: sandboxes[i]!.id, netns: sandboxes[i]!.pod.path, name: names[i]!, uid: uids[i]! });
+    }
+    // Each pod exactly once: its interfaces, one record, and network-status naming both attachments.
+    for (const [i, name] of names.entries()) {
+      const links = (JSON.parse(run('ip', ['-n', sandboxes[i]!.pod.name, '-j', 'link', 'show']).stdout) as Array<{ ifname: string }>).map((l) => l.ifname).sort();
+      expect({ name, links }).toEqual({ name, links: ['eth0', 'lo', 'net1'] });
+      const status = api.store.get(api.resources.find('', 'v1', 'pods'), 'default', name).metadata.annotations?.['k8s.v1.cni.cncf.io/network-status'];
+      expect({ name, status: (JSON.parse(status ?? '[]') as Array<{ name: string }>).map((s) => s.name) }).toEqual({ name, status: ['cluster', 'default/blue'] });
+    }
+    const records = readdirSync(join(c.stateDir, 'records'));
+    for (const s of sandboxes) expect(records.filter((f) => f.startsWith(s.id))).toEqual([`${s.id}@eth0.json`]);
+    expect(api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status') && r.path.includes('/pods/boot-') && r.status === 200)).toHaveLength(40);
+    // The faults did happen (and were all used up).
+    const during = api.requests.slice(before);
+    expect(during.filter((r) => r.method === 'GET' && r.path.includes('/pods/boot-') && r.status === 500)).toHaveLength(6);
+    expect(during.filter((r) => r.method === 'PATCH' && r.status === 503)).toHaveLength(6);
   });
 
   test('network-status: a conflict is retried; a pod deleted before its status is written is no error; DEL needs no API', async () => {
