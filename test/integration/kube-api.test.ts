@@ -121,6 +121,21 @@ describe('the test API server, driven by kubectl', () => {
     expect((await kubectl('get', 'pod', 'cache')).stderr).toMatch(/not found/);
   });
 
+  test('updates are compare-and-swap on resourceVersion: kubectl replace of a stale copy is 409 and changes nothing; of the current one, it succeeds', async () => {
+    await ok('run', 'cas', '--image', 'registry.k8s.io/pause:3.10', '--restart', 'Never');
+    const stale = JSON.parse(await ok('get', 'pod', 'cas', '-o', 'json'));
+    await ok('label', 'pod', 'cas', 'moved=on');
+    const rv = (await ok('get', 'pod', 'cas', '-o', 'jsonpath={.metadata.resourceVersion}')).trim();
+    writeFileSync(join(dir, 'stale.json'), JSON.stringify({ ...stale, metadata: { ...stale.metadata, labels: { mine: 'yes' } } }));
+    const refused = await kubectl('replace', '-f', join(dir, 'stale.json'));
+    expect(refused.stderr).toMatch(/Operation cannot be fulfilled on pods "cas": the object has been modified/);
+    expect((await ok('get', 'pod', 'cas', '-o', 'jsonpath={.metadata.resourceVersion}')).trim()).toBe(rv);
+    const current = JSON.parse(await ok('get', 'pod', 'cas', '-o', 'json'));
+    writeFileSync(join(dir, 'current.json'), JSON.stringify({ ...current, metadata: { ...current.metadata, labels: { mine: 'yes' } } }));
+    await ok('replace', '-f', join(dir, 'current.json'));
+    expect(await ok('get', 'pod', 'cas', '-o', 'jsonpath={.metadata.labels}')).toBe('{"mine":"yes"}');
+  });
+
   test('namespaces: kubernetes.io/metadata.name is set; deleting one takes its objects; a pod in a missing namespace is 404', async () => {
     await ok('create', 'namespace', 'x');
     expect((await ok('get', 'ns', 'x', '-o', 'jsonpath={.metadata.labels.kubernetes\\.io/metadata\\.name}'))).toBe('x');
