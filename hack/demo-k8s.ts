@@ -6,13 +6,12 @@
  * runtime calls it); network-status is read back with kubectl; a network is hot-plugged into a running pod with
  * `kubectl annotate` and the pods ping each other over it; then everything is deleted.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import yaml from 'js-yaml';
-import { REPO_ROOT, run, runAsync } from './cluster';
+import { DaemonProcess, REPO_ROOT, run, runAsync } from './cluster';
 import { KubeApiServer, type RbacRule } from './kube-api';
 
 const ID = `plxk${process.pid.toString(36)}`;
@@ -60,7 +59,7 @@ const addrOf = (pod: string, ifName: string): string | undefined =>
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo needs root (network namespaces)');
   const api = new KubeApiServer({ tls: true });
-  let daemon: ChildProcess | undefined;
+  let daemon: DaemonProcess | undefined;
   const pods: Array<{ name: string; uid: string; id: string }> = [];
   try {
     step('A test API server (hack/kube-api: the Kubernetes REST protocol over TLS), reached from the node at 127.0.0.1:6443');
@@ -92,9 +91,8 @@ async function main(): Promise<void> {
       source: { type: 'kubernetes', kubeconfig: join(dir, 'plexusd.kubeconfig') }, logLevel: 'info',
     };
     writeFileSync(join(dir, 'plexusd.yaml'), yaml.dump(config));
-    const log = openSync(join(dir, 'plexusd.log'), 'a');
-    daemon = spawn('ip', ['netns', 'exec', NODE, join(REPO_ROOT, 'bin/plexusd'), '--config', join(dir, 'plexusd.yaml')], { stdio: ['ignore', log, log] });
-    await until('plexusd ready', () => run(join(REPO_ROOT, 'bin/plexusctl'), ['--socket', config.socketPath, 'health'], { allowFail: true }).code === 0);
+    daemon = DaemonProcess.spawn({ netns: NODE, configPath: join(dir, 'plexusd.yaml'), socket: config.socketPath, logFile: join(dir, 'plexusd.log') });
+    await daemon.waitReady(20_000);
     const source = JSON.parse(run(join(REPO_ROOT, 'bin/plexusctl'), ['--socket', config.socketPath, 'source']).stdout);
     info(`synced: ${source.pods.objects} pods of ${NODE_NAME}, ${source.nads.objects} NADs, ${source.namespaces.objects} namespaces`);
 
@@ -135,10 +133,7 @@ async function main(): Promise<void> {
     console.log('\nDemo complete.');
   } finally {
     for (const pod of pods) await cni('DEL', pod).catch(() => undefined);
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await new Promise((r) => daemon!.once('exit', r));
-    }
+    await daemon?.kill('SIGTERM', 10_000);
     await api.stop();
     for (const n of netnses.reverse()) run('ip', ['netns', 'del', n], { allowFail: true });
     rmSync(dir, { recursive: true, force: true });

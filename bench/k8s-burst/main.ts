@@ -8,14 +8,12 @@
  * The API server (hack/kube-api) runs in this process on a unix socket, reached from the node's netns at
  * 127.0.0.1:6443 through a forwarder, with TLS and a bearer token as in a cluster.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import yaml from 'js-yaml';
-import { withNetns } from '../../kernel';
-import { run } from '../../hack/cluster';
+import { DaemonProcess, run } from '../../hack/cluster';
 import { KubeApiServer } from '../../hack/kube-api';
 import { execInNetns } from '../lib/netns';
 import { mdTable, round, writeResults } from '../lib/stats';
@@ -50,16 +48,12 @@ interface Outcome {
   peakRssMiB: number;
 }
 
-async function daemon(source: Record<string, unknown>, tag: string): Promise<ChildProcess> {
+async function daemon(source: Record<string, unknown>, tag: string): Promise<DaemonProcess> {
   const config = { socketPath: join(dir, `${tag}.sock`), stateDir: join(dir, `state-${tag}`), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', nodeName: NODE_NAME, source, logLevel: 'warn' };
   writeFileSync(join(dir, `${tag}.json`), JSON.stringify(config));
-  const log = openSync(join(dir, `${tag}.log`), 'a');
-  const child = withNetns(nodePath, () => spawn(process.execPath, [join(ROOT, 'bin/plexusd'), '--config', join(dir, `${tag}.json`)], { env: { PATH: process.env['PATH'] ?? '', ...(process.env['PLEXUSD_NODE_OPTIONS'] ? { NODE_OPTIONS: process.env['PLEXUSD_NODE_OPTIONS'] } : {}) }, stdio: ['ignore', log, log] }));
-  for (let i = 0; i < 600; i++) {
-    if (run(join(ROOT, 'bin/plexusctl'), ['--socket', config.socketPath, 'health'], { allowFail: true }).code === 0) return child;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`plexusd (${tag}) did not become ready: ${readFileSync(join(dir, `${tag}.log`), 'utf8').slice(-1500)}`);
+  const d = DaemonProcess.spawn({ netns: NODE, configPath: join(dir, `${tag}.json`), socket: config.socketPath, logFile: join(dir, `${tag}.log`) });
+  await d.waitReady(30_000);
+  return d;
 }
 
 const peakRssMiB = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -98,8 +92,8 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, 'manifests/objects.yaml'), [nad, ...names.map((n) => pod(n, NODE_NAME))].map((o) => yaml.dump(o)).join('---\n'));
     const file = await daemon({ type: 'file', dir: join(dir, 'manifests') }, 'file');
     const f = await burst('file', names, new Map());
-    outcomes.push({ source: 'file', pods: PODS, failed: f.failed, seconds: f.seconds, podsPerSecond: PODS / f.seconds, peakRssMiB: peakRssMiB(file.pid!) });
-    file.kill('SIGTERM');
+    outcomes.push({ source: 'file', pods: PODS, failed: f.failed, seconds: f.seconds, podsPerSecond: PODS / f.seconds, peakRssMiB: peakRssMiB(file.pid) });
+    await file.kill('SIGTERM', 10_000);
 
     // The API source, with the cluster's other pods on other nodes.
     await api.start(join(dir, 'api.sock'));
@@ -113,8 +107,8 @@ async function main(): Promise<void> {
     process.stderr.write(`k8s-burst: ${CLUSTER_PODS} pods in the test cluster (${Math.round(performance.now() - t0)} ms)\n`);
     const kube = await daemon({ type: 'kubernetes', kubeconfig, requestTimeoutMs: 30000 }, 'kube');
     const k = await burst('kube', names, uids);
-    outcomes.push({ source: 'kubernetes', pods: PODS, failed: k.failed, seconds: k.seconds, podsPerSecond: PODS / k.seconds, peakRssMiB: peakRssMiB(kube.pid!) });
-    kube.kill('SIGTERM');
+    outcomes.push({ source: 'kubernetes', pods: PODS, failed: k.failed, seconds: k.seconds, podsPerSecond: PODS / k.seconds, peakRssMiB: peakRssMiB(kube.pid) });
+    await kube.kill('SIGTERM', 10_000);
   } finally {
     await api.stop();
     for (const n of netnses.reverse()) run('ip', ['netns', 'del', n], { allowFail: true });

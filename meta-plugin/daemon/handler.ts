@@ -185,7 +185,7 @@ export class CniHandler {
     return pod;
   }
 
-  private async planFor(req: CniRequest, pod: PodObject | null): Promise<Plan> {
+  private async planFor(req: PlanTarget, pod: PodObject | null): Promise<Plan> {
     const lookupNad = (ns: string, name: string) => this.deps.source.getNad(ns, name);
     const resources = resourceNamesFor(pod, lookupNad);
     // The kubelet checkpoint is matched by UID: the runtime's, else the source's.
@@ -235,10 +235,10 @@ export class CniHandler {
     const ref = rec.pod!;
     const log = this.deps.log.child({ pod: podKey(ref), containerId: rec.containerId, op: 'hotplug' });
     await this.slots.run(() => this.podLocks.run(`pod:${podKey(ref)}`, async () => {
-      const current = this.deps.runner.recordOf({ containerId: rec.containerId, ifName: rec.ifName } as CniRequest);
+      const current = this.deps.runner.recordAt(rec.containerId, rec.ifName);
       const networks = pod.annotations[NETWORKS_ANNOTATION];
       if (!current || current.networks === networks) return; // deleted meanwhile, or already done
-      const req = { podRef: ref, containerId: current.containerId, ifName: current.ifName, cniVersion: current.cniVersion, config: {} } as unknown as CniRequest;
+      const req: PlanTarget = { podRef: ref, ifName: current.ifName, cniVersion: current.cniVersion, config: {} };
       try {
         const plan = await this.planFor(req, pod);
         const { added, removed } = await this.deps.runner.hotplug(current, plan, log);
@@ -290,6 +290,9 @@ const NOT_SERVED: Partial<Record<PluginName, string>> = {
 function delegateEnvOf(req: CniRequest): DelegateEnv {
   return { containerId: req.containerId ?? '', netns: req.netns ?? '', ifName: req.ifName ?? '', args: req.argsRaw, path: req.path };
 }
+
+/** What a plan needs of a request: a runtime's, or a hot-plug's made from the pod's record. */
+type PlanTarget = Pick<CniRequest, 'podRef' | 'ifName' | 'config'> & { cniVersion: string };
 
 const lockKey = (req: CniRequest): string =>
   req.podRef ? `pod:${podKey(req.podRef)}` : req.containerId ? `ctr:${req.containerId}` : `cmd:${req.command}`;

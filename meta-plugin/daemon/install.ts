@@ -13,7 +13,7 @@
  *   plugin is gone.
  */
 import { copyFileSync, chmodSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, removeFileDurably, writeFileAtomic } from '../../core/atomic-file';
 import { PlexusError } from '../../core/errors';
@@ -33,7 +33,7 @@ const CONF_RE = /\.(conf|conflist|json)$/;
 
 /** Copies `from` to `to` through a temporary file in the same directory and a rename. */
 function replaceFile(from: string, to: string): void {
-  const tmp = join(to, '..', `.${randomBytes(4).toString('hex')}.plexus-tmp`);
+  const tmp = join(dirname(to), `.${randomBytes(4).toString('hex')}.plexus-tmp`);
   try {
     copyFileSync(from, tmp);
     chmodSync(tmp, 0o755);
@@ -44,7 +44,7 @@ function replaceFile(from: string, to: string): void {
 }
 
 function replaceSymlink(target: string, at: string): void {
-  const tmp = join(at, '..', `.${randomBytes(4).toString('hex')}.plexus-tmp`);
+  const tmp = join(dirname(at), `.${randomBytes(4).toString('hex')}.plexus-tmp`);
   symlinkSync(target, tmp);
   renameSync(tmp, at);
 }

@@ -44,7 +44,9 @@ import { shimStateDirs } from './shim-state-dirs';
 
 export async function startDaemon(given: DaemonConfig, log: Logger) {
   const install = installOptions(given);
-  const config = install ? withClusterNetwork(given, install, log) : given;
+  // Binaries first (harmless before the conflist: nothing sends pods here yet); the conflist once ready.
+  if (install) log.info({ cniBinDir: install.cniBinDir, binaries: installBinaries(install.fromDir, install) }, 'Plexus binaries installed');
+  const config = install && !given.clusterNetwork ? withPrimaryNetwork(given, install, log) : given;
   let ready = false;
   let stopping = false;
   // Everything this start opens, closed in reverse by stop() or, if a later step fails, at once (STYLE 2).
@@ -55,7 +57,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
     // Published at once, so a DEL the shim queues while we start lands where we drain; a directory an earlier
     // daemon published (another stateDir) is drained too.
     const previous = publishStateDir(config);
-    const source = await openSource(config, log.child({ component: 'source' }));
+    const source = openSource(config, log.child({ component: 'source' }));
     await source.start();
     opened.push('stop the source', () => source.stop());
     const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;
@@ -108,11 +110,11 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
     }
     await drain();
     const hotplug = hotplugScanner(records, source, handler, log);
-    source.onChange(hotplug);
-    hotplug();
+    source.onChange(() => hotplug(false));
+    hotplug(true);
     const retry = setInterval(() => {
       void drain().catch((e: unknown) => log.error({ err: errorText(e) }, 'DEL queue drain failed; will retry'));
-      hotplug();
+      hotplug(true);
     }, 10_000);
     retry.unref();
 
@@ -190,25 +192,47 @@ function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHo
 
 /**
  * Hot-plug (docs/kubernetes.md): each pod the source knows whose networks annotation differs from the one
- * its recorded attachments were made from (same UID) is brought up to date. One scan at a time; called on
- * every change of the source and every 10 s (which retries a failed hot-plug).
+ * its recorded attachments were made from (same UID) is brought up to date. A change of the source costs a
+ * look at the pods' annotations in memory: the records are read only when one of them changed (a pod's
+ * status updates do not count), and every 10 s (`full`), which retries a failed hot-plug. One scan at a time;
+ * a change during a scan is scanned for after it.
  */
-function hotplugScanner(records: RecordStore, source: Source, handler: CniHandler, log: Logger): () => void {
+function hotplugScanner(records: RecordStore, source: Source, handler: CniHandler, log: Logger): (full: boolean) => void {
   let running: Promise<void> | undefined;
+  let again = false;
+  let seen = new Map<string, string | undefined>();
+  const annotationsChanged = (): boolean => {
+    const now = new Map(source.listPods().map((p) => [`${p.namespace}/${p.name}`, p.annotations[NETWORKS_ANNOTATION]]));
+    const changed = now.size !== seen.size || [...now].some(([k, v]) => !seen.has(k) || seen.get(k) !== v);
+    seen = now;
+    return changed;
+  };
   const scan = async () => {
     for (const rec of records.list()) {
       if (!rec.pod || rec.status === undefined) continue; // not a pod's, or its ADD has not finished
       const pod = source.getPod(rec.pod.namespace, rec.pod.name);
       if (!pod || (rec.pod.uid && pod.uid && pod.uid !== rec.pod.uid)) continue;
-      if ((pod.annotations[NETWORKS_ANNOTATION] ?? undefined) === rec.networks) continue;
+      if (pod.annotations[NETWORKS_ANNOTATION] === rec.networks) continue;
       await handler.hotplug(rec, pod);
     }
   };
-  return () => {
-    running ??= scan()
+  const run = (full: boolean): void => {
+    if (!annotationsChanged() && !full) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = scan()
       .catch((e: unknown) => log.error({ err: errorText(e) }, 'hot-plug scan failed'))
-      .finally(() => (running = undefined));
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          run(true);
+        }
+      });
   };
+  return run;
 }
 
 /** The install section with its defaults resolved (cniConfDir: confDir; fromDir: beside this plexusd). */
@@ -218,24 +242,18 @@ function installOptions(config: DaemonConfig): (InstallOptions & { fromDir: stri
   return { ...i, cniConfDir: i.cniConfDir ?? config.confDir, fromDir: i.fromDir ?? dirname(process.argv[1] ?? __filename) };
 }
 
-/**
- * Installs the binaries (harmless before the conflist: nothing sends pods here yet) and settles the cluster
- * network: the configured one, else the primary conflist's.
- */
-function withClusterNetwork(config: DaemonConfig, install: InstallOptions & { fromDir: string }, log: Logger): DaemonConfig {
-  const binaries = installBinaries(install.fromDir, install);
-  log.info({ cniBinDir: install.cniBinDir, binaries }, 'Plexus binaries installed');
-  if (config.clusterNetwork) return config;
+/** A config that names no cluster network gets the primary conflist's (install.ts). */
+function withPrimaryNetwork(config: DaemonConfig, install: InstallOptions, log: Logger): DaemonConfig {
   const primary = findPrimaryConflist(install);
   log.info({ conflist: primary.file, clusterNetwork: primary.name }, 'cluster network: the primary conflist');
   return Object.freeze({ ...config, clusterNetwork: primary.name });
 }
 
 /** The configured source: a manifest directory, or the API server. */
-async function openSource(config: DaemonConfig, log: Logger): Promise<Source> {
+function openSource(config: DaemonConfig, log: Logger): Source {
   const s = config.source;
   if (s.type === 'file') return new FileSource(s.dir, log, s.rescanSeconds * 1000);
-  return KubeSource.open(s, config.nodeName, log);
+  return new KubeSource(s, config.nodeName, log);
 }
 
 /** Status survives restarts through the records (the file source keeps it in memory). */

@@ -60,7 +60,7 @@ export class Runner {
     const undo = new UndoStack();
     let current: AttachmentRecord | undefined;
     try {
-      for (const planned of plan.attachments) rec.attachments.push(await this.prepareAttachment(rec, planned, req, log));
+      for (const planned of plan.attachments) rec.attachments.push(await this.prepareAttachment(rec, planned, req.netns!, req.path, log));
       this.deps.records.put(rec);
       for (const att of rec.attachments) {
         current = att;
@@ -84,10 +84,10 @@ export class Runner {
   }
 
   /** The record of one planned attachment: version negotiated when the config named none, device info set. */
-  private async prepareAttachment(rec: SandboxRecord, planned: PlannedAttachment, req: CniRequest, log: Logger): Promise<AttachmentRecord> {
+  private async prepareAttachment(rec: SandboxRecord, planned: PlannedAttachment, netns: string, path: string[], log: Logger): Promise<AttachmentRecord> {
     const att = toRecord(planned);
     if (att.conf.cniVersionInjected) {
-      att.conf = { ...att.conf, cniVersion: await negotiateVersion(this.call(rec, att, req.netns!, req.path, log), this.versionCache) };
+      att.conf = { ...att.conf, cniVersion: await negotiateVersion(this.call(rec, att, netns, path, log), this.versionCache) };
     }
     this.attachDeviceInfo(rec, att);
     return att;
@@ -178,13 +178,12 @@ export class Runner {
       w.ifName = `net${k}` as IfName;
       used.add(w.ifName);
     }
-    const req = { netns: rec.netns, path: [] as string[] } as unknown as CniRequest;
     const undo = new UndoStack();
     const added: AttachmentRecord[] = [];
     let next = Math.max(0, ...rec.attachments.map((a) => a.index)) + 1;
     try {
       for (const w of toAdd) {
-        const att = await this.prepareAttachment(rec, { ...w, index: next++ }, req, log);
+        const att = await this.prepareAttachment(rec, { ...w, index: next++ }, rec.netns, [], log);
         rec.attachments.push(att);
         added.push(att);
         this.deps.records.put(rec);
@@ -220,7 +219,11 @@ export class Runner {
   }
 
   recordOf(req: CniRequest): SandboxRecord | undefined {
-    return this.deps.records.get(req.containerId!, req.ifName!);
+    return this.recordAt(req.containerId!, req.ifName!);
+  }
+
+  recordAt(containerId: ContainerId, ifName: IfName): SandboxRecord | undefined {
+    return this.deps.records.get(containerId, ifName);
   }
 
   /**

@@ -35,8 +35,8 @@ export interface AttachmentRecord {
 
 export interface SandboxRecord {
   kind: 'plexusSandboxV1';
-  containerId: string;
-  ifName: string;
+  containerId: ContainerId;
+  ifName: IfName;
   netns: string;
   pod: PodRef | null;
   cniArgs: string;

@@ -67,17 +67,12 @@ export class KubeSource implements Source {
   private notify: NodeJS.Timeout | undefined;
 
   /** Loads the kubeconfig (or the service account); `start` begins listing. */
-  static async open(options: KubeSourceOptions, nodeName: string, log: Logger): Promise<KubeSource> {
-    return new KubeSource(options, nodeName, log, await KubeClient.open(options.kubeconfig, options.requestTimeoutMs));
-  }
-
-  private constructor(
+  constructor(
     private readonly options: KubeSourceOptions,
     private readonly nodeName: string,
     private readonly log: Logger,
-    client: KubeClient,
   ) {
-    this.client = client;
+    this.client = new KubeClient(options.kubeconfig, options.requestTimeoutMs);
     const common = { silenceMs: options.watchSilenceSeconds * 1000, backoffMaxMs: options.backoffMaxMs, onChange: () => this.changed() };
     this.pods = new Reflector(this.client, { ...common, path: '/api/v1/pods', query: { fieldSelector: `spec.nodeName=${nodeName}` }, transform: podFromApi, log: log.child({ reflector: 'pods' }) });
     this.nads = new Reflector(this.client, { ...common, path: NADS, transform: nadFromApi, log: log.child({ reflector: 'nads' }) });

@@ -27,13 +27,9 @@ export class KubeClient {
   private readonly token: BearerToken;
   private freshToken = false;
 
-  private constructor(kubeconfig: string | undefined, readonly timeoutMs: number) {
+  constructor(kubeconfig: string | undefined, readonly timeoutMs: number) {
     this.creds = loadCredentials(kubeconfig);
     this.token = new BearerToken(this.creds);
-  }
-
-  static async open(kubeconfig: string | undefined, timeoutMs: number): Promise<KubeClient> {
-    return new KubeClient(kubeconfig, timeoutMs);
   }
 
   get server(): string {
@@ -62,15 +58,13 @@ export class KubeClient {
     });
   }
 
-  /** One request with a JSON answer; a 401 reloads the credentials and tries once more. */
+  /** One request with a JSON answer; after a 401 the token is read again and the request tried once more. */
   async request(method: string, path: string, opts: { body?: unknown; contentType?: string; timeoutMs?: number } = {}): Promise<KubeResponse> {
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = body === undefined ? {} : { 'content-type': opts.contentType ?? 'application/json' };
     for (let attempt = 0; ; attempt++) {
       const res = await this.send(method, path, headers, body, opts.timeoutMs ?? this.timeoutMs);
-      const chunks: Buffer[] = [];
-      for await (const c of res) chunks.push(c as Buffer);
-      const text = Buffer.concat(chunks).toString('utf8');
+      const text = await readAll(res);
       if (res.statusCode === 401 && attempt === 0) {
         this.freshToken = true; // a token file rotated since it was read
         continue;
@@ -100,11 +94,10 @@ export class KubeClient {
     const res = await this.send('GET', path, {}, undefined, 0);
     if (res.statusCode === 401) this.freshToken = true;
     if (res.statusCode !== 200) {
-      const chunks: Buffer[] = [];
-      for await (const c of res) chunks.push(c as Buffer);
+      const text = await readAll(res);
       let message = '';
       try {
-        message = (JSON.parse(Buffer.concat(chunks).toString()) as { message?: string }).message ?? '';
+        message = (JSON.parse(text) as { message?: string }).message ?? '';
       } catch {
         // not a Status
       }
@@ -129,8 +122,14 @@ export class KubeClient {
         }
       });
       res.on('end', () => resolve());
-      res.on('close', () => (abort.aborted ? resolve() : resolve()));
+      res.on('close', () => resolve());
       res.on('error', (e) => (abort.aborted ? resolve() : reject(e)));
     });
   }
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

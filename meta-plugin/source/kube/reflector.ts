@@ -121,8 +121,9 @@ export class Reflector<T> {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.abort.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      const wake = () => (clearTimeout(t), resolve());
+      const t = setTimeout(() => (this.abort.signal.removeEventListener('abort', wake), resolve()), ms);
+      this.abort.signal.addEventListener('abort', wake, { once: true });
     });
   }
 
