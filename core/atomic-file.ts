@@ -3,7 +3,7 @@
  * everything that keeps state on disk (attachment and endpoint records, the DEL queue); core modules only,
  * so the shim can bundle it.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -45,4 +45,13 @@ export function removeFileDurably(path: string): boolean {
   }
   fsyncDir(dirname(path));
   return true;
+}
+
+/** Removes `dir` if it is empty; a directory that is gone or still holds something is left as it is. */
+export function removeDirIfEmpty(dir: string): void {
+  try {
+    if (readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    // gone already, or filled meanwhile
+  }
 }

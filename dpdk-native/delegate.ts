@@ -16,14 +16,14 @@
  * One record per attachment (`<stateDir>/dpdk/<port>.json`) is what DEL, CHECK, GC and the reconcile work from:
  * the daemon re-creates ports an engine restart lost and removes ports nothing records.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Ajv from 'ajv';
 import type { Logger } from 'pino';
 import { context, errorText, PlexusError } from '../core/errors';
 import { KeyedMutex } from '../core/locks';
 import { RecordDir } from '../core/record-dir';
-import { removeFileDurably } from '../core/atomic-file';
+import { removeDirIfEmpty, removeFileDurably } from '../core/atomic-file';
 import { schemaProblems } from '../core/schema-problems';
 import { type CniResult, convertResult, parseResult } from '../cni/result';
 import { configVersion } from '../cni/version';
@@ -165,7 +165,7 @@ export class DpdkDelegate implements Delegate {
       } catch (err) {
         await this.deps.engine.remove(name).catch(() => undefined);
         if (conf.ipam) await this.ipam('DEL', call, conf.ipam).catch(() => undefined);
-        removeEmptyDir(dir);
+        removeDirIfEmpty(dir);
         throw context(err, `${DPDK_TYPE}: failed to attach ${ifName} of container ${containerId.slice(0, 12)} to network "${conf.network}"`);
       }
     });
@@ -189,7 +189,7 @@ export class DpdkDelegate implements Delegate {
       // The socket is the attachment's whoever created it (a pod's virtio-user server leaves its file behind).
       rmSync(rec.port.socket!, { force: true });
       this.records.remove(name);
-      removeEmptyDir(dirname(rec.port.socket!));
+      removeDirIfEmpty(dirname(rec.port.socket!));
     });
   }
 
@@ -272,12 +272,4 @@ function writeDeviceInfo(conf: DpdkNetConf, file: string, containerPath: string)
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
   writeFileSync(file, JSON.stringify(info), { mode: 0o444 });
   return file;
-}
-
-function removeEmptyDir(dir: string): void {
-  try {
-    if (readdirSync(dir).length === 0) rmdirSync(dir);
-  } catch {
-    // gone already, or still in use
-  }
 }

@@ -18,7 +18,8 @@
  * The config FILE is YAML or JSON; its `dpdk` section (or the whole file) is parsed by dpdk-native/config.ts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { removeDirIfEmpty } from '../../core/atomic-file';
 import { dirname } from 'node:path';
 import yaml from 'js-yaml';
 import pino, { type Logger } from 'pino';
@@ -112,14 +113,7 @@ class Engine {
         // already gone
       }
     }
-    // The directory put() made for the socket, once nothing else is in it.
-    if (spec.socket) {
-      try {
-        if (readdirSync(dirname(spec.socket)).length === 0) rmdirSync(dirname(spec.socket));
-      } catch {
-        // gone, or in use
-      }
-    }
+    if (spec.socket) removeDirIfEmpty(dirname(spec.socket)); // the directory put() made for it
   }
 
   list(): unknown[] {
