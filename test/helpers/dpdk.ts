@@ -46,6 +46,11 @@ export class EngineProcess {
     this.out = '';
     this.child.stdout!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20000)));
     this.child.stderr!.on('data', (d: Buffer) => (this.out = (this.out + d.toString()).slice(-20000)));
+    const child = this.child;
+    // An engine that dies on its own (not by kill()) says how, so a test that then fails can be understood.
+    child.once('exit', (code, signal) => {
+      if (this.child === child) process.stderr.write(`plexus-dataplane exited by itself (code ${code}, signal ${signal}):\n${this.out.slice(-3000)}\n`);
+    });
     await expectEventually(async () => expect((await this.call('GET', '/healthz')).status).toBe(200), { timeoutMs: 15_000, context: () => this.out.slice(-2000) });
   }
 
@@ -57,7 +62,8 @@ export class EngineProcess {
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const c = this.child;
     this.child = undefined;
-    if (!c || c.exitCode !== null) return Promise.resolve();
+    // A process a signal ended has no exit code but a signal code: waiting for its 'exit' would hang.
+    if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
       c.once('exit', () => resolve());
       c.kill(signal);
@@ -65,7 +71,7 @@ export class EngineProcess {
   }
 
   alive(): boolean {
-    return this.child !== undefined && this.child.exitCode === null;
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
