@@ -61,7 +61,9 @@ export class KubeClient {
   /** One request with a JSON answer; after a 401 the token is read again and the request tried once more. */
   async request(method: string, path: string, opts: { body?: unknown; contentType?: string; timeoutMs?: number } = {}): Promise<KubeResponse> {
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': opts.contentType ?? 'application/json' };
+    // A length on every body: Node sends a DELETE's body neither chunked nor sized otherwise, and the server
+    // would read it as the next request.
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': opts.contentType ?? 'application/json', 'content-length': String(Buffer.byteLength(body)) };
     for (let attempt = 0; ; attempt++) {
       const res = await this.send(method, path, headers, body, opts.timeoutMs ?? this.timeoutMs);
       const text = await readAll(res);
