@@ -4,7 +4,9 @@
  * kubectl applies the CRDs, the RBAC and the networks; one node's plexusd runs on the API source with a token
  * held to deploy/rbac.yaml's rules; the demo plays the container runtime for two pods (bin/plexus, as a
  * runtime calls it); network-status is read back with kubectl; a network is hot-plugged into a running pod with
- * `kubectl annotate` and the pods ping each other over it; then everything is deleted.
+ * `kubectl annotate` and the pods ping each other over it, its addresses from plexus-ipam with the IPAM store in
+ * the API server (`ipam.store: {type: kubernetes}`: the node's block read back with kubectl); then everything is
+ * deleted.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,9 +26,10 @@ const info = (msg: string): void => console.log(`    ${msg}`);
 
 const hostLocal = (subnet: string) => ({ type: 'host-local', dataDir: join(dir, 'host-local'), ranges: [[{ subnet }]] });
 const NETWORKS = [
-  { name: 'storage', subnet: '10.151.0.0/24' },
-  { name: 'signalling', subnet: '10.152.0.0/24' },
+  { name: 'storage', ipam: hostLocal('10.151.0.0/24') },
+  { name: 'signalling', ipam: { type: 'plexus-ipam', pool: 'signalling-pool', socketPath: join(dir, 'plexus.sock') } },
 ];
+const POOL = { apiVersion: 'plexus.io/v1alpha1', kind: 'IPPool', metadata: { name: 'signalling-pool' }, spec: { cidrs: ['10.152.0.0/24'], blockSize: 28 } };
 
 async function kubectl(...args: string[]): Promise<string> {
   const r = await runAsync('ip', ['netns', 'exec', NODE, 'kubectl', '--kubeconfig', join(dir, 'admin.kubeconfig'), ...args], { timeoutMs: 30_000 });
@@ -75,20 +78,22 @@ async function main(): Promise<void> {
     api.bindRole('plexusd', role.rules!);
     info('plexusd\'s token is held to the ClusterRole of deploy/rbac.yaml');
 
-    step('kubectl apply: the CRDs, the RBAC, two networks and two pods on this node');
+    step('kubectl apply: the CRDs, the RBAC, two networks (one with an IPPool) and two pods on this node');
     for (const line of (await kubectl('apply', '-f', join(REPO_ROOT, 'crds'), '-f', join(REPO_ROOT, 'deploy/rbac.yaml'))).trim().split('\n')) info(line);
     const objects = [
-      ...NETWORKS.map((n) => ({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: n.name, namespace: 'default' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', name: n.name, type: 'bridge', bridge: `br-${n.name}`, ipam: hostLocal(n.subnet) }) } })),
+      ...NETWORKS.map((n) => ({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: n.name, namespace: 'default' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', name: n.name, type: 'bridge', bridge: `br-${n.name}`, ipam: n.ipam }) } })),
+      POOL,
       ...['web', 'cache'].map((name) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', annotations: { 'k8s.v1.cni.cncf.io/networks': 'storage' } }, spec: { nodeName: NODE_NAME, containers: [{ name, image: 'registry.k8s.io/pause:3.10' }] } })),
     ];
     writeFileSync(join(dir, 'objects.yaml'), objects.map((o) => yaml.dump(o)).join('---\n'));
     for (const line of (await kubectl('apply', '-f', join(dir, 'objects.yaml'))).trim().split('\n')) info(line);
 
-    step('plexusd on the Kubernetes source (source: {type: kubernetes})');
+    step('plexusd on the Kubernetes source and IPAM store (source: {type: kubernetes}, ipam.store: {type: kubernetes})');
     writeFileSync(join(dir, 'cni/10-cluster.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'cluster', plugins: [{ type: 'ptp', ipam: { ...hostLocal('10.150.0.0/24'), routes: [{ dst: '0.0.0.0/0' }] } }] }));
     const config = {
-      socketPath: join(dir, 'plexus.sock'), stateDir: join(dir, 'state'), binDirs: ['/usr/lib/cni'], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', nodeName: NODE_NAME,
+      socketPath: join(dir, 'plexus.sock'), stateDir: join(dir, 'state'), binDirs: [join(REPO_ROOT, 'bin'), '/usr/lib/cni'], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', nodeName: NODE_NAME,
       source: { type: 'kubernetes', kubeconfig: join(dir, 'plexusd.kubeconfig') }, logLevel: 'info',
+      ipam: { store: { type: 'kubernetes' } },
     };
     writeFileSync(join(dir, 'plexusd.yaml'), yaml.dump(config));
     daemon = DaemonProcess.spawn({ netns: NODE, configPath: join(dir, 'plexusd.yaml'), socket: config.socketPath, logFile: join(dir, 'plexusd.log') });
@@ -120,6 +125,14 @@ async function main(): Promise<void> {
     const ping = run('ip', ['netns', 'exec', `${NODE}-web`, 'ping', '-c', '3', '-i', '0.2', '-W', '2', target], { allowFail: true });
     info(`web -> cache over the hot-plugged signalling network (${target}): ${/(\d+) received/.exec(ping.stdout)?.[1] ?? 0}/3 replies`);
     if (ping.code !== 0) throw new Error(`ping over the hot-plugged network FAILED:\n${ping.stdout}`);
+    info('kubectl get ipamrecords -l plexus.io/kind=block (the signalling pool\'s block this node claimed):');
+    const blocks = (JSON.parse(await kubectl('get', 'ipamrecords', '-l', 'plexus.io/kind=block', '-o', 'json')) as { items: Array<{ metadata: { labels: Record<string, string> }; spec: { key: string; value: { held: Record<string, string> } } }> }).items;
+    for (const b of blocks) {
+      const held = Object.entries(b.spec.value.held);
+      const pods = held.filter(([, pod]) => pod).map(([o, pod]) => `#${o} ${pod}`).join(', ');
+      info(`  ${b.spec.key}  node ${b.metadata.labels['plexus.io/node']}  held: ${pods} (+${held.filter(([, pod]) => !pod).length} in reserve)`);
+    }
+    if (!blocks.some((b) => b.spec.key === 'signalling-pool:10.152.0.0-28' && b.metadata.labels['plexus.io/node'] === NODE_NAME)) throw new Error('the node\'s block is not in the API server');
     info('kubectl get events --field-selector involvedObject.name=web:');
     const events = JSON.parse(await kubectl('get', 'events', '--field-selector', 'involvedObject.name=web', '-o', 'json')).items as Array<{ reason: string; message: string }>;
     for (const e of events) info(`  ${e.reason.padEnd(16)} ${e.message}`);
@@ -136,7 +149,7 @@ async function main(): Promise<void> {
     await daemon?.kill('SIGTERM', 10_000);
     await api.stop();
     for (const n of netnses.reverse()) run('ip', ['netns', 'del', n], { allowFail: true });
-    rmSync(dir, { recursive: true, force: true });
+    if (!process.env["KEEP"]) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -10,8 +10,10 @@ import * as path from 'node:path';
 import { PlexusError, context } from '../core/errors';
 import { EtcdStore } from './stores/etcd-store';
 import { LocalStore } from './stores/local-store';
+import { type KubeApi, KubeStore } from './stores/kube-store';
 import type { IpamConfig } from './model/pool-schema';
 import { Ipam } from './engine/ipam';
+import type { Store } from './stores/store';
 
 export { Ipam, type IpamOptions } from './engine/ipam';
 export type { Family } from './model/address';
@@ -27,10 +29,16 @@ export type { Store } from './stores/store';
 export { MemoryStore } from './stores/memory-store';
 export { LocalStore } from './stores/local-store';
 export { EtcdStore } from './stores/etcd-store';
+export { type KubeApi, KubeStore } from './stores/kube-store';
 export { IPAM_PLUGIN_TYPE, IpamPlugin, NO_POD_NAMESPACE } from './cni/plugin';
 export { inlinePoolOf } from './cni/ranges';
 export { parseCniIpamConfig } from './cni/schema';
 export { ImplicitPools } from './cni/implicit-pools';
+
+function kubeApiOf(api: KubeApi | undefined): KubeApi {
+  if (!api) throw new PlexusError('Internal', 'ipam.store: type kubernetes needs the daemon\'s API client');
+  return api;
+}
 
 /** The running kernel's boot id; undefined where there is none (then recovery never assumes a restart). */
 function readBootId(): string | undefined {
@@ -43,8 +51,9 @@ function readBootId(): string | undefined {
 
 /**
  * Build the IPAM service from the daemon config's `ipam` section (`ipam.store`, `ipam.pools`, tuning).
- * `{type: local}` keeps everything in one local store under `<stateDir>/ipam`; `{type: etcd}` shares blocks
- * through etcd and keeps the node's own book in `<stateDir>/ipam-node`.
+ * `{type: local}` keeps everything in one local store under `<stateDir>/ipam`; `{type: etcd}` and
+ * `{type: kubernetes}` share blocks through etcd or the API server (`kubeApi`, the daemon's client) and keep
+ * the node's own book in `<stateDir>/ipam-node`.
  */
 export async function openIpam(args: {
   /** The daemon config's `ipam` section, parsed once (parseIpamConfig) when the daemon config was. */
@@ -57,6 +66,8 @@ export async function openIpam(args: {
   nodeInfo?: Readonly<Record<string, string>>;
   /** Default: the running kernel's boot id (IpamOptions.bootId). */
   bootId?: string;
+  /** The API client for `store: {type: kubernetes}`. */
+  kubeApi?: KubeApi;
 }): Promise<Ipam> {
   const c = args.config;
   const store = c.store ?? { type: 'local' };
@@ -66,9 +77,17 @@ export async function openIpam(args: {
   // store then; without `dir` one local store under stateDir is both.
   const sharedDir = local && store.dir !== undefined ? store.dir : undefined;
   const nodeStore = await LocalStore.open(local && sharedDir === undefined ? path.join(args.stateDir, 'ipam') : path.join(args.stateDir, 'ipam-node'));
-  const shared = store.type === 'etcd'
-    ? new EtcdStore({ endpoints: store.endpoints, prefix: store.prefix })
-    : sharedDir !== undefined ? await LocalStore.open(sharedDir) : nodeStore;
+  let shared: Store;
+  try {
+    shared = store.type === 'etcd'
+      ? new EtcdStore({ endpoints: store.endpoints, prefix: store.prefix })
+      : store.type === 'kubernetes'
+        ? await KubeStore.open({ api: kubeApiOf(args.kubeApi), txnTimeoutMs: store.txnTimeoutMs, clock: args.clock })
+        : sharedDir !== undefined ? await LocalStore.open(sharedDir) : nodeStore;
+  } catch (err) {
+    await nodeStore.close();
+    throw err;
+  }
   try {
     return await Ipam.open({
       node: args.node, shared, nodeStore, pools: c.pools ?? [], clock: args.clock, nodeLabels: args.nodeLabels, nodeInfo: args.nodeInfo, bootId: args.bootId ?? readBootId(),

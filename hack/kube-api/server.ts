@@ -42,6 +42,19 @@ export interface RequestRecord {
   status: number;
 }
 
+/** A request as `hangNext` matches it: its method, path and parsed body. */
+export interface SeenRequest {
+  method: string;
+  path: string;
+  body: unknown;
+}
+
+interface Hang {
+  match: (r: SeenRequest) => boolean;
+  served: boolean;
+  hit: () => void;
+}
+
 interface Injected {
   status: number;
   method?: string;
@@ -71,6 +84,7 @@ export class KubeApiServer {
   private server: Server | undefined;
   private readonly live = new Map<Watcher, ServerResponse>();
   private readonly injected: Injected[] = [];
+  private readonly hangs: Hang[] = [];
   private readonly denied = new Set<string>();
   private tokens: string[] | undefined;
   /** Tokens held to a role's rules (a ClusterRole's `rules`); other tokens may do anything. */
@@ -173,6 +187,15 @@ export class KubeApiServer {
     this.injected.push({ status, left: opts.count ?? 1, ...(opts.method ? { method: opts.method } : {}), ...(opts.pathIncludes ? { pathIncludes: opts.pathIncludes } : {}) });
   }
 
+  /**
+   * The next request `match` picks never gets an answer: it is not served (`served: false`: it never happened)
+   * or served without an answer (`served: true`: it happened and the client never learns). Resolves when the
+   * request arrived: a client killed then shows what a crash at exactly that point leaves behind.
+   */
+  hangNext(match: (r: SeenRequest) => boolean, opts: { served: boolean }): Promise<void> {
+    return new Promise((hit) => this.hangs.push({ match, served: opts.served, hit }));
+  }
+
   /** RBAC: `verb` on `resource` (e.g. "patch", "pods/status") is forbidden from now on. */
   deny(verb: string, resource: string): void {
     this.denied.add(`${verb} ${resource}`);
@@ -247,6 +270,13 @@ export class KubeApiServer {
         throw new ApiError(403, 'Forbidden', `${resourceName}${route.res.group ? `.${route.res.group}` : ''}${route.name ? ` "${route.name}"` : ''} is forbidden: User "system:serviceaccount:kube-system:plexus" cannot ${verb} resource "${resourceName}" in API group "${route.res.group}"${route.namespace ? ` in the namespace "${route.namespace}"` : ''}`);
       }
       if (verb === 'watch') return this.watch(route, url, req, res, record);
+      const hang = this.hangs.find((h) => h.match({ method: req.method ?? 'GET', path: url.pathname, body }));
+      if (hang) {
+        this.hangs.splice(this.hangs.indexOf(hang), 1);
+        record.status = 0;
+        if (hang.served) this.serve(verb, route, url, body, req.headers['content-type'] ?? '');
+        return hang.hit();
+      }
       const [status, out] = this.serve(verb, route, url, body, req.headers['content-type'] ?? '');
       send(status, out);
     } catch (e) {

@@ -66,6 +66,15 @@ export const IPAM_CONFIG_SCHEMA = {
             prefix: { type: 'string', minLength: 1, maxLength: 256 },
           },
         },
+        {
+          // The shared records as IPAMRecord objects (crds/plexus-ipamrecord.yaml); the API client is the daemon's.
+          type: 'object', additionalProperties: false, required: ['type'],
+          properties: {
+            type: { const: 'kubernetes' },
+            kubeconfig: { type: 'string', pattern: '^/' },
+            txnTimeoutMs: { type: 'integer', minimum: 1000, maximum: 120000 },
+          },
+        },
       ],
     },
     pools: { type: 'array', items: POOL_SCHEMA },
@@ -91,7 +100,10 @@ export const IPPOOL_MANIFEST_SCHEMA = {
   },
 } as const;
 
-export type IpamStoreConfig = { type: 'local'; dir?: string } | { type: 'etcd'; endpoints: string[]; prefix?: string };
+export type IpamStoreConfig =
+  | { type: 'local'; dir?: string }
+  | { type: 'etcd'; endpoints: string[]; prefix?: string }
+  | { type: 'kubernetes'; kubeconfig?: string; txnTimeoutMs?: number };
 
 export interface IpamConfig {
   store?: IpamStoreConfig;

@@ -10,24 +10,9 @@ import * as path from 'node:path';
 import { Ipam, openIpam, parseIpamConfig } from '../index';
 import { LocalStore } from './local-store';
 import type { BlockRecord } from '../model/records';
+import { writeTsHook } from '../../test/helpers/ts-child';
 
 const POOLS = [{ name: 'p', cidrs: ['10.20.0.0/22', 'fd20::/118'], blockSize: 28 }];
-
-/** A require hook so a plain `node` child can run our TypeScript (what jest does for us in-process). */
-function writeHook(dir: string): string {
-  const hook = path.join(dir, 'ts-hook.js');
-  fs.writeFileSync(hook, `
-const swc = require(${JSON.stringify(require.resolve('@swc/core'))});
-const fs = require('fs');
-require.extensions['.ts'] = (module, filename) => {
-  const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), {
-    filename, jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' },
-  });
-  module._compile(code, filename);
-};
-`);
-  return hook;
-}
 
 interface ChildLog {
   done: Map<number, string>;
@@ -85,7 +70,7 @@ describe('local store survives SIGKILL mid-allocation', () => {
 
   test.each([40, 150, 400])('killed after %i allocations', async (n) => {
     const dir = fs.mkdtempSync(path.join(tmp, 'run-'));
-    const hook = writeHook(tmp);
+    const hook = writeTsHook(tmp);
     let clock = Date.now();
     const config = parseIpamConfig({ store: { type: 'local' }, pools: POOLS, syncIntervalMs: 0, reserveIdleMs: 1000, gcGraceMs: 1000 }).config;
     const text = await runChildUntil(hook, dir, n, async () => {
@@ -141,7 +126,7 @@ describe('lazily synced book (D-6)', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'plexus-ipam-lazy-'));
     const dir = path.join(tmp, 'killed');
     fs.mkdirSync(dir);
-    const log = await runChildUntil(writeHook(tmp), dir, COUNT, async () => undefined,
+    const log = await runChildUntil(writeTsHook(tmp), dir, COUNT, async () => undefined,
       { script: 'lazy-child.ts', args: ['node-1', 'boot-1', String(COUNT)] });
     killed = { dir, log };
   });

@@ -51,7 +51,7 @@ export class LocalStore implements Store {
   private retired: number[] = [];
   private inFlight: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
-  private readonly counters: Required<StoreStats> = { writes: 0, conflicts: 0, syncs: 0 };
+  private readonly counters: Required<Omit<StoreStats, 'apiWrites'>> = { writes: 0, conflicts: 0, syncs: 0 };
   private closed = false;
   /** Lines written by lazy commits that no fdatasync has covered yet, and the timer that will. */
   private unsynced = false;

@@ -50,6 +50,8 @@ export interface StoreStats {
   conflicts: number;
   /** fdatasync calls, for a store on a local disk (one may cover many commits). */
   syncs?: number;
+  /** Requests that changed objects, for a store whose multi-record commit takes several (Kubernetes). */
+  apiWrites?: number;
 }
 
 export interface CommitOptions {

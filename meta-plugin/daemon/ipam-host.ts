@@ -15,9 +15,21 @@ import type { ValidAttachment } from '../../cni/valid-attachments';
 import { toConfList } from '../planner/resolve';
 import type { NadObject, PodObject } from '../planner/types';
 import type { Source } from '../source/source';
+import { KubeClient } from '../source/kube/client';
 import type { DaemonConfig } from './config';
 
 export const IPPOOL_KIND = 'IPPool';
+
+/**
+ * The API client of `ipam.store: {type: kubernetes}`: its own kubeconfig, else the Kubernetes source's, else the
+ * pod's service account; requests bounded as the source's are.
+ */
+function kubeApiFor(config: DaemonConfig): KubeClient | undefined {
+  const store = config.ipam.store;
+  if (store?.type !== 'kubernetes') return undefined;
+  const source = config.source.type === 'kubernetes' ? config.source : undefined;
+  return new KubeClient(store.kubeconfig ?? source?.kubeconfig, source?.requestTimeoutMs ?? 10_000);
+}
 
 export interface IpamHostOptions {
   /** Published in the node's registration for other nodes (Ipam.placement()). */
@@ -52,7 +64,7 @@ export class IpamHost {
   }
 
   static async open(config: DaemonConfig, source: Source, log: Logger, opts: IpamHostOptions = {}): Promise<IpamHost> {
-    const ipam = await openIpam({ config: config.ipam, node: config.nodeName, stateDir: config.stateDir, nodeInfo: opts.nodeInfo, clock: opts.clock });
+    const ipam = await openIpam({ config: config.ipam, node: config.nodeName, stateDir: config.stateDir, nodeInfo: opts.nodeInfo, clock: opts.clock, kubeApi: kubeApiFor(config) });
     const service = new IpamHost(ipam, config, source, log);
     for (const w of ipam.warnings) log.warn({ warning: w }, 'IPAM recovery');
     service.keepPools(() => service.implicit.specs());

@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import yaml from 'js-yaml';
 import { KubeApiServer } from '../../hack/kube-api';
+import { parseDaemonConfig } from '../../meta-plugin/daemon/config';
 import { runAsync } from '../../hack/cluster';
 import { ROOT } from '../helpers/plexus-harness';
 
@@ -54,13 +56,18 @@ describe('the test API server, driven by kubectl', () => {
     expect(applied.crds).toMatch(/customresourcedefinition.apiextensions.k8s.io\/network-attachment-definitions.k8s.cni.cncf.io created/);
     // The deployment: RBAC, the ConfigMap and the DaemonSet parse and apply as kubectl sees them.
     expect(await ok('apply', '-f', join(ROOT, 'deploy'))).toMatch(/daemonset.apps\/plexus created[\s\S]*clusterrole.rbac.authorization.k8s.io\/plexus created/);
+    // The ConfigMap's plexusd.yaml is a config plexusd takes (as read back through the API).
+    const cm = JSON.parse(await ok('get', 'configmap', 'plexusd', '-n', 'kube-system', '-o', 'json')) as { data: Record<string, string> };
+    const conf = parseDaemonConfig(yaml.load(cm.data['plexusd.yaml'] ?? ''));
+    expect([conf.source.type, conf.ipam.store?.type, conf.install?.cniBinDir]).toEqual(['kubernetes', 'kubernetes', '/host/opt/cni/bin']);
     const ds = JSON.parse(await ok('get', 'ds', 'plexus', '-n', 'kube-system', '-o', 'json'));
     expect(ds.spec.template.spec.serviceAccountName).toBe('plexus');
     const rules = JSON.parse(await ok('get', 'clusterrole', 'plexus', '-o', 'json')).rules as Array<{ resources: string[]; verbs: string[] }>;
     expect(rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}`))).sort()).toEqual([
-      'create events', 'get ipamclaims', 'get ippools', 'get network-attachment-definitions', 'get pods', 'list ipamclaims', 'list ippools',
-      'list namespaces', 'list network-attachment-definitions', 'list pods', 'patch ipamclaims/status', 'patch pods/status', 'watch ipamclaims',
-      'watch ippools', 'watch namespaces', 'watch network-attachment-definitions', 'watch pods',
+      'create events', 'create ipamrecords', 'delete ipamrecords', 'get ipamclaims', 'get ipamrecords', 'get ippools', 'get network-attachment-definitions',
+      'get pods', 'list ipamclaims', 'list ipamrecords', 'list ippools', 'list namespaces', 'list network-attachment-definitions', 'list pods',
+      'patch ipamclaims/status', 'patch pods/status', 'update ipamrecords', 'watch ipamclaims', 'watch ippools', 'watch namespaces',
+      'watch network-attachment-definitions', 'watch pods',
     ]);
     const first = applied.examples;
     expect(first).toMatch(/networkattachmentdefinition.k8s.cni.cncf.io\/storage created/);
