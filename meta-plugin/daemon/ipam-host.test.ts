@@ -11,6 +11,7 @@ import type { NadObject, PodObject } from '../planner/types';
 import type { Source } from '../source/source';
 import { parseDaemonConfig } from './config';
 import { IpamHost, ownedByStatefulSet } from './ipam-host';
+import { expectEventually } from '../../test/helpers/eventually';
 
 const log = pino({ level: 'silent' });
 const NETNS = '/var/run/netns/ipam-host-test';
@@ -43,8 +44,13 @@ class FakeSource implements Source {
   listPods(): readonly PodObject[] {
     return [...this.pods.values()];
   }
-  otherObjects(): readonly Record<string, unknown>[] {
-    return [];
+  /** IPAMClaims (names in `default`); undefined: not listed yet. */
+  claims: string[] | undefined = [];
+  otherObjects(kind: string): readonly Record<string, unknown>[] {
+    return kind === 'IPAMClaim' ? (this.claims ?? []).map((name) => ({ kind, metadata: { namespace: 'default', name } })) : [];
+  }
+  listed(kind: string): boolean {
+    return kind !== 'IPAMClaim' || this.claims !== undefined;
   }
   onChange(listener: () => void): void {
     this.listeners.push(listener);
@@ -228,5 +234,38 @@ describe('StatefulSet pods', () => {
     [{ namespace: 'default', name: 'p', annotations: {}, ownerReferences: 'StatefulSet' }, false],
   ])('ownedByStatefulSet(%j) is %s', (pod, want) => {
     expect(ownedByStatefulSet(pod as PodObject | undefined)).toBe(want);
+  });
+});
+
+describe('IPAMClaims (S38)', () => {
+  const claimed = async (s: IpamHost) => (await s.ipam.blocks()).flatMap((b) => b.foreign.filter((f) => f.entry.fixed === 'claim:default/vm0').map((f) => f.ip));
+
+  test('a claim deleted while plexusd was down is released once the claims are listed after the restart, not before', async () => {
+    const source = new FakeSource();
+    source.claims = ['vm0'];
+    let s = await open(source);
+    s.noteClaims();
+    const a = await s.ipam.allocate({ pod: { namespace: 'default', name: 'vm0-launcher' }, containerId: 'c1', ifName: 'net1', network: 'blue-net', pool: 'blue', claim: 'vm0' });
+    await s.ipam.release('c1'); // the pod goes; its claim keeps the address
+    expect(await claimed(s)).toEqual([a.addresses[0]?.ip]);
+    await s.close();
+    services = services.filter((x) => x !== s);
+    // Restarted: the claims are not listed yet, then the list comes without vm0 (deleted meanwhile).
+    source.claims = undefined;
+    s = await open(source);
+    s.noteClaims();
+    expect(await claimed(s)).toEqual([a.addresses[0]?.ip]);
+    source.claims = [];
+    source.changed();
+    await expectEventually(async () => expect(await claimed(s)).toEqual([]));
+  });
+
+  test('a claim never seen as an object is not released by its absence', async () => {
+    const source = new FakeSource();
+    const s = await open(source);
+    await s.ipam.allocate({ pod: { namespace: 'default', name: 'vm0-launcher' }, containerId: 'c1', ifName: 'net1', network: 'blue-net', pool: 'blue', claim: 'vm0' });
+    source.changed();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await claimed(s)).length).toBe(1);
   });
 });

@@ -19,6 +19,8 @@ import { KubeClient } from '../source/kube/client';
 import type { DaemonConfig } from './config';
 
 export const IPPOOL_KIND = 'IPPool';
+const IPAMCLAIM_KIND = 'IPAMClaim';
+const CLAIMS_SEEN_KEY = 'ipamclaims-seen';
 
 /**
  * The API client of `ipam.store: {type: kubernetes}`: its own kubeconfig, else the Kubernetes source's, else the
@@ -66,6 +68,7 @@ export class IpamHost {
   static async open(config: DaemonConfig, source: Source, log: Logger, opts: IpamHostOptions = {}): Promise<IpamHost> {
     const ipam = await openIpam({ config: config.ipam, node: config.nodeName, stateDir: config.stateDir, nodeInfo: opts.nodeInfo, clock: opts.clock, kubeApi: kubeApiFor(config) });
     const service = new IpamHost(ipam, config, source, log);
+    service.claimsSeen = new Set(await ipam.readNodeMeta<string[]>(CLAIMS_SEEN_KEY).catch(() => undefined) ?? []);
     for (const w of ipam.warnings) log.warn({ warning: w }, 'IPAM recovery');
     service.keepPools(() => service.implicit.specs());
     service.refreshPools();
@@ -85,30 +88,45 @@ export class IpamHost {
     return service;
   }
 
+  /** IPAMClaims (ns/name) seen in the source's complete list, kept in the node store across restarts. */
   private claimsSeen = new Set<string>();
+  private claimsSaved: Promise<void> = Promise.resolve();
 
   /**
-   * S38: an IPAMClaim's addresses are freed when the claim is deleted, never before. A claim this daemon saw
-   * that the source no longer has was deleted: its addresses go. (A claim deleted while plexusd was down
-   * keeps them until an operator releases them: absence alone, with nothing seen, is not a deletion.)
+   * S38: an IPAMClaim's addresses are freed when the claim is deleted, never before. A claim seen in the
+   * source's complete list that a later complete list lacks was deleted: its addresses go. The claims seen are
+   * kept in the node store, so a claim deleted while plexusd was down is released once the claims are listed
+   * after the restart. A claim never seen (an annotation naming a claim that has no object) is never released
+   * this way: absence alone is not a deletion.
    */
   noteClaims(): void {
-    const now = new Set(this.source.otherObjects('IPAMClaim').map((c) => {
+    if (!this.source.listed(IPAMCLAIM_KIND)) return; // until the claims are listed, an absence means nothing
+    const now = new Set(this.source.otherObjects(IPAMCLAIM_KIND).map((c) => {
       const m = (c['metadata'] ?? {}) as { namespace?: string; name?: string };
       return `${m.namespace ?? 'default'}/${m.name ?? ''}`;
     }));
-    for (const key of this.claimsSeen) {
+    const before = this.claimsSeen;
+    this.claimsSeen = now;
+    for (const key of before) {
       if (now.has(key)) continue;
       const [namespace, name] = key.split('/') as [string, string];
       this.ipam.releaseClaim({ namespace, name }).then(
         (released) => this.log.info({ claim: key, released }, 'IPAMClaim deleted: its addresses are released'),
         (e: unknown) => {
           this.claimsSeen.add(key);
+          this.saveClaims();
           this.log.warn({ claim: key, err: errorText(e) }, 'IPAMClaim addresses not released; retried at the next change');
         },
       );
     }
-    this.claimsSeen = now;
+    if (before.size !== now.size || [...now].some((k) => !before.has(k))) this.saveClaims();
+  }
+
+  /** Persist the claims seen, one write at a time, each writing the set as it is then. */
+  private saveClaims(): void {
+    this.claimsSaved = this.claimsSaved
+      .then(() => this.ipam.writeNodeMeta(CLAIMS_SEEN_KEY, [...this.claimsSeen].sort()))
+      .catch((e: unknown) => this.log.warn({ err: errorText(e) }, 'IPAMClaims seen not saved; a claim deleted while plexusd is down will keep its addresses'));
   }
 
   /** The config's pools, then IPPool manifests (a bad manifest is reported and skipped), then the rest. */
@@ -248,6 +266,7 @@ export class IpamHost {
   async close(): Promise<void> {
     if (this.gcTimer) clearInterval(this.gcTimer);
     await this.collecting;
+    await this.claimsSaved;
     return this.ipam.close();
   }
 }

@@ -163,6 +163,11 @@ export class FileSource implements Source {
     return this.view.others.get(kind) ?? [];
   }
 
+  /** Once the directory was read, it is the whole truth. */
+  listed(): boolean {
+    return this.loaded;
+  }
+
   describe(): Record<string, unknown> {
     const v = this.view;
     return { type: 'file', dir: this.dir, loaded: this.loaded, pods: v.pods.size, nads: v.nads.size, files: v.files };

@@ -125,6 +125,12 @@ export class KubeSource implements Source {
     return [];
   }
 
+  listed(kind: string): boolean {
+    if (kind === 'IPPool') return this.pools.hasSynced;
+    if (kind === 'IPAMClaim') return this.claims.hasSynced;
+    return true;
+  }
+
   onChange(listener: () => void): void {
     this.listeners.push(listener);
   }

@@ -35,6 +35,8 @@ export interface Source {
   listPods(): readonly PodObject[];
   /** Objects of other kinds the source found (e.g. Plexus IPAM pools), by kind. */
   otherObjects(kind: string): readonly Record<string, unknown>[];
+  /** Whether otherObjects(kind) is complete (listed), so that an object absent there does not exist. */
+  listed(kind: string): boolean;
   /** Called after the source's view changed (and once after start). */
   onChange(listener: () => void): void;
   /** Publish a pod's network-status (S24); null clears it. */
