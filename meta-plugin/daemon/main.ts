@@ -46,7 +46,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
   const install = installOptions(given);
   // Binaries first (harmless before the conflist: nothing sends pods here yet); the conflist once ready.
   if (install) log.info({ cniBinDir: install.cniBinDir, binaries: installBinaries(install.fromDir, install) }, 'Plexus binaries installed');
-  const config = install && !given.clusterNetwork ? withPrimaryNetwork(given, install, log) : given;
+  const config = install && !given.clusterNetwork ? await withPrimaryNetwork(given, install, log) : given;
   let ready = false;
   let stopping = false;
   // Everything this start opens, closed in reverse by stop() or, if a later step fails, at once (STYLE 2).
@@ -242,11 +242,23 @@ function installOptions(config: DaemonConfig): (InstallOptions & { fromDir: stri
   return { ...i, cniConfDir: i.cniConfDir ?? config.confDir, fromDir: i.fromDir ?? dirname(process.argv[1] ?? __filename) };
 }
 
-/** A config that names no cluster network gets the primary conflist's (install.ts). */
-function withPrimaryNetwork(config: DaemonConfig, install: InstallOptions, log: Logger): DaemonConfig {
-  const primary = findPrimaryConflist(install);
-  log.info({ conflist: primary.file, clusterNetwork: primary.name }, 'cluster network: the primary conflist');
-  return Object.freeze({ ...config, clusterNetwork: primary.name });
+/**
+ * A config that names no cluster network gets the primary conflist's (install.ts), waited for: on a new node
+ * the primary CNI's own installer may write it after plexusd starts. Until then plexusd is not ready and writes
+ * no conflist, so the runtime keeps the node NotReady rather than starting pods on half a setup.
+ */
+async function withPrimaryNetwork(config: DaemonConfig, install: InstallOptions, log: Logger): Promise<DaemonConfig> {
+  for (let tries = 0; ; tries++) {
+    try {
+      const primary = findPrimaryConflist(install);
+      log.info({ conflist: primary.file, clusterNetwork: primary.name }, 'cluster network: the primary conflist');
+      return Object.freeze({ ...config, clusterNetwork: primary.name });
+    } catch (e) {
+      if (!(e instanceof PlexusError) || e.kind !== 'NetworkNotFound') throw e;
+      if (tries % 30 === 0) log.warn({ err: errorText(e) }, 'waiting for the primary network\'s conflist (looked for every second); not ready until then');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 /** The configured source: a manifest directory, or the API server. */

@@ -6,10 +6,10 @@
  * binaries (strace, the independent witness, shows the order of the unlinks).
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectEventually } from '../helpers/eventually';
-import { containerId, PLEXUSD_BIN, ROOT, run, runProcess, TestCluster } from '../helpers/plexus-harness';
+import { containerId, PLEXUSCTL_BIN, PLEXUSD_BIN, ROOT, run, runProcess, TestCluster } from '../helpers/plexus-harness';
 
 jest.setTimeout(90_000);
 
@@ -72,6 +72,24 @@ describe('install and uninstall', () => {
     await c.startDaemon();
     const out = await pending;
     expect({ code: out.code, out: out.stdout.slice(0, 300) }).toMatchObject({ code: 0 });
+  });
+
+  test('on a node whose primary CNI has not written its conflist yet, plexusd waits, not ready, and goes on once a valid one appears', async () => {
+    await c.stopDaemon();
+    const aside = join(c.dir, 'conf-aside');
+    mkdirSync(aside);
+    for (const f of readdirSync(c.confDir)) renameSync(join(c.confDir, f), join(aside, f)); // a fresh node: nothing yet
+    const starting = c.startDaemon(30_000);
+    await expectEventually(() => expect(c.log()).toMatch(/waiting for the primary network's conflist/));
+    writeFileSync(join(c.confDir, '10-cluster.conflist'), ''); // the primary CNI's installer, half-way
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(existsSync(conflist())).toBe(false);
+    expect(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'health'], { allowFail: true }).code).not.toBe(0);
+    copyFileSync(join(aside, '10-cluster.conflist'), join(c.confDir, '10-cluster.conflist'));
+    await starting;
+    expect(JSON.parse(readFileSync(conflist(), 'utf8'))).toMatchObject({ plugins: [{ type: 'plexus', socketPath: c.socket }] });
+    expect(c.log()).toMatch(/"conflist":"10-cluster.conflist","clusterNetwork":"cluster"/);
+    for (const f of readdirSync(aside)) if (!existsSync(join(c.confDir, f))) renameSync(join(aside, f), join(c.confDir, f));
   });
 
   test('plexusd uninstall removes the conflist first, then the binaries', async () => {
