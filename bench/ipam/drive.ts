@@ -38,7 +38,7 @@ export async function drive(opts: { total: number; concurrency: number; deadline
 
 /** One row of the in-daemon tables: throughput and latency of a drive() run. */
 export interface ThroughputRow {
-  store: 'local' | 'etcd';
+  store: 'local' | 'etcd' | 'kubernetes';
   nodes: number;
   concurrency: number;
   allocations: number;
@@ -48,7 +48,7 @@ export interface ThroughputRow {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** Shared-store writes per allocation (etcd transactions; for the local store, its journal commits). */
+  /** Shared-store writes per allocation (etcd transactions; API requests that changed an object; the local store's journal commits). */
   writesPerAllocation: number;
   /** For the local store: fdatasync calls per allocation (lazily synced book lines share them, D-6). */
   syncsPerAllocation?: number;
