@@ -11,7 +11,7 @@ export interface EnginePort extends PortSpec {
   /** A port of the engine's own configuration (dpdk.uplinks): not the daemon's to reconcile. */
   uplink?: boolean;
   linkUp: boolean;
-  counters?: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number; flooded: number };
+  counters?: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number; flooded: number; faults: number };
 }
 
 export class EngineClient {

@@ -7,7 +7,7 @@
  *   init(args: string[], mbufs: number, maxSleepUs: number): void
  *   addPort(name: string, devargs: string, network: number, queues: number): void
  *   removePort(name: string): void
- *   ports(): {name, portId, network, linkUp, rxPackets, rxBytes, txPackets, txBytes, txDropped, flooded}[]
+ *   ports(): {name, portId, network, linkUp, rxPackets, rxBytes, txPackets, txBytes, txDropped, flooded, faults}[]
  *   stats(): {loops, idleSleeps, learned, packets, busyCycles, tscHz, ports, sleepUs}
  *   shutdown(): void
  */
@@ -154,6 +154,7 @@ static napi_value ports(napi_env env, napi_callback_info info)
 		set_u64(env, o, "txBytes", list[i].counters.tx_bytes);
 		set_u64(env, o, "txDropped", list[i].counters.tx_dropped);
 		set_u64(env, o, "flooded", list[i].counters.flooded);
+		set_u64(env, o, "faults", list[i].counters.faults);
 		CHECK(env, napi_set_element(env, arr, (uint32_t)i, o));
 	}
 	return arr;

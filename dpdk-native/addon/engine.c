@@ -16,10 +16,19 @@
  *
  * The forwarding database lives in the loop alone: entries name a port by DPDK port id and generation (a
  * removed port's id may be reused), and expire after PX_FDB_AGE_S seconds without traffic.
+ *
+ * Bursts on memif ports run under a fault guard. DPDK 22.11's memif PMD unmaps a departed peer's shared
+ * memory in the EAL interrupt thread while the poll loop may be in the middle of reading its rings: the loop
+ * then takes a SIGSEGV (or SIGBUS) that is the PMD's, not ours. Inside a guarded burst such a fault abandons
+ * the burst (its buffers are left to leak: the PMD may have taken some of them), parks the port for
+ * PX_PARK_MS while the teardown finishes, and counts it; a fault anywhere else is handed to the handler that
+ * was there before (Node's), or kills the process as it always would.
  */
 #include "engine.h"
 
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +57,7 @@
 #define PX_FDB_PROBE 16
 #define PX_FDB_AGE_S 300
 #define PX_SPIN_BEFORE_SLEEP 2048
+#define PX_PARK_MS 100
 
 struct px_port {
 	char name[PX_NAME_LEN];
@@ -56,6 +66,8 @@ struct px_port {
 	uint16_t nq; /* queue pairs */
 	uint32_t network;
 	uint32_t gen;
+	int guarded; /* bursts run under the fault guard (memif) */
+	uint64_t parked_until; /* TSC: after a fault, the loop leaves the port alone until then */
 	struct px_port_counters c; /* written by the loop only */
 };
 
@@ -96,6 +108,79 @@ static int fail(int err, const char *fmt, ...)
 const char *px_last_error(void)
 {
 	return last_error;
+}
+
+/* ---- the fault guard (see the top of this file) ------------------------------------------------------- */
+
+static __thread sigjmp_buf guard_jmp;
+static __thread volatile sig_atomic_t in_guard;
+static struct sigaction prev_segv, prev_bus;
+
+static void on_fault(int sig, siginfo_t *si, void *ctx)
+{
+	if (in_guard) {
+		in_guard = 0;
+		siglongjmp(guard_jmp, 1); /* SA_NODEFER: the signal is not blocked, so no mask to restore */
+	}
+	struct sigaction *prev = sig == SIGSEGV ? &prev_segv : &prev_bus;
+	if ((prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
+		prev->sa_sigaction(sig, si, ctx);
+		return;
+	}
+	if (!(prev->sa_flags & SA_SIGINFO) && prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+		prev->sa_handler(sig);
+		return;
+	}
+	/* The default action: put it back; the faulting instruction runs again and the process dies of it. */
+	sigaction(sig, prev, NULL);
+}
+
+static int install_guard(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fault;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSEGV, &sa, &prev_segv) < 0 || sigaction(SIGBUS, &sa, &prev_bus) < 0)
+		return fail(-errno, "install the fault guard: %s", strerror(errno));
+	return 0;
+}
+
+static void parked(struct px_port *p)
+{
+	p->c.faults++;
+	p->parked_until = rte_rdtsc() + rte_get_tsc_hz() / 1000 * PX_PARK_MS;
+}
+
+static uint16_t rx_burst(struct px_port *in, uint16_t qi, struct rte_mbuf **rx)
+{
+	if (!in->guarded)
+		return rte_eth_rx_burst(in->port_id, qi, rx, PX_BURST);
+	if (sigsetjmp(guard_jmp, 0)) {
+		parked(in);
+		return 0;
+	}
+	in_guard = 1;
+	uint16_t nb = rte_eth_rx_burst(in->port_id, qi, rx, PX_BURST);
+	in_guard = 0;
+	return nb;
+}
+
+/* How many of `n` buffers the port took. On a fault (counted in c.faults) none is known to be ours any more. */
+static uint16_t tx_burst(struct px_port *out, uint16_t qi, struct rte_mbuf **m, uint16_t n)
+{
+	if (!out->guarded)
+		return rte_eth_tx_burst(out->port_id, qi, m, n);
+	if (sigsetjmp(guard_jmp, 0)) {
+		parked(out);
+		out->c.tx_dropped += n;
+		return 0;
+	}
+	in_guard = 1;
+	uint16_t sent = rte_eth_tx_burst(out->port_id, qi, m, n);
+	in_guard = 0;
+	return sent;
 }
 
 /* ---- the poll loop ---------------------------------------------------------------------------------- */
@@ -169,11 +254,24 @@ struct px_txq {
 static struct px_txq txq[PX_MAX_PORTS][PX_MAX_QUEUES];
 static uint16_t pending[PX_MAX_PORTS];
 
+static inline int is_parked(const struct px_port *p, uint64_t now)
+{
+	return p->parked_until != 0 && now < p->parked_until;
+}
+
 static void flush_queue(struct px_port *out, uint16_t qi, struct px_txq *q)
 {
-	uint16_t sent = rte_eth_tx_burst(out->port_id, qi, q->m, q->n);
+	uint32_t len[PX_BURST];
+	for (uint16_t i = 0; i < q->n; i++)
+		len[i] = rte_pktmbuf_pkt_len(q->m[i]); /* before the burst: the port frees what it sends */
+	uint64_t faults = out->c.faults;
+	uint16_t sent = is_parked(out, rte_rdtsc()) ? 0 : tx_burst(out, qi, q->m, q->n);
+	if (out->c.faults != faults) { /* the guard caught a fault: the buffers are the PMD's or lost */
+		q->n = 0;
+		return;
+	}
 	for (uint16_t i = 0; i < sent; i++)
-		out->c.tx_bytes += rte_pktmbuf_pkt_len(q->m[i]);
+		out->c.tx_bytes += len[i];
 	out->c.tx_packets += sent;
 	if (sent < q->n) {
 		out->c.tx_dropped += q->n - sent;
@@ -308,8 +406,10 @@ static int poll_loop(void *arg)
 		unsigned got = 0;
 		for (int i = 0; i < t->n; i++) {
 			struct px_port *in = t->ports[i];
+			if (is_parked(in, now))
+				continue;
 			for (uint16_t qi = 0; qi < in->nq; qi++) {
-				uint16_t nb = rte_eth_rx_burst(in->port_id, qi, rx, PX_BURST);
+				uint16_t nb = rx_burst(in, qi, rx);
 				if (nb == 0)
 					continue;
 				got += nb;
@@ -402,6 +502,8 @@ int px_init(int argc, char **argv, unsigned mbufs, unsigned max_sleep_us)
 	current = table_copy(NULL);
 	if (!current)
 		return fail(-ENOMEM, "port table");
+	if ((ret = install_guard()) < 0)
+		return ret;
 	max_sleep = max_sleep_us ? max_sleep_us : 1;
 	unsigned lcore = rte_get_next_lcore(-1, 1, 0);
 	if (lcore >= RTE_MAX_LCORE)
@@ -486,6 +588,7 @@ int px_port_add(const char *name, const char *devargs, uint32_t network, uint16_
 	snprintf(p->device, sizeof(p->device), "%s", device);
 	p->port_id = pid;
 	p->nq = queues;
+	p->guarded = strncmp(device, "net_memif", 9) == 0;
 	p->network = network;
 	p->gen = next_gen++;
 	next->ports[next->n] = p;

@@ -24,6 +24,8 @@ struct px_port_counters {
 	uint64_t tx_dropped;
 	/* copies this port received because the destination was unknown, broadcast or multicast */
 	uint64_t flooded;
+	/* bursts the fault guard abandoned (a memif peer's memory torn down under the loop; engine.c) */
+	uint64_t faults;
 };
 
 struct px_port_info {

@@ -120,7 +120,7 @@ class Engine {
     const live = new Map(this.native.ports().map((p) => [p.name, p]));
     return [...this.specs.values()].map((spec) => {
       const p = live.get(spec.name);
-      return { ...spec, ...(this.uplinks.has(spec.name) ? { uplink: true } : {}), linkUp: p?.linkUp ?? false, counters: p ? { rxPackets: p.rxPackets, rxBytes: p.rxBytes, txPackets: p.txPackets, txBytes: p.txBytes, txDropped: p.txDropped, flooded: p.flooded } : undefined };
+      return { ...spec, ...(this.uplinks.has(spec.name) ? { uplink: true } : {}), linkUp: p?.linkUp ?? false, counters: p ? { rxPackets: p.rxPackets, rxBytes: p.rxBytes, txPackets: p.txPackets, txBytes: p.txBytes, txDropped: p.txDropped, flooded: p.flooded, faults: p.faults } : undefined };
     });
   }
 

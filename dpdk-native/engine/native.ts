@@ -18,6 +18,8 @@ export interface NativePort {
   txBytes: number;
   txDropped: number;
   flooded: number;
+  /** Bursts the fault guard abandoned (a memif peer torn down under the poll loop; addon/engine.c). */
+  faults: number;
 }
 
 export interface NativeStats {
