@@ -1,6 +1,6 @@
 /**
  * The IPAM library's public face, the only file other folders import (hack/lint.js checks it). Four rooms
- * behind it: `model/` (addresses, pools, records, the config schema: pure data), `stores/` (the store contract
+ * behind it: `model/` (pools, records, the config schema: pure data; addresses are core/address.ts), `stores/` (the store contract
  * and its local, etcd and in-memory implementations), `engine/` (the Ipam service: allocation, release,
  * recovery, GC, placement, views) and `cni/` (`plexus-ipam`, the CNI IPAM plugin face, and the implicit
  * pools that networks' inline ranges define). `openIpam` builds the service from the daemon config's `ipam`.
@@ -16,7 +16,7 @@ import { Ipam } from './engine/ipam';
 import type { Store } from './stores/store';
 
 export { Ipam, type IpamOptions } from './engine/ipam';
-export type { Family } from './model/address';
+export type { Family } from '../core/address';
 export type { Allocation, AllocatedAddress, AllocateRequest } from './engine/request';
 export type { GcCandidate, GcInput, GcReport } from './engine/gc';
 export type { MetricsSnapshot, PoolUsage } from './engine/metrics';

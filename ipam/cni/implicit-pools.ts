@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { PlexusError, context, errorText } from '../../core/errors';
-import { type Cidr, cidrsOverlap, compareIp, formatCidr, parseCidr, parseIp } from '../model/address';
+import { type Cidr, cidrsOverlap, compareIp, formatCidr, parseCidr, parseIp } from '../../core/address';
 import type { InlinePool } from './ranges';
 import type { PoolSpec } from '../model/pool';
 import type { Ipam } from '../engine/ipam';

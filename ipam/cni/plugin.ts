@@ -15,7 +15,7 @@ import type { CniRequest } from '../../cni/request';
 import { type CniDns, type CniIpConfig, type CniResult, type CniRoute, convertResult, parseResult } from '../../cni/result';
 import { versionInfo, type VersionInfo } from '../../cni/version';
 import { parseValidAttachments } from '../../cni/valid-attachments';
-import { type Cidr, type Family, cidrContains, formatCidr, formatIp, parseCidr, parseIp, parseIpPrefix } from '../model/address';
+import { type Cidr, type Family, cidrContains, formatCidr, formatIp, parseCidr, parseIp, parseIpPrefix } from '../../core/address';
 import { type CniIpamConfig, parseCniIpamConfig } from './schema';
 import { type InlinePool, gatewayFor, inlinePoolOf } from './ranges';
 import { ImplicitPools, type PoolRef, implicitPoolSpec } from './implicit-pools';

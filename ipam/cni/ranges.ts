@@ -15,7 +15,7 @@ import { PlexusError } from '../../core/errors';
 import {
   type Cidr, type Family, type Interval, type Ip, cidrContains, cidrLast, cidrOf, cidrsOverlap, familyBits,
   formatCidr, formatIp, parseCidr, parseIp, parseIpPrefix, tryParseIp,
-} from '../model/address';
+} from '../../core/address';
 import type { CniIpamSection, WhereaboutsRange } from './schema';
 import type { PoolSpec } from '../model/pool';
 

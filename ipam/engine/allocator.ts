@@ -8,7 +8,7 @@
  *   store plus a fixed record, because it must outlive this node and this pod.
  */
 import { PlexusError } from '../../core/errors';
-import { type Family, type Ip, formatIp } from '../model/address';
+import { type Family, type Ip, formatIp } from '../../core/address';
 import { type Engine, conflict, emptyBlock, exhausted, geomOf, holderOf, withLane } from './engine';
 import { podKeyOf } from './node-book';
 import { type BlockGeom, type Pool, blockOfIp, ipOf, isUsable, ordinalOf } from '../model/pool';

@@ -2,7 +2,7 @@
  * What the allocator, release, recovery and GC code share: the node, both stores, the caches, the clock.
  * Handlers receive this and return data (STYLE 4); only the Ipam class builds it.
  */
-import type { Family } from '../model/address';
+import type { Family } from '../../core/address';
 import { PlexusError } from '../../core/errors';
 import type { NodeBook } from './node-book';
 import type { BlockGeom, Pool } from '../model/pool';

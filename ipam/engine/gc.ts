@@ -8,7 +8,7 @@
  * The grace period of quarantined addresses starts at the quarantine time stored with them; for the other
  * kinds it starts when this collector first saw them unused (a restart starts it again: the safe direction).
  */
-import { formatIp } from '../model/address';
+import { formatIp } from '../../core/address';
 import type { Engine } from './engine';
 import { ipOf } from '../model/pool';
 import { podKeyOf } from './node-book';

@@ -28,7 +28,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { PlexusError, context } from '../../core/errors';
-import { parseCidr } from '../model/address';
+import { parseCidr } from '../../core/address';
 import { type AddressRequest, allocateAny, allocateFixed, allocateIp } from './allocator';
 import type { Engine, EngineOptions } from './engine';
 import { Collector, type GcInput, type GcReport } from './gc';

@@ -5,7 +5,7 @@
  * registry of their own (`ipamRegistry`), which the daemon merges into its /metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Family } from '../model/address';
+import type { Family } from '../../core/address';
 
 /** Upper bounds in milliseconds. */
 export const LATENCY_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000] as const;

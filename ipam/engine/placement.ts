@@ -5,7 +5,7 @@
  * (blocks, nodes), which is cheap enough to poll (the local store answers from memory after catching up
  * with its journal; etcd answers two range reads).
  */
-import { type Family, formatCidr, formatIp, parseCidr } from '../model/address';
+import { type Family, formatCidr, formatIp, parseCidr } from '../../core/address';
 import type { BlockRecord, NodeRecord } from '../model/records';
 import type { Store } from '../stores/store';
 

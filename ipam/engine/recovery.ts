@@ -14,7 +14,7 @@
  *    Its pod died with the machine, so it is free, but it goes to the back of the cooldown queue like a
  *    just-released address instead of out again first.
  */
-import { formatIp } from '../model/address';
+import { formatIp } from '../../core/address';
 import { type Engine, geomOf } from './engine';
 import { ipOf } from '../model/pool';
 import type { ForeignEntry, PodAddress } from '../model/records';

@@ -1,5 +1,5 @@
 /** Refilling a node's reserve in the background, before it runs dry. */
-import type { Family } from '../model/address';
+import type { Family } from '../../core/address';
 import { type Engine, geomOf, withLane } from './engine';
 import { type Pool, usableCount } from '../model/pool';
 import { claimBlock, grow } from './space';

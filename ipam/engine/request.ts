@@ -4,7 +4,7 @@
  */
 import { PlexusError } from '../../core/errors';
 import { parseContainerId, parseIfName } from '../../cni/ids';
-import { type Family, type Ip, formatIp, parseIp } from '../model/address';
+import { type Family, type Ip, formatIp, parseIp } from '../../core/address';
 import type { Engine } from './engine';
 import { podKeyOf } from './node-book';
 import type { Pool } from '../model/pool';

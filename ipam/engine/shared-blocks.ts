@@ -7,7 +7,7 @@
  * is alive); `foreign` may lag, which is safe because the owner only hands out reserve (`held`) addresses
  * without a compare, and nobody else may add a foreign entry on a held address.
  */
-import type { Family } from '../model/address';
+import type { Family } from '../../core/address';
 import { PlexusError } from '../../core/errors';
 import { BlockIndex } from '../model/block-index';
 import { type BlockGeom, type Pool, blockByKey, usableCount } from '../model/pool';

@@ -7,7 +7,7 @@
  * 4. borrow: a free address in another node's block that is outside its owner's reserve (unless the pool
  *    asks for strict affinity).
  */
-import type { Family } from '../model/address';
+import type { Family } from '../../core/address';
 import { type Engine, geomOf } from './engine';
 import { type BlockGeom, type Pool, blocksOf, nextUsable } from '../model/pool';
 import type { BlockRecord, ForeignEntry, NodeRecord } from '../model/records';

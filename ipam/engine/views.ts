@@ -2,7 +2,7 @@
  * Read-only views for operators (`plexusctl ipam pools|blocks|pods`) and metrics. They read the shared
  * store afresh, so they show the cluster, not just this node's cache.
  */
-import { type Cidr, type Family, cidrContains, cidrsOverlap, formatCidr, formatIp } from '../model/address';
+import { type Cidr, type Family, cidrContains, cidrsOverlap, formatCidr, formatIp } from '../../core/address';
 import type { Engine } from './engine';
 import type { PoolUsage } from './metrics';
 import { cidrOfKey } from './placement';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yaml from 'js-yaml';
-import { formatCidr, formatIp, parseIp } from './address';
+import { formatCidr, formatIp, parseIp } from '../../core/address';
 import {
   type BlockGeom, type PoolSpec, blockByKey, blockOfIp, blocksOf, ipOf, isUsable, nextUsable, parsePool, parsePoolList,
   poolCapacity, usableCount,

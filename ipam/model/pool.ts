@@ -8,7 +8,7 @@ import { PlexusError } from '../../core/errors';
 import {
   type Cidr, type Family, type Interval, type Ip, cidrContains, cidrLast, cidrOf, cidrsOverlap, countOutside,
   familyBits, formatCidr, formatIp, mergeIntervals, parseCidr, parseIp, subnetAt, subnetIndexOf,
-} from './address';
+} from '../../core/address';
 
 export interface RouteSpec {
   dst: string;

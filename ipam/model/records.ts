@@ -8,7 +8,7 @@
  * addresses really in use. Owners grow `held` with a compare-and-swap before handing an address out, and
  * shrink it lazily after release, so the node allocates inside its reserve without writing the shared store.
  */
-import type { Family } from './address';
+import type { Family } from '../../core/address';
 
 export type Kind = 'block' | 'fixed' | 'node' | 'pod' | 'slot' | 'meta';
 export const KINDS: readonly Kind[] = ['block', 'fixed', 'node', 'pod', 'slot', 'meta'];

@@ -3,8 +3,8 @@
  * (STYLE 5); everything above works on numbers, never on strings. Parsing is strict on purpose: an address
  * that two tools could read differently (IPv4 octets with leading zeros, IPv6 zone ids) is rejected.
  */
-import { PlexusError } from '../../core/errors';
-import { formatIpv6Groups } from '../../core/ip-text';
+import { PlexusError } from './errors';
+import { formatIpv6Groups } from './ip-text';
 
 export type Family = 'v4' | 'v6';
 
