@@ -118,5 +118,6 @@ export function portMatches(x: PolicyPort, c: Connection): boolean {
   if (x.protocol !== c.protocol) return false; // F14: SCTP is never TCP
   if (x.port === undefined) return true;
   if (typeof x.port === 'number') return c.port >= x.port && c.port <= (x.endPort ?? x.port);
-  return (c.dst.pod?.ports ?? []).some((cp) => cp.name === x.port && cp.protocol === c.protocol && cp.port === c.port);
+  const dst = c.dst.pod && !c.dst.pod.hostNetwork ? c.dst.pod : undefined; // a hostNetwork pod's ports are the node's
+  return (dst?.ports ?? []).some((cp) => cp.name === x.port && cp.protocol === c.protocol && cp.port === c.port);
 }

@@ -1,0 +1,263 @@
+/**
+ * Policies compiled into the shape the datapath's maps have (DESIGN: selectors -> identities -> map entries),
+ * so that a packet costs a fixed number of lookups whatever the number of rules:
+ *
+ * - identities: every distinct (namespace, labels, named container ports) of a pod gets a number. The ports are
+ *   part of it so that a named port resolves the same way for every pod of an identity (F10).
+ *   0 means any peer, 1 the world (an address no pod owns on that network);
+ * - the ipcache: per network, a pod's address -> its identity (hostNetwork pods are node traffic: not there);
+ * - per endpoint (a pod's interface on a network) and direction: whether it is isolated, an address LPM table
+ *   for the ipBlocks that apply (address -> a class number, the set of ipBlock peers that contain the address
+ *   and do not except it, and the identity of the pod owning exactly that address) and the rules, an LPM table
+ *   keyed by [peer 32 bits | protocol 8 | port 16]: a rule for any port of a protocol has prefix 40, for every
+ *   protocol prefix 32, and a port range becomes the aligned power-of-two blocks that cover it.
+ *
+ * A packet's verdict in one direction: isolated ? rules(identity, proto, port) || rules(0, ...) ||
+ * rules(class, ...) : allow. Five lookups with the ipcache and the address table; `verdict` below is exactly
+ * that, and policy/compile.test.ts checks it against the reference evaluator on random policies.
+ */
+import { type Cidr, type Ip, cidrContains, cidrContainsCidr, cidrOf, familyBits, parseIp } from '../core/address';
+import { type Connection, type PolicyPod, type World, governs } from './evaluate';
+import type { Policy, PolicyPeer, PolicyPort, PolicyRule, Protocol } from './parse';
+import { matches } from './selector';
+
+export const ANY_PEER = 0;
+export const WORLD = 1;
+const FIRST_ID = 16;
+const CLASS_BASE = 0x8000_0000; // ipBlock classes share the peer field with identities: the top half
+
+const PROTO_NUMBER: Record<Protocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
+
+/** A longest-prefix-match table over bigint keys of `bits` bits, as a BPF LPM trie answers. */
+export class Lpm<V> {
+  private readonly byLen = new Map<number, Map<bigint, V>>();
+
+  constructor(readonly bits: number) {}
+
+  set(key: bigint, len: number, value: V): void {
+    let m = this.byLen.get(len);
+    if (!m) this.byLen.set(len, (m = new Map()));
+    m.set(this.mask(key, len), value);
+  }
+
+  lookup(key: bigint): V | undefined {
+    for (const len of [...this.byLen.keys()].sort((a, b) => b - a)) {
+      const v = this.byLen.get(len)!.get(this.mask(key, len));
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const m of this.byLen.values()) n += m.size;
+    return n;
+  }
+
+  private mask(key: bigint, len: number): bigint {
+    const shift = BigInt(this.bits - len);
+    return (key >> shift) << shift;
+  }
+}
+
+/** A pod's interface on a network: what the ipcache and the endpoint maps are built from. */
+export interface Attachment {
+  readonly pod: PolicyPod;
+  /** undefined: the cluster network; else the NAD `namespace/name`. */
+  readonly network?: string;
+  readonly ips: readonly string[];
+}
+
+export interface DirectionMaps {
+  readonly isolated: boolean;
+  /** Address (family-tagged: v4 in the low 32 bits of 129, v6 with the top bit set) -> ipBlock class. */
+  readonly cidr: Lpm<number>;
+  /** [peer | proto | port] -> allowed. */
+  readonly rules: Lpm<true>;
+}
+
+export interface EndpointMaps {
+  readonly ingress: DirectionMaps;
+  readonly egress: DirectionMaps;
+}
+
+export interface Compiled {
+  readonly identities: ReadonlyMap<string, number>;
+  /** network ('' for the cluster network) -> address -> identity. */
+  readonly ipcache: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  /** `${network}|${namespace}/${name}` -> maps. */
+  readonly endpoints: ReadonlyMap<string, EndpointMaps>;
+}
+
+export const endpointKey = (network: string | undefined, pod: { namespace: string; name: string }): string => `${network ?? ''}|${pod.namespace}/${pod.name}`;
+
+const identityKey = (p: PolicyPod): string =>
+  JSON.stringify([p.namespace, Object.entries(p.labels).sort(([a], [b]) => (a < b ? -1 : 1)), [...p.ports].map((x) => `${x.name ?? ''}/${x.protocol}/${x.port}`).sort()]);
+
+/** The address as a key of the address tables: one keyspace for both families (129 bits). */
+function addrKey(ip: Ip): bigint {
+  return ip.family === 'v6' ? (1n << 128n) | ip.value : ip.value;
+}
+const cidrKey = (c: Cidr): { key: bigint; len: number } => ({ key: addrKey({ family: c.family, value: c.base }), len: 1 + (c.family === 'v6' ? 0 : 96) + c.prefix });
+
+export function compile(world: World, attachments: readonly Attachment[]): Compiled {
+  const identities = new Map<string, number>();
+  const podOf = new Map<number, PolicyPod>();
+  const ipcache = new Map<string, Map<string, number>>();
+  for (const a of attachments) {
+    if (a.pod.hostNetwork) continue;
+    const k = identityKey(a.pod);
+    let id = identities.get(k);
+    if (id === undefined) identities.set(k, (id = FIRST_ID + identities.size));
+    podOf.set(id, a.pod);
+    let m = ipcache.get(a.network ?? '');
+    if (!m) ipcache.set(a.network ?? '', (m = new Map()));
+    for (const ip of a.ips) m.set(ip, id);
+  }
+  const endpoints = new Map<string, EndpointMaps>();
+  for (const a of attachments) {
+    const cache = ipcache.get(a.network ?? '') ?? new Map<string, number>();
+    const ctx: Ctx = { world, network: a.network, pod: a.pod, podOf, ipcache: cache, here: new Set(cache.values()) };
+    endpoints.set(endpointKey(a.network, a.pod), { ingress: direction(ctx, 'ingress'), egress: direction(ctx, 'egress') });
+  }
+  return { identities, ipcache, endpoints };
+}
+
+interface Ctx {
+  readonly world: World;
+  readonly network: string | undefined;
+  readonly pod: PolicyPod;
+  readonly podOf: ReadonlyMap<number, PolicyPod>;
+  readonly ipcache: ReadonlyMap<string, number>;
+  /** The identities with an address on this network. */
+  readonly here: ReadonlySet<number>;
+}
+
+function direction(ctx: Ctx, dir: 'ingress' | 'egress'): DirectionMaps {
+  const policies = ctx.pod.hostNetwork ? [] : ctx.world.policies.filter((p) =>
+    p[dir] !== undefined && p.namespace === ctx.pod.namespace && governs(p, ctx.network) && matches(p.podSelector, ctx.pod.labels));
+  const rules = new Lpm<true>(56);
+  const cidr = new Lpm<number>(129);
+  if (policies.length === 0) return { isolated: false, cidr, rules };
+  const classes = ipBlockClasses(ctx, policies, dir, cidr);
+  for (const p of policies) {
+    for (const r of p[dir] as readonly PolicyRule[]) {
+      // Named ports resolve on the destination (F10): the endpoint itself for ingress, the peer for egress.
+      const ports = (dest: PolicyPod | undefined) => portKeys(r.ports, dest);
+      if (!r.peers) {
+        if (dir === 'ingress' || !r.ports?.some((x) => typeof x.port === 'string')) add(rules, ANY_PEER, ports(ctx.pod));
+        else {
+          add(rules, ANY_PEER, portKeys(r.ports.filter((x) => typeof x.port !== 'string'), undefined));
+          for (const [id, pod] of ctx.podOf) if (ctx.here.has(id)) add(rules, id, ports(pod));
+        }
+        continue;
+      }
+      for (const peer of r.peers) {
+        if (peer.kind === 'pods') {
+          for (const [id, pod] of ctx.podOf) {
+            if (!ctx.here.has(id) || !podPeerMatches(ctx.world, p, peer, pod)) continue;
+            add(rules, id, ports(dir === 'ingress' ? ctx.pod : pod));
+          }
+        } else {
+          for (const [cls, c] of classes) {
+            if (!c.peers.has(peer)) continue;
+            add(rules, cls, ports(dir === 'ingress' ? ctx.pod : c.owner));
+          }
+        }
+      }
+    }
+  }
+  return { isolated: true, cidr, rules };
+}
+
+function podPeerMatches(world: World, p: Policy, x: Extract<PolicyPeer, { kind: 'pods' }>, pod: PolicyPod): boolean {
+  if (x.namespaces === undefined ? pod.namespace !== p.namespace : !matches(x.namespaces, world.namespaces.get(pod.namespace) ?? {})) return false;
+  return matches(x.pods, pod.labels);
+}
+
+/**
+ * The address table of one endpoint and direction: every ipBlock cidr and except, and every pod address inside
+ * one (so a named port can resolve on the pod owning it), each mapped to its class: the peers that contain the
+ * address and do not except it (for any address, the longest inserted prefix containing it has exactly its
+ * peers), and the pod at exactly that address.
+ */
+function ipBlockClasses(ctx: Ctx, policies: readonly Policy[], dir: 'ingress' | 'egress', table: Lpm<number>): Map<number, { peers: Set<PolicyPeer>; owner?: PolicyPod }> {
+  const blocks = policies.flatMap((p) => (p[dir] ?? []).flatMap((r) => (r.peers ?? []).filter((x): x is Extract<PolicyPeer, { kind: 'ipBlock' }> => x.kind === 'ipBlock')));
+  const classes = new Map<number, { peers: Set<PolicyPeer>; owner?: PolicyPod }>();
+  if (blocks.length === 0) return classes;
+  const prefixes = new Map<string, { cidr: Cidr; owner?: PolicyPod }>();
+  for (const b of blocks) for (const c of [b.cidr, ...b.except]) prefixes.set(`${c.family}/${c.base}/${c.prefix}`, { cidr: c });
+  for (const [ip, id] of ctx.ipcache) {
+    const a = parseIp(ip);
+    if (blocks.some((b) => cidrContains(b.cidr, a))) prefixes.set(`${a.family}/${a.value}/${familyBits(a.family)}`, { cidr: cidrOf(a, familyBits(a.family)), owner: ctx.podOf.get(id) });
+  }
+  const byKey = new Map<string, number>();
+  for (const { cidr, owner } of prefixes.values()) {
+    const peers = new Set<PolicyPeer>(blocks.filter((b) => b.cidr.family === cidr.family && cidrContainsCidr(b.cidr, cidr) && !b.except.some((e) => cidrContainsCidr(e, cidr))));
+    const key = JSON.stringify([[...peers].map((x) => blocks.indexOf(x)), owner ? identityKey(owner) : '']);
+    let cls = byKey.get(key);
+    if (cls === undefined) {
+      byKey.set(key, (cls = CLASS_BASE + byKey.size));
+      classes.set(cls, { peers, ...(owner ? { owner } : {}) });
+    }
+    const { key: k, len } = cidrKey(cidr);
+    table.set(k, len, cls);
+  }
+  return classes;
+}
+
+type PortKey = { proto?: number; port?: number; len: number };
+
+/** A rule's ports as LPM suffixes: undefined ports = every protocol; a name resolves on `dest` (none: no port). */
+function portKeys(ports: readonly PolicyPort[] | undefined, dest: PolicyPod | undefined): PortKey[] {
+  if (!ports) return [{ len: 32 }];
+  const out: PortKey[] = [];
+  for (const x of ports) {
+    const proto = PROTO_NUMBER[x.protocol];
+    if (x.port === undefined) out.push({ proto, len: 40 });
+    else if (typeof x.port === 'string') {
+      for (const cp of dest?.hostNetwork ? [] : dest?.ports ?? []) if (cp.name === x.port && cp.protocol === x.protocol) out.push({ proto, port: cp.port, len: 56 });
+    } else for (const [port, bits] of rangeBlocks(x.port, x.endPort ?? x.port)) out.push({ proto, port, len: 40 + bits });
+  }
+  return out;
+}
+
+/** [lo, hi] as aligned power-of-two blocks: (start, prefix bits of the 16). At most 30 of them. */
+export function rangeBlocks(lo: number, hi: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let start = lo;
+  while (start <= hi) {
+    let size = start === 0 ? 1 << 16 : start & -start;
+    while (start + size - 1 > hi) size >>= 1;
+    out.push([start, 16 - Math.log2(size)]);
+    start += size;
+  }
+  return out;
+}
+
+function add(rules: Lpm<true>, peer: number, ports: readonly PortKey[]): void {
+  for (const p of ports) rules.set(ruleKey(peer, p.proto ?? 0, p.port ?? 0), p.len, true);
+}
+
+const ruleKey = (peer: number, proto: number, port: number): bigint => (BigInt(peer) << 24n) | (BigInt(proto) << 16n) | BigInt(port);
+
+/** One direction's verdict at an endpoint, with the lookups the datapath makes. */
+export function allowsAt(maps: DirectionMaps, ipcache: ReadonlyMap<string, number> | undefined, peerIp: string, protocol: Protocol, port: number): boolean {
+  if (!maps.isolated) return true;
+  const proto = PROTO_NUMBER[protocol];
+  const id = ipcache?.get(peerIp) ?? WORLD;
+  if (maps.rules.lookup(ruleKey(id, proto, port))) return true;
+  if (maps.rules.lookup(ruleKey(ANY_PEER, proto, port))) return true;
+  const cls = maps.cidr.lookup(addrKey(parseIp(peerIp)));
+  return cls !== undefined && maps.rules.lookup(ruleKey(cls, proto, port)) === true;
+}
+
+/** A connection's verdict from the compiled maps alone: the source's egress and the destination's ingress. */
+export function verdict(c: Compiled, conn: Connection): boolean {
+  const cache = c.ipcache.get(conn.network ?? '');
+  const src = conn.src.pod && c.endpoints.get(endpointKey(conn.network, conn.src.pod));
+  const dst = conn.dst.pod && c.endpoints.get(endpointKey(conn.network, conn.dst.pod));
+  const egress = !src || allowsAt(src.egress, cache, conn.dst.ip, conn.protocol, conn.port);
+  const ingress = !dst || allowsAt(dst.ingress, cache, conn.src.ip, conn.protocol, conn.port) || (conn.src.node === true && conn.network === undefined);
+  return egress && ingress;
+}
