@@ -216,10 +216,10 @@ describe('parsing as the API server would', () => {
     expect(() => parse({ ingress: [{ from: [{}] }, { ports: [{ protocol: 'ICMP' }] }] })).toThrow(/^NetworkPolicy x\/p refused: spec.ingress\[0\].from\[0\]: must specify a peer.*; spec.ingress\[1\].ports\[0\].protocol/);
   });
 
-  test('MultiNetworkPolicy: policy-for is required; v1beta1 has no endPort', () => {
+  test('MultiNetworkPolicy: policy-for is required; endPort is read in v1beta1 too (v1beta2 objects are served through it)', () => {
     const mnp = (apiVersion: string, spec: object, annotations?: object) => parsePolicy({ apiVersion, kind: 'MultiNetworkPolicy', metadata: { namespace: 'x', name: 'm', ...(annotations ? { annotations } : {}) }, spec });
     expect(() => mnp('k8s.cni.cncf.io/v1beta1', {})).toThrow(/policy-for: required/);
-    expect(() => mnp('k8s.cni.cncf.io/v1beta1', { ingress: [{ ports: [{ port: 80, endPort: 81 }] }] }, { 'k8s.v1.cni.cncf.io/policy-for': 'blue' })).toThrow(/endPort: unknown field/);
+    expect(mnp('k8s.cni.cncf.io/v1beta1', { ingress: [{ ports: [{ port: 80, endPort: 81 }] }] }, { 'k8s.v1.cni.cncf.io/policy-for': 'blue' }).ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 80, endPort: 81 }] }]);
     expect(mnp('k8s.cni.cncf.io/v1beta2', { ingress: [{ ports: [{ port: 80, endPort: 81 }] }] }, { 'k8s.v1.cni.cncf.io/policy-for': 'blue,y/red' }).networks).toEqual(['x/blue', 'y/red']);
   });
 

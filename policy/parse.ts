@@ -81,7 +81,7 @@ export function parsePolicy(doc: unknown): Policy {
       problems.push(`spec.${dir}: must be a list`);
       return [];
     }
-    return raw.map((r, i) => parseRule(r, `spec.${dir}[${i}]`, dir === 'ingress' ? 'from' : 'to', kind === 'MultiNetworkPolicy' && d.apiVersion === 'k8s.cni.cncf.io/v1beta1', problems));
+    return raw.map((r, i) => parseRule(r, `spec.${dir}[${i}]`, dir === 'ingress' ? 'from' : 'to', problems));
   };
   const ingress = rules('ingress');
   const egress = rules('egress');
@@ -119,7 +119,7 @@ function policyTypes(spec: Record<string, unknown>, problems: string[]): Set<'In
   return out;
 }
 
-function parseRule(raw: unknown, path: string, peersKey: 'from' | 'to', noEndPort: boolean, problems: string[]): PolicyRule {
+function parseRule(raw: unknown, path: string, peersKey: 'from' | 'to', problems: string[]): PolicyRule {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     problems.push(`${path}: must be an object`);
     return {};
@@ -131,7 +131,7 @@ function parseRule(raw: unknown, path: string, peersKey: 'from' | 'to', noEndPor
   if (Array.isArray(peers) && peers.length > 0) out.peers = peers.map((p, i) => parsePeer(p, `${path}.${peersKey}[${i}]`, problems)).filter((p): p is PolicyPeer => p !== undefined);
   else if (peers !== undefined && peers !== null && !Array.isArray(peers)) problems.push(`${path}.${peersKey}: must be a list`);
   const ports = r['ports'];
-  if (Array.isArray(ports) && ports.length > 0) out.ports = ports.map((p, i) => parsePort(p, `${path}.ports[${i}]`, noEndPort, problems)).filter((p): p is PolicyPort => p !== undefined);
+  if (Array.isArray(ports) && ports.length > 0) out.ports = ports.map((p, i) => parsePort(p, `${path}.ports[${i}]`, problems)).filter((p): p is PolicyPort => p !== undefined);
   else if (ports !== undefined && ports !== null && !Array.isArray(ports)) problems.push(`${path}.ports: must be a list`);
   return out;
 }
@@ -191,9 +191,13 @@ function parseIpBlock(raw: unknown, path: string, problems: string[]): PolicyPee
 
 const PORT_NAME = /^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$/; // IANA_SVC_NAME, without "--"
 
-function parsePort(raw: unknown, path: string, noEndPort: boolean, problems: string[]): PolicyPort | undefined {
+/**
+ * endPort is taken in MultiNetworkPolicy v1beta1 too: v1beta2 objects (which have it) are served through v1beta1
+ * unchanged (the CRD preserves unknown fields), and dropping the field would narrow the policy silently (F8).
+ */
+function parsePort(raw: unknown, path: string, problems: string[]): PolicyPort | undefined {
   const p = (raw ?? {}) as { protocol?: unknown; port?: unknown; endPort?: unknown };
-  for (const k of Object.keys(p)) if (!['protocol', 'port', 'endPort'].includes(k) || (k === 'endPort' && noEndPort)) problems.push(`${path}.${k}: unknown field`);
+  for (const k of Object.keys(p)) if (!['protocol', 'port', 'endPort'].includes(k)) problems.push(`${path}.${k}: unknown field`);
   const protocol = p.protocol ?? 'TCP'; // F3
   if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') {
     problems.push(`${path}.protocol: must be TCP, UDP or SCTP, not ${JSON.stringify(protocol)}`); // F9
@@ -210,7 +214,7 @@ function parsePort(raw: unknown, path: string, noEndPort: boolean, problems: str
       else out.port = p.port;
     } else problems.push(`${path}.port: must be a number or a port name`);
   }
-  if (p.endPort !== undefined && p.endPort !== null && !noEndPort) {
+  if (p.endPort !== undefined && p.endPort !== null) {
     // F8: needs a numeric port, and is not below it.
     if (typeof p.endPort !== 'number' || !Number.isInteger(p.endPort) || p.endPort < 1 || p.endPort > 65535) problems.push(`${path}.endPort: must be 1-65535`);
     else if (typeof out.port !== 'number') problems.push(`${path}.endPort: may only be set with a numeric port`);

@@ -8,6 +8,7 @@
  *   GET  /healthz              the process is up
  *   GET  /readyz               source loaded, DEL queue drained
  *   GET  /v1/status/NS/POD     the pod's network-status annotation value (plexusctl status)
+ *   GET  /v1/policy/NS/POD     the policies that select the pod and what they allow (plexusctl policy)
  *   GET  /v1/source, /v1/ipam/pools|blocks|pods, /v1/routed/endpoints, /metrics   operator views
  */
 
@@ -24,6 +25,7 @@ export const ROUTES = {
   healthz: '/healthz',
   readyz: '/readyz',
   status: '/v1/status/',
+  policy: '/v1/policy/',
 } as const;
 
 /** The operator views, by the path after the leading `/`. */

@@ -3,6 +3,7 @@
  * else $PLEXUS_SOCKET, else /run/plexus/plexus.sock. Core modules only, so it starts fast.
  *
  *   plexusctl status NAMESPACE/POD   print the pod's network-status JSON, exactly the annotation value
+ *   plexusctl policy NAMESPACE/POD   the policies that select the pod, per network and direction, in words
  *   plexusctl health                 print the daemon's /healthz and /readyz answers
  *   plexusctl ipam pools|blocks|pods the IPAM service's pools (utilisation), blocks (owners) and pod records
  *   plexusctl routed                 the routed datapath's endpoints with their eBPF counters
@@ -15,6 +16,7 @@ import { DEFAULT_SOCKET_PATH, ROUTES, type ViewName } from '../api/protocol';
 const USAGE = `usage: plexusctl [--socket PATH] <command>
 commands:
   status NAMESPACE/POD   print the pod's k8s.v1.cni.cncf.io/network-status value
+  policy NAMESPACE/POD   show which policies select the pod and what they allow (JSON)
   health                 show whether the daemon is alive and ready
   ipam pools|blocks|pods show the IPAM service's pools, blocks or pod records (JSON)
   routed                 show the routed datapath's endpoints and from_pod counters (JSON)
@@ -64,11 +66,11 @@ export async function runCtl(argv: string[], env: Record<string, string | undefi
   if (typeof parsed === 'string') return { code: parsed ? 2 : 0, stdout: parsed ? '' : USAGE, stderr: parsed ? `plexusctl: ${parsed}\n${USAGE}` : '' };
   const [cmd, arg] = parsed.rest;
   try {
-    if (cmd === 'status') {
+    if (cmd === 'status' || cmd === 'policy') {
       const m = /^([a-z0-9][-a-z0-9]*)\/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$/.exec(arg ?? '');
-      if (!m) return { code: 2, stdout: '', stderr: `plexusctl: status needs NAMESPACE/POD\n${USAGE}` };
-      const res = await get(parsed.socket, `${ROUTES.status}${m[1]}/${m[2]}`);
-      if (res.status === 200) return { code: 0, stdout: `${res.body}\n`, stderr: '' };
+      if (!m) return { code: 2, stdout: '', stderr: `plexusctl: ${cmd} needs NAMESPACE/POD\n${USAGE}` };
+      const res = await get(parsed.socket, `${ROUTES[cmd]}${m[1]}/${m[2]}`);
+      if (res.status === 200) return { code: 0, stdout: res.body.endsWith('\n') ? res.body : `${res.body}\n`, stderr: '' };
       return { code: 1, stdout: '', stderr: `plexusctl: ${res.body.trim()}\n` };
     }
     if (cmd === 'health') {

@@ -37,6 +37,7 @@ import { listQueuedDels } from '../api/del-queue';
 import { drainDelQueue } from './del-queue-drain';
 import { CniHandler } from './handler';
 import { IpamHost } from './ipam-host';
+import { PolicyHost } from './policy-host';
 import { RoutedHost } from './routed-host';
 import { DaemonMetrics } from './metrics';
 import { listenUnix } from './server';
@@ -60,6 +61,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
     const source = openSource(config, log.child({ component: 'source' }));
     await source.start();
     opened.push('stop the source', () => source.stop());
+    const policies = new PolicyHost(source, log.child({ component: 'policy' }));
     const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;
     if (routed) opened.push('close the routed node', async () => routed.close());
     const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
@@ -89,6 +91,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
       ready: () => ready,
       accepting: (name) => name === IPAM_PLUGIN_TYPE || ready,
       status: (ns, name) => source.getStatus(ns, name),
+      policy: (ns, name) => policies.describe(ns, name),
       view: async (name) => {
         if (name === 'metrics') return metrics.text();
         if (name === 'v1/source') return JSON.stringify(source.describe(), null, 2);

@@ -27,6 +27,8 @@ export interface ApiHandlers {
    */
   accepting(invokedAs: PluginName): boolean;
   status(namespace: string, name: string): NetworkStatus[] | undefined;
+  /** The policies selecting a pod and what they allow (policy/describe.ts), undefined for an unknown pod. */
+  policy(namespace: string, name: string): unknown;
   /** Read-only operator views (plexusctl ipam ..., /metrics): JSON or text, undefined when unknown. */
   view(name: ViewName): Promise<string | undefined>;
 }
@@ -65,6 +67,11 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
     const status = api.status(m[1]!, m[2]!);
     return status ? send(res, 200, formatNetworkStatus(status)) : send(res, 404, `no network-status for pod ${m[1]}/${m[2]}\n`);
   }
+  const p = POLICY_ROUTE.exec(url);
+  if (req.method === 'GET' && p) {
+    const view = api.policy(p[1]!, p[2]!);
+    return view === undefined ? send(res, 404, `no pod ${p[1]}/${p[2]} in the source\n`) : send(res, 200, `${JSON.stringify(view, null, 2)}\n`);
+  }
   if (req.method === 'POST' && url === ROUTES.cni) {
     const body = await readBody(req);
     const { env, config, invokedAs } = decodeEnvelope(body);
@@ -82,6 +89,7 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
 }
 
 const STATUS_ROUTE = new RegExp(`^${ROUTES.status}([a-z0-9][-a-z0-9]*)/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$`);
+const POLICY_ROUTE = new RegExp(`^${ROUTES.policy}([a-z0-9][-a-z0-9]*)/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$`);
 
 /** HTTP status carries no CNI meaning; the shim only tells 200 from the rest. 503 marks "not ready". */
 function httpStatusFor(err: PlexusError): number {

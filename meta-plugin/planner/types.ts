@@ -23,6 +23,34 @@ export interface PodObject {
   annotations: Record<string, string>;
   /** metadata.ownerReferences (kind StatefulSet makes the pod's addresses sticky, issue 3). */
   ownerReferences?: { kind: string; name: string; controller?: boolean }[];
+  /** metadata.labels: what NetworkPolicy selectors match (policy/). */
+  labels?: Record<string, string>;
+  /** The containers' ports (name, number, protocol): what named ports in policies resolve to (F10). */
+  ports?: { name?: string; port: number; protocol: 'TCP' | 'UDP' | 'SCTP' }[];
+  /** spec.hostNetwork: the pod's traffic is the node's (NP9). */
+  hostNetwork?: boolean;
+}
+
+/** Labels, container ports and hostNetwork of a pod manifest or API object, as PodObject keeps them. */
+export function podPolicyFields(labels: unknown, spec: unknown): Pick<PodObject, 'labels' | 'ports' | 'hostNetwork'> {
+  const out: Pick<PodObject, 'labels' | 'ports' | 'hostNetwork'> = {};
+  if (labels && typeof labels === 'object' && !Array.isArray(labels)) {
+    const l = Object.fromEntries(Object.entries(labels as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+    if (Object.keys(l).length) out.labels = l;
+  }
+  const s = (spec ?? {}) as { hostNetwork?: unknown; containers?: unknown; initContainers?: unknown };
+  if (s.hostNetwork === true) out.hostNetwork = true;
+  const ports: NonNullable<PodObject['ports']> = [];
+  for (const c of [...(Array.isArray(s.containers) ? s.containers : []), ...(Array.isArray(s.initContainers) ? s.initContainers : [])]) {
+    for (const p of Array.isArray((c as { ports?: unknown })?.ports) ? (c as { ports: unknown[] }).ports : []) {
+      const x = (p ?? {}) as { name?: unknown; containerPort?: unknown; protocol?: unknown };
+      const protocol = x.protocol ?? 'TCP';
+      if (typeof x.containerPort !== 'number' || (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP')) continue;
+      ports.push({ ...(typeof x.name === 'string' ? { name: x.name } : {}), port: x.containerPort, protocol });
+    }
+  }
+  if (ports.length) out.ports = ports;
+  return out;
 }
 
 /** A CNI config file from `confDir`, already read and JSON-parsed by the daemon. */

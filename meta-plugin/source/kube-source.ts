@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { PodRef } from '../../cni/ids';
 import { podKey } from '../../cni/ids';
 import { errorText, PlexusError } from '../../core/errors';
-import type { NadObject, PodObject } from '../planner/types';
+import { type NadObject, type PodObject, podPolicyFields } from '../planner/types';
 import { NETWORK_STATUS_ANNOTATION, type NetworkStatus } from '../status/network-status';
 import { KubeClient } from './kube/client';
 import type { KubeSourceOptions } from './kube/options';
@@ -22,6 +22,8 @@ import type { Source, SourceEvent } from './source';
 
 const IPPOOLS = '/apis/plexus.io/v1alpha1/ippools';
 const IPAMCLAIMS = '/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims';
+const NETWORK_POLICIES = '/apis/networking.k8s.io/v1/networkpolicies';
+const MULTI_NETWORK_POLICIES = '/apis/k8s.cni.cncf.io/v1beta1/multi-networkpolicies';
 const NADS = '/apis/k8s.cni.cncf.io/v1/network-attachment-definitions';
 
 type Raw = Record<string, unknown>;
@@ -44,6 +46,7 @@ export function podFromApi(o: Raw): PodObject {
     ...(m.uid ? { uid: m.uid } : {}),
     annotations: m.annotations ?? {},
     ...(m.ownerReferences ? { ownerReferences: m.ownerReferences.map((r) => ({ kind: r.kind, name: r.name, ...(r.controller !== undefined ? { controller: r.controller } : {}) })) } : {}),
+    ...podPolicyFields(m.labels, o['spec']),
   };
 }
 
@@ -62,6 +65,8 @@ export class KubeSource implements Source {
   private readonly namespaces: Reflector<Raw>;
   private readonly pools: Reflector<Raw>;
   private readonly claims: Reflector<Raw>;
+  private readonly policies: Reflector<Raw>;
+  private readonly multiPolicies: Reflector<Raw>;
   private readonly listeners: (() => void)[] = [];
   private readonly status = new Map<string, NetworkStatus[]>();
   private notify: NodeJS.Timeout | undefined;
@@ -78,11 +83,15 @@ export class KubeSource implements Source {
     this.nads = new Reflector(this.client, { ...common, path: NADS, transform: nadFromApi, log: log.child({ reflector: 'nads' }) });
     this.namespaces = new Reflector(this.client, { ...common, path: '/api/v1/namespaces', transform: (o) => ({ name: meta(o).name, labels: meta(o).labels ?? {} }), log: log.child({ reflector: 'namespaces' }) });
     this.pools = new Reflector(this.client, { ...common, path: IPPOOLS, optional: true, transform: (o) => o, log: log.child({ reflector: 'ippools' }) });
+    // Policies as the API has them (they are small and few); parsed and validated by the daemon's policy host.
+    const policy = (kind: string) => (o: Raw): Raw => ({ apiVersion: o['apiVersion'], kind, metadata: { namespace: meta(o).namespace, name: meta(o).name, annotations: meta(o).annotations ?? {} }, spec: o['spec'] });
+    this.policies = new Reflector(this.client, { ...common, path: NETWORK_POLICIES, transform: policy('NetworkPolicy'), log: log.child({ reflector: 'networkpolicies' }) });
+    this.multiPolicies = new Reflector(this.client, { ...common, path: MULTI_NETWORK_POLICIES, optional: true, transform: policy('MultiNetworkPolicy'), log: log.child({ reflector: 'multi-networkpolicies' }) });
     this.claims = new Reflector(this.client, { ...common, path: IPAMCLAIMS, optional: true, transform: (o) => ({ kind: 'IPAMClaim', metadata: { namespace: meta(o).namespace, name: meta(o).name }, spec: o['spec'] }), log: log.child({ reflector: 'ipamclaims' }) });
   }
 
   private reflectors(): Reflector<unknown>[] {
-    return [this.pods, this.nads, this.namespaces, this.pools, this.claims] as Reflector<unknown>[];
+    return [this.pods, this.nads, this.namespaces, this.pools, this.claims, this.policies, this.multiPolicies] as Reflector<unknown>[];
   }
 
   /** Starts every reflector and waits (at most one request timeout) for the first lists; DEL never waits for them. */
@@ -122,12 +131,18 @@ export class KubeSource implements Source {
   otherObjects(kind: string): readonly Record<string, unknown>[] {
     if (kind === 'IPPool') return [...this.pools.cache.values()];
     if (kind === 'IPAMClaim') return this.claims.hasSynced ? [...this.claims.cache.values()] : [];
+    if (kind === 'NetworkPolicy') return [...this.policies.cache.values()];
+    if (kind === 'MultiNetworkPolicy') return [...this.multiPolicies.cache.values()];
+    if (kind === 'Namespace') return [...this.namespaces.cache.values()].map((n) => ({ kind, metadata: { name: n['name'], labels: n['labels'] } }));
     return [];
   }
 
   listed(kind: string): boolean {
     if (kind === 'IPPool') return this.pools.hasSynced;
     if (kind === 'IPAMClaim') return this.claims.hasSynced;
+    if (kind === 'NetworkPolicy') return this.policies.hasSynced;
+    if (kind === 'MultiNetworkPolicy') return this.multiPolicies.hasSynced;
+    if (kind === 'Namespace') return this.namespaces.hasSynced;
     return true;
   }
 
@@ -212,7 +227,7 @@ export class KubeSource implements Source {
 
   describe(): Record<string, unknown> {
     const r = (x: Reflector<unknown>) => ({ synced: x.hasSynced, objects: x.cache.size, resourceVersion: x.resourceVersion, ...x.stats });
-    return { type: 'kubernetes', server: this.client.server, node: this.nodeName, pods: r(this.pods as Reflector<unknown>), nads: r(this.nads as Reflector<unknown>), namespaces: r(this.namespaces as Reflector<unknown>), ippools: r(this.pools as Reflector<unknown>), ipamclaims: r(this.claims as Reflector<unknown>) };
+    return { type: 'kubernetes', server: this.client.server, node: this.nodeName, pods: r(this.pods as Reflector<unknown>), nads: r(this.nads as Reflector<unknown>), namespaces: r(this.namespaces as Reflector<unknown>), ippools: r(this.pools as Reflector<unknown>), ipamclaims: r(this.claims as Reflector<unknown>), networkpolicies: r(this.policies as Reflector<unknown>), multinetworkpolicies: r(this.multiPolicies as Reflector<unknown>) };
   }
 
   getStatus(namespace: string, name: string): NetworkStatus[] | undefined {

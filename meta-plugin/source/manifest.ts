@@ -3,7 +3,7 @@
  * document is reported and skipped; it never hides the valid documents beside it.
  */
 import yaml from 'js-yaml';
-import type { NadObject, PodObject } from '../planner/types';
+import { type NadObject, type PodObject, podPolicyFields } from '../planner/types';
 
 export const NAD_KIND = 'NetworkAttachmentDefinition';
 
@@ -81,7 +81,7 @@ function addObject(out: ParsedManifests, obj: unknown): string | undefined {
   }
   if (kind === 'Pod') {
     if (!DNS_SUBDOMAIN.test(name)) return `Pod ${namespace}/${name}: name is not a DNS-1123 subdomain`;
-    const pod: PodObject = { namespace, name, annotations };
+    const pod: PodObject = { namespace, name, annotations, ...podPolicyFields(meta?.['labels'], obj['spec']) };
     if (typeof meta?.['uid'] === 'string') pod.uid = meta['uid'];
     const owners = meta?.['ownerReferences'];
     if (Array.isArray(owners)) {

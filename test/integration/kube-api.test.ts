@@ -64,10 +64,11 @@ describe('the test API server, driven by kubectl', () => {
     expect(ds.spec.template.spec.serviceAccountName).toBe('plexus');
     const rules = JSON.parse(await ok('get', 'clusterrole', 'plexus', '-o', 'json')).rules as Array<{ resources: string[]; verbs: string[] }>;
     expect(rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}`))).sort()).toEqual([
-      'create events', 'create ipamrecords', 'delete ipamrecords', 'get ipamclaims', 'get ipamrecords', 'get ippools', 'get network-attachment-definitions',
-      'get pods', 'list ipamclaims', 'list ipamrecords', 'list ippools', 'list namespaces', 'list network-attachment-definitions', 'list pods',
-      'patch ipamclaims/status', 'patch pods/status', 'update ipamrecords', 'watch ipamclaims', 'watch ippools', 'watch namespaces',
-      'watch network-attachment-definitions', 'watch pods',
+      'create events', 'create ipamrecords', 'delete ipamrecords', 'get ipamclaims', 'get ipamrecords', 'get ippools', 'get multi-networkpolicies',
+      'get network-attachment-definitions', 'get networkpolicies', 'get pods', 'list ipamclaims', 'list ipamrecords', 'list ippools',
+      'list multi-networkpolicies', 'list namespaces', 'list network-attachment-definitions', 'list networkpolicies', 'list pods',
+      'patch ipamclaims/status', 'patch pods/status', 'update ipamrecords', 'watch ipamclaims', 'watch ippools', 'watch multi-networkpolicies',
+      'watch namespaces', 'watch network-attachment-definitions', 'watch networkpolicies', 'watch pods',
     ]);
     const first = applied.examples;
     expect(first).toMatch(/networkattachmentdefinition.k8s.cni.cncf.io\/storage created/);

@@ -134,6 +134,26 @@ describe('plexusd on the Kubernetes source', () => {
     });
   });
 
+  test('NetworkPolicies and MultiNetworkPolicies from the API (kubectl apply): plexusctl policy shows the ones selecting a pod of this node', async () => {
+    api.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pol-a', namespace: 'default', labels: { app: 'db' } }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'i', ports: [{ name: 'pg', containerPort: 5432 }] }] } });
+    await ok('apply', '-f', join(ROOT, 'crds/multi-networkpolicy.yaml'));
+    const file = join(dir, 'policies.yaml');
+    writeFileSync(file, [
+      { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'db-in', namespace: 'default' }, spec: { podSelector: { matchLabels: { app: 'db' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'api' } } }], ports: [{ port: 'pg' }] }] } },
+      { apiVersion: 'k8s.cni.cncf.io/v1beta1', kind: 'MultiNetworkPolicy', metadata: { name: 'blue-out', namespace: 'default', annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'blue' } }, spec: { podSelector: {}, policyTypes: ['Egress'] } },
+    ].map((d) => yaml.dump(d)).join('---\n'));
+    await ok('apply', '-f', file);
+    await expectEventually(() => {
+      const view = JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'policy', 'default/pol-a']).stdout) as { networks: Array<{ network: string; ingress: { policies: Array<{ policy: string; rules: string[] }> }; egress: { isolated: boolean } }> };
+      expect(view.networks.map((n) => [n.network, n.ingress.policies.map((p) => `${p.policy}: ${p.rules.join('; ')}`), n.egress.isolated])).toEqual([
+        ['cluster', ['default/db-in: allow from pods {app=api} in namespace default on TCP port named pg'], false],
+        ['default/blue', [], true],
+      ]);
+    }, { timeoutMs: 20_000 });
+    await ok('delete', 'networkpolicy', 'db-in');
+    await expectEventually(() => expect(JSON.parse(run(PLEXUSCTL_BIN, ['--socket', c.socket, 'policy', 'default/pol-a']).stdout).networks[0].ingress.isolated).toBe(false), { timeoutMs: 20_000 });
+  });
+
   test('IPAMClaim: the claim\'s status gets the addresses; a recreated pod gets them again; deleting the claim frees them', async () => {
     const claim = 'vm-a.purple.net1';
     writeFileSync(join(dir, 'claim.yaml'), yaml.dump({ apiVersion: 'k8s.cni.cncf.io/v1alpha1', kind: 'IPAMClaim', metadata: { name: claim, namespace: 'default' }, spec: { network: 'purple', interface: 'net1' } }));
