@@ -48,6 +48,11 @@ export class Lpm<V> {
     return undefined;
   }
 
+  /** Every entry: key, prefix length, value. */
+  *entries(): Generator<{ key: bigint; len: number; value: V }> {
+    for (const [len, m] of this.byLen) for (const [key, value] of m) yield { key, len, value };
+  }
+
   get size(): number {
     let n = 0;
     for (const m of this.byLen.values()) n += m.size;
@@ -193,8 +198,9 @@ function ipBlockClasses(ctx: Ctx, policies: readonly Policy[], dir: 'ingress' | 
   }
   const byKey = new Map<string, number>();
   for (const { cidr, owner } of prefixes.values()) {
-    const peers = new Set<PolicyPeer>(blocks.filter((b) => b.cidr.family === cidr.family && cidrContainsCidr(b.cidr, cidr) && !b.except.some((e) => cidrContainsCidr(e, cidr))));
-    const key = JSON.stringify([[...peers].map((x) => blocks.indexOf(x)), owner ? identityKey(owner) : '']);
+    const inside = blocks.filter((b) => b.cidr.family === cidr.family && cidrContainsCidr(b.cidr, cidr) && !b.except.some((e) => cidrContainsCidr(e, cidr)));
+    const peers = new Set<PolicyPeer>(inside);
+    const key = JSON.stringify([inside.map((x) => blocks.indexOf(x)), owner ? identityKey(owner) : '']);
     let cls = byKey.get(key);
     if (cls === undefined) {
       byKey.set(key, (cls = CLASS_BASE + byKey.size));

@@ -1,0 +1,110 @@
+/**
+ * policy.c under BPF_PROG_TEST_RUN: random policy sets (the world of policy-world.ts) compiled by
+ * policy/compile.ts, written into the program's maps, and every connection of the world (IPv4 and IPv6, the
+ * cluster network and a secondary one, TCP, UDP and SCTP) built as a packet and run through the kernel: the
+ * verdict must be the reference evaluator's. The kernel, not our code, answers.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { parseIp } from '../core/address';
+import { BpfObject, type BpfProgram, mountBpffs, TC_ACT, testRun } from '../kernel';
+import { compileBpf } from '../kernel/bpf/testdata/tc-count';
+import { compileAndRun, structLayouts, structLines } from '../test/helpers/c-parity';
+import { BLUE, attachments, connections, policy, show, toWorld } from '../test/helpers/policy-world';
+import { DIRECTION, FLAGS, PROGRAM, type PolicyMaps, STRUCTS, addr16, policyMaps, writePolicy } from './bpf-maps';
+import { compile } from './compile';
+import { type Connection, evaluate } from './evaluate';
+
+const dir = mkdtempSync(join(tmpdir(), 'plexus-policy-bpf-'));
+let obj: BpfObject;
+let prog: BpfProgram;
+let maps: PolicyMaps;
+const LO = 1; // the ifindex a test run's packet arrives on
+const networkId = (n: string | undefined) => (n === undefined ? 0 : n === BLUE ? 7 : 99);
+const PROTO = { TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+beforeAll(() => {
+  mountBpffs();
+  obj = BpfObject.open(compileBpf(join(__dirname, 'bpf/policy.c'), join(dir, 'policy.o')));
+  obj.load();
+  prog = obj.program(PROGRAM);
+  maps = policyMaps(obj);
+});
+afterAll(() => {
+  obj?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** An Ethernet frame of `c` (IPv4 or IPv6 by its addresses) with its L4 ports. */
+function packet(c: Connection): Buffer {
+  const v6 = parseIp(c.src.ip).family === 'v6';
+  const l4 = Buffer.alloc(c.protocol === 'TCP' ? 20 : c.protocol === 'UDP' ? 8 : 12);
+  l4.writeUInt16BE(40000, 0);
+  l4.writeUInt16BE(c.port, 2);
+  if (c.protocol === 'TCP') l4[12] = 0x50;
+  let ip: Buffer;
+  if (v6) {
+    ip = Buffer.alloc(40);
+    ip.writeUInt32BE(0x60000000, 0);
+    ip.writeUInt16BE(l4.length, 4);
+    ip[6] = PROTO[c.protocol];
+    ip[7] = 64;
+    addr16(c.src.ip).copy(ip, 8);
+    addr16(c.dst.ip).copy(ip, 24);
+  } else {
+    ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(20 + l4.length, 2);
+    ip[8] = 64;
+    ip[9] = PROTO[c.protocol];
+    addr16(c.src.ip).copy(ip, 12, 12);
+    addr16(c.dst.ip).copy(ip, 16, 12);
+  }
+  const eth = Buffer.alloc(14);
+  eth.writeUInt16BE(v6 ? 0x86dd : 0x0800, 12);
+  return Buffer.concat([eth, ip, l4]);
+}
+
+const ALL = connections();
+const local = attachments.filter((a) => !a.pod.hostNetwork);
+
+test('the kernel\'s verdict is the reference evaluator\'s, for random policy sets, both families, two networks', () => {
+  let packets = 0;
+  fc.assert(fc.property(fc.array(policy, { maxLength: 4 }), (specs) => {
+    const w = toWorld(specs);
+    writePolicy(maps, compile(w, attachments), { local, networkId, nodeAddresses: ['192.168.0.1', 'fd00:ffff::1'] });
+    const wrong: string[] = [];
+    for (const network of [undefined, BLUE]) {
+      maps.ifaces.update(LO, networkId(network));
+      for (const c of ALL.filter((x) => x.network === network)) {
+        const want = evaluate(w, c).allowed ? TC_ACT.OK : TC_ACT.SHOT;
+        packets++;
+        if (testRun(prog, packet(c)).retval !== want) wrong.push(`${show(c)}: kernel ${want === TC_ACT.OK ? 'dropped' : 'passed'} it`);
+      }
+    }
+    expect(wrong.slice(0, 5)).toEqual([]);
+  }), { numRuns: 50 });
+  expect(packets).toBeGreaterThan(50 * 1000);
+});
+
+test('what is not IP is not policy\'s business; a truncated header is dropped by no rule', () => {
+  const arp = Buffer.alloc(42);
+  arp.writeUInt16BE(0x0806, 12);
+  expect(testRun(prog, arp).retval).toBe(TC_ACT.OK);
+});
+
+test('bpf-maps.ts matches bpf/policy.h as the C compiler lays it out (structs, flags, directions)', () => {
+  const lines = structLines(STRUCTS);
+  const print = (label: string) => lines.push(`  printf("%s=%lld\\n", "${label}", (long long)(${label}));`);
+  for (const k of Object.keys(FLAGS)) print(k === 'NODE' ? 'POLICY_NODE' : `POLICY_${k}`);
+  for (const k of Object.keys(DIRECTION)) print(`POLICY_${k.toUpperCase()}`);
+  const c = compileAndRun(['#include <stdio.h>', '#include <stddef.h>', '#include "policy.h"', 'int main(void) {', ...lines, '  return 0;', '}'].join('\n'), [join(__dirname, 'bpf')]);
+  for (const s of STRUCTS) {
+    const { ours, theirs } = structLayouts(s, c);
+    expect(ours).toEqual(theirs);
+  }
+  expect(FLAGS).toEqual({ ISOLATED_INGRESS: c.get('POLICY_ISOLATED_INGRESS'), ISOLATED_EGRESS: c.get('POLICY_ISOLATED_EGRESS'), NODE: c.get('POLICY_NODE') });
+  expect(DIRECTION).toEqual({ ingress: c.get('POLICY_INGRESS'), egress: c.get('POLICY_EGRESS') });
+});

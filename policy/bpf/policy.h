@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The maps of policy.c, shared with policy/bpf-maps.ts (a parity test compares the two). Addresses are 16 bytes,
+ * IPv4 as ::ffff:a.b.c.d; LPM keys are big-endian bytes after their prefix length, as the kernel's trie wants.
+ */
+#ifndef PLEXUS_POLICY_H
+#define PLEXUS_POLICY_H
+
+#include <linux/types.h>
+
+#define POLICY_MAX_ADDRESSES 65536
+#define POLICY_MAX_CIDRS 65536
+#define POLICY_MAX_RULES 262144
+
+#define POLICY_ANY_PEER 0
+#define POLICY_WORLD 1
+
+#define POLICY_INGRESS 0
+#define POLICY_EGRESS 1
+
+/* local_endpoint.flags */
+#define POLICY_ISOLATED_INGRESS 1
+#define POLICY_ISOLATED_EGRESS 2
+#define POLICY_NODE 4 /* an address of this node, not a pod */
+
+struct addr_key {
+	__u32 network;
+	__u8 addr[16];
+};
+
+struct local_endpoint {
+	__u32 id; /* epdir = id * 2 + direction */
+	__u32 flags;
+};
+
+/*
+ * The family is part of the key, so an IPv6 block never holds an IPv4 address (::/0 is not 0.0.0.0/0): family
+ * 0 is IPv4 with the address in the last 4 bytes, family 1 is IPv6. The prefix length counts 32 (epdir) + 8
+ * (family) + 96 + the IPv4 prefix, or 32 + 8 + the IPv6 prefix.
+ */
+struct cidr_key {
+	__u32 prefixlen;
+	__be32 epdir;
+	__u8 family;
+	__u8 addr[16];
+} __attribute__((packed));
+
+struct rule_key {
+	__u32 prefixlen; /* 32 (epdir) + 32 peer, + 8 protocol, + up to 16 of the port */
+	__be32 epdir;
+	__be32 peer;
+	__u8 proto;
+	__be16 port;
+} __attribute__((packed));
+
+#endif
