@@ -8,17 +8,20 @@ import { type BpfMap, type BpfObject, bpfCodec } from '../kernel';
 import { type Attachment, type Compiled, type DirectionMaps, endpointKey } from './compile';
 
 export const PROGRAM = 'policy_verdict';
-export const MAPS = { ipcache: 'pol_ipcache', local: 'pol_local', ifaces: 'pol_ifaces', cidr: 'pol_cidr', rules: 'pol_rules' } as const;
+export const MAPS = { ipcache: 'pol_ipcache', local: 'pol_local', ifaces: 'pol_ifaces', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state' } as const;
 export const FLAGS = { ISOLATED_INGRESS: 1, ISOLATED_EGRESS: 2, NODE: 4 } as const;
 export const DIRECTION = { ingress: 0, egress: 1 } as const;
 
-const { structCodec, u8, u32, be16, be32, bytes } = bpfCodec;
+const { structCodec, u8, u32, u64, be16, be32, bytes } = bpfCodec;
 
 export const AddrKeyStruct = structCodec('struct addr_key', 20, { network: [u32, 0], addr: [bytes(16), 4] });
 export const LocalEndpointStruct = structCodec('struct local_endpoint', 8, { id: [u32, 0], flags: [u32, 4] });
 export const CidrKeyStruct = structCodec('struct cidr_key', 25, { prefixlen: [u32, 0], epdir: [be32, 4], family: [u8, 8], addr: [bytes(16), 9] });
 export const RuleKeyStruct = structCodec('struct rule_key', 15, { prefixlen: [u32, 0], epdir: [be32, 4], peer: [be32, 8], proto: [u8, 12], port: [be16, 13] });
-export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, CidrKeyStruct, RuleKeyStruct];
+export const CtKeyStruct = structCodec('struct ct_key', 44, { network: [u32, 0], src: [bytes(16), 4], dst: [bytes(16), 20], sport: [be16, 36], dport: [be16, 38], proto: [u8, 40] });
+export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0], revision: [u32, 8], flags: [u32, 12] });
+export const StateStruct = structCodec('struct policy_state', 8, { revision: [u32, 0] });
+export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct];
 
 /** 16 address bytes as policy.c keys them. */
 export function addr16(ip: string): Buffer {
@@ -33,6 +36,8 @@ export interface PolicyMaps {
   ifaces: BpfMap<number, number>;
   cidr: BpfMap<bpfCodec.StructValue<typeof CidrKeyStruct.fields>, number>;
   rules: BpfMap<bpfCodec.StructValue<typeof RuleKeyStruct.fields>, number>;
+  ct: BpfMap<bpfCodec.StructValue<typeof CtKeyStruct.fields>, bpfCodec.StructValue<typeof CtEntryStruct.fields>>;
+  state: BpfMap<number, bpfCodec.StructValue<typeof StateStruct.fields>>;
 }
 
 export function policyMaps(obj: BpfObject): PolicyMaps {
@@ -42,6 +47,8 @@ export function policyMaps(obj: BpfObject): PolicyMaps {
     ifaces: obj.map(MAPS.ifaces, u32, u32),
     cidr: obj.map(MAPS.cidr, CidrKeyStruct, u32),
     rules: obj.map(MAPS.rules, RuleKeyStruct, u32),
+    ct: obj.map(MAPS.ct, CtKeyStruct, CtEntryStruct),
+    state: obj.map(MAPS.state, u32, StateStruct),
   };
 }
 
@@ -55,8 +62,9 @@ export interface WriteOptions {
 }
 
 /**
- * Replaces the maps' contents with `compiled` (a full write: the step that updates in place, without a window
- * in which a denied packet passes, comes with the datapath hooks).
+ * Replaces the maps' contents with `compiled`, then bumps the policy revision, so every tracked connection is
+ * judged again by the new policy at its next packet (and cut if now denied). A full write: the step that
+ * updates in place, without a window in which a denied packet could pass, comes with the datapath hooks.
  */
 export function writePolicy(maps: PolicyMaps, compiled: Compiled, opts: WriteOptions): void {
   for (const m of [maps.ipcache, maps.local, maps.cidr, maps.rules] as BpfMap<unknown, unknown>[]) for (const k of [...m.keys()]) m.delete(k);
@@ -74,6 +82,8 @@ export function writePolicy(maps: PolicyMaps, compiled: Compiled, opts: WriteOpt
     writeDirection(maps, id * 2 + DIRECTION.ingress, ep.ingress);
     writeDirection(maps, id * 2 + DIRECTION.egress, ep.egress);
   });
+  const revision = maps.state.lookup(0)?.revision ?? 0;
+  maps.state.update(0, { revision: (revision + 1) >>> 0 });
 }
 
 function writeDirection(maps: PolicyMaps, epdir: number, d: DirectionMaps): void {

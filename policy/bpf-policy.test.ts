@@ -12,10 +12,11 @@ import { parseIp } from '../core/address';
 import { BpfObject, type BpfProgram, mountBpffs, TC_ACT, testRun } from '../kernel';
 import { compileBpf } from '../kernel/bpf/testdata/tc-count';
 import { compileAndRun, structLayouts, structLines } from '../test/helpers/c-parity';
-import { BLUE, attachments, connections, policy, show, toWorld } from '../test/helpers/policy-world';
+import { BLUE, attachments, connections, namespaces, policy, show, toWorld } from '../test/helpers/policy-world';
 import { DIRECTION, FLAGS, PROGRAM, type PolicyMaps, STRUCTS, addr16, policyMaps, writePolicy } from './bpf-maps';
 import { compile } from './compile';
 import { type Connection, evaluate } from './evaluate';
+import { parsePolicy } from './parse';
 
 const dir = mkdtempSync(join(tmpdir(), 'plexus-policy-bpf-'));
 let obj: BpfObject;
@@ -87,6 +88,63 @@ test('the kernel\'s verdict is the reference evaluator\'s, for random policy set
     expect(wrong.slice(0, 5)).toEqual([]);
   }), { numRuns: 50 });
   expect(packets).toBeGreaterThan(50 * 1000);
+});
+
+describe('connection tracking', () => {
+  const a = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'a' && !x.network)!;
+  const b = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'b' && !x.network)!;
+  const np = (name: string, spec: object) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'x', name }, spec });
+  const aFromB = (ports: number[]) => np('a-in', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: ports.map((port) => ({ port })) }] });
+  const bClosed = np('b-in', { podSelector: { matchLabels: { pod: 'b' } }, policyTypes: ['Ingress'] });
+  const write = (docs: object[]) => {
+    const w = { policies: docs.map((d) => parsePolicy(d)), namespaces };
+    writePolicy(maps, compile(w, attachments), { local, networkId, nodeAddresses: [] });
+  };
+  /** One TCP packet from `from`:`sport` to `to`:`dport` through the program: true if it passed. */
+  const send = (from: typeof a, sport: number, to: typeof a, dport: number): boolean => {
+    const l4 = Buffer.alloc(20);
+    l4.writeUInt16BE(sport, 0);
+    l4.writeUInt16BE(dport, 2);
+    l4[12] = 0x50;
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(40, 2);
+    ip[8] = 64;
+    ip[9] = 6;
+    addr16(from.ips[0]!).copy(ip, 12, 12);
+    addr16(to.ips[0]!).copy(ip, 16, 12);
+    const eth = Buffer.alloc(14);
+    eth.writeUInt16BE(0x0800, 12);
+    return testRun(prog, Buffer.concat([eth, ip, l4])).retval === TC_ACT.OK;
+  };
+
+  beforeEach(() => {
+    maps.ifaces.update(LO, 0);
+    for (const k of [...maps.ct.keys()]) maps.ct.delete(k);
+  });
+
+  test('the reply of an allowed connection passes where a new connection the other way does not (NP4); the policy is asked once per connection', () => {
+    write([aFromB([80]), bClosed]);
+    expect(send(b, 40000, a, 80)).toBe(true);
+    expect(send(a, 80, b, 40000)).toBe(true); // b admits nothing, but this is the reply
+    expect(send(a, 50000, b, 80)).toBe(false); // a new connection towards b
+    expect(send(b, 40001, a, 81)).toBe(false);
+    const entries = [...maps.ct.entries()];
+    expect(entries.map(([k]) => `${k.sport}->${k.dport}`)).toEqual(['40000->80']); // one entry, the initiator's way
+  });
+
+  test('a policy change cuts the connections it now denies, both ways, and keeps the others', () => {
+    write([aFromB([80, 81]), bClosed]);
+    expect(send(b, 40000, a, 80)).toBe(true);
+    expect(send(b, 40001, a, 81)).toBe(true);
+    write([aFromB([81]), bClosed]);
+    expect(send(a, 80, b, 40000)).toBe(false); // the reply side of a connection the new policy denies
+    expect(send(b, 40000, a, 80)).toBe(false);
+    expect(send(a, 81, b, 40001)).toBe(true); // its reply first: judged again as b opened it, not as a reply
+    expect(send(b, 40001, a, 81)).toBe(true);
+    const revision = maps.state.lookup(0)!.revision;
+    expect([...maps.ct.entries()].map(([k, v]) => [k.dport, v.revision])).toEqual([[81, revision]]);
+  });
 });
 
 test('what is not IP is not policy\'s business; a truncated header is dropped by no rule', () => {

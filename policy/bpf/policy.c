@@ -12,9 +12,10 @@
  * and (the peer address's ipBlock class, proto, port), the class coming from the endpoint's address trie.
  * Port ranges, "every port" and "every protocol" are prefixes of the rule key, so each ask is one LPM lookup.
  *
- * This is the decision alone, tested under BPF_PROG_TEST_RUN against the reference evaluator
- * (policy/bpf-policy.test.ts). Connection tracking (replies of allowed connections pass, NP4) and the hooks
- * in the routed datapath build on it.
+ * Connections are tracked (pol_ct), so the policy is asked once per connection and replies pass (NP4); a
+ * policy change (a new revision in pol_state) makes each connection be judged again at its next packet, and
+ * cut if now denied. Tested under BPF_PROG_TEST_RUN against the reference evaluator
+ * (policy/bpf-policy.test.ts); the hooks in the routed datapath are the next step.
  */
 #include <stddef.h>
 #include <linux/bpf.h>
@@ -65,6 +66,20 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } pol_rules SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, POLICY_MAX_CONNECTIONS);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} pol_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct policy_state);
+} pol_state SEC(".maps");
+
 static __always_inline int rule(__u32 epdir, __u32 peer, __u8 proto, __u16 port)
 {
 	struct rule_key k = {
@@ -94,7 +109,7 @@ static __always_inline int allows(__u32 epdir, __u32 network, const __u8 *peer, 
 }
 
 /* Source, destination (IPv4 as ::ffff:a.b.c.d), protocol and destination port; -1 when it is not IP. */
-static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *port)
+static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -126,33 +141,25 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 		return -1;
 	}
 	*port = 0;
+	*sport = 0;
 	if (*proto == IPPROTO_TCP || *proto == IPPROTO_UDP || *proto == IPPROTO_SCTP) {
 		__be16 *ports = l4;
 		if ((void *)(ports + 2) > end)
 			return -1;
+		*sport = bpf_ntohs(ports[0]);
 		*port = bpf_ntohs(ports[1]);
 	}
 	return 0;
 }
 
-SEC("tc")
-int policy_verdict(struct __sk_buff *skb)
+/* The policy's answer for a connection opened from `src` to `dst`:`port`: the source's egress, then the destination's ingress. */
+static __always_inline int decide(__u32 network, const __u8 *src, const __u8 *dst, int v6, __u8 proto, __u16 port)
 {
-	__u8 src[16], dst[16], proto;
-	__u16 port;
-	int v6;
-	if (parse(skb, src, dst, &v6, &proto, &port) < 0)
-		return TC_ACT_OK; /* not IP: not policy's business (NP10) */
-	__u32 ifindex = skb->ifindex;
-	__u32 *net = bpf_map_lookup_elem(&pol_ifaces, &ifindex);
-	__u32 network = net ? *net : 0;
-
 	struct addr_key a = { .network = network };
 	__builtin_memcpy(a.addr, src, 16);
 	struct local_endpoint *from = bpf_map_lookup_elem(&pol_local, &a);
 	if (from && (from->flags & POLICY_ISOLATED_EGRESS) && !allows(from->id * 2 + POLICY_EGRESS, network, dst, v6, proto, port))
-		return TC_ACT_SHOT;
-
+		return 0;
 	__builtin_memcpy(a.addr, dst, 16);
 	struct local_endpoint *to = bpf_map_lookup_elem(&pol_local, &a);
 	if (to && (to->flags & POLICY_ISOLATED_INGRESS)) {
@@ -160,8 +167,60 @@ int policy_verdict(struct __sk_buff *skb)
 		struct local_endpoint *node = bpf_map_lookup_elem(&pol_local, &a);
 		int from_node = node && (node->flags & POLICY_NODE) && network == 0;
 		if (!from_node && !allows(to->id * 2 + POLICY_INGRESS, network, src, v6, proto, port))
-			return TC_ACT_SHOT;
+			return 0;
 	}
+	return 1;
+}
+
+/*
+ * A packet of a known connection (either way: the reply of an allowed connection passes, NP4) passes without
+ * the policy being asked again, until the policy changes: then the connection is judged again as its initiator
+ * opened it, and cut (forgotten and dropped) if the new policy denies it. A new connection is judged once and
+ * remembered when allowed.
+ */
+SEC("tc")
+int policy_verdict(struct __sk_buff *skb)
+{
+	__u8 src[16], dst[16], proto;
+	__u16 sport, port;
+	int v6;
+	if (parse(skb, src, dst, &v6, &proto, &sport, &port) < 0)
+		return TC_ACT_OK; /* not IP: not policy's business (NP10) */
+	__u32 ifindex = skb->ifindex, zero = 0;
+	__u32 *net = bpf_map_lookup_elem(&pol_ifaces, &ifindex);
+	__u32 network = net ? *net : 0;
+	struct policy_state *state = bpf_map_lookup_elem(&pol_state, &zero);
+	__u32 revision = state ? state->revision : 0;
+	__u64 now = bpf_ktime_get_ns();
+
+	struct ct_key k = { .network = network, .sport = bpf_htons(sport), .dport = bpf_htons(port), .proto = proto };
+	__builtin_memcpy(k.src, src, 16);
+	__builtin_memcpy(k.dst, dst, 16);
+	struct ct_entry *e = bpf_map_lookup_elem(&pol_ct, &k);
+	if (!e) {
+		struct ct_key r = { .network = network, .sport = bpf_htons(port), .dport = bpf_htons(sport), .proto = proto };
+		__builtin_memcpy(r.src, dst, 16);
+		__builtin_memcpy(r.dst, src, 16);
+		e = bpf_map_lookup_elem(&pol_ct, &r);
+		if (e)
+			k = r; /* a reply: k now names the connection as its initiator opened it */
+	}
+	if (e && now - e->seen < POLICY_CT_LIFETIME_NS) {
+		if (e->revision != revision) {
+			/* the policy changed: the connection as its initiator opened it (k is in that orientation) */
+			if (!decide(network, k.src, k.dst, v6, proto, bpf_ntohs(k.dport))) {
+				bpf_map_delete_elem(&pol_ct, &k);
+				return TC_ACT_SHOT;
+			}
+			e->revision = revision;
+		}
+		e->seen = now;
+		return TC_ACT_OK;
+	}
+	if (!decide(network, src, dst, v6, proto, port))
+		return TC_ACT_SHOT;
+	struct ct_entry fresh = { .seen = now, .revision = revision };
+	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);
 	return TC_ACT_OK;
 }
 

@@ -53,4 +53,30 @@ struct rule_key {
 	__be16 port;
 } __attribute__((packed));
 
+/* Connection tracking: one entry per connection, keyed as its initiator sent the first packet. */
+#define POLICY_MAX_CONNECTIONS 262144
+#define POLICY_CT_LIFETIME_NS (300ULL * 1000000000ULL) /* idle this long, a connection is forgotten */
+
+struct ct_key {
+	__u32 network;
+	__u8 src[16];
+	__u8 dst[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct ct_entry {
+	__u64 seen; /* bpf_ktime_get_ns() of the last packet */
+	__u32 revision; /* the policy revision the connection was last judged under */
+	__u32 flags;
+};
+
+/* pol_state[0]: the revision of the policy in the maps; bumped after every write. */
+struct policy_state {
+	__u32 revision;
+	__u32 pad;
+};
+
 #endif
