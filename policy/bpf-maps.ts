@@ -5,7 +5,7 @@
  */
 import { parseIp } from '../core/address';
 import { type BpfMap, type BpfObject, bpfCodec } from '../kernel';
-import { type Attachment, type Compiled, type DirectionMaps, endpointKey } from './compile';
+import { type Attachment, type Compiled, type EndpointMaps, endpointKey } from './compile';
 
 export const PROGRAM = 'policy_verdict';
 export const MAPS = { ipcache: 'pol_ipcache', local: 'pol_local', ifaces: 'pol_ifaces', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state' } as const;
@@ -14,14 +14,28 @@ export const DIRECTION = { ingress: 0, egress: 1 } as const;
 
 const { structCodec, u8, u32, u64, be16, be32, bytes } = bpfCodec;
 
+/** __u32[2]: a value per generation. */
+const pair32: bpfCodec.Codec<[number, number]> = {
+  cName: '__u32[2]',
+  size: 8,
+  encode: (v) => {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(v[0] >>> 0, 0);
+    b.writeUInt32LE(v[1] >>> 0, 4);
+    return b;
+  },
+  decode: (b, o = 0) => [b.readUInt32LE(o), b.readUInt32LE(o + 4)],
+};
+
 export const AddrKeyStruct = structCodec('struct addr_key', 20, { network: [u32, 0], addr: [bytes(16), 4] });
-export const LocalEndpointStruct = structCodec('struct local_endpoint', 8, { id: [u32, 0], flags: [u32, 4] });
+export const LocalEndpointStruct = structCodec('struct local_endpoint', 12, { id: [u32, 0], flags: [pair32, 4] });
+export const IdentityPairStruct = structCodec('struct identity_pair', 8, { id: [pair32, 0] });
 export const CidrKeyStruct = structCodec('struct cidr_key', 25, { prefixlen: [u32, 0], epdir: [be32, 4], family: [u8, 8], addr: [bytes(16), 9] });
 export const RuleKeyStruct = structCodec('struct rule_key', 15, { prefixlen: [u32, 0], epdir: [be32, 4], peer: [be32, 8], proto: [u8, 12], port: [be16, 13] });
 export const CtKeyStruct = structCodec('struct ct_key', 44, { network: [u32, 0], src: [bytes(16), 4], dst: [bytes(16), 20], sport: [be16, 36], dport: [be16, 38], proto: [u8, 40] });
 export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0], revision: [u32, 8], flags: [u32, 12] });
 export const StateStruct = structCodec('struct policy_state', 8, { revision: [u32, 0] });
-export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct];
+export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct];
 
 /** 16 address bytes as policy.c keys them. */
 export function addr16(ip: string): Buffer {
@@ -31,7 +45,7 @@ export function addr16(ip: string): Buffer {
 }
 
 export interface PolicyMaps {
-  ipcache: BpfMap<bpfCodec.StructValue<typeof AddrKeyStruct.fields>, number>;
+  ipcache: BpfMap<bpfCodec.StructValue<typeof AddrKeyStruct.fields>, bpfCodec.StructValue<typeof IdentityPairStruct.fields>>;
   local: BpfMap<bpfCodec.StructValue<typeof AddrKeyStruct.fields>, bpfCodec.StructValue<typeof LocalEndpointStruct.fields>>;
   ifaces: BpfMap<number, number>;
   cidr: BpfMap<bpfCodec.StructValue<typeof CidrKeyStruct.fields>, number>;
@@ -42,7 +56,7 @@ export interface PolicyMaps {
 
 export function policyMaps(obj: BpfObject): PolicyMaps {
   return {
-    ipcache: obj.map(MAPS.ipcache, AddrKeyStruct, u32),
+    ipcache: obj.map(MAPS.ipcache, AddrKeyStruct, IdentityPairStruct),
     local: obj.map(MAPS.local, AddrKeyStruct, LocalEndpointStruct),
     ifaces: obj.map(MAPS.ifaces, u32, u32),
     cidr: obj.map(MAPS.cidr, CidrKeyStruct, u32),
@@ -52,48 +66,188 @@ export function policyMaps(obj: BpfObject): PolicyMaps {
   };
 }
 
-export interface WriteOptions {
-  /** The attachments of this node: their endpoints' maps go in. */
-  readonly local: readonly Attachment[];
+export interface WriterOptions {
   /** Network ids: the cluster network is 0. */
   readonly networkId: (network: string | undefined) => number;
-  /** This node's own addresses (NP5), on the cluster network. */
-  readonly nodeAddresses: readonly string[];
 }
+
+type CidrEntry = bpfCodec.StructValue<typeof CidrKeyStruct.fields>;
+type RuleEntry = bpfCodec.StructValue<typeof RuleKeyStruct.fields>;
+type Gen = 0 | 1;
+
+/** What one endpoint holds in one generation: its address-trie and rule-trie entries, both directions. */
+interface SlotContent {
+  readonly cidr: ReadonlyArray<{ key: CidrEntry; cls: number }>;
+  readonly rules: readonly RuleEntry[];
+}
+
+interface EndpointState {
+  readonly id: number;
+  flags: [number, number];
+  content: [SlotContent | undefined, SlotContent | undefined];
+  keys: string[]; // network|address of its pol_local entries
+}
+
+interface AddressState {
+  readonly network: number;
+  readonly addr: Buffer;
+  ids: [number, number];
+}
+
+const WORLD = 1;
 
 /**
- * Replaces the maps' contents with `compiled`, then bumps the policy revision, so every tracked connection is
- * judged again by the new policy at its next packet (and cut if now denied). A full write: the step that
- * updates in place, without a window in which a denied packet could pass, comes with the datapath hooks.
+ * Writes compiled policies into the maps of policy.c, and later ones over them, so that every packet is
+ * decided wholly by the old policy or wholly by the new one. Everything that says what the policy is exists per
+ * generation (rules and address classes under an epdir that carries the generation; endpoint flags and
+ * identities as pairs), and the low bit of the revision in pol_state says which generation is live:
+ *   1. the other generation is filled: identities, node addresses, every endpoint's flags, classes and rules;
+ *   2. the revision is bumped: one 32-bit write flips every endpoint at once and makes every tracked
+ *      connection be judged again;
+ *   3. the old generation's entries are removed, and addresses gone are forgotten.
+ * A per-endpoint switch was tried first; the test below it found the window it leaves: a connection between
+ * two endpoints decided by one's new policy and the other's old one. Identity numbers are stable across
+ * compiles (IdentityAllocator). `onStep` (tests) runs after every map write.
  */
-export function writePolicy(maps: PolicyMaps, compiled: Compiled, opts: WriteOptions): void {
-  for (const m of [maps.ipcache, maps.local, maps.cidr, maps.rules] as BpfMap<unknown, unknown>[]) for (const k of [...m.keys()]) m.delete(k);
-  for (const [network, cache] of compiled.ipcache) {
-    const id = opts.networkId(network || undefined);
-    for (const [ip, identity] of cache) maps.ipcache.update({ network: id, addr: addr16(ip) }, identity);
+export class PolicyWriter {
+  private readonly endpoints = new Map<string, EndpointState>();
+  private readonly addresses = new Map<string, AddressState>();
+  private nodes = new Set<string>();
+  private nextId = 1;
+
+  constructor(
+    private readonly maps: PolicyMaps,
+    private readonly opts: WriterOptions,
+  ) {}
+
+  apply(compiled: Compiled, local: readonly Attachment[], nodeAddresses: readonly string[], onStep: () => void = () => undefined): void {
+    const m = this.maps;
+    const revision = m.state.lookup(0)?.revision ?? 0;
+    const live = (revision & 1) as Gen;
+    const next = (live ^ 1) as Gen;
+    const pair = (liveValue: number, nextValue: number): [number, number] => (live === 0 ? [liveValue, nextValue] : [nextValue, liveValue]);
+
+    // 1. The next generation: identities ...
+    const wanted = new Map<string, number>();
+    for (const [network, cache] of compiled.ipcache) {
+      const net = this.opts.networkId(network || undefined);
+      for (const [ip, id] of cache) wanted.set(`${net}|${ip}`, id);
+    }
+    for (const k of new Set([...wanted.keys(), ...this.addresses.keys()])) {
+      const id = wanted.get(k) ?? WORLD;
+      let st = this.addresses.get(k);
+      if (!st) {
+        const [net, ip] = splitKey(k);
+        this.addresses.set(k, (st = { network: net, addr: addr16(ip), ids: pair(WORLD, WORLD) }));
+      } else if (st.ids[next] === id) continue;
+      st.ids = pair(st.ids[live], id);
+      m.ipcache.update({ network: st.network, addr: st.addr }, { id: st.ids });
+      onStep();
+    }
+    // ... node addresses ...
+    const nodes = new Set(nodeAddresses);
+    for (const ip of new Set([...nodes, ...this.nodes])) {
+      const flags = pair(this.nodes.has(ip) ? FLAGS.NODE : 0, nodes.has(ip) ? FLAGS.NODE : 0);
+      m.local.update({ network: 0, addr: addr16(ip) }, { id: 0, flags });
+      onStep();
+    }
+    // ... and every endpoint's flags, classes and rules.
+    const current = new Map<string, { ep: EndpointMaps; keys: string[] }>();
+    for (const a of local) {
+      const ep = compiled.endpoints.get(endpointKey(a.network, a.pod));
+      if (ep) current.set(endpointKey(a.network, a.pod), { ep, keys: a.ips.map((ip) => `${this.opts.networkId(a.network)}|${ip}`) });
+    }
+    for (const key of new Set([...current.keys(), ...this.endpoints.keys()])) {
+      const c = current.get(key);
+      let st = this.endpoints.get(key);
+      if (!st) this.endpoints.set(key, (st = { id: this.nextId++, flags: [0, 0], content: [undefined, undefined], keys: [] }));
+      const flags = c ? (c.ep.ingress.isolated ? FLAGS.ISOLATED_INGRESS : 0) | (c.ep.egress.isolated ? FLAGS.ISOLATED_EGRESS : 0) : 0;
+      this.remove(st.content[next], onStep);
+      const content = c ? slotContent(st.id, next, c.ep) : undefined;
+      for (const e of content?.cidr ?? []) {
+        m.cidr.update(e.key, e.cls);
+        onStep();
+      }
+      for (const r of content?.rules ?? []) {
+        m.rules.update(r, 1);
+        onStep();
+      }
+      st.content[next] = content;
+      st.flags = pair(st.flags[live], flags);
+      const keys = c?.keys ?? [];
+      for (const k of new Set([...keys, ...st.keys])) {
+        const [net, ip] = splitKey(k);
+        m.local.update({ network: net, addr: addr16(ip) }, { id: st.id, flags: pair(st.keys.includes(k) ? st.flags[live] : 0, keys.includes(k) ? flags : 0) });
+        onStep();
+      }
+      st.keys = [...new Set([...keys, ...st.keys])];
+    }
+
+    // 2. The flip.
+    m.state.update(0, { revision: (revision + 1) >>> 0 });
+    onStep();
+
+    // 3. The old generation goes; what is gone is forgotten.
+    for (const [key, st] of this.endpoints) {
+      this.remove(st.content[live], onStep);
+      st.content[live] = undefined;
+      const keys = current.get(key)?.keys ?? [];
+      for (const k of st.keys.filter((x) => !keys.includes(x))) {
+        const [net, ip] = splitKey(k);
+        m.local.delete({ network: net, addr: addr16(ip) });
+        onStep();
+      }
+      st.keys = keys;
+      if (!current.has(key)) this.endpoints.delete(key);
+    }
+    for (const [k, st] of this.addresses) {
+      if (wanted.has(k)) continue;
+      m.ipcache.delete({ network: st.network, addr: st.addr });
+      this.addresses.delete(k);
+      onStep();
+    }
+    for (const ip of this.nodes) {
+      if (nodes.has(ip)) continue;
+      m.local.delete({ network: 0, addr: addr16(ip) });
+      onStep();
+    }
+    this.nodes = nodes;
   }
-  for (const ip of opts.nodeAddresses) maps.local.update({ network: 0, addr: addr16(ip) }, { id: 0, flags: FLAGS.NODE });
-  opts.local.forEach((a, i) => {
-    const ep = compiled.endpoints.get(endpointKey(a.network, a.pod));
-    if (!ep) return;
-    const id = i + 1;
-    const flags = (ep.ingress.isolated ? FLAGS.ISOLATED_INGRESS : 0) | (ep.egress.isolated ? FLAGS.ISOLATED_EGRESS : 0);
-    for (const ip of a.ips) maps.local.update({ network: opts.networkId(a.network), addr: addr16(ip) }, { id, flags });
-    writeDirection(maps, id * 2 + DIRECTION.ingress, ep.ingress);
-    writeDirection(maps, id * 2 + DIRECTION.egress, ep.egress);
-  });
-  const revision = maps.state.lookup(0)?.revision ?? 0;
-  maps.state.update(0, { revision: (revision + 1) >>> 0 });
+
+  private remove(content: SlotContent | undefined, onStep: () => void): void {
+    for (const c of content?.cidr ?? []) {
+      this.maps.cidr.delete(c.key);
+      onStep();
+    }
+    for (const r of content?.rules ?? []) {
+      this.maps.rules.delete(r);
+      onStep();
+    }
+  }
 }
 
-function writeDirection(maps: PolicyMaps, epdir: number, d: DirectionMaps): void {
-  if (!d.isolated) return;
-  // compile.ts keys addresses in 129 bits: a family bit, then 128 (IPv4 in the low 32); the trie has a family byte.
-  for (const { key, len, value } of d.cidr.entries()) {
-    const v = key & ((1n << 128n) - 1n);
-    maps.cidr.update({ prefixlen: 32 + 8 + len - 1, epdir, family: Number(key >> 128n), addr: Buffer.from(v.toString(16).padStart(32, '0'), 'hex') }, value);
+const splitKey = (k: string): [number, string] => {
+  const i = k.indexOf('|');
+  return [Number(k.slice(0, i)), k.slice(i + 1)];
+};
+
+/** POLICY_EPDIR of policy.h. */
+export const epdirOf = (id: number, dir: number, gen: number): number => (((id << 1) | dir) << 1) | gen;
+
+function slotContent(id: number, gen: Gen, ep: EndpointMaps): SlotContent {
+  const cidr: Array<{ key: CidrEntry; cls: number }> = [];
+  const rules: RuleEntry[] = [];
+  for (const [dir, d] of [[DIRECTION.ingress, ep.ingress], [DIRECTION.egress, ep.egress]] as const) {
+    if (!d.isolated) continue;
+    const epdir = epdirOf(id, dir, gen);
+    // compile.ts keys addresses in 129 bits: a family bit, then 128 (IPv4 in the low 32); the trie has a family byte.
+    for (const { key, len, value } of d.cidr.entries()) {
+      const v = key & ((1n << 128n) - 1n);
+      cidr.push({ key: { prefixlen: 32 + 8 + len - 1, epdir, family: Number(key >> 128n), addr: Buffer.from(v.toString(16).padStart(32, '0'), 'hex') }, cls: value });
+    }
+    for (const { key, len } of d.rules.entries()) {
+      rules.push({ prefixlen: 32 + len, epdir, peer: Number(key >> 24n), proto: Number((key >> 16n) & 0xffn), port: Number(key & 0xffffn) });
+    }
   }
-  for (const { key, len } of d.rules.entries()) {
-    maps.rules.update({ prefixlen: 32 + len, epdir, peer: Number(key >> 24n), proto: Number((key >> 16n) & 0xffn), port: Number(key & 0xffffn) }, 1);
-  }
+  return { cidr, rules };
 }

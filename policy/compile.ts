@@ -105,15 +105,31 @@ function addrKey(ip: Ip): bigint {
 }
 const cidrKey = (c: Cidr): { key: bigint; len: number } => ({ key: addrKey({ family: c.family, value: c.base }), len: 1 + (c.family === 'v6' ? 0 : 96) + c.prefix });
 
-export function compile(world: World, attachments: readonly Attachment[]): Compiled {
+/**
+ * Identity numbers that outlive one compile: a pod keeps its number while its labels, namespace and ports stay,
+ * so the datapath's rules and ipcache can be updated one entry at a time (bpf-maps.ts) without a moment in
+ * which an old rule means another pod. Numbers are never reused.
+ */
+export class IdentityAllocator {
+  private readonly ids = new Map<string, number>();
+  private next = FIRST_ID;
+
+  idOf(key: string): number {
+    let id = this.ids.get(key);
+    if (id === undefined) this.ids.set(key, (id = this.next++));
+    return id;
+  }
+}
+
+export function compile(world: World, attachments: readonly Attachment[], allocator = new IdentityAllocator()): Compiled {
   const identities = new Map<string, number>();
   const podOf = new Map<number, PolicyPod>();
   const ipcache = new Map<string, Map<string, number>>();
   for (const a of attachments) {
     if (a.pod.hostNetwork) continue;
     const k = identityKey(a.pod);
-    let id = identities.get(k);
-    if (id === undefined) identities.set(k, (id = FIRST_ID + identities.size));
+    const id = allocator.idOf(k);
+    identities.set(k, id);
     podOf.set(id, a.pod);
     let m = ipcache.get(a.network ?? '');
     if (!m) ipcache.set(a.network ?? '', (m = new Map()));

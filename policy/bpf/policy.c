@@ -33,7 +33,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, POLICY_MAX_ADDRESSES);
 	__type(key, struct addr_key);
-	__type(value, __u32);
+	__type(value, struct identity_pair);
 } pol_ipcache SEC(".maps");
 
 struct {
@@ -92,12 +92,12 @@ static __always_inline int rule(__u32 epdir, __u32 peer, __u8 proto, __u16 port)
 	return bpf_map_lookup_elem(&pol_rules, &k) != NULL;
 }
 
-static __always_inline int allows(__u32 epdir, __u32 network, const __u8 *peer, int v6, __u8 proto, __u16 port)
+static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const __u8 *peer, int v6, __u8 proto, __u16 port)
 {
 	struct addr_key a = { .network = network };
 	__builtin_memcpy(a.addr, peer, 16);
-	__u32 *id = bpf_map_lookup_elem(&pol_ipcache, &a);
-	if (rule(epdir, id ? *id : POLICY_WORLD, proto, port) || rule(epdir, POLICY_ANY_PEER, proto, port))
+	struct identity_pair *id = bpf_map_lookup_elem(&pol_ipcache, &a);
+	if (rule(epdir, id ? id->id[gen & 1] : POLICY_WORLD, proto, port) || rule(epdir, POLICY_ANY_PEER, proto, port))
 		return 1;
 	struct cidr_key c = { .prefixlen = 32 + 8 + 128, .epdir = bpf_htonl(epdir), .family = v6 };
 	if (v6)
@@ -153,20 +153,21 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 }
 
 /* The policy's answer for a connection opened from `src` to `dst`:`port`: the source's egress, then the destination's ingress. */
-static __always_inline int decide(__u32 network, const __u8 *src, const __u8 *dst, int v6, __u8 proto, __u16 port)
+static __always_inline int decide(__u32 gen, __u32 network, const __u8 *src, const __u8 *dst, int v6, __u8 proto, __u16 port)
 {
+	gen &= 1;
 	struct addr_key a = { .network = network };
 	__builtin_memcpy(a.addr, src, 16);
 	struct local_endpoint *from = bpf_map_lookup_elem(&pol_local, &a);
-	if (from && (from->flags & POLICY_ISOLATED_EGRESS) && !allows(from->id * 2 + POLICY_EGRESS, network, dst, v6, proto, port))
+	if (from && (from->flags[gen] & POLICY_ISOLATED_EGRESS) && !allows(POLICY_EPDIR(from->id, POLICY_EGRESS, gen), gen, network, dst, v6, proto, port))
 		return 0;
 	__builtin_memcpy(a.addr, dst, 16);
 	struct local_endpoint *to = bpf_map_lookup_elem(&pol_local, &a);
-	if (to && (to->flags & POLICY_ISOLATED_INGRESS)) {
+	if (to && (to->flags[gen] & POLICY_ISOLATED_INGRESS)) {
 		__builtin_memcpy(a.addr, src, 16);
 		struct local_endpoint *node = bpf_map_lookup_elem(&pol_local, &a);
-		int from_node = node && (node->flags & POLICY_NODE) && network == 0;
-		if (!from_node && !allows(to->id * 2 + POLICY_INGRESS, network, src, v6, proto, port))
+		int from_node = node && (node->flags[gen] & POLICY_NODE) && network == 0;
+		if (!from_node && !allows(POLICY_EPDIR(to->id, POLICY_INGRESS, gen), gen, network, src, v6, proto, port))
 			return 0;
 	}
 	return 1;
@@ -208,7 +209,7 @@ int policy_verdict(struct __sk_buff *skb)
 	if (e && now - e->seen < POLICY_CT_LIFETIME_NS) {
 		if (e->revision != revision) {
 			/* the policy changed: the connection as its initiator opened it (k is in that orientation) */
-			if (!decide(network, k.src, k.dst, v6, proto, bpf_ntohs(k.dport))) {
+			if (!decide(revision, network, k.src, k.dst, v6, proto, bpf_ntohs(k.dport))) {
 				bpf_map_delete_elem(&pol_ct, &k);
 				return TC_ACT_SHOT;
 			}
@@ -217,7 +218,7 @@ int policy_verdict(struct __sk_buff *skb)
 		e->seen = now;
 		return TC_ACT_OK;
 	}
-	if (!decide(network, src, dst, v6, proto, port))
+	if (!decide(revision, network, src, dst, v6, proto, port))
 		return TC_ACT_SHOT;
 	struct ct_entry fresh = { .seen = now, .revision = revision };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);

@@ -28,9 +28,20 @@ struct addr_key {
 	__u8 addr[16];
 };
 
+/*
+ * Generations: every entry that says what the policy is exists for generation 0 and 1, and the low bit of the
+ * revision (pol_state) says which one is live. A writer fills the other generation, then flips the revision
+ * with one write: no packet is ever decided by half an old and half a new policy.
+ */
+#define POLICY_EPDIR(id, dir, gen) (((((id) << 1) | (dir)) << 1) | (gen))
+
 struct local_endpoint {
-	__u32 id; /* epdir = id * 2 + direction */
-	__u32 flags;
+	__u32 id;
+	__u32 flags[2]; /* per generation */
+};
+
+struct identity_pair {
+	__u32 id[2]; /* per generation; POLICY_WORLD where the address is unknown */
 };
 
 /*
@@ -73,7 +84,7 @@ struct ct_entry {
 	__u32 flags;
 };
 
-/* pol_state[0]: the revision of the policy in the maps; bumped after every write. */
+/* pol_state[0]: the revision of the policy in the maps, bumped by every write; its low bit is the live generation. */
 struct policy_state {
 	__u32 revision;
 	__u32 pad;
