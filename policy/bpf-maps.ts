@@ -5,7 +5,7 @@
  */
 import { parseIp } from '../core/address';
 import { type BpfMap, type BpfObject, bpfCodec } from '../kernel';
-import { type Attachment, type Compiled, type EndpointMaps, endpointKey } from './compile';
+import { type Attachment, type Compiled, type EndpointMaps, WORLD, endpointKey } from './compile';
 
 export const PROGRAM = 'policy_verdict';
 export const MAPS = { ipcache: 'pol_ipcache', local: 'pol_local', ifaces: 'pol_ifaces', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state' } as const;
@@ -37,11 +37,13 @@ export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0]
 export const StateStruct = structCodec('struct policy_state', 8, { revision: [u32, 0] });
 export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct];
 
+/** A 128-bit number as 16 big-endian bytes. */
+const be128 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(32, '0'), 'hex');
+
 /** 16 address bytes as policy.c keys them. */
 export function addr16(ip: string): Buffer {
   const a = parseIp(ip);
-  const v = a.family === 'v4' ? (0xffffn << 32n) | a.value : a.value;
-  return Buffer.from(v.toString(16).padStart(32, '0'), 'hex');
+  return be128(a.family === 'v4' ? (0xffffn << 32n) | a.value : a.value);
 }
 
 export interface PolicyMaps {
@@ -93,8 +95,6 @@ interface AddressState {
   readonly addr: Buffer;
   ids: [number, number];
 }
-
-const WORLD = 1;
 
 /**
  * Writes compiled policies into the maps of policy.c, and later ones over them, so that every packet is
@@ -232,7 +232,7 @@ const splitKey = (k: string): [number, string] => {
 };
 
 /** POLICY_EPDIR of policy.h. */
-export const epdirOf = (id: number, dir: number, gen: number): number => (((id << 1) | dir) << 1) | gen;
+const epdirOf = (id: number, dir: number, gen: number): number => (((id << 1) | dir) << 1) | gen;
 
 function slotContent(id: number, gen: Gen, ep: EndpointMaps): SlotContent {
   const cidr: Array<{ key: CidrEntry; cls: number }> = [];
@@ -243,7 +243,7 @@ function slotContent(id: number, gen: Gen, ep: EndpointMaps): SlotContent {
     // compile.ts keys addresses in 129 bits: a family bit, then 128 (IPv4 in the low 32); the trie has a family byte.
     for (const { key, len, value } of d.cidr.entries()) {
       const v = key & ((1n << 128n) - 1n);
-      cidr.push({ key: { prefixlen: 32 + 8 + len - 1, epdir, family: Number(key >> 128n), addr: Buffer.from(v.toString(16).padStart(32, '0'), 'hex') }, cls: value });
+      cidr.push({ key: { prefixlen: 32 + 8 + len - 1, epdir, family: Number(key >> 128n), addr: be128(v) }, cls: value });
     }
     for (const { key, len } of d.rules.entries()) {
       rules.push({ prefixlen: 32 + len, epdir, peer: Number(key >> 24n), proto: Number((key >> 16n) & 0xffn), port: Number(key & 0xffffn) });

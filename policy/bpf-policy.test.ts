@@ -188,7 +188,7 @@ test('what is not IP is not policy\'s business; a truncated header is dropped by
 test('bpf-maps.ts matches bpf/policy.h as the C compiler lays it out (structs, flags, directions)', () => {
   const lines = structLines(STRUCTS);
   const print = (label: string) => lines.push(`  printf("%s=%lld\\n", "${label}", (long long)(${label}));`);
-  for (const k of Object.keys(FLAGS)) print(k === 'NODE' ? 'POLICY_NODE' : `POLICY_${k}`);
+  for (const k of Object.keys(FLAGS)) print(`POLICY_${k}`);
   for (const k of Object.keys(DIRECTION)) print(`POLICY_${k.toUpperCase()}`);
   const c = compileAndRun(['#include <stdio.h>', '#include <stddef.h>', '#include "policy.h"', 'int main(void) {', ...lines, '  return 0;', '}'].join('\n'), [join(__dirname, 'bpf')]);
   for (const s of STRUCTS) {

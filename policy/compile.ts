@@ -31,17 +31,22 @@ const PROTO_NUMBER: Record<Protocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 /** A longest-prefix-match table over bigint keys of `bits` bits, as a BPF LPM trie answers. */
 export class Lpm<V> {
   private readonly byLen = new Map<number, Map<bigint, V>>();
+  /** The prefix lengths in use, longest first. */
+  private lens: number[] = [];
 
   constructor(readonly bits: number) {}
 
   set(key: bigint, len: number, value: V): void {
     let m = this.byLen.get(len);
-    if (!m) this.byLen.set(len, (m = new Map()));
+    if (!m) {
+      this.byLen.set(len, (m = new Map()));
+      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
+    }
     m.set(this.mask(key, len), value);
   }
 
   lookup(key: bigint): V | undefined {
-    for (const len of [...this.byLen.keys()].sort((a, b) => b - a)) {
+    for (const len of this.lens) {
       const v = this.byLen.get(len)!.get(this.mask(key, len));
       if (v !== undefined) return v;
     }

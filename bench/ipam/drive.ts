@@ -1,4 +1,5 @@
 /** A closed-loop load generator shared by the bench/ipam phases: `concurrency` callers, each issuing its next request when the last one returns. */
+import type { Ipam } from '../../ipam/engine/ipam';
 import { summarize } from '../lib/stats';
 
 export interface DriveResult {
@@ -67,3 +68,27 @@ export function throughputRow(store: ThroughputRow['store'], nodes: number, conc
 }
 
 export const say = (line: string): void => void process.stderr.write(`ipam: ${line}\n`);
+
+/**
+ * The shared-store phases' measurement: allocations spread round-robin over `nodes` (one address each), a
+ * warm-up in which every node claims its first block, then a row per concurrency with the shared-store writes
+ * (`writes()`, counted by the caller's witness) per allocation.
+ */
+export async function rowsAcrossNodes(
+  store: ThroughputRow['store'], nodes: readonly Ipam[], writes: () => number, opts: { total: number; deadlineMs: number; concurrencies: number[] }, unit: string,
+): Promise<ThroughputRow[]> {
+  const alloc = (tag: string) => async (i: number): Promise<void> => {
+    const cid = `${tag}-${i}`;
+    await (nodes[i % nodes.length] as Ipam).allocate({ pod: { namespace: 'bench', name: cid }, containerId: cid, ifName: 'eth0', network: 'bench', pool: 'bench' });
+  };
+  await drive({ total: 300, concurrency: 6, deadlineMs: 20000, op: alloc('warm') });
+  const rows: ThroughputRow[] = [];
+  for (const c of opts.concurrencies) {
+    const before = writes();
+    const r = await drive({ total: opts.total, concurrency: c, deadlineMs: opts.deadlineMs, op: alloc(`${store}-c${c}`) });
+    const row = throughputRow(store, nodes.length, c, r, writes() - before);
+    rows.push(row);
+    say(`${store} c=${c}: ${row.allocations} allocations, ${row.perSecond.toFixed(0)}/s, p99 ${row.p99Ms.toFixed(2)} ms, ${row.writesPerAllocation.toFixed(3)} ${unit}/allocation`);
+  }
+  return rows;
+}

@@ -11,7 +11,7 @@ import { EtcdStore } from '../../ipam/stores/etcd-store';
 import { LocalStore } from '../../ipam/stores/local-store';
 import { Ipam } from '../../ipam/engine/ipam';
 import { EtcdCluster } from '../../hack/cluster/etcd';
-import { type ThroughputRow, drive, say, throughputRow } from './drive';
+import { type ThroughputRow, rowsAcrossNodes, say } from './drive';
 import { BENCH_POOL } from './local-phase';
 
 export async function runEtcdPhase(dir: string, opts: { total: number; deadlineMs: number; concurrencies: number[] }): Promise<ThroughputRow[]> {
@@ -26,20 +26,8 @@ export async function runEtcdPhase(dir: string, opts: { total: number; deadlineM
       nodes.push({ shared, ipam: await Ipam.open({ node: `node-${n}`, shared, nodeStore, pools: [BENCH_POOL], ownStores: true }) });
     }
     const writes = (): number => nodes.reduce((sum, n) => sum + n.shared.stats().writes, 0);
-    const alloc = (tag: string) => async (i: number): Promise<void> => {
-      const cid = `${tag}-${i}`;
-      const node = nodes[i % nodes.length] as (typeof nodes)[number];
-      await node.ipam.allocate({ pod: { namespace: 'bench', name: cid }, containerId: cid, ifName: 'eth0', network: 'bench', pool: 'bench' });
-    };
-    // Warm-up: every node claims its first block and opens its gRPC channels.
-    await drive({ total: 300, concurrency: 6, deadlineMs: 20000, op: alloc('warm') });
-    for (const c of opts.concurrencies) {
-      const before = writes();
-      const r = await drive({ total: opts.total, concurrency: c, deadlineMs: opts.deadlineMs, op: alloc(`etcd-c${c}`) });
-      const row = throughputRow('etcd', nodes.length, c, r, writes() - before);
-      rows.push(row);
-      say(`etcd c=${c}: ${row.allocations} allocations, ${row.perSecond.toFixed(0)}/s, p99 ${row.p99Ms.toFixed(2)} ms, ${row.writesPerAllocation.toFixed(3)} etcd writes/allocation`);
-    }
+    // Warm-up (in rowsAcrossNodes) also opens every node's gRPC channels.
+    rows.push(...(await rowsAcrossNodes('etcd', nodes.map((n) => n.ipam), writes, opts, 'etcd writes')));
   } finally {
     for (const n of nodes) await n.ipam.close({ leave: true }).catch(() => undefined);
     await cluster.stop();

@@ -14,7 +14,7 @@ import { KubeClient } from '../../meta-plugin/source/kube/client';
 import { KubeStore } from '../../ipam/stores/kube-store';
 import { LocalStore } from '../../ipam/stores/local-store';
 import { Ipam } from '../../ipam/engine/ipam';
-import { type ThroughputRow, drive, say, throughputRow } from './drive';
+import { type ThroughputRow, rowsAcrossNodes } from './drive';
 import { BENCH_POOL } from './local-phase';
 
 export async function runKubePhase(dir: string, opts: { total: number; deadlineMs: number; concurrencies: number[] }): Promise<ThroughputRow[]> {
@@ -32,19 +32,7 @@ export async function runKubePhase(dir: string, opts: { total: number; deadlineM
       nodes.push(await Ipam.open({ node: `node-${n}`, shared, nodeStore, pools: [BENCH_POOL], ownStores: true }));
     }
     const writes = (): number => server.requests.filter((q) => q.method !== 'GET' && q.path.includes('/ipamrecords') && q.status > 0 && q.status < 300).length;
-    const alloc = (tag: string) => async (i: number): Promise<void> => {
-      const cid = `${tag}-${i}`;
-      await (nodes[i % nodes.length] as Ipam).allocate({ pod: { namespace: 'bench', name: cid }, containerId: cid, ifName: 'eth0', network: 'bench', pool: 'bench' });
-    };
-    await drive({ total: 300, concurrency: 6, deadlineMs: 20000, op: alloc('warm') }); // every node claims its first block
-    for (const c of opts.concurrencies) {
-      const before = writes();
-      const r = await drive({ total: opts.total, concurrency: c, deadlineMs: opts.deadlineMs, op: alloc(`kube-c${c}`) });
-      const row = throughputRow('kubernetes', nodes.length, c, r, writes() - before);
-      rows.push(row);
-      say(`kubernetes c=${c}: ${row.allocations} allocations, ${row.perSecond.toFixed(0)}/s, p99 ${row.p99Ms.toFixed(2)} ms, ${row.writesPerAllocation.toFixed(3)} API writes/allocation`);
-      server.requests.length = 0;
-    }
+    rows.push(...(await rowsAcrossNodes('kubernetes', nodes, writes, opts, 'API writes')));
   } finally {
     for (const n of nodes) await n.close({ leave: true }).catch(() => undefined);
     await server.stop();

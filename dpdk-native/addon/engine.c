@@ -254,9 +254,15 @@ struct px_txq {
 static struct px_txq txq[PX_MAX_PORTS][PX_MAX_QUEUES];
 static uint16_t pending[PX_MAX_PORTS];
 
-static inline int is_parked(const struct px_port *p, uint64_t now)
+/* Whether the loop leaves the port alone after a fault; the clock is read only for a port that had one. */
+static inline int is_parked(struct px_port *p)
 {
-	return p->parked_until != 0 && now < p->parked_until;
+	if (p->parked_until == 0)
+		return 0;
+	if (rte_rdtsc() < p->parked_until)
+		return 1;
+	p->parked_until = 0;
+	return 0;
 }
 
 static void flush_queue(struct px_port *out, uint16_t qi, struct px_txq *q)
@@ -265,7 +271,7 @@ static void flush_queue(struct px_port *out, uint16_t qi, struct px_txq *q)
 	for (uint16_t i = 0; i < q->n; i++)
 		len[i] = rte_pktmbuf_pkt_len(q->m[i]); /* before the burst: the port frees what it sends */
 	uint64_t faults = out->c.faults;
-	uint16_t sent = is_parked(out, rte_rdtsc()) ? 0 : tx_burst(out, qi, q->m, q->n);
+	uint16_t sent = is_parked(out) ? 0 : tx_burst(out, qi, q->m, q->n);
 	if (out->c.faults != faults) { /* the guard caught a fault: the buffers are the PMD's or lost */
 		q->n = 0;
 		return;
@@ -406,7 +412,7 @@ static int poll_loop(void *arg)
 		unsigned got = 0;
 		for (int i = 0; i < t->n; i++) {
 			struct px_port *in = t->ports[i];
-			if (is_parked(in, now))
+			if (is_parked(in))
 				continue;
 			for (uint16_t qi = 0; qi < in->nq; qi++) {
 				uint16_t nb = rx_burst(in, qi, rx);

@@ -137,12 +137,7 @@ export class KubeStore implements Store {
   /** Checks that the IPAMRecord kind is served (the CRD applied) and that we may list it, then finishes abandoned transactions. */
   static async open(opts: KubeStoreOptions): Promise<KubeStore> {
     const s = new KubeStore(opts);
-    let r: { status: number; json: unknown };
-    try {
-      r = await s.api.request('GET', `${IPAM_RECORD_API}?labelSelector=${encodeURIComponent(`${KIND_LABEL}=txn`)}`);
-    } catch (e) {
-      throw failed('list IPAM transactions', errorText(e), e);
-    }
+    const r = await s.send('GET', listPath('txn'), undefined, 'list IPAM transactions');
     if (r.status === 404) {
       throw new PlexusError('InvalidConfig', 'ipam.store: the Kubernetes API does not serve ipamrecords.plexus.io: apply crds/plexus-ipamrecord.yaml');
     }
@@ -158,14 +153,19 @@ export class KubeStore implements Store {
 
   // ---- the wire ----
 
-  private async call(method: string, path: string, body: unknown, what: string): Promise<{ status: number; json: unknown }> {
+  /** One request; a lost connection is TryAgainLater, any answer is the caller's to judge. */
+  private async send(method: string, path: string, body: unknown, what: string): Promise<{ status: number; json: unknown }> {
     if (method !== 'GET') this.counters.apiWrites++;
-    let r: { status: number; json: unknown };
     try {
-      r = await this.api.request(method, path, body === undefined ? {} : { body });
+      return await this.api.request(method, path, body === undefined ? {} : { body });
     } catch (e) {
       throw failed(what, errorText(e), e);
     }
+  }
+
+  /** One request whose overload, server error or refusal is TryAgainLater. */
+  private async call(method: string, path: string, body: unknown, what: string): Promise<{ status: number; json: unknown }> {
+    const r = await this.send(method, path, body, what);
     if (r.status >= 500 || r.status === 429 || r.status === 401 || r.status === 403) throw failed(what, statusText(r));
     return r;
   }
@@ -188,6 +188,16 @@ export class KubeStore implements Store {
       this.seen.set(name, { rv: obj.metadata.resourceVersion, rev: revOf(obj) });
     }
     return obj;
+  }
+
+  /** The record once no transaction holds it (settling any that does), or undefined when it does not exist. */
+  private async fetchUnlocked(name: string, what: string): Promise<RecordObject | undefined> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const obj = await this.fetch(name, what);
+      if (!obj?.spec.txn) return obj;
+      await this.settle(obj);
+    }
+    throw failed(what, `it kept changing (${MAX_ROUNDS} rounds)`);
   }
 
   /** Create (no resourceVersion) or update (compared with `rv`); the new object, or undefined when the compare failed. */
@@ -228,7 +238,7 @@ export class KubeStore implements Store {
   async list<T>(kind: Kind, prefix = ''): Promise<Map<string, Versioned<T>>> {
     const what = `list ${kind}`;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const r = await this.call('GET', `${IPAM_RECORD_API}?labelSelector=${encodeURIComponent(`${KIND_LABEL}=${kind}`)}`, undefined, what);
+      const r = await this.call('GET', listPath(kind), undefined, what);
       if (r.status !== 200) throw failed(what, statusText(r));
       const list = r.json as { metadata?: { resourceVersion?: string }; items?: RecordObject[] };
       const snapshot = Number(list.metadata?.resourceVersion ?? Infinity);
@@ -299,35 +309,28 @@ export class KubeStore implements Store {
     const name = recordName(op.kind, op.key);
     // At once, when what we saw last decides the compare: a create, or the revision we last saw unlocked.
     const seen = this.seen.get(name);
-    if (op.rev === 0 && op.op === 'put') {
-      const written = await this.write({ kind: op.kind, key: op.key, value: op.value }, undefined, what);
-      if (written) return { ok: true, rev: Number(written.metadata.resourceVersion) };
-    } else if (seen && seen.rev === op.rev) {
-      if (op.op === 'put') {
-        const written = await this.write({ kind: op.kind, key: op.key, value: op.value }, seen.rv, what);
-        if (written) return { ok: true, rev: Number(written.metadata.resourceVersion) };
-      } else {
-        const r = await this.remove(name, seen.rv, what);
-        if (r.done) return { ok: true, rev: r.rev };
-      }
-    }
+    const fast = op.rev === 0 && op.op === 'put' ? await this.writeOp(op, name, undefined, what)
+      : seen && seen.rev === op.rev ? await this.writeOp(op, name, seen.rv, what) : undefined;
+    if (fast) return fast;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const obj = await this.fetch(name, what);
-      if (obj?.spec.txn) {
-        await this.settle(obj);
-        continue;
-      }
+      const obj = await this.fetchUnlocked(name, what);
       if (this.current(obj) !== op.rev) return { ok: false, rev: 0 };
-      if (op.op === 'put') {
-        const written = await this.write({ kind: op.kind, key: op.key, value: op.value }, obj?.metadata.resourceVersion, what);
-        if (written) return { ok: true, rev: Number(written.metadata.resourceVersion) };
-      } else if (obj) {
-        const r = await this.remove(name, obj.metadata.resourceVersion, what);
-        if (r.done) return { ok: true, rev: r.rev };
-      }
+      const done = await this.writeOp(op, name, obj?.metadata.resourceVersion, what);
+      if (done) return done;
       // The object changed between the read and the write: read it again (the op's compare decides).
     }
     throw failed(what, `it kept changing (${MAX_ROUNDS} rounds)`);
+  }
+
+  /** A put (a create without `rv`) or a delete compared with `rv`; undefined when the compare failed. */
+  private async writeOp(op: WriteOp, name: string, rv: string | undefined, what: string): Promise<CommitResult | undefined> {
+    if (op.op === 'put') {
+      const written = await this.write({ kind: op.kind, key: op.key, value: op.value }, rv, what);
+      return written && { ok: true, rev: Number(written.metadata.resourceVersion) };
+    }
+    if (rv === undefined) return undefined;
+    const r = await this.remove(name, rv, what);
+    return r.done ? { ok: true, rev: r.rev } : undefined;
   }
 
   /** Several records, or a check: the two-phase protocol of the file comment. */
@@ -404,7 +407,7 @@ export class KubeStore implements Store {
   /** Undo the locks of an aborted (or vanished) transaction, then delete it. */
   private async rollBack(txn: string, ops: readonly WriteOp[], obj: RecordObject | undefined): Promise<void> {
     for (const op of ops) {
-      await this.release(op, txn, (rec) => (rec.spec.absent ? null : { ...rec.spec, txn: undefined }));
+      await this.release(op, txn, unlocked);
     }
     if (obj) await this.remove(txn, obj.metadata.resourceVersion, 'delete an IPAM transaction');
   }
@@ -416,10 +419,10 @@ export class KubeStore implements Store {
     for (const op of v.ops) {
       await this.release(op, txn.metadata.name, (rec) => {
         if (op.op === 'put') return { kind: op.kind, key: op.key, value: op.value, rev };
-        if (op.op === 'delete' || rec.spec.absent) return null;
+        if (op.op === 'delete') return null;
         // A check: the record stays as it is, except a dead node's registration, which goes (as its etcd lease would).
         if (op.kind === 'node' && op.rev === 0) return null;
-        return { ...rec.spec, txn: undefined };
+        return unlocked(rec);
       });
     }
     await this.remove(txn.metadata.name, rev, 'delete an IPAM transaction');
@@ -433,7 +436,7 @@ export class KubeStore implements Store {
       const obj = await this.fetch(name, what);
       if (!obj || obj.spec.txn !== txn) return;
       const spec = next(obj);
-      if (spec === null ? (await this.remove(name, obj.metadata.resourceVersion, what)).done : await this.write(strip(spec), obj.metadata.resourceVersion, what)) return;
+      if (spec === null ? (await this.remove(name, obj.metadata.resourceVersion, what)).done : await this.write(spec, obj.metadata.resourceVersion, what)) return;
     }
     throw failed(what, `it kept changing (${MAX_ROUNDS} rounds)`);
   }
@@ -445,7 +448,7 @@ export class KubeStore implements Store {
     if (!txn) {
       // Ended: a lock left behind is a write that landed after its transaction was aborted, or a stale read.
       const op = { op: 'check', kind: obj.spec.kind as Kind, key: obj.spec.key, rev: 0 } as const;
-      return this.release(op, name, (rec) => (rec.spec.absent ? null : { ...rec.spec, txn: undefined }));
+      return this.release(op, name, unlocked);
     }
     const v = txn.spec.value as TxnValue;
     if (v.state === 'pending' && this.now() - v.started <= this.txnTimeoutMs) return sleep(5 + Math.random() * 20);
@@ -468,11 +471,7 @@ export class KubeStore implements Store {
     let validUntil = 0;
     for (let round = 0; !obj; round++) {
       if (round >= MAX_ROUNDS) throw failed(what, `it kept changing (${MAX_ROUNDS} rounds)`);
-      const cur = await this.fetch(name, what);
-      if (cur?.spec.txn) {
-        await this.settle(cur);
-        continue;
-      }
+      const cur = await this.fetchUnlocked(name, what);
       if (this.current(cur) !== 0 && (cur?.spec.value as NodeRecord).token !== opts.token) {
         throw nodeBusy(node, 'its registration in the Kubernetes API is alive under another token');
       }
@@ -521,12 +520,8 @@ export class KubeStore implements Store {
         this.timers.delete(timer);
         lost = true;
         for (let round = 0; round < MAX_ROUNDS; round++) {
-          const cur = await this.fetch(name, `revoke node ${node}`);
+          const cur = await this.fetchUnlocked(name, `revoke node ${node}`);
           if (!cur || cur.spec.absent || revOf(cur) !== Number(rev)) return; // taken over: not ours to remove
-          if (cur.spec.txn) {
-            await this.settle(cur);
-            continue;
-          }
           if ((await this.remove(name, cur.metadata.resourceVersion, `revoke node ${node}`)).done) return;
         }
       },
@@ -555,7 +550,14 @@ function labelsOf(spec: RecordSpec): Record<string, string> {
   return labels;
 }
 
-const strip = (spec: RecordSpec): RecordSpec => JSON.parse(JSON.stringify(spec)) as RecordSpec; // drops undefined fields
+/** A record released by a transaction that did not change it: a placeholder goes, anything else loses its lock. */
+function unlocked(rec: RecordObject): RecordSpec | null {
+  if (rec.spec.absent) return null;
+  const { txn: _, ...spec } = rec.spec;
+  return spec;
+}
+
+const listPath = (kind: RecordKind): string => `${IPAM_RECORD_API}?labelSelector=${encodeURIComponent(`${KIND_LABEL}=${kind}`)}`;
 
 const statusText = (r: { status: number; json: unknown }): string =>
   `${r.status} ${(r.json as { message?: string } | undefined)?.message ?? ''}`.trim();

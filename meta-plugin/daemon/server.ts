@@ -88,8 +88,10 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
   send(res, 404, 'not found\n');
 }
 
-const STATUS_ROUTE = new RegExp(`^${ROUTES.status}([a-z0-9][-a-z0-9]*)/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$`);
-const POLICY_ROUTE = new RegExp(`^${ROUTES.policy}([a-z0-9][-a-z0-9]*)/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$`);
+/** A route that ends in NAMESPACE/POD. */
+const podRoute = (prefix: string): RegExp => new RegExp(`^${prefix}([a-z0-9][-a-z0-9]*)/([a-zA-Z0-9][-a-zA-Z0-9_.]*)$`);
+const STATUS_ROUTE = podRoute(ROUTES.status);
+const POLICY_ROUTE = podRoute(ROUTES.policy);
 
 /** HTTP status carries no CNI meaning; the shim only tells 200 from the rest. 503 marks "not ready". */
 function httpStatusFor(err: PlexusError): number {

@@ -81,7 +81,7 @@ export class KubeSource implements Source {
     const common = { silenceMs: options.watchSilenceSeconds * 1000, backoffMaxMs: options.backoffMaxMs, onChange: () => this.changed() };
     this.pods = new Reflector(this.client, { ...common, path: '/api/v1/pods', query: { fieldSelector: `spec.nodeName=${nodeName}` }, transform: podFromApi, log: log.child({ reflector: 'pods' }) });
     this.nads = new Reflector(this.client, { ...common, path: NADS, transform: nadFromApi, log: log.child({ reflector: 'nads' }) });
-    this.namespaces = new Reflector(this.client, { ...common, path: '/api/v1/namespaces', transform: (o) => ({ name: meta(o).name, labels: meta(o).labels ?? {} }), log: log.child({ reflector: 'namespaces' }) });
+    this.namespaces = new Reflector(this.client, { ...common, path: '/api/v1/namespaces', transform: (o) => ({ kind: 'Namespace', metadata: { name: meta(o).name, labels: meta(o).labels ?? {} } }), log: log.child({ reflector: 'namespaces' }) });
     this.pools = new Reflector(this.client, { ...common, path: IPPOOLS, optional: true, transform: (o) => o, log: log.child({ reflector: 'ippools' }) });
     // Policies as the API has them (they are small and few); parsed and validated by the daemon's policy host.
     const policy = (kind: string) => (o: Raw): Raw => ({ apiVersion: o['apiVersion'], kind, metadata: { namespace: meta(o).namespace, name: meta(o).name, annotations: meta(o).annotations ?? {} }, spec: o['spec'] });
@@ -128,22 +128,18 @@ export class KubeSource implements Source {
     return [...this.pods.cache.values()];
   }
 
+  /** The reflector of each kind otherObjects serves. */
+  private otherReflector(kind: string): Reflector<Raw> | undefined {
+    const table: Record<string, Reflector<Raw>> = { IPPool: this.pools, IPAMClaim: this.claims, NetworkPolicy: this.policies, MultiNetworkPolicy: this.multiPolicies, Namespace: this.namespaces };
+    return Object.hasOwn(table, kind) ? table[kind] : undefined;
+  }
+
   otherObjects(kind: string): readonly Record<string, unknown>[] {
-    if (kind === 'IPPool') return [...this.pools.cache.values()];
-    if (kind === 'IPAMClaim') return this.claims.hasSynced ? [...this.claims.cache.values()] : [];
-    if (kind === 'NetworkPolicy') return [...this.policies.cache.values()];
-    if (kind === 'MultiNetworkPolicy') return [...this.multiPolicies.cache.values()];
-    if (kind === 'Namespace') return [...this.namespaces.cache.values()].map((n) => ({ kind, metadata: { name: n['name'], labels: n['labels'] } }));
-    return [];
+    return [...(this.otherReflector(kind)?.cache.values() ?? [])];
   }
 
   listed(kind: string): boolean {
-    if (kind === 'IPPool') return this.pools.hasSynced;
-    if (kind === 'IPAMClaim') return this.claims.hasSynced;
-    if (kind === 'NetworkPolicy') return this.policies.hasSynced;
-    if (kind === 'MultiNetworkPolicy') return this.multiPolicies.hasSynced;
-    if (kind === 'Namespace') return this.namespaces.hasSynced;
-    return true;
+    return this.otherReflector(kind)?.hasSynced ?? true;
   }
 
   onChange(listener: () => void): void {
