@@ -3,14 +3,26 @@
  * (policy/compile.ts) into the maps of policy.c. Addresses are 16 bytes, IPv4 as ::ffff:a.b.c.d; LPM keys are
  * the kernel trie's (prefix length, then big-endian bytes).
  */
-import { parseIp } from '../core/address';
+import { formatIp, parseIp } from '../core/address';
 import { type BpfMap, type BpfObject, bpfCodec } from '../kernel';
 import { type Attachment, type Compiled, type EndpointMaps, WORLD, endpointKey } from './compile';
 
-export const PROGRAM = 'policy_verdict';
-export const MAPS = { ipcache: 'pol_ipcache', local: 'pol_local', ifaces: 'pol_ifaces', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state' } as const;
+/** The two hooks of policy.c: out of an endpoint and into it. */
+export const PROGRAMS = { fromEndpoint: 'policy_from_endpoint', toEndpoint: 'policy_to_endpoint' } as const;
+export const MAPS = {
+  ipcache: 'pol_ipcache', local: 'pol_local', ifaces: 'pol_ifaces', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state',
+  events: 'pol_events', droplog: 'pol_droplog', counters: 'pol_counters',
+} as const;
+/** The object file `make build` compiles from bpf/policy.c, next to the bundled daemon. */
+export const OBJECT_FILE = 'bpf/policy.o';
 export const FLAGS = { ISOLATED_INGRESS: 1, ISOLATED_EGRESS: 2, NODE: 4 } as const;
 export const DIRECTION = { ingress: 0, egress: 1 } as const;
+/** Flow events: verdicts, drop reasons and flags of struct flow_event (never renumbered). */
+export const VERDICT = { FORWARDED: 1, DROPPED: 2 } as const;
+export const REASON = { NONE: 0, EGRESS: 1, INGRESS: 2 } as const;
+export const FLOW = { V6: 1, TO_ENDPOINT: 2, CUT: 4 } as const;
+/** pol_counters: what each counter counts. */
+export const COUNTER = { FORWARDED: 0, DROPPED_EGRESS: 1, DROPPED_INGRESS: 2, CUT: 3, EVENTS_LOST: 4 } as const;
 
 const { structCodec, u8, u32, u64, be16, be32, bytes } = bpfCodec;
 
@@ -35,7 +47,19 @@ export const RuleKeyStruct = structCodec('struct rule_key', 15, { prefixlen: [u3
 export const CtKeyStruct = structCodec('struct ct_key', 44, { network: [u32, 0], src: [bytes(16), 4], dst: [bytes(16), 20], sport: [be16, 36], dport: [be16, 38], proto: [u8, 40] });
 export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0], revision: [u32, 8], flags: [u32, 12] });
 export const StateStruct = structCodec('struct policy_state', 8, { revision: [u32, 0] });
-export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct];
+export const FlowEventStruct = structCodec('struct flow_event', 64, {
+  time: [u64, 0], src: [bytes(16), 8], dst: [bytes(16), 24], ifindex: [u32, 40], network: [u32, 44], sport: [be16, 48], dport: [be16, 50],
+  proto: [u8, 52], verdict: [u8, 53], reason: [u8, 54], flags: [u8, 55], len: [u32, 56],
+});
+export const CounterKeyStruct = structCodec('struct counter_key', 8, { network: [u32, 0], counter: [u32, 4] });
+export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct, FlowEventStruct, CounterKeyStruct];
+export type FlowEventRecord = bpfCodec.StructValue<typeof FlowEventStruct.fields>;
+
+/** The address policy.c keyed as 16 bytes (IPv4 as ::ffff:a.b.c.d), as text. */
+export function addrText(b: Buffer): string {
+  const value = BigInt(`0x${b.toString('hex')}`);
+  return value >> 32n === 0xffffn ? formatIp({ family: 'v4', value: value & 0xffffffffn }) : formatIp({ family: 'v6', value });
+}
 
 /** A 128-bit number as 16 big-endian bytes. */
 const be128 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(32, '0'), 'hex');
@@ -54,6 +78,8 @@ export interface PolicyMaps {
   rules: BpfMap<bpfCodec.StructValue<typeof RuleKeyStruct.fields>, number>;
   ct: BpfMap<bpfCodec.StructValue<typeof CtKeyStruct.fields>, bpfCodec.StructValue<typeof CtEntryStruct.fields>>;
   state: BpfMap<number, bpfCodec.StructValue<typeof StateStruct.fields>>;
+  events: BpfMap;
+  counters: BpfMap<bpfCodec.StructValue<typeof CounterKeyStruct.fields>, bigint>;
 }
 
 export function policyMaps(obj: BpfObject): PolicyMaps {
@@ -65,6 +91,8 @@ export function policyMaps(obj: BpfObject): PolicyMaps {
     rules: obj.map(MAPS.rules, RuleKeyStruct, u32),
     ct: obj.map(MAPS.ct, CtKeyStruct, CtEntryStruct),
     state: obj.map(MAPS.state, u32, StateStruct),
+    events: obj.map(MAPS.events),
+    counters: obj.map(MAPS.counters, CounterKeyStruct, u64),
   };
 }
 

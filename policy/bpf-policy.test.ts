@@ -9,16 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { parseIp } from '../core/address';
-import { BpfObject, type BpfProgram, mountBpffs, TC_ACT, testRun } from '../kernel';
+import { BpfObject, type BpfProgram, mountBpffs, RingBufferReader, TC_ACT, testRun } from '../kernel';
 import { compileBpf } from '../kernel/bpf/testdata/tc-count';
 import { compileAndRun, structLayouts, structLines } from '../test/helpers/c-parity';
 import { BLUE, attachments, connections, namespaces, policy, show, toWorld } from '../test/helpers/policy-world';
-import { DIRECTION, FLAGS, PROGRAM, type PolicyMaps, PolicyWriter, STRUCTS, addr16, policyMaps } from './bpf-maps';
+import {
+  COUNTER, DIRECTION, FLAGS, FLOW, FlowEventStruct, type FlowEventRecord, MAPS, PROGRAMS, type PolicyMaps, PolicyWriter, REASON, STRUCTS, VERDICT, addr16, addrText, policyMaps,
+} from './bpf-maps';
 import { IdentityAllocator, compile, endpointKey } from './compile';
 import { type Connection, evaluate } from './evaluate';
 import { parsePolicy } from './parse';
 
 const dir = mkdtempSync(join(tmpdir(), 'plexus-policy-bpf-'));
+const PIN_ROOT = `/sys/fs/bpf/plexus-test-policy-${process.pid}`; // the maps are pinned by name: never the daemon's
 let obj: BpfObject;
 let prog: BpfProgram;
 let maps: PolicyMaps;
@@ -31,16 +34,20 @@ const PROTO = { TCP: 6, UDP: 17, SCTP: 132 } as const;
 
 beforeAll(() => {
   mountBpffs();
-  obj = BpfObject.open(compileBpf(join(__dirname, 'bpf/policy.c'), join(dir, 'policy.o')));
+  obj = BpfObject.open(compileBpf(join(__dirname, 'bpf/policy.c'), join(dir, 'policy.o')), { pinRoot: PIN_ROOT });
   obj.load();
-  prog = obj.program(PROGRAM);
+  prog = obj.program(PROGRAMS.fromEndpoint);
   maps = policyMaps(obj);
   writer = new PolicyWriter(maps, { networkId });
 });
 afterAll(() => {
   obj?.close();
   rmSync(dir, { recursive: true, force: true });
+  rmSync(PIN_ROOT, { recursive: true, force: true });
 });
+
+/** What the program answers for a packet it lets through: "no opinion", so the datapath's own filter runs next. */
+const PASS = TC_ACT.UNSPEC;
 
 /** An Ethernet frame of `c` (IPv4 or IPv6 by its addresses) with its L4 ports. */
 function packet(c: Connection): Buffer {
@@ -84,9 +91,9 @@ test('the kernel\'s verdict is the reference evaluator\'s, for random policy set
     for (const network of [undefined, BLUE]) {
       maps.ifaces.update(LO, networkId(network));
       for (const c of ALL.filter((x) => x.network === network)) {
-        const want = evaluate(w, c).allowed ? TC_ACT.OK : TC_ACT.SHOT;
+        const want = evaluate(w, c).allowed ? PASS : TC_ACT.SHOT;
         packets++;
-        if (testRun(prog, packet(c)).retval !== want) wrong.push(`${show(c)}: kernel ${want === TC_ACT.OK ? 'dropped' : 'passed'} it`);
+        if (testRun(prog, packet(c)).retval !== want) wrong.push(`${show(c)}: kernel ${want === PASS ? 'dropped' : 'passed'} it`);
       }
     }
     expect(wrong.slice(0, 5)).toEqual([]);
@@ -108,7 +115,7 @@ test('an update never lets through a packet that both the old and the new policy
       steps++;
       for (const network of [undefined, BLUE]) {
         maps.ifaces.update(LO, networkId(network));
-        for (const c of sample.filter((x) => x.network === network)) if (testRun(prog, packet(c)).retval === TC_ACT.OK) leaks.push(`step ${steps}: ${show(c)}`);
+        for (const c of sample.filter((x) => x.network === network)) if (testRun(prog, packet(c)).retval === PASS) leaks.push(`step ${steps}: ${show(c)}`);
       }
     });
     expect(leaks.slice(0, 3)).toEqual([]);
@@ -147,7 +154,7 @@ describe('connection tracking', () => {
     addr16(to.ips[0]!).copy(ip, 16, 12);
     const eth = Buffer.alloc(14);
     eth.writeUInt16BE(0x0800, 12);
-    return testRun(prog, Buffer.concat([eth, ip, l4])).retval === TC_ACT.OK;
+    return testRun(prog, Buffer.concat([eth, ip, l4])).retval === PASS;
   };
 
   beforeEach(() => {
@@ -177,12 +184,65 @@ describe('connection tracking', () => {
     const revision = maps.state.lookup(0)!.revision;
     expect([...maps.ct.entries()].map(([k, v]) => [k.dport, v.revision])).toEqual([[81, revision]]);
   });
+
+  describe('flow events and counters', () => {
+    let events: FlowEventRecord[];
+    let reader: RingBufferReader;
+    const drain = () => {
+      events = [];
+      reader.consume();
+      return events.map((e) => ({
+        verdict: e.verdict, reason: e.reason, flags: e.flags, flow: `${addrText(e.src)}:${e.sport}->${addrText(e.dst)}:${e.dport}/${e.proto}`,
+      }));
+    };
+    const counters = () => {
+      const out: Record<number, bigint> = {};
+      for (const [k, perCpu] of maps.counters.entriesPerCpu()) if (k.network === 0) out[k.counter] = perCpu.reduce((x, y) => x + y, 0n);
+      return out;
+    };
+    beforeAll(() => {
+      reader = new RingBufferReader(maps.events, (r) => events.push(FlowEventStruct.decode(r)));
+    });
+    afterAll(() => reader.close());
+    beforeEach(() => {
+      for (const k of [...maps.counters.keys()]) maps.counters.delete(k);
+      const droplog = obj.map(MAPS.droplog); // earlier tests' drops would hold back this test's reports
+      for (const k of [...droplog.keys()]) droplog.delete(k);
+      drain();
+    });
+
+    test('a new allowed connection is one event, its later packets and replies none; drops are counted every time and reported once per flow per second', () => {
+      write([aFromB([80]), bClosed]);
+      const [ia, ib] = [a.ips[0]!, b.ips[0]!];
+      expect(send(b, 40000, a, 80)).toBe(true);
+      expect(send(b, 40000, a, 80)).toBe(true);
+      expect(send(a, 80, b, 40000)).toBe(true);
+      for (let i = 0; i < 3; i++) expect(send(b, 40002, a, 81)).toBe(false);
+      expect(send(a, 50000, b, 80)).toBe(false);
+      expect(drain()).toEqual([
+        { verdict: VERDICT.FORWARDED, reason: REASON.NONE, flags: 0, flow: `${ib}:40000->${ia}:80/6` },
+        { verdict: VERDICT.DROPPED, reason: REASON.INGRESS, flags: 0, flow: `${ib}:40002->${ia}:81/6` },
+        { verdict: VERDICT.DROPPED, reason: REASON.INGRESS, flags: 0, flow: `${ia}:50000->${ib}:80/6` },
+      ]);
+      expect(counters()).toEqual({ [COUNTER.FORWARDED]: 1n, [COUNTER.DROPPED_INGRESS]: 4n });
+    });
+
+    test('a connection cut by a policy change is reported as cut, in the way its initiator opened it', () => {
+      write([aFromB([80]), bClosed]);
+      expect(send(b, 40010, a, 80)).toBe(true);
+      drain();
+      write([bClosed, np('a-closed', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'] })]);
+      expect(send(a, 80, b, 40010)).toBe(false);
+      expect(drain()).toEqual([{ verdict: VERDICT.DROPPED, reason: REASON.INGRESS, flags: FLOW.CUT, flow: `${b.ips[0]}:40010->${a.ips[0]}:80/6` }]);
+      expect(counters()).toEqual({ [COUNTER.FORWARDED]: 1n, [COUNTER.CUT]: 1n });
+    });
+  });
 });
 
 test('what is not IP is not policy\'s business; a truncated header is dropped by no rule', () => {
   const arp = Buffer.alloc(42);
   arp.writeUInt16BE(0x0806, 12);
-  expect(testRun(prog, arp).retval).toBe(TC_ACT.OK);
+  expect(testRun(prog, arp).retval).toBe(PASS);
 });
 
 test('bpf-maps.ts matches bpf/policy.h as the C compiler lays it out (structs, flags, directions)', () => {
@@ -190,6 +250,10 @@ test('bpf-maps.ts matches bpf/policy.h as the C compiler lays it out (structs, f
   const print = (label: string) => lines.push(`  printf("%s=%lld\\n", "${label}", (long long)(${label}));`);
   for (const k of Object.keys(FLAGS)) print(`POLICY_${k}`);
   for (const k of Object.keys(DIRECTION)) print(`POLICY_${k.toUpperCase()}`);
+  for (const k of Object.keys(VERDICT)) print(`POLICY_VERDICT_${k}`);
+  for (const k of Object.keys(REASON)) print(`POLICY_REASON_${k}`);
+  for (const k of Object.keys(FLOW)) print(`POLICY_FLOW_${k}`);
+  for (const k of Object.keys(COUNTER)) print(`POLICY_COUNT_${k}`);
   const c = compileAndRun(['#include <stdio.h>', '#include <stddef.h>', '#include "policy.h"', 'int main(void) {', ...lines, '  return 0;', '}'].join('\n'), [join(__dirname, 'bpf')]);
   for (const s of STRUCTS) {
     const { ours, theirs } = structLayouts(s, c);
@@ -197,4 +261,6 @@ test('bpf-maps.ts matches bpf/policy.h as the C compiler lays it out (structs, f
   }
   expect(FLAGS).toEqual({ ISOLATED_INGRESS: c.get('POLICY_ISOLATED_INGRESS'), ISOLATED_EGRESS: c.get('POLICY_ISOLATED_EGRESS'), NODE: c.get('POLICY_NODE') });
   expect(DIRECTION).toEqual({ ingress: c.get('POLICY_INGRESS'), egress: c.get('POLICY_EGRESS') });
+  const from = (prefix: string, names: object) => Object.fromEntries(Object.keys(names).map((k) => [k, c.get(`${prefix}${k}`)]));
+  expect([VERDICT, REASON, FLOW, COUNTER]).toEqual([from('POLICY_VERDICT_', VERDICT), from('POLICY_REASON_', REASON), from('POLICY_FLOW_', FLOW), from('POLICY_COUNT_', COUNTER)]);
 });

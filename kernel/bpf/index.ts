@@ -16,6 +16,7 @@ export { BpfMap, type UpdateMode } from './map';
 export { type BpfOpenOptions, BpfObject, type BpfProgram } from './object';
 export { BPFFS, checkPinPath, DEFAULT_PIN_ROOT, ensurePinDir, isBpffsMounted, mountBpffs, removePin, removePinDir } from './pins';
 export { type TcAttachOptions, type TcAttachPoint, type TcFilter, type TcFilterRef, TcHook } from './tc';
+export { RingBufferReader } from './ringbuf';
 export { testRun, type TestRunOptions, type TestRunResult } from './test-run';
 
 /** Opens the map pinned at `path` (see BpfMap.openPinned). */

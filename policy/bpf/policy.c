@@ -15,7 +15,17 @@
  * Connections are tracked (pol_ct), so the policy is asked once per connection and replies pass (NP4); a
  * policy change (a new revision in pol_state) makes each connection be judged again at its next packet, and
  * cut if now denied. Tested under BPF_PROG_TEST_RUN against the reference evaluator
- * (policy/bpf-policy.test.ts); the hooks in the routed datapath are the next step.
+ * (policy/bpf-policy.test.ts).
+ *
+ * Hooks: two programs, one per way through an endpoint's interface, attached as direct-action tc filters ahead
+ * of the datapath's own (priority 1): on a routed pod's host veth, policy_from_endpoint on ingress (before
+ * from_pod, whose bpf_redirect_peer skips the destination's hooks, so both sides are decided here) and
+ * policy_to_endpoint on egress (traffic from other nodes and the node itself); on a secondary interface inside
+ * the pod, the other way round. A packet allowed returns TC_ACT_UNSPEC so the next filter (from_pod) runs.
+ *
+ * Flow events (pol_events, a ring buffer the daemon reads): a connection allowed when first seen, and drops,
+ * at most one per flow per second (pol_droplog); when the buffer is full the event is counted as lost and the
+ * packet goes on: the datapath never waits for the reader. Counters per network in pol_counters.
  */
 #include <stddef.h>
 #include <linux/bpf.h>
@@ -29,11 +39,17 @@
 
 #include "policy.h"
 
+/* The maps outlive the daemon (pinned by name under its pin directory), so enforcement survives a restart. */
+#ifndef POLICY_PINNING
+#define POLICY_PINNING LIBBPF_PIN_BY_NAME
+#endif
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, POLICY_MAX_ADDRESSES);
 	__type(key, struct addr_key);
 	__type(value, struct identity_pair);
+	__uint(pinning, POLICY_PINNING);
 } pol_ipcache SEC(".maps");
 
 struct {
@@ -41,6 +57,7 @@ struct {
 	__uint(max_entries, POLICY_MAX_ADDRESSES);
 	__type(key, struct addr_key);
 	__type(value, struct local_endpoint);
+	__uint(pinning, POLICY_PINNING);
 } pol_local SEC(".maps");
 
 struct {
@@ -48,6 +65,7 @@ struct {
 	__uint(max_entries, 256);
 	__type(key, __u32); /* ifindex */
 	__type(value, __u32); /* network id (0: the cluster network) */
+	__uint(pinning, POLICY_PINNING);
 } pol_ifaces SEC(".maps");
 
 struct {
@@ -56,6 +74,7 @@ struct {
 	__type(key, struct cidr_key);
 	__type(value, __u32);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, POLICY_PINNING);
 } pol_cidr SEC(".maps");
 
 struct {
@@ -64,6 +83,7 @@ struct {
 	__type(key, struct rule_key);
 	__type(value, __u32);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, POLICY_PINNING);
 } pol_rules SEC(".maps");
 
 struct {
@@ -71,6 +91,7 @@ struct {
 	__uint(max_entries, POLICY_MAX_CONNECTIONS);
 	__type(key, struct ct_key);
 	__type(value, struct ct_entry);
+	__uint(pinning, POLICY_PINNING);
 } pol_ct SEC(".maps");
 
 struct {
@@ -78,7 +99,77 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct policy_state);
+	__uint(pinning, POLICY_PINNING);
 } pol_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, POLICY_EVENTS_BYTES);
+	__uint(pinning, POLICY_PINNING);
+} pol_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ct_key);
+	__type(value, __u64); /* when a drop of this flow was last reported */
+	__uint(pinning, POLICY_PINNING);
+} pol_droplog SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct counter_key);
+	__type(value, __u64);
+	__uint(pinning, POLICY_PINNING);
+} pol_counters SEC(".maps");
+
+static __always_inline void count(__u32 network, __u32 counter)
+{
+	struct counter_key k = { .network = network, .counter = counter };
+	__u64 *n = bpf_map_lookup_elem(&pol_counters, &k);
+	if (n) {
+		(*n)++;
+		return;
+	}
+	__u64 one = 1;
+	bpf_map_update_elem(&pol_counters, &k, &one, BPF_NOEXIST);
+}
+
+static __always_inline void report(struct __sk_buff *skb, const struct ct_key *flow, __u64 now, __u8 verdict, __u8 reason, __u8 flags)
+{
+	struct flow_event *ev = bpf_ringbuf_reserve(&pol_events, sizeof(*ev), 0);
+	if (!ev) {
+		count(flow->network, POLICY_COUNT_EVENTS_LOST);
+		return;
+	}
+	ev->time = now;
+	__builtin_memcpy(ev->src, flow->src, 16);
+	__builtin_memcpy(ev->dst, flow->dst, 16);
+	ev->ifindex = skb->ifindex;
+	ev->network = flow->network;
+	ev->sport = flow->sport;
+	ev->dport = flow->dport;
+	ev->proto = flow->proto;
+	ev->verdict = verdict;
+	ev->reason = reason;
+	ev->flags = flags;
+	ev->len = skb->len;
+	ev->pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* A drop: counted always, reported at most once per flow per POLICY_DROP_REPORT_NS. */
+static __always_inline int dropped(struct __sk_buff *skb, const struct ct_key *flow, __u64 now, __u8 reason, __u8 flags)
+{
+	count(flow->network, (flags & POLICY_FLOW_CUT) ? POLICY_COUNT_CUT : reason == POLICY_REASON_EGRESS ? POLICY_COUNT_DROPPED_EGRESS : POLICY_COUNT_DROPPED_INGRESS);
+	__u64 *last = bpf_map_lookup_elem(&pol_droplog, flow);
+	if (last && now - *last < POLICY_DROP_REPORT_NS)
+		return TC_ACT_SHOT;
+	bpf_map_update_elem(&pol_droplog, flow, &now, BPF_ANY);
+	report(skb, flow, now, POLICY_VERDICT_DROPPED, reason, flags);
+	return TC_ACT_SHOT;
+}
 
 static __always_inline int rule(__u32 epdir, __u32 peer, __u8 proto, __u16 port)
 {
@@ -152,7 +243,10 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 	return 0;
 }
 
-/* The policy's answer for a connection opened from `src` to `dst`:`port`: the source's egress, then the destination's ingress. */
+/*
+ * The policy's answer for a connection opened from `src` to `dst`:`port`: the source's egress, then the
+ * destination's ingress. POLICY_REASON_NONE when allowed, else the side that denies.
+ */
 static __always_inline int decide(__u32 gen, __u32 network, const __u8 *src, const __u8 *dst, int v6, __u8 proto, __u16 port)
 {
 	gen &= 1;
@@ -160,7 +254,7 @@ static __always_inline int decide(__u32 gen, __u32 network, const __u8 *src, con
 	__builtin_memcpy(a.addr, src, 16);
 	struct local_endpoint *from = bpf_map_lookup_elem(&pol_local, &a);
 	if (from && (from->flags[gen] & POLICY_ISOLATED_EGRESS) && !allows(POLICY_EPDIR(from->id, POLICY_EGRESS, gen), gen, network, dst, v6, proto, port))
-		return 0;
+		return POLICY_REASON_EGRESS;
 	__builtin_memcpy(a.addr, dst, 16);
 	struct local_endpoint *to = bpf_map_lookup_elem(&pol_local, &a);
 	if (to && (to->flags[gen] & POLICY_ISOLATED_INGRESS)) {
@@ -168,9 +262,9 @@ static __always_inline int decide(__u32 gen, __u32 network, const __u8 *src, con
 		struct local_endpoint *node = bpf_map_lookup_elem(&pol_local, &a);
 		int from_node = node && (node->flags[gen] & POLICY_NODE) && network == 0;
 		if (!from_node && !allows(POLICY_EPDIR(to->id, POLICY_INGRESS, gen), gen, network, src, v6, proto, port))
-			return 0;
+			return POLICY_REASON_INGRESS;
 	}
-	return 1;
+	return POLICY_REASON_NONE;
 }
 
 /*
@@ -179,20 +273,20 @@ static __always_inline int decide(__u32 gen, __u32 network, const __u8 *src, con
  * opened it, and cut (forgotten and dropped) if the new policy denies it. A new connection is judged once and
  * remembered when allowed.
  */
-SEC("tc")
-int policy_verdict(struct __sk_buff *skb)
+static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 {
 	__u8 src[16], dst[16], proto;
 	__u16 sport, port;
 	int v6;
 	if (parse(skb, src, dst, &v6, &proto, &sport, &port) < 0)
-		return TC_ACT_OK; /* not IP: not policy's business (NP10) */
+		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
 	__u32 ifindex = skb->ifindex, zero = 0;
 	__u32 *net = bpf_map_lookup_elem(&pol_ifaces, &ifindex);
 	__u32 network = net ? *net : 0;
 	struct policy_state *state = bpf_map_lookup_elem(&pol_state, &zero);
 	__u32 revision = state ? state->revision : 0;
 	__u64 now = bpf_ktime_get_ns();
+	__u8 flags = way | (v6 ? POLICY_FLOW_V6 : 0);
 
 	struct ct_key k = { .network = network, .sport = bpf_htons(sport), .dport = bpf_htons(port), .proto = proto };
 	__builtin_memcpy(k.src, src, 16);
@@ -209,20 +303,38 @@ int policy_verdict(struct __sk_buff *skb)
 	if (e && now - e->seen < POLICY_CT_LIFETIME_NS) {
 		if (e->revision != revision) {
 			/* the policy changed: the connection as its initiator opened it (k is in that orientation) */
-			if (!decide(revision, network, k.src, k.dst, v6, proto, bpf_ntohs(k.dport))) {
+			int why = decide(revision, network, k.src, k.dst, v6, proto, bpf_ntohs(k.dport));
+			if (why != POLICY_REASON_NONE) {
 				bpf_map_delete_elem(&pol_ct, &k);
-				return TC_ACT_SHOT;
+				return dropped(skb, &k, now, why, flags | POLICY_FLOW_CUT);
 			}
 			e->revision = revision;
 		}
 		e->seen = now;
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
-	if (!decide(revision, network, src, dst, v6, proto, port))
-		return TC_ACT_SHOT;
+	int why = decide(revision, network, src, dst, v6, proto, port);
+	if (why != POLICY_REASON_NONE)
+		return dropped(skb, &k, now, why, flags);
 	struct ct_entry fresh = { .seen = now, .revision = revision };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);
-	return TC_ACT_OK;
+	count(network, POLICY_COUNT_FORWARDED);
+	report(skb, &k, now, POLICY_VERDICT_FORWARDED, POLICY_REASON_NONE, flags);
+	return TC_ACT_UNSPEC;
+}
+
+/* Out of the endpoint: tc ingress of a routed pod's host veth, tc egress of a secondary interface in the pod. */
+SEC("tc")
+int policy_from_endpoint(struct __sk_buff *skb)
+{
+	return verdict(skb, 0);
+}
+
+/* Into the endpoint: tc egress of a routed pod's host veth, tc ingress of a secondary interface in the pod. */
+SEC("tc")
+int policy_to_endpoint(struct __sk_buff *skb)
+{
+	return verdict(skb, POLICY_FLOW_TO_ENDPOINT);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

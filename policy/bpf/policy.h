@@ -84,6 +84,51 @@ struct ct_entry {
 	__u32 flags;
 };
 
+/* Flow events (pol_events, a ring buffer): a new connection allowed, or a packet dropped (rate-limited per flow). */
+#define POLICY_VERDICT_FORWARDED 1
+#define POLICY_VERDICT_DROPPED 2
+
+/* Why a packet was dropped, or 0; never renumbered (flow events and counters carry it). */
+#define POLICY_REASON_NONE 0
+#define POLICY_REASON_EGRESS 1 /* the source's egress policy denies the connection */
+#define POLICY_REASON_INGRESS 2 /* the destination's ingress policy denies it */
+
+/* flow_event.flags */
+#define POLICY_FLOW_V6 1
+#define POLICY_FLOW_TO_ENDPOINT 2 /* seen on the way into the endpoint (else on the way out of it) */
+#define POLICY_FLOW_CUT 4 /* a tracked connection the changed policy now denies */
+
+#define POLICY_EVENTS_BYTES (1 << 20)
+#define POLICY_DROP_REPORT_NS 1000000000ULL /* at most one drop event per flow per second */
+
+struct flow_event {
+	__u64 time; /* bpf_ktime_get_ns() */
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 ifindex;
+	__u32 network;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 verdict;
+	__u8 reason;
+	__u8 flags;
+	__u32 len;
+	__u32 pad;
+};
+
+/* pol_counters (per CPU), by network and counter. */
+#define POLICY_COUNT_FORWARDED 0 /* new connections allowed */
+#define POLICY_COUNT_DROPPED_EGRESS 1 /* packets dropped, per reason */
+#define POLICY_COUNT_DROPPED_INGRESS 2
+#define POLICY_COUNT_CUT 3 /* tracked connections cut by a policy change */
+#define POLICY_COUNT_EVENTS_LOST 4 /* flow events the ring buffer had no room for */
+
+struct counter_key {
+	__u32 network;
+	__u32 counter;
+};
+
 /* pol_state[0]: the revision of the policy in the maps, bumped by every write; its low bit is the live generation. */
 struct policy_state {
 	__u32 revision;
