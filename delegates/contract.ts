@@ -33,6 +33,28 @@ export interface PluginCall {
   log: Logger;
 }
 
+/** A pod interface a datapath delegate attached, as what enforces policy on it needs to know it. */
+export interface EndpointInfo {
+  /** The CNI network name of the attachment's config. */
+  readonly network: string;
+  readonly pod?: { readonly namespace: string; readonly name: string };
+  readonly ips: readonly string[];
+  /** The interface traffic of the endpoint crosses, and the netns it lives in (null: the node's). */
+  readonly ifindex: number;
+  readonly netns: string | null;
+  /** `host`: the node's end of a veth (its ingress is out of the pod); `pod`: the pod's own interface. */
+  readonly end: 'host' | 'pod';
+}
+
+/**
+ * Told of every endpoint a datapath delegate attaches, before traffic can reach it (so a pod a policy selects
+ * is isolated before its ADD returns, NP8), and of every one it detaches. A failure of `attaching` fails the ADD.
+ */
+export interface EndpointWatcher {
+  attaching(ep: EndpointInfo): Promise<void>;
+  detached(ep: EndpointInfo): Promise<void>;
+}
+
 export interface Delegate {
   /** Run one CNI command for one plugin config. Throws PlexusError on failure (delegate's code kept). */
   exec(call: PluginCall): Promise<unknown>;

@@ -73,7 +73,7 @@ function buildBpf() {
   const outDir = path.join(root, 'bin/bpf');
   mkdirSync(outDir, { recursive: true });
   const include = `/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
-  for (const src of ['delegates/routed/bpf/from_pod.c']) {
+  for (const src of ['delegates/routed/bpf/from_pod.c', 'policy/bpf/policy.c']) {
     const out = path.join(outDir, path.basename(src).replace(/\.c$/, '.o'));
     const r = spawnSync('clang', ['-O2', '-g', '-Wall', '-Werror', '-target', 'bpf', `-I${include}`, '-c', path.join(root, src), '-o', out], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`clang failed to build ${src}`);

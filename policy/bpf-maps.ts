@@ -148,6 +148,60 @@ export class PolicyWriter {
     private readonly opts: WriterOptions,
   ) {}
 
+  /**
+   * Takes over maps a previous writer filled (pinned maps after a daemon restart), so the next apply() knows
+   * what to replace and remove; until then the maps keep enforcing what they hold. `local` names the endpoints
+   * (their addresses find their ids); an id no local attachment has is an endpoint gone meanwhile, removed by
+   * the next apply. Entries of the generation that is not live are the leftovers of an update cut short: they
+   * are removed now (no packet reads them).
+   */
+  adopt(local: readonly Attachment[]): { endpoints: number; addresses: number; leftovers: number } {
+    const m = this.maps;
+    const live = ((m.state.lookup(0)?.revision ?? 0) & 1) as Gen;
+    const keyOf = new Map<string, string>(); // network|ip -> endpoint key
+    for (const a of local) for (const ip of a.ips) keyOf.set(`${this.opts.networkId(a.network)}|${ip}`, endpointKey(a.network, a.pod));
+    const byId = new Map<number, EndpointState>();
+    for (const [k, v] of m.local.entries()) {
+      const key = `${k.network}|${addrText(k.addr)}`;
+      if (v.id === 0) {
+        if (v.flags[live] & FLAGS.NODE) this.nodes.add(addrText(k.addr));
+        continue;
+      }
+      let st = byId.get(v.id);
+      if (!st) {
+        byId.set(v.id, (st = { id: v.id, flags: v.flags, content: [undefined, undefined], keys: [] }));
+        this.endpoints.set(keyOf.get(key) ?? `#${v.id}`, st);
+      }
+      st.keys.push(key);
+      this.nextId = Math.max(this.nextId, v.id + 1);
+    }
+    let leftovers = 0;
+    const contents = new Map<number, { cidr: Array<{ key: CidrEntry; cls: number }>; rules: RuleEntry[] }>();
+    const contentOf = (id: number) => {
+      let c = contents.get(id);
+      if (!c) contents.set(id, (c = { cidr: [], rules: [] }));
+      return c;
+    };
+    for (const [k, cls] of m.cidr.entries()) {
+      if ((k.epdir & 1) !== live || !byId.has(k.epdir >>> 2)) {
+        m.cidr.delete(k);
+        leftovers++;
+      } else contentOf(k.epdir >>> 2).cidr.push({ key: k, cls });
+    }
+    for (const k of m.rules.keys()) {
+      if ((k.epdir & 1) !== live || !byId.has(k.epdir >>> 2)) {
+        m.rules.delete(k);
+        leftovers++;
+      } else contentOf(k.epdir >>> 2).rules.push(k);
+    }
+    for (const [id, c] of contents) byId.get(id)!.content[live] = c;
+    for (const [k, v] of m.ipcache.entries()) {
+      const ip = addrText(k.addr);
+      this.addresses.set(`${k.network}|${ip}`, { network: k.network, addr: k.addr, ids: v.id });
+    }
+    return { endpoints: byId.size, addresses: this.addresses.size, leftovers };
+  }
+
   apply(compiled: Compiled, local: readonly Attachment[], nodeAddresses: readonly string[], onStep: () => void = () => undefined): void {
     const m = this.maps;
     const revision = m.state.lookup(0)?.revision ?? 0;

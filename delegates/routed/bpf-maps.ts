@@ -6,6 +6,8 @@ import { bpfCodec, type CodecValue } from '../../kernel';
 
 export const PROGRAM = 'from_pod';
 export const MAPS = { endpoints: 'endpoints', stats: 'endpoint_stats' } as const;
+/** Where from_pod sits on a host veth's tc ingress: priority 1 is the policy's filter, which runs first. */
+export const FILTER = { handle: 1, priority: 2 } as const;
 /** The object file `make build` compiles from bpf/from_pod.c, next to the bundled daemon. */
 export const OBJECT_FILE = 'bpf/from_pod.o';
 

@@ -14,7 +14,7 @@ import { UndoStack } from '../../core/undo-stack';
 import { configVersion } from '../../cni/version';
 import { parseCniArgs, podRefFromArgs } from '../../cni/request';
 import { attachmentKey, parseValidAttachments } from '../../cni/valid-attachments';
-import { type Delegate, type DelegateRegistry, dispatchCommand, type PluginCall } from '../contract';
+import { type Delegate, type DelegateRegistry, dispatchCommand, type EndpointInfo, type EndpointWatcher, type PluginCall } from '../contract';
 import { IPAM_PLUGIN_TYPE } from '../../ipam';
 import type { RoutedNode } from './node';
 import { configurePodEnd, createVethPair, endpointProblems, GATEWAYS, hostIfName, hostPrefix } from './endpoint';
@@ -25,6 +25,13 @@ export interface RoutedDeps {
   readonly node: RoutedNode;
   /** Where the network's `ipam.type` is found (the built-in plexus-ipam). */
   readonly delegates: DelegateRegistry;
+  /** Told of each endpoint before it is reachable and after it is gone (the policy enforcer). */
+  readonly watcher?: EndpointWatcher;
+}
+
+/** What the watcher knows of an endpoint: its host end, on the node. */
+export function endpointInfo(rec: Pick<EndpointRecord, 'network' | 'pod' | 'addresses' | 'hostIfindex'>): EndpointInfo {
+  return { network: rec.network, ...(rec.pod ? { pod: rec.pod } : {}), ips: rec.addresses.map((a) => a.ip), ifindex: rec.hostIfindex, netns: null, end: 'host' };
 }
 
 const networkOf = (config: Record<string, unknown>): string => (typeof config['name'] === 'string' ? config['name'] : '');
@@ -83,6 +90,12 @@ export class RoutedDelegate implements Delegate {
       };
       const who = podRefFromArgs(parseCniArgs(call.env.args));
       if (who) rec.pod = who;
+      // Policy first: the host routes that make the pod reachable come after its isolation (NP8).
+      const { watcher } = this.deps;
+      if (watcher) {
+        await watcher.attaching(endpointInfo(rec));
+        undo.push('forget the endpoint\'s policy', () => watcher.detached(endpointInfo(rec)));
+      }
       undo.push('detach from the datapath', () => node.detach(rec));
       await node.attach(rec);
       node.records.put(rec);
@@ -102,6 +115,7 @@ export class RoutedDelegate implements Delegate {
     const hostIf = hostIfName(containerId, ifName);
     const rec = node.records.get(hostIf);
     await node.detach(rec ?? { hostIf, addresses: [] });
+    if (rec) await this.deps.watcher?.detached(endpointInfo(rec));
     await this.ipam('DEL', call);
     node.records.remove(hostIf);
     return undefined;
@@ -140,6 +154,7 @@ export class RoutedDelegate implements Delegate {
     for (const rec of node.records.list()) {
       if (rec.network !== network || keep.has(attachmentKey(rec.containerId, rec.ifName))) continue;
       await node.detach(rec);
+      await this.deps.watcher?.detached(endpointInfo(rec));
       node.records.remove(rec.hostIf);
     }
     await this.ipam('GC', call);

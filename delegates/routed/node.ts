@@ -17,7 +17,7 @@ import {
 } from '../../kernel';
 import { PlexusError } from '../../core/errors';
 import {
-  EndpointKeyStruct, type EndpointStats, EndpointStatsStruct, EndpointStruct, type EndpointValue, FAMILY, IfindexKey, MAPS, OBJECT_FILE,
+  EndpointKeyStruct, type EndpointStats, EndpointStatsStruct, EndpointStruct, type EndpointValue, FAMILY, FILTER, IfindexKey, MAPS, OBJECT_FILE,
   PROGRAM, sumStats, ZERO_STATS,
 } from './bpf-maps';
 import { configureHostEnd } from './endpoint';
@@ -129,7 +129,7 @@ export class RoutedNode {
       dp.endpoints.update(endpointKey(a.ip), { ifindex: rec.hostIfindex, flags: 0, pod_mac: rec.podMac, host_mac: rec.hostMac });
     }
     if (!dp.stats.lookupPerCpu(rec.hostIfindex)) dp.stats.updatePerCpu(rec.hostIfindex, ZERO_STATS);
-    new TcHook(rec.hostIfindex, 'ingress').attach(dp.prog, { replace: true });
+    new TcHook(rec.hostIfindex, 'ingress').attach(dp.prog, { ...FILTER, replace: true });
   }
 
   /**
@@ -163,7 +163,7 @@ export class RoutedNode {
     }
     let attached = false;
     try {
-      attached = new TcHook(rec.hostIfindex, 'ingress').query() !== undefined;
+      attached = new TcHook(rec.hostIfindex, 'ingress').query(FILTER) !== undefined;
     } catch (err) {
       if (!isKernelError(err)) throw err;
     }

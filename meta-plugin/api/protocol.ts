@@ -9,6 +9,7 @@
  *   GET  /readyz               source loaded, DEL queue drained
  *   GET  /v1/status/NS/POD     the pod's network-status annotation value (plexusctl status)
  *   GET  /v1/policy/NS/POD     the policies that select the pod and what they allow (plexusctl policy)
+ *   GET  /v1/flows[?follow=1]  recent flows as JSON lines, oldest first; with follow, then each new one (plexusctl observe)
  *   GET  /v1/source, /v1/ipam/pools|blocks|pods, /v1/routed/endpoints, /metrics   operator views
  */
 
@@ -26,7 +27,11 @@ export const ROUTES = {
   readyz: '/readyz',
   status: '/v1/status/',
   policy: '/v1/policy/',
+  flows: '/v1/flows',
 } as const;
+
+/** Following flows, the line after the backlog: what comes next is new. */
+export const END_OF_BACKLOG = { endOfBacklog: true } as const;
 
 /** The operator views, by the path after the leading `/`. */
 export const VIEWS = ['metrics', 'v1/source', 'v1/ipam/pools', 'v1/ipam/blocks', 'v1/ipam/pods', 'v1/routed/endpoints'] as const;

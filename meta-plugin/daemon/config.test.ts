@@ -34,6 +34,7 @@ test('defaults are applied from the schema, nodeName from the host', () => {
     logLevel: 'info',
     source: { type: 'file', dir: '/etc/plexus/manifests', rescanSeconds: 2 },
     ipam: {},
+    policy: { enforce: true, flowBuffer: 10000 },
     limits: { maxConcurrentRequests: 16, delegateTimeoutSeconds: 60, shutdownGraceSeconds: 30 },
   };
   expect(parseDaemonConfig(MIN)).toEqual(expected);

@@ -46,6 +46,22 @@ export const DAEMON_CONFIG_SCHEMA = {
     ipam: { type: 'object', default: {} },
     // The built-in routed datapath; present = enabled. Validated in full by delegates/routed/options.ts.
     routed: { type: 'object' },
+    // NetworkPolicy and MultiNetworkPolicy in eBPF on the routed datapath's endpoints (needs `routed`), and
+    // the flows `plexusctl observe` shows. Policies are read from the source whatever this says.
+    policy: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enforce: { type: 'boolean', default: true },
+        /** The compiled policy object; default bpf/policy.o next to the daemon. */
+        bpfObject: { type: 'string', pattern: '^/' },
+        /** Where its maps are pinned; default `<routed.pinDir>/policy`, so two daemons never share them. */
+        pinDir: { type: 'string', pattern: '^/sys/fs/bpf/[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*$' },
+        /** Recent flows kept for `plexusctl observe`. */
+        flowBuffer: { type: 'integer', minimum: 100, maximum: 1000000, default: 10000 },
+      },
+    },
     // The built-in SR-IOV delegate and the device-plugin lookup; present = enabled. Validated by sriov/config.ts.
     sriov: { type: 'object' },
     // plexus-dpdk and the plexus-dataplane engine it drives; present = enabled. Validated by dpdk-native/config.ts.
@@ -96,6 +112,7 @@ export interface DaemonConfig {
   readonly source: SourceOptions;
   readonly ipam: IpamConfig;
   readonly routed?: RoutedOptions;
+  readonly policy: { readonly enforce: boolean; readonly bpfObject?: string; readonly pinDir?: string; readonly flowBuffer: number };
   readonly sriov?: SriovOptions;
   readonly dpdk?: DpdkOptions;
   readonly install?: { readonly cniBinDir: string; readonly cniConfDir?: string; readonly conflistName: string; readonly primaryConflist?: string; readonly fromDir?: string };

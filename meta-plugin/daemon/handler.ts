@@ -263,6 +263,15 @@ export class CniHandler {
     }
   }
 
+  /** The CNI name of the cluster network's config as planned now (policy tells its endpoints by it). */
+  clusterNetworkName(): string | undefined {
+    try {
+      return this.clusterConf({ cniVersion: '1.1.0' } as CniRequest).name;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The cluster network's config as it would be planned now (for STATUS and GC). */
   private clusterConf(req: CniRequest): NetworkConfList {
     return clusterNetworkConf({

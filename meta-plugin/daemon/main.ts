@@ -15,6 +15,7 @@ import { UndoStack } from '../../core/undo-stack';
 import { writeFileAtomic } from '../../core/atomic-file';
 import { errorText, PlexusError } from '../../core/errors';
 import { PlexusIpamDelegate } from '../../delegates/plexus-ipam';
+import type { EndpointWatcher } from '../../delegates/contract';
 import { Registry } from '../../delegates/registry';
 import { RoutedDelegate } from '../../delegates/routed/delegate';
 import { ROUTED_TYPE } from '../../delegates/routed/options';
@@ -61,13 +62,16 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
     const source = openSource(config, log.child({ component: 'source' }));
     await source.start();
     opened.push('stop the source', () => source.stop());
-    const policies = new PolicyHost(source, log.child({ component: 'policy' }));
     const routed = config.routed ? await RoutedHost.open(config, log.child({ component: 'routed' })) : undefined;
     if (routed) opened.push('close the routed node', async () => routed.close());
+    // The cluster network's name is the handler's to resolve; nothing asks before the handler exists.
+    let clusterNetworkOf: CniHandler | undefined;
+    const policies = new PolicyHost(source, log.child({ component: 'policy' }), { config, isClusterNetwork: (n) => clusterNetworkOf?.clusterNetworkName() === n });
+    opened.push('close the policy datapath', async () => policies.close());
     const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
     opened.push('close the IPAM service', () => ipam.close());
     routed?.followPlacement(ipam.ipam);
-    const { registry, sriov, dpdk } = builtinDelegates(config, ipam, routed, log);
+    const { registry, sriov, dpdk } = builtinDelegates(config, ipam, routed, policies, log);
     if (dpdk) opened.push('stop the DPDK reconcile', async () => dpdk.close());
     if (sriov) {
       opened.push('close the SR-IOV host handle', async () => sriov.close());
@@ -79,12 +83,14 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
       routes: kernelRouteOps, linkExists: kernelLinkExists, deviceInfoDir: config.deviceInfoDir,
     });
     const confDir = new ConfDir(config.confDir, log.child({ component: 'confdir' }));
-    const metrics = new DaemonMetrics(config.nodeName, [ipam.ipam.registry]);
+    const metrics = new DaemonMetrics(config.nodeName, [ipam.ipam.registry, policies.registry]);
     const handler = new CniHandler({
       config, source, runner, registry, confDir, log, metrics, devices: sriov?.devices ?? new NoDevices(),
       isReady: () => ready,
       afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
     });
+    clusterNetworkOf = handler;
+    if (routed) await policies.restore(routed.endpoints());
     await republishStatus(records, source, log);
     const server = await listenUnix(config.socketPath, {
       cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
@@ -92,6 +98,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
       accepting: (name) => name === IPAM_PLUGIN_TYPE || ready,
       status: (ns, name) => source.getStatus(ns, name),
       policy: (ns, name) => policies.describe(ns, name),
+      ...(policies.enforcing ? { flows: policies.flows } : {}),
       view: async (name) => {
         if (name === 'metrics') return metrics.text();
         if (name === 'v1/source') return JSON.stringify(source.describe(), null, 2);
@@ -176,10 +183,12 @@ function publishStateDir(config: DaemonConfig): string | undefined {
  * The built-in delegates (STYLE 3: one explicit registry): plexus-ipam, and plexus-routed, plexus-sriov and
  * plexus-dpdk when configured (each reaches IPAM through the registry).
  */
-function builtinDelegates(config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, log: Logger): { registry: Registry; sriov?: SriovHost; dpdk?: DpdkHost } {
+function builtinDelegates(
+  config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, policies: EndpointWatcher, log: Logger,
+): { registry: Registry; sriov?: SriovHost; dpdk?: DpdkHost } {
   const registry = new Registry();
   registry.register(IPAM_PLUGIN_TYPE, new PlexusIpamDelegate(ipam.plugin(log.child({ component: IPAM_PLUGIN_TYPE })), config.limits.maxConcurrentRequests));
-  if (routed) registry.register(ROUTED_TYPE, new RoutedDelegate({ node: routed.node, delegates: registry }));
+  if (routed) registry.register(ROUTED_TYPE, new RoutedDelegate({ node: routed.node, delegates: registry, watcher: policies }));
   const out: { registry: Registry; sriov?: SriovHost; dpdk?: DpdkHost } = { registry };
   if (config.sriov) {
     out.sriov = openSriov(config.sriov, config.stateDir, registry, log);

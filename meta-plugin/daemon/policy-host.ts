@@ -1,37 +1,94 @@
 /**
- * The policies as this daemon knows them: NetworkPolicies, MultiNetworkPolicies and Namespaces from the source
- * (manifests or the API), validated and defaulted by policy/parse.ts at every change of the source; a policy
- * that would be refused by an API server is left out with one warning naming its fields (again only if it
- * changes). Serves `plexusctl policy NAMESPACE/POD`. Enforcement in the datapath builds on the same World.
+ * The policies as this daemon knows and enforces them. NetworkPolicies, MultiNetworkPolicies and Namespaces
+ * come from the source (manifests or the API), validated and defaulted by policy/parse.ts at every change; a
+ * policy an API server would refuse is left out with one warning naming its fields (again only if it changes).
+ *
+ * With the routed datapath, it also enforces them (policy/datapath.ts): it is the EndpointWatcher of
+ * plexus-routed, so each cluster-network endpoint is hooked and its policy written before the pod is
+ * reachable (NP8), and every change of the source is compiled and written again, one update at a time. On
+ * start it takes over the pinned maps an earlier daemon left (enforcement never stopped meanwhile). The
+ * datapath's flow events are named (pods, namespaces, labels) into a bounded ring for `plexusctl observe`, and
+ * counted for /metrics.
  */
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { errorText } from '../../core/errors';
+import type { EndpointInfo, EndpointWatcher } from '../../delegates/contract';
+import { isKernelError, Netlink } from '../../kernel';
+import { addrText, type FlowEventRecord, FLOW, OBJECT_FILE, REASON, VERDICT } from '../../policy/bpf-maps';
+import { type Attachment, compile, IdentityAllocator } from '../../policy/compile';
+import { networkId, PolicyDatapath } from '../../policy/datapath';
 import { describePod, type PodPolicyView } from '../../policy/describe';
 import type { PolicyPod, World } from '../../policy/evaluate';
+import { type Flow, type FlowEndpoint, FlowRing, protocolName } from '../../policy/flows';
 import { type Policy, namespaceLabels, parsePolicy } from '../../policy/parse';
 import type { PodObject } from '../planner/types';
 import type { Source } from '../source/source';
+import type { DaemonConfig } from './config';
 
 export const POLICY_KINDS = ['NetworkPolicy', 'MultiNetworkPolicy'] as const;
+const POLL_MS = 100;
+/** How often the node's own addresses are read again (an address added without any policy change). */
+const NODE_ADDRESSES_MS = 5000;
 
 export function policyPod(pod: PodObject): PolicyPod {
   return { namespace: pod.namespace, name: pod.name, labels: pod.labels ?? {}, ports: pod.ports ?? [], ...(pod.hostNetwork ? { hostNetwork: true } : {}) };
 }
 
-export class PolicyHost {
+export interface EnforcementDeps {
+  readonly config: DaemonConfig;
+  /** Whether a routed endpoint's CNI network is the cluster network (NetworkPolicy governs only that one). */
+  readonly isClusterNetwork: (network: string) => boolean;
+}
+
+export class PolicyHost implements EndpointWatcher {
   private world: World = { policies: [], namespaces: new Map() };
   private refused = new Set<string>();
+  private readonly datapath: PolicyDatapath | undefined;
+  /** Hooked endpoints, by interface. */
+  private readonly endpoints = new Map<number, EndpointInfo>();
+  private readonly allocator = new IdentityAllocator();
+  private writing: Promise<void> = Promise.resolve();
+  /** Nothing is written before restore() took over what the pinned maps hold (a write would drop it all). */
+  private restored = false;
+  private poller: NodeJS.Timeout | undefined;
+  private addressWatch: NodeJS.Timeout | undefined;
+  /** address -> who owns it, for naming flows (rebuilt at each write). */
+  private owners = new Map<string, FlowEndpoint>();
+  private nodeAddresses = new Set<string>();
+  readonly flows: FlowRing;
+  readonly registry = new Registry();
+  private readonly metrics;
 
   constructor(
     private readonly source: Source,
     private readonly log: Logger,
+    private readonly enforcement?: EnforcementDeps,
   ) {
+    this.flows = new FlowRing(enforcement?.config.policy.flowBuffer ?? 10000);
+    this.metrics = {
+      flows: new Counter({ name: 'plexus_policy_flows_total', help: 'Flow events read from the datapath, by network, verdict and drop reason', labelNames: ['network', 'verdict', 'reason'], registers: [this.registry] }),
+      updates: new Histogram({
+        name: 'plexus_policy_update_seconds', help: 'Time from a change (of the source or of an endpoint) to the new policy enforced in the datapath',
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
+      }),
+      endpoints: new Gauge({ name: 'plexus_policy_endpoints', help: 'Endpoints the policy datapath is hooked on', registers: [this.registry] }),
+      policies: new Gauge({ name: 'plexus_policy_policies', help: 'Policies in force, by kind', labelNames: ['kind'], registers: [this.registry] }),
+      refused: new Gauge({ name: 'plexus_policy_refused', help: 'Policies refused as invalid (see the warnings)', registers: [this.registry] }),
+    };
+    this.datapath = this.openDatapath();
     this.refresh();
     source.onChange(() => this.refresh());
   }
 
   get current(): World {
     return this.world;
+  }
+
+  /** Whether policies are enforced here (the routed datapath with its policy program loaded). */
+  get enforcing(): boolean {
+    return this.datapath !== undefined;
   }
 
   refresh(): void {
@@ -55,11 +112,175 @@ export class PolicyHost {
       if (typeof m.name === 'string') namespaces.set(m.name, namespaceLabels(m.name, (m.labels ?? {}) as Record<string, string>));
     }
     this.world = { policies, namespaces };
+    for (const kind of POLICY_KINDS) this.metrics.policies.set({ kind }, policies.filter((p) => p.kind === kind).length);
+    this.metrics.refused.set(refused.size);
+    if (this.datapath && this.restored) void this.write().catch((err: unknown) => this.log.error({ err: errorText(err) }, 'policy update failed; retried at the next change'));
   }
 
   /** What `plexusctl policy` prints; undefined for a pod the source does not have (the API source: this node's). */
   describe(namespace: string, name: string): PodPolicyView | undefined {
     const pod = this.source.getPod(namespace, name);
     return pod && describePod(this.world, policyPod(pod));
+  }
+
+  /** EndpointWatcher: hooked and its policy written before plexus-routed makes the pod reachable. */
+  async attaching(ep: EndpointInfo): Promise<void> {
+    if (!this.datapath || !this.restored || !this.governed(ep)) return;
+    this.datapath.hook(ep.ifindex, networkId(undefined), ep.end, ep.netns);
+    this.endpoints.set(ep.ifindex, ep);
+    await this.write();
+  }
+
+  async detached(ep: EndpointInfo): Promise<void> {
+    if (!this.datapath || !this.endpoints.has(ep.ifindex)) return;
+    this.endpoints.delete(ep.ifindex);
+    this.datapath.unhook(ep.ifindex, ep.netns);
+    await this.write();
+  }
+
+  /**
+   * After a restart: the maps an earlier daemon pinned are taken over as they are (they never stopped
+   * enforcing), every live endpoint is hooked again (an upgraded program takes over in place), interfaces the
+   * maps knew that no endpoint has any more are forgotten, and the current policy is written.
+   */
+  async restore(live: readonly EndpointInfo[]): Promise<void> {
+    const dp = this.datapath;
+    if (!dp) return;
+    const governed = live.filter((ep) => this.governed(ep));
+    const report = dp.writer.adopt(await this.attachments(governed));
+    for (const ep of governed) {
+      try {
+        dp.hook(ep.ifindex, networkId(undefined), ep.end, ep.netns);
+        this.endpoints.set(ep.ifindex, ep);
+      } catch (err) {
+        if (!isKernelError(err)) throw err; // its interface is gone: the DEL that comes cleans up
+      }
+    }
+    for (const ifindex of dp.hookedInterfaces()) if (!this.endpoints.has(ifindex)) dp.maps.ifaces.delete(ifindex);
+    this.restored = true;
+    await this.write();
+    this.log.info({ ...report, hooked: governed.length }, 'policy datapath restored');
+  }
+
+  close(): void {
+    if (this.poller) clearInterval(this.poller);
+    if (this.addressWatch) clearInterval(this.addressWatch);
+    this.datapath?.close();
+  }
+
+  private openDatapath(): PolicyDatapath | undefined {
+    const e = this.enforcement;
+    const routed = e?.config.routed;
+    if (!e || !routed || !e.config.policy.enforce) return undefined;
+    const { bpfObject, pinDir } = e.config.policy;
+    const path = bpfObject ?? join(dirname(process.argv[1] ?? '.'), OBJECT_FILE);
+    try {
+      const dp = PolicyDatapath.open(path, pinDir ?? `${routed.pinDir}/policy`);
+      this.poller = setInterval(() => this.poll(), POLL_MS);
+      this.poller.unref();
+      this.addressWatch = setInterval(() => void this.checkNodeAddresses(), NODE_ADDRESSES_MS);
+      this.addressWatch.unref();
+      return dp;
+    } catch (err) {
+      // Not silent: a node that should enforce policy and cannot is worth an error in the log.
+      this.log.error({ err: errorText(err), object: path }, 'the policy datapath could not load: policies are NOT enforced on this node');
+      return undefined;
+    }
+  }
+
+  /** NetworkPolicy governs the cluster network; routed endpoints of other networks are not hooked (docs/policy.md). */
+  private governed(ep: EndpointInfo): boolean {
+    return this.enforcement!.isClusterNetwork(ep.network);
+  }
+
+  /** The pods behind the endpoints, as the source knows them now. */
+  private async attachments(eps: Iterable<EndpointInfo>): Promise<Attachment[]> {
+    const out: Attachment[] = [];
+    for (const ep of eps) {
+      if (!ep.pod) continue;
+      const pod = this.source.getPod(ep.pod.namespace, ep.pod.name);
+      if (!pod) this.log.warn({ pod: `${ep.pod.namespace}/${ep.pod.name}` }, 'a pod with an endpoint here is not in the source: no policy selects it by its labels');
+      out.push({ pod: pod ? policyPod(pod) : { namespace: ep.pod.namespace, name: ep.pod.name, labels: {}, ports: [] }, ips: ep.ips });
+    }
+    return out;
+  }
+
+  /** Compiles the current world over the hooked endpoints and writes it, one write at a time. */
+  private write(): Promise<void> {
+    const started = process.hrtime.bigint();
+    const step = this.writing.then(async () => {
+      const dp = this.datapath!;
+      const local = await this.attachments(this.endpoints.values());
+      const nodes = await nodeAddresses();
+      dp.writer.apply(compile(this.world, local, this.allocator), local, nodes);
+      this.owners = new Map(local.flatMap((a) => a.ips.map((ip) => [ip, endpointOf(a.pod, ip)])));
+      this.nodeAddresses = new Set(nodes);
+      this.metrics.endpoints.set(this.endpoints.size);
+      this.metrics.updates.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    this.writing = step.catch(() => undefined);
+    return step;
+  }
+
+  private async checkNodeAddresses(): Promise<void> {
+    if (!this.restored) return;
+    try {
+      const now = await nodeAddresses();
+      if (now.length !== this.nodeAddresses.size || now.some((a) => !this.nodeAddresses.has(a))) await this.write();
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'reading the node\'s addresses failed');
+    }
+  }
+
+  private poll(): void {
+    try {
+      this.datapath?.poll((e) => this.record(e));
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'reading flow events failed');
+    }
+  }
+
+  private record(e: FlowEventRecord): void {
+    const v6 = (e.flags & FLOW.V6) !== 0;
+    const side = (addr: Buffer, port: number): FlowEndpoint => {
+      const ip = addrText(addr);
+      const who = this.owners.get(ip) ?? (this.nodeAddresses.has(ip) ? { ip, identity: 'host' as const } : { ip, identity: 'world' as const });
+      return port ? { ...who, port } : who;
+    };
+    const verdict = e.verdict === VERDICT.DROPPED ? 'DROPPED' : 'FORWARDED';
+    const reason = e.reason === REASON.EGRESS ? 'POLICY_DENIED_EGRESS' : e.reason === REASON.INGRESS ? 'POLICY_DENIED_INGRESS' : undefined;
+    const ports = e.proto === 6 || e.proto === 17 || e.proto === 132;
+    const flow: Omit<Flow, 'seq'> = {
+      time: new Date(Number(BOOT_EPOCH_NS + e.time) / 1e6).toISOString(),
+      node: this.enforcement!.config.nodeName,
+      network: 'cluster',
+      verdict,
+      ...(reason ? { drop_reason: reason } : {}),
+      ...(e.flags & FLOW.CUT ? { cut: true as const } : {}),
+      protocol: protocolName(e.proto, v6),
+      source: side(e.src, ports ? e.sport : 0),
+      destination: side(e.dst, ports ? e.dport : 0),
+      traffic_direction: e.flags & FLOW.TO_ENDPOINT ? 'INGRESS' : 'EGRESS',
+      bytes: e.len,
+    };
+    this.flows.push(flow);
+    this.metrics.flows.inc({ network: flow.network, verdict, reason: reason ?? '' });
+  }
+}
+
+/** CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) to the Unix epoch, in nanoseconds. */
+const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+function endpointOf(pod: PolicyPod, ip: string): FlowEndpoint {
+  return { ip, namespace: pod.namespace, pod_name: pod.name, labels: Object.entries(pod.labels).map(([k, v]) => `${k}=${v}`).sort() };
+}
+
+/** The node's own addresses (its traffic into a pod is allowed on the cluster network, NP5). */
+async function nodeAddresses(): Promise<string[]> {
+  const nl = await Netlink.open(null);
+  try {
+    return (await nl.listAddresses()).filter((a) => a.scope !== 253).map((a) => a.address);
+  } finally {
+    nl.close();
   }
 }

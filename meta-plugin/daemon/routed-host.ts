@@ -5,6 +5,8 @@
  */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import type { EndpointInfo } from '../../delegates/contract';
+import { endpointInfo } from '../../delegates/routed/delegate';
 import { RoutedNode } from '../../delegates/routed/node';
 import { NodeRoutes, type PlacementSource } from '../../delegates/routed/node-routes';
 import type { DaemonConfig } from './config';
@@ -37,6 +39,11 @@ export class RoutedHost {
     }, this.log.child({ component: 'node-routes' }));
     void this.routes.sync().catch((err) => this.log.warn({ err }, 'first node route sync failed'));
     this.routes.start();
+  }
+
+  /** Every endpoint whose host end is still there, as the policy enforcer knows endpoints. */
+  endpoints(): EndpointInfo[] {
+    return this.node.records.list().map(endpointInfo);
   }
 
   /** `plexusctl routed`: every endpoint of this node with from_pod's counters (summed over CPUs). */

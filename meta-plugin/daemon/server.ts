@@ -10,8 +10,9 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { PlexusError } from '../../core/errors';
 import { LATEST_VERSION } from '../../cni/version';
-import { NOT_READY_HEADER, PLUGIN_NAMES, ROUTES, VIEWS, isPluginName, type PluginName, type ViewName } from '../api/protocol';
+import { END_OF_BACKLOG, NOT_READY_HEADER, PLUGIN_NAMES, ROUTES, VIEWS, isPluginName, type PluginName, type ViewName } from '../api/protocol';
 import { formatNetworkStatus, NetworkStatus } from '../status/network-status';
+import type { FlowRing } from '../../policy/flows';
 
 const MAX_BODY = 1 << 20;
 
@@ -29,6 +30,8 @@ export interface ApiHandlers {
   status(namespace: string, name: string): NetworkStatus[] | undefined;
   /** The policies selecting a pod and what they allow (policy/describe.ts), undefined for an unknown pod. */
   policy(namespace: string, name: string): unknown;
+  /** Recent flows and new ones as they come (plexusctl observe); undefined where policy is not enforced. */
+  flows?: FlowRing;
   /** Read-only operator views (plexusctl ipam ..., /metrics): JSON or text, undefined when unknown. */
   view(name: ViewName): Promise<string | undefined>;
 }
@@ -72,6 +75,7 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
     const view = api.policy(p[1]!, p[2]!);
     return view === undefined ? send(res, 404, `no pod ${p[1]}/${p[2]} in the source\n`) : send(res, 200, `${JSON.stringify(view, null, 2)}\n`);
   }
+  if (req.method === 'GET' && (url === ROUTES.flows || url === `${ROUTES.flows}?follow=1`)) return sendFlows(res, api.flows, url !== ROUTES.flows);
   if (req.method === 'POST' && url === ROUTES.cni) {
     const body = await readBody(req);
     const { env, config, invokedAs } = decodeEnvelope(body);
@@ -86,6 +90,17 @@ async function route(req: IncomingMessage, res: ServerResponse, api: ApiHandlers
     return body === undefined ? send(res, 404, `${view} is not available\n`) : send(res, 200, body);
   }
   send(res, 404, 'not found\n');
+}
+
+/** JSON lines, oldest first; following, the response stays open and carries each new flow until the client goes. */
+function sendFlows(res: ServerResponse, ring: FlowRing | undefined, follow: boolean): void {
+  if (!ring) return send(res, 404, 'flows are not available: this node enforces no policy (no routed datapath, or policy.enforce is off)\n');
+  const backlog = ring.list().map((f) => `${JSON.stringify(f)}\n`).join('');
+  if (!follow) return send(res, 200, backlog, { 'content-type': 'application/x-ndjson' });
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  res.write(`${backlog}${JSON.stringify(END_OF_BACKLOG)}\n`);
+  const stop = ring.follow((f) => res.write(`${JSON.stringify(f)}\n`));
+  res.on('close', stop);
 }
 
 /** A route that ends in NAMESPACE/POD. */

@@ -243,6 +243,17 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 	return 0;
 }
 
+/* fe80::/10 and :: */
+static __always_inline int link_scoped_v6(const __u8 *a)
+{
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return 1;
+	__u64 hi, lo;
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	return (hi | lo) == 0;
+}
+
 /*
  * The policy's answer for a connection opened from `src` to `dst`:`port`: the source's egress, then the
  * destination's ingress. POLICY_REASON_NONE when allowed, else the side that denies.
@@ -280,6 +291,9 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	int v6;
 	if (parse(skb, src, dst, &v6, &proto, &sport, &port) < 0)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
+	/* Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. */
+	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff))
+		return TC_ACT_UNSPEC;
 	__u32 ifindex = skb->ifindex, zero = 0;
 	__u32 *net = bpf_map_lookup_elem(&pol_ifaces, &ifindex);
 	__u32 network = net ? *net : 0;

@@ -1,0 +1,127 @@
+/**
+ * Flows as `plexusctl observe` shows them, in the habits of `hubble observe` (network-policy.md §3): what the
+ * datapath reported (a connection allowed when first seen, a drop, a connection cut by a policy change) with
+ * both ends named (pod, namespace, labels) on the network it crossed. Pure: no kernel, no Node modules, so
+ * plexusctl can filter and print without loading anything heavy.
+ */
+
+export type Verdict = 'FORWARDED' | 'DROPPED';
+/** Why a flow was dropped (Hubble has one POLICY_DENIED; the side that denied is worth telling). */
+export type DropReason = 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS';
+
+export interface FlowEndpoint {
+  readonly ip: string;
+  readonly port?: number;
+  readonly namespace?: string;
+  readonly pod_name?: string;
+  /** "key=value", sorted. */
+  readonly labels?: readonly string[];
+  /** Set when no pod owns the address: this node, or anything else ("world"). */
+  readonly identity?: 'host' | 'world';
+}
+
+export interface Flow {
+  /** Incremented per flow by the daemon; a follower resumes after the last it saw. */
+  readonly seq: number;
+  readonly time: string;
+  readonly node: string;
+  /** 'cluster' or the NAD's namespace/name. */
+  readonly network: string;
+  readonly verdict: Verdict;
+  readonly drop_reason?: DropReason;
+  /** An established connection cut because the policy changed (NP7: Plexus judges connections again). */
+  readonly cut?: true;
+  readonly protocol: string;
+  readonly source: FlowEndpoint;
+  readonly destination: FlowEndpoint;
+  /** Seen leaving the endpoint the interface belongs to (EGRESS) or entering it (INGRESS). */
+  readonly traffic_direction: 'EGRESS' | 'INGRESS';
+  readonly bytes: number;
+}
+
+/** IP protocol numbers as names; others stay numbers. */
+export function protocolName(proto: number, v6: boolean): string {
+  if (proto === 6) return 'TCP';
+  if (proto === 17) return 'UDP';
+  if (proto === 132) return 'SCTP';
+  if (proto === 1 && !v6) return 'ICMPv4';
+  if (proto === 58 && v6) return 'ICMPv6';
+  return String(proto);
+}
+
+/** The filters of `plexusctl observe`; every one set must match (as hubble ANDs its flags). */
+export interface FlowFilter {
+  /** `namespace/name` or `name` (any namespace) at either end, the source, or the destination. */
+  pod?: string;
+  fromPod?: string;
+  toPod?: string;
+  namespace?: string;
+  verdict?: Verdict;
+  protocol?: string;
+  port?: number;
+  toPort?: number;
+  network?: string;
+  ip?: string;
+}
+
+const podMatches = (e: FlowEndpoint, want: string): boolean => {
+  if (!e.pod_name) return false;
+  const i = want.indexOf('/');
+  return i < 0 ? e.pod_name === want : e.namespace === want.slice(0, i) && e.pod_name === want.slice(i + 1);
+};
+
+export function flowMatches(f: Flow, q: FlowFilter): boolean {
+  const ends = [f.source, f.destination];
+  if (q.pod !== undefined && !ends.some((e) => podMatches(e, q.pod!))) return false;
+  if (q.fromPod !== undefined && !podMatches(f.source, q.fromPod)) return false;
+  if (q.toPod !== undefined && !podMatches(f.destination, q.toPod)) return false;
+  if (q.namespace !== undefined && !ends.some((e) => e.namespace === q.namespace)) return false;
+  if (q.verdict !== undefined && f.verdict !== q.verdict) return false;
+  if (q.protocol !== undefined && f.protocol.toLowerCase() !== q.protocol.toLowerCase()) return false;
+  if (q.port !== undefined && !ends.some((e) => e.port === q.port)) return false;
+  if (q.toPort !== undefined && f.destination.port !== q.toPort) return false;
+  if (q.network !== undefined && f.network !== q.network) return false;
+  if (q.ip !== undefined && !ends.some((e) => e.ip === q.ip)) return false;
+  return true;
+}
+
+const endText = (e: FlowEndpoint): string => {
+  const who = e.pod_name ? `${e.namespace}/${e.pod_name}` : e.identity === 'host' ? `host(${e.ip})` : e.ip;
+  if (e.port === undefined) return who;
+  return e.ip.includes(':') && !e.pod_name && e.identity !== 'host' ? `[${who}]:${e.port}` : `${who}:${e.port}`;
+};
+
+/** One line, as `hubble observe` prints its compact form: time, ends, network, protocol, verdict and why. */
+export function formatFlow(f: Flow): string {
+  const time = f.time.slice(11, 23);
+  const why = f.verdict === 'DROPPED' ? ` (${f.cut ? 'connection cut: ' : ''}${f.drop_reason === 'POLICY_DENIED_EGRESS' ? "source's egress policy" : "destination's ingress policy"} denies it)` : '';
+  return `${time} [${f.network}] ${endText(f.source)} -> ${endText(f.destination)} ${f.protocol} ${f.verdict}${why}`;
+}
+
+/** A bounded ring of recent flows with followers: the oldest go first. */
+export class FlowRing {
+  private readonly items: Flow[] = [];
+  private readonly followers = new Set<(f: Flow) => void>();
+  private seq = 0;
+
+  constructor(readonly capacity: number) {}
+
+  push(flow: Omit<Flow, 'seq'>): Flow {
+    const f = { ...flow, seq: ++this.seq } as Flow;
+    this.items.push(f);
+    if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
+    for (const follow of this.followers) follow(f);
+    return f;
+  }
+
+  /** What the ring holds, oldest first. */
+  list(): readonly Flow[] {
+    return this.items;
+  }
+
+  /** Calls `f` for every flow pushed from now on, until the returned function is called. */
+  follow(f: (flow: Flow) => void): () => void {
+    this.followers.add(f);
+    return () => this.followers.delete(f);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The netpol truth table of the upstream e2e suite (`test/e2e/network/netpol`), on real sockets: an agent per
+ * pod (netpol-agent.js) serves TCP and UDP ports 80 and 81 and probes other pods on request; a table is every
+ * (source, destination, protocol, port) probed at once, compared with what the reference evaluator says, and
+ * probed again until it agrees or the deadline passes (policies take effect asynchronously, as upstream allows).
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type Connection, evaluate, type PolicyPod, type World } from '../../policy/evaluate';
+import type { Protocol } from '../../policy/parse';
+import { track } from '../../hack/cluster';
+
+export const NETPOL_PORTS: Array<[Protocol, number]> = [['TCP', 80], ['TCP', 81], ['UDP', 80], ['UDP', 81]];
+
+/** Container ports as the upstream suite names them: serve-80-tcp, serve-81-udp, ... */
+export const NAMED_PORTS = NETPOL_PORTS.map(([protocol, port]) => ({ name: `serve-${port}-${protocol.toLowerCase()}`, containerPort: port, protocol }));
+
+export class NetpolAgent {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly waiting = new Map<number, (results: boolean[]) => void>();
+  private nextId = 1;
+  private readonly ready: Promise<void>;
+
+  constructor(netns: string) {
+    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, join(__dirname, 'netpol-agent.js'), '80', '81'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    track(this.child);
+    let stderr = '';
+    this.child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const lines = createInterface({ input: this.child.stdout });
+    this.ready = new Promise((resolve, reject) => {
+      this.child.on('exit', (code) => reject(new Error(`netpol agent in ${netns} exited (${code}): ${stderr}`)));
+      lines.on('line', (line) => {
+        if (line === 'ready') return resolve();
+        const { id, results } = JSON.parse(line) as { id: number; results: boolean[] };
+        this.waiting.get(id)?.(results);
+        this.waiting.delete(id);
+      });
+    });
+  }
+
+  async request(req: Record<string, unknown>): Promise<boolean[]> {
+    await this.ready;
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.child.stdin.write(`${JSON.stringify({ id, ...req })}\n`);
+    });
+  }
+
+  probe(targets: Array<{ ip: string; port: number; proto: Protocol }>, timeoutMs = 1000): Promise<boolean[]> {
+    return this.request({ targets: targets.map((t) => ({ ...t, proto: t.proto.toLowerCase() })), timeoutMs });
+  }
+
+  stop(): void {
+    this.child.stdin.end();
+    this.child.kill('SIGKILL');
+  }
+}
+
+export interface NetpolPod {
+  readonly pod: PolicyPod;
+  readonly v4: string;
+  readonly v6: string;
+  readonly agent: NetpolAgent;
+}
+
+const cell = (c: { src: NetpolPod; dst: NetpolPod; protocol: Protocol; port: number }) =>
+  `${c.src.pod.namespace}/${c.src.pod.name} -> ${c.dst.pod.namespace}/${c.dst.pod.name} ${c.protocol}/${c.port}`;
+
+/** Every pair's reachability, probed through real sockets over one family; self-probes skipped (NP6). */
+export async function probeTable(pods: readonly NetpolPod[], family: 4 | 6): Promise<Map<string, boolean>> {
+  const out = new Map<string, boolean>();
+  await Promise.all(pods.map(async (src) => {
+    const targets = pods.filter((d) => d !== src).flatMap((dst) => NETPOL_PORTS.map(([protocol, port]) => ({ dst, protocol, port })));
+    const results = await src.agent.probe(targets.map((t) => ({ ip: family === 4 ? t.dst.v4 : t.dst.v6, port: t.port, proto: t.protocol })));
+    targets.forEach((t, i) => out.set(cell({ src, ...t }), results[i]!));
+  }));
+  return out;
+}
+
+/** What the reference evaluator says for the same cells. */
+export function expectedTable(world: World, pods: readonly NetpolPod[], family: 4 | 6): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (const src of pods) {
+    for (const dst of pods.filter((d) => d !== src)) {
+      for (const [protocol, port] of NETPOL_PORTS) {
+        const ip = (p: NetpolPod) => (family === 4 ? p.v4 : p.v6);
+        const conn: Connection = { src: { ip: ip(src), pod: src.pod }, dst: { ip: ip(dst), pod: dst.pod }, protocol, port };
+        out.set(cell({ src, dst, protocol, port }), evaluate(world, conn).allowed);
+      }
+    }
+  }
+  return out;
+}
+
+/** Probes until the table is `want` (every cell), or `deadlineMs` passes; returns the cells still wrong. */
+export async function converge(pods: readonly NetpolPod[], family: 4 | 6, want: Map<string, boolean>, deadlineMs = 20_000): Promise<string[]> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const got = await probeTable(pods, family);
+    const wrong = [...want].filter(([k, v]) => got.get(k) !== v).map(([k, v]) => `${k}: want ${v ? 'allowed' : 'denied'}, got ${v ? 'denied' : 'allowed'}`);
+    if (wrong.length === 0 || Date.now() > end) return wrong;
+  }
+}
