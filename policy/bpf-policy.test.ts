@@ -157,6 +157,23 @@ describe('connection tracking', () => {
     return testRun(prog, Buffer.concat([eth, ip, l4])).retval === PASS;
   };
 
+  /** An ICMP echo (type 8 request, 0 reply) from `from` to `to` with identifier `id`: true if it passed. */
+  const ping = (from: typeof a, to: typeof a, type: 0 | 8, id: number): boolean => {
+    const icmp = Buffer.alloc(8);
+    icmp[0] = type;
+    icmp.writeUInt16BE(id, 4);
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(28, 2);
+    ip[8] = 64;
+    ip[9] = 1;
+    addr16(from.ips[0]!).copy(ip, 12, 12);
+    addr16(to.ips[0]!).copy(ip, 16, 12);
+    const eth = Buffer.alloc(14);
+    eth.writeUInt16BE(0x0800, 12);
+    return testRun(prog, Buffer.concat([eth, ip, icmp])).retval === PASS;
+  };
+
   beforeEach(() => {
     maps.ifaces.update(LO, 0);
     for (const k of [...maps.ct.keys()]) maps.ct.delete(k);
@@ -170,6 +187,15 @@ describe('connection tracking', () => {
     expect(send(b, 40001, a, 81)).toBe(false);
     const entries = [...maps.ct.entries()];
     expect(entries.map(([k]) => `${k.sport}->${k.dport}`)).toEqual(['40000->80']); // one entry, the initiator's way
+  });
+
+  test('ICMP echo: a reply passes only as the reply of a request, and a ping one way never opens the other', () => {
+    write([bClosed]); // b admits nothing; a admits everything
+    expect(ping(b, a, 8, 7)).toBe(true);
+    expect(ping(a, b, 0, 7)).toBe(true); // the reply of b's request
+    expect(ping(a, b, 8, 7)).toBe(false); // a request of a's own, same identifier: a new connection towards b
+    expect(ping(a, b, 0, 9)).toBe(false); // a reply nobody asked for
+    expect(ping(b, a, 8, 9)).toBe(true);
   });
 
   test('a policy change cuts the connections it now denies, both ways, and keeps the others', () => {

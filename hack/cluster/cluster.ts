@@ -252,7 +252,7 @@ export class Cluster {
     run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
     // Links created in the pod start without IPv6 DAD: ptp waits for it (about 1.5 s per pod otherwise).
     run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']);
-    if (spec.annotations || spec.ownerStatefulSet) await this.publishPod(node, { ...spec, namespace }, uid);
+    if (spec.annotations || spec.labels || spec.ownerStatefulSet) await this.publishPod(node, { ...spec, namespace }, uid);
     const t0 = process.hrtime.bigint();
     const out = await this.cniCall('ADD', draft);
     const addMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -305,7 +305,7 @@ export class Cluster {
   }
 
   private async publishPod(node: ClusterNode, spec: PodSpec & { namespace: string }, uid: string): Promise<void> {
-    const metadata: Record<string, unknown> = { name: spec.name, namespace: spec.namespace, uid, annotations: spec.annotations ?? {} };
+    const metadata: Record<string, unknown> = { name: spec.name, namespace: spec.namespace, uid, annotations: spec.annotations ?? {}, ...(spec.labels ? { labels: spec.labels } : {}) };
     if (spec.ownerStatefulSet) metadata['ownerReferences'] = [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: spec.ownerStatefulSet, controller: true }];
     await this.writeManifest(`pod-${spec.namespace}-${spec.name}.yaml`, [{ apiVersion: 'v1', kind: 'Pod', metadata }], [node]);
   }

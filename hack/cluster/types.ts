@@ -64,6 +64,8 @@ export interface PodSpec {
   name: string;
   /** Written with the pod's manifest (e.g. k8s.v1.cni.cncf.io/networks). */
   annotations?: Record<string, string>;
+  /** Written with the pod's manifest: what NetworkPolicy selectors match. */
+  labels?: Record<string, string>;
   /** The StatefulSet owning the pod (a manifest ownerReference). */
   ownerStatefulSet?: string;
   /** Default: a random UUID (a kubelet checkpoint written beforehand needs to know it). */

@@ -199,8 +199,18 @@ static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const _
 	return cls && rule(epdir, *cls, proto, port);
 }
 
-/* Source, destination (IPv4 as ::ffff:a.b.c.d), protocol and destination port; -1 when it is not IP. */
-static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port)
+/* How an ICMP packet is tracked: echo requests and replies as a connection keyed by their identifier. */
+#define ICMP_NONE 0 /* not ICMP */
+#define ICMP_ECHO_REQUEST 1
+#define ICMP_ECHO_REPLY 2
+#define ICMP_OTHER 3 /* errors and the rest: judged as they come, never tracked */
+
+/*
+ * Source, destination (IPv4 as ::ffff:a.b.c.d), protocol and ports; -1 when it is not IP. An ICMP echo's
+ * identifier stands in for both ports, so a request and its reply are one connection and a ping the other way
+ * is another (without it, any ping between two pods would look like the reply of one the other way).
+ */
+static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port, int *icmp)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -233,12 +243,21 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 	}
 	*port = 0;
 	*sport = 0;
+	*icmp = ICMP_NONE;
 	if (*proto == IPPROTO_TCP || *proto == IPPROTO_UDP || *proto == IPPROTO_SCTP) {
 		__be16 *ports = l4;
 		if ((void *)(ports + 2) > end)
 			return -1;
 		*sport = bpf_ntohs(ports[0]);
 		*port = bpf_ntohs(ports[1]);
+	} else if ((*proto == IPPROTO_ICMP && !*v6) || (*proto == IPPROTO_ICMPV6 && *v6)) {
+		__u8 *h = l4;
+		if ((void *)(h + 8) > end)
+			return -1;
+		__u8 request = *v6 ? 128 : 8, reply = *v6 ? 129 : 0;
+		*icmp = h[0] == request ? ICMP_ECHO_REQUEST : h[0] == reply ? ICMP_ECHO_REPLY : ICMP_OTHER;
+		if (*icmp != ICMP_OTHER)
+			*sport = *port = ((__u16)h[4] << 8) | h[5];
 	}
 	return 0;
 }
@@ -288,8 +307,8 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 {
 	__u8 src[16], dst[16], proto;
 	__u16 sport, port;
-	int v6;
-	if (parse(skb, src, dst, &v6, &proto, &sport, &port) < 0)
+	int v6, icmp;
+	if (parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp) < 0)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
 	/* Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. */
 	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff))
@@ -305,8 +324,9 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	struct ct_key k = { .network = network, .sport = bpf_htons(sport), .dport = bpf_htons(port), .proto = proto };
 	__builtin_memcpy(k.src, src, 16);
 	__builtin_memcpy(k.dst, dst, 16);
-	struct ct_entry *e = bpf_map_lookup_elem(&pol_ct, &k);
-	if (!e) {
+	/* An echo reply is only ever the reply of a request; an echo request never is one. */
+	struct ct_entry *e = icmp == ICMP_ECHO_REPLY ? NULL : bpf_map_lookup_elem(&pol_ct, &k);
+	if (!e && icmp != ICMP_ECHO_REQUEST) {
 		struct ct_key r = { .network = network, .sport = bpf_htons(port), .dport = bpf_htons(sport), .proto = proto };
 		__builtin_memcpy(r.src, dst, 16);
 		__builtin_memcpy(r.dst, src, 16);
@@ -330,6 +350,8 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	int why = decide(revision, network, src, dst, v6, proto, port);
 	if (why != POLICY_REASON_NONE)
 		return dropped(skb, &k, now, why, flags);
+	if (icmp == ICMP_OTHER || icmp == ICMP_ECHO_REPLY)
+		return TC_ACT_UNSPEC; /* allowed as it is; nothing to remember */
 	struct ct_entry fresh = { .seen = now, .revision = revision };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);
 	count(network, POLICY_COUNT_FORWARDED);
