@@ -91,10 +91,10 @@ describe('the test API server, driven by kubectl', () => {
     await ok('annotate', 'pod', 'web', 'k8s.v1.cni.cncf.io/networks=storage');
     expect((await ok('get', 'pod', 'web', '-o', 'jsonpath={.metadata.annotations.k8s\\.v1\\.cni\\.cncf\\.io/networks}'))).toBe('storage');
     expect(api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/pods/web')).at(-1)!.contentType).toBe('application/merge-patch+json');
-    await ok('label', 'pod', 'web', 'app=web');
-    await ok('label', 'pod', 'cache', 'app=cache');
-    expect((await ok('get', 'pods', '-l', 'app in (web,cache)', '-o', 'name')).trim().split('\n').sort()).toEqual(['pod/cache', 'pod/web']);
-    expect((await ok('get', 'pods', '-l', 'app!=web,app', '-o', 'name')).trim()).toBe('pod/cache');
+    await ok('label', 'pod', 'web', 'tier=front');
+    await ok('label', 'pod', 'cache', 'tier=back');
+    expect((await ok('get', 'pods', '-l', 'tier in (front,back)', '-o', 'name')).trim().split('\n').sort()).toEqual(['pod/cache', 'pod/web']);
+    expect((await ok('get', 'pods', '-l', 'tier!=front,tier', '-o', 'name')).trim()).toBe('pod/cache');
     expect((await ok('get', 'pods', '--field-selector', 'metadata.name=upf', '-o', 'name')).trim()).toBe('pod/upf');
     expect((await kubectl('get', 'pods', '--field-selector', 'spec.bogus=x')).stderr).toMatch(/field label not supported: spec.bogus/);
 
