@@ -159,10 +159,10 @@ export class PolicyWriter {
     const m = this.maps;
     const live = ((m.state.lookup(0)?.revision ?? 0) & 1) as Gen;
     const keyOf = new Map<string, string>(); // network|ip -> endpoint key
-    for (const a of local) for (const ip of a.ips) keyOf.set(`${this.opts.networkId(a.network)}|${ip}`, endpointKey(a.network, a.pod));
+    for (const a of local) for (const ip of a.ips) keyOf.set(addrKey(this.opts.networkId(a.network), ip), endpointKey(a.network, a.pod));
     const byId = new Map<number, EndpointState>();
     for (const [k, v] of m.local.entries()) {
-      const key = `${k.network}|${addrText(k.addr)}`;
+      const key = addrKey(k.network, addrText(k.addr));
       if (v.id === 0) {
         if (v.flags[live] & FLAGS.NODE) this.nodes.add(addrText(k.addr));
         continue;
@@ -197,7 +197,7 @@ export class PolicyWriter {
     for (const [id, c] of contents) byId.get(id)!.content[live] = c;
     for (const [k, v] of m.ipcache.entries()) {
       const ip = addrText(k.addr);
-      this.addresses.set(`${k.network}|${ip}`, { network: k.network, addr: k.addr, ids: v.id });
+      this.addresses.set(addrKey(k.network, ip), { network: k.network, addr: k.addr, ids: v.id });
     }
     return { endpoints: byId.size, addresses: this.addresses.size, leftovers };
   }
@@ -213,7 +213,7 @@ export class PolicyWriter {
     const wanted = new Map<string, number>();
     for (const [network, cache] of compiled.ipcache) {
       const net = this.opts.networkId(network || undefined);
-      for (const [ip, id] of cache) wanted.set(`${net}|${ip}`, id);
+      for (const [ip, id] of cache) wanted.set(addrKey(net, ip), id);
     }
     for (const k of new Set([...wanted.keys(), ...this.addresses.keys()])) {
       const id = wanted.get(k) ?? WORLD;
@@ -227,7 +227,7 @@ export class PolicyWriter {
       onStep();
     }
     // ... node addresses ...
-    const nodes = new Set(nodeAddresses);
+    const nodes = new Set(nodeAddresses.map(canonical));
     for (const ip of new Set([...nodes, ...this.nodes])) {
       const flags = pair(this.nodes.has(ip) ? FLAGS.NODE : 0, nodes.has(ip) ? FLAGS.NODE : 0);
       m.local.update({ network: 0, addr: addr16(ip) }, { id: 0, flags });
@@ -237,7 +237,7 @@ export class PolicyWriter {
     const current = new Map<string, { ep: EndpointMaps; keys: string[] }>();
     for (const a of local) {
       const ep = compiled.endpoints.get(endpointKey(a.network, a.pod));
-      if (ep) current.set(endpointKey(a.network, a.pod), { ep, keys: a.ips.map((ip) => `${this.opts.networkId(a.network)}|${ip}`) });
+      if (ep) current.set(endpointKey(a.network, a.pod), { ep, keys: a.ips.map((ip) => addrKey(this.opts.networkId(a.network), ip)) });
     }
     for (const key of new Set([...current.keys(), ...this.endpoints.keys()])) {
       const c = current.get(key);
@@ -307,6 +307,10 @@ export class PolicyWriter {
     }
   }
 }
+
+/** An address as the writer's books key it: network id and canonical text, so `fd00::0:1` and `fd00::1` are one. */
+const canonical = (ip: string): string => formatIp(parseIp(ip));
+const addrKey = (network: number, ip: string): string => `${network}|${canonical(ip)}`;
 
 const splitKey = (k: string): [number, string] => {
   const i = k.indexOf('|');

@@ -49,35 +49,43 @@ afterAll(() => {
 /** What the program answers for a packet it lets through: "no opinion", so the datapath's own filter runs next. */
 const PASS = TC_ACT.UNSPEC;
 
-/** An Ethernet frame of `c` (IPv4 or IPv6 by its addresses) with its L4 ports. */
-function packet(c: Connection): Buffer {
-  const v6 = parseIp(c.src.ip).family === 'v6';
-  const l4 = Buffer.alloc(c.protocol === 'TCP' ? 20 : c.protocol === 'UDP' ? 8 : 12);
-  l4.writeUInt16BE(40000, 0);
-  l4.writeUInt16BE(c.port, 2);
-  if (c.protocol === 'TCP') l4[12] = 0x50;
+/** An Ethernet frame from `src` to `dst` (IPv4 or IPv6 by the addresses) carrying `l4` as IP protocol `proto`. */
+function frame(src: string, dst: string, proto: number, l4: Buffer): Buffer {
+  const v6 = parseIp(src).family === 'v6';
   let ip: Buffer;
   if (v6) {
     ip = Buffer.alloc(40);
     ip.writeUInt32BE(0x60000000, 0);
     ip.writeUInt16BE(l4.length, 4);
-    ip[6] = PROTO[c.protocol];
+    ip[6] = proto;
     ip[7] = 64;
-    addr16(c.src.ip).copy(ip, 8);
-    addr16(c.dst.ip).copy(ip, 24);
+    addr16(src).copy(ip, 8);
+    addr16(dst).copy(ip, 24);
   } else {
     ip = Buffer.alloc(20);
     ip[0] = 0x45;
     ip.writeUInt16BE(20 + l4.length, 2);
     ip[8] = 64;
-    ip[9] = PROTO[c.protocol];
-    addr16(c.src.ip).copy(ip, 12, 12);
-    addr16(c.dst.ip).copy(ip, 16, 12);
+    ip[9] = proto;
+    addr16(src).copy(ip, 12, 12);
+    addr16(dst).copy(ip, 16, 12);
   }
   const eth = Buffer.alloc(14);
   eth.writeUInt16BE(v6 ? 0x86dd : 0x0800, 12);
   return Buffer.concat([eth, ip, l4]);
 }
+
+/** A transport header with its ports (TCP's data offset set, the rest zero). */
+function ports(protocol: keyof typeof PROTO, sport: number, dport: number): Buffer {
+  const l4 = Buffer.alloc(protocol === 'TCP' ? 20 : protocol === 'UDP' ? 8 : 12);
+  l4.writeUInt16BE(sport, 0);
+  l4.writeUInt16BE(dport, 2);
+  if (protocol === 'TCP') l4[12] = 0x50;
+  return l4;
+}
+
+/** The first packet of connection `c`. */
+const packet = (c: Connection): Buffer => frame(c.src.ip, c.dst.ip, PROTO[c.protocol], ports(c.protocol, 40000, c.port));
 
 const ALL = connections();
 const local = attachments.filter((a) => !a.pod.hostNetwork);
@@ -120,13 +128,57 @@ test('an update never lets through a packet that both the old and the new policy
     });
     expect(leaks.slice(0, 3)).toEqual([]);
     // Exactly the new policy's entries are left.
-    let rules = 0;
-    for (const a of local) {
-      const ep = compiledB.endpoints.get(endpointKey(a.network, a.pod));
-      for (const d of ep ? [ep.ingress, ep.egress] : []) if (d.isolated) rules += d.rules.size;
-    }
-    expect([...maps.rules.keys()].length).toBe(rules);
+    expect([...maps.rules.keys()].length).toBe(ruleCount(compiledB));
   }), { numRuns: 30 });
+});
+
+/** The rule entries a compiled policy puts in the maps for the local endpoints. */
+function ruleCount(compiled: ReturnType<typeof compile>): number {
+  let rules = 0;
+  for (const a of local) {
+    const ep = compiled.endpoints.get(endpointKey(a.network, a.pod));
+    for (const d of ep ? [ep.ingress, ep.egress] : []) if (d.isolated) rules += d.rules.size;
+  }
+  return rules;
+}
+
+/** Connections whose kernel verdict is not the evaluator's in `w` (at most a few, for the message). */
+function disagreements(w: ReturnType<typeof toWorld>): string[] {
+  const wrong: string[] = [];
+  for (const network of [undefined, BLUE]) {
+    maps.ifaces.update(LO, networkId(network));
+    for (const c of ALL.filter((x) => x.network === network && x.protocol === 'TCP')) {
+      if ((testRun(prog, packet(c)).retval === PASS) !== evaluate(w, c).allowed) wrong.push(show(c));
+      if (wrong.length >= 3) return wrong;
+    }
+  }
+  return wrong;
+}
+
+test('a new writer takes over the maps another left, even mid-update (a daemon restart): it enforces on, and its updates leave exactly their own entries', () => {
+  fc.assert(fc.property(fc.array(policy, { maxLength: 3 }), fc.array(policy, { maxLength: 3 }), fc.array(policy, { maxLength: 3 }), fc.nat(400), (a, b, next, cutAt) => {
+    const [wa, wb, wNext] = [toWorld(a), toWorld(b), toWorld(next)];
+    writer.apply(compile(wa, attachments, allocator), local, NODE_ADDRESSES);
+    // The old writer dies after `cutAt` map writes of its next update (or finishes it).
+    const before = maps.state.lookup(0)!.revision;
+    let steps = 0;
+    try {
+      writer.apply(compile(wb, attachments, allocator), local, NODE_ADDRESSES, () => {
+        if (++steps === cutAt) throw new Error('killed');
+      });
+    } catch {
+      // what a SIGKILL leaves
+    }
+    const live = maps.state.lookup(0)!.revision === before ? wa : wb;
+    const fresh = new PolicyWriter(maps, { networkId });
+    fresh.adopt(local);
+    expect(disagreements(live)).toEqual([]); // taking over changes nothing
+    const compiledNext = compile(wNext, attachments, new IdentityAllocator()); // a new daemon numbers identities anew
+    fresh.apply(compiledNext, local, NODE_ADDRESSES);
+    expect(disagreements(wNext)).toEqual([]);
+    expect([...maps.rules.keys()].length).toBe(ruleCount(compiledNext));
+    writer = fresh;
+  }), { numRuns: 25 });
 });
 
 describe('connection tracking', () => {
@@ -140,38 +192,15 @@ describe('connection tracking', () => {
     writer.apply(compile(w, attachments, allocator), local, NODE_ADDRESSES);
   };
   /** One TCP packet from `from`:`sport` to `to`:`dport` through the program: true if it passed. */
-  const send = (from: typeof a, sport: number, to: typeof a, dport: number): boolean => {
-    const l4 = Buffer.alloc(20);
-    l4.writeUInt16BE(sport, 0);
-    l4.writeUInt16BE(dport, 2);
-    l4[12] = 0x50;
-    const ip = Buffer.alloc(20);
-    ip[0] = 0x45;
-    ip.writeUInt16BE(40, 2);
-    ip[8] = 64;
-    ip[9] = 6;
-    addr16(from.ips[0]!).copy(ip, 12, 12);
-    addr16(to.ips[0]!).copy(ip, 16, 12);
-    const eth = Buffer.alloc(14);
-    eth.writeUInt16BE(0x0800, 12);
-    return testRun(prog, Buffer.concat([eth, ip, l4])).retval === PASS;
-  };
+  const send = (from: typeof a, sport: number, to: typeof a, dport: number): boolean =>
+    testRun(prog, frame(from.ips[0]!, to.ips[0]!, PROTO.TCP, ports('TCP', sport, dport))).retval === PASS;
 
   /** An ICMP echo (type 8 request, 0 reply) from `from` to `to` with identifier `id`: true if it passed. */
   const ping = (from: typeof a, to: typeof a, type: 0 | 8, id: number): boolean => {
     const icmp = Buffer.alloc(8);
     icmp[0] = type;
     icmp.writeUInt16BE(id, 4);
-    const ip = Buffer.alloc(20);
-    ip[0] = 0x45;
-    ip.writeUInt16BE(28, 2);
-    ip[8] = 64;
-    ip[9] = 1;
-    addr16(from.ips[0]!).copy(ip, 12, 12);
-    addr16(to.ips[0]!).copy(ip, 16, 12);
-    const eth = Buffer.alloc(14);
-    eth.writeUInt16BE(0x0800, 12);
-    return testRun(prog, Buffer.concat([eth, ip, icmp])).retval === PASS;
+    return testRun(prog, frame(from.ips[0]!, to.ips[0]!, 1, icmp)).retval === PASS;
   };
 
   beforeEach(() => {

@@ -3,11 +3,11 @@
  * outlives the daemon), its two programs hooked on every endpoint's interface ahead of the datapath's own
  * filter, the writer that puts compiled policies into the maps, and the reader of its flow events.
  *
- *   const dp = PolicyDatapath.open(objectPath, pinDir);
+ *   const dp = PolicyDatapath.open(objectPath, pinDir, onFlow);
  *   dp.writer.adopt(local);                          // after a restart: take over what the maps hold
  *   dp.hook(ifindex, networkId, 'host', null);       // before the endpoint is reachable
  *   dp.writer.apply(compile(world, all), local, nodeAddresses);
- *   setInterval(() => dp.poll(onFlow), 100);
+ *   setInterval(() => dp.poll(), 100);
  */
 import { BpfObject, type BpfProgram, isKernelError, mountBpffs, RingBufferReader, TcHook } from '../kernel';
 import {
@@ -33,25 +33,28 @@ export class PolicyDatapath {
   private readonly reader: RingBufferReader;
   private readonly from: BpfProgram;
   private readonly to: BpfProgram;
-  private onFlow: (e: FlowEventRecord) => void = () => undefined;
 
   private constructor(
     private readonly obj: BpfObject,
     readonly maps: PolicyMaps,
+    onFlow: (e: FlowEventRecord) => void,
   ) {
     this.writer = new PolicyWriter(maps, { networkId });
     this.from = obj.program(PROGRAMS.fromEndpoint);
     this.to = obj.program(PROGRAMS.toEndpoint);
-    this.reader = new RingBufferReader(maps.events, (b) => this.onFlow(FlowEventStruct.decode(b)));
+    this.reader = new RingBufferReader(maps.events, (b) => onFlow(FlowEventStruct.decode(b)));
   }
 
-  /** Loads policy.c, reusing the maps pinned under `pinDir` (a restart) or pinning new ones. */
-  static open(objectPath: string, pinDir: string): PolicyDatapath {
+  /**
+   * Loads policy.c, reusing the maps pinned under `pinDir` (a restart) or pinning new ones; `poll()` hands
+   * the flow events to `onFlow`.
+   */
+  static open(objectPath: string, pinDir: string, onFlow: (e: FlowEventRecord) => void): PolicyDatapath {
     mountBpffs();
     const obj = BpfObject.open(objectPath, { pinRoot: pinDir });
     try {
       obj.load();
-      return new PolicyDatapath(obj, policyMaps(obj));
+      return new PolicyDatapath(obj, policyMaps(obj), onFlow);
     } catch (err) {
       obj.close();
       throw err;
@@ -87,13 +90,8 @@ export class PolicyDatapath {
   }
 
   /** Hands every flow event waiting now to `onFlow`; never blocks. */
-  poll(onFlow: (e: FlowEventRecord) => void): number {
-    this.onFlow = onFlow;
-    try {
-      return this.reader.consume();
-    } finally {
-      this.onFlow = () => undefined;
-    }
+  poll(): number {
+    return this.reader.consume();
   }
 
   /** The datapath's counters summed over CPUs: network id -> counter -> value. */

@@ -98,9 +98,9 @@ export function formatFlow(f: Flow): string {
   return `${time} [${f.network}] ${endText(f.source)} -> ${endText(f.destination)} ${f.protocol} ${f.verdict}${why}`;
 }
 
-/** A bounded ring of recent flows with followers: the oldest go first. */
+/** A bounded ring of recent flows with followers: once full, each new flow takes the oldest one's slot. */
 export class FlowRing {
-  private readonly items: Flow[] = [];
+  private readonly slots: Flow[] = [];
   private readonly followers = new Set<(f: Flow) => void>();
   private seq = 0;
 
@@ -108,15 +108,17 @@ export class FlowRing {
 
   push(flow: Omit<Flow, 'seq'>): Flow {
     const f = { ...flow, seq: ++this.seq } as Flow;
-    this.items.push(f);
-    if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
+    if (this.slots.length < this.capacity) this.slots.push(f);
+    else this.slots[(f.seq - 1) % this.capacity] = f;
     for (const follow of this.followers) follow(f);
     return f;
   }
 
   /** What the ring holds, oldest first. */
-  list(): readonly Flow[] {
-    return this.items;
+  list(): Flow[] {
+    if (this.slots.length < this.capacity) return [...this.slots];
+    const oldest = this.seq % this.capacity;
+    return [...this.slots.slice(oldest), ...this.slots.slice(0, oldest)];
   }
 
   /** Calls `f` for every flow pushed from now on, until the returned function is called. */

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeDaemon, type FakeDaemon, type SeenRequest, type Reply } from '../../test/helpers/fake-daemon';
 import { formatNetworkStatus } from '../status/network-status';
-import { type Flow, flowMatches, formatFlow } from '../../policy/flows';
 import { parseArgs, parseObserveArgs, runCtl } from './main';
 
 const DEFAULT = '/run/plexus/plexus.sock';
@@ -105,13 +104,7 @@ describe('runCtl', () => {
   });
 });
 
-describe('observe: hubble\'s options, filters and lines', () => {
-  const flow = (over: Partial<Flow> = {}): Flow => ({
-    seq: 1, time: '2026-12-03T10:15:02.123Z', node: 'n1', network: 'cluster', verdict: 'DROPPED', drop_reason: 'POLICY_DENIED_INGRESS', protocol: 'TCP',
-    source: { ip: '10.0.0.1', port: 40000, namespace: 'x', pod_name: 'a', labels: ['pod=a'] }, destination: { ip: '10.0.0.2', port: 80, namespace: 'y', pod_name: 'b' },
-    traffic_direction: 'EGRESS', bytes: 60, ...over,
-  });
-
+describe('observe: hubble\'s options', () => {
   test.each<[string[], ReturnType<typeof parseObserveArgs>]>([
     [[], { filter: {}, follow: false, json: false }],
     [['--last', '5', '-f', '--from-pod', 'x/a', '--to-port', '80', '--verdict', 'dropped', '-o', 'json'], { filter: { fromPod: 'x/a', toPort: 80, verdict: 'DROPPED' }, last: 5, follow: true, json: true }],
@@ -123,20 +116,4 @@ describe('observe: hubble\'s options, filters and lines', () => {
     [['-o', 'table'], '-o is compact or json'],
     [['--since', '1m'], 'observe: unknown option --since'],
   ])('%j', (args, want) => expect(parseObserveArgs(args)).toEqual(want));
-
-  test('filters AND together; a pod without a namespace matches in any', () => {
-    const f = flow();
-    expect(flowMatches(f, { pod: 'b', verdict: 'DROPPED', toPort: 80, protocol: 'tcp' })).toBe(true);
-    expect(flowMatches(f, { pod: 'y/b', fromPod: 'x/b' })).toBe(false);
-    expect(flowMatches(f, { namespace: 'z' })).toBe(false);
-    expect(flowMatches(f, { port: 40000, ip: '10.0.0.2' })).toBe(true);
-  });
-
-  test('a line per flow: time, network, both ends, protocol, verdict and why', () => {
-    expect(formatFlow(flow())).toBe("10:15:02.123 [cluster] x/a:40000 -> y/b:80 TCP DROPPED (destination's ingress policy denies it)");
-    expect(formatFlow(flow({ verdict: 'FORWARDED', drop_reason: undefined, destination: { ip: 'fd00::9', port: 53, identity: 'world' } })))
-      .toBe('10:15:02.123 [cluster] x/a:40000 -> [fd00::9]:53 TCP FORWARDED');
-    expect(formatFlow(flow({ cut: true, drop_reason: 'POLICY_DENIED_EGRESS', source: { ip: '192.0.2.1', identity: 'host' } })))
-      .toBe("10:15:02.123 [cluster] host(192.0.2.1) -> y/b:80 TCP DROPPED (connection cut: source's egress policy denies it)");
-  });
 });

@@ -130,7 +130,7 @@ export class CniHandler {
         await this.deps.runner.check(req, log);
         return '';
       case 'GC': {
-        const kept = await this.deps.runner.gc(parseValidAttachments(req.config), [this.clusterConf(req)], req.path, log);
+        const kept = await this.deps.runner.gc(parseValidAttachments(req.config), [this.clusterConf(req.cniVersion)], req.path, log);
         await this.deps.afterGc(kept, log);
         return '';
       }
@@ -257,7 +257,7 @@ export class CniHandler {
   /** STATUS: a cluster network that cannot be resolved means "not available" (50), not an error of ours. */
   private clusterConfForStatus(req: CniRequest): NetworkConfList {
     try {
-      return this.clusterConf(req);
+      return this.clusterConf(req.cniVersion);
     } catch (e) {
       throw new PlexusError('NotAvailable', `cluster network "${this.deps.config.clusterNetwork}" is not available: ${errorText(e)}`, { cause: e });
     }
@@ -266,19 +266,19 @@ export class CniHandler {
   /** The CNI name of the cluster network's config as planned now (policy tells its endpoints by it). */
   clusterNetworkName(): string | undefined {
     try {
-      return this.clusterConf({ cniVersion: '1.1.0' } as CniRequest).name;
+      return this.clusterConf(LATEST_VERSION).name;
     } catch {
       return undefined;
     }
   }
 
   /** The cluster network's config as it would be planned now (for STATUS and GC). */
-  private clusterConf(req: CniRequest): NetworkConfList {
+  private clusterConf(cniVersion: string): NetworkConfList {
     return clusterNetworkConf({
       settings: this.settings,
       lookupNad: (ns, name) => this.deps.source.getNad(ns, name),
       confFiles: this.deps.confDir.files(),
-      cniVersion: req.cniVersion,
+      cniVersion,
     });
   }
 }

@@ -90,7 +90,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
       afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
     });
     clusterNetworkOf = handler;
-    if (routed) await policies.restore(routed.endpoints());
+    if (routed) await policies.restore(await routed.endpoints());
     await republishStatus(records, source, log);
     const server = await listenUnix(config.socketPath, {
       cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),

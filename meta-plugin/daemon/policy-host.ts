@@ -46,6 +46,12 @@ export class PolicyHost implements EndpointWatcher {
   private world: World = { policies: [], namespaces: new Map() };
   private refused = new Set<string>();
   private readonly datapath: PolicyDatapath | undefined;
+  /** The node's netns, for its own addresses (NP5). */
+  private netlink: Netlink | undefined;
+  /** The datapath's counters as last read (Prometheus counters only go up by what was added since). */
+  private readonly countersSeen = new Map<string, bigint>();
+  /** Pods with an endpoint here the source does not have, each warned about once. */
+  private readonly unknownPods = new Set<string>();
   /** Hooked endpoints, by interface. */
   private readonly endpoints = new Map<number, EndpointInfo>();
   private readonly allocator = new IdentityAllocator();
@@ -76,6 +82,16 @@ export class PolicyHost implements EndpointWatcher {
       endpoints: new Gauge({ name: 'plexus_policy_endpoints', help: 'Endpoints the policy datapath is hooked on', registers: [this.registry] }),
       policies: new Gauge({ name: 'plexus_policy_policies', help: 'Policies in force, by kind', labelNames: ['kind'], registers: [this.registry] }),
       refused: new Gauge({ name: 'plexus_policy_refused', help: 'Policies refused as invalid (see the warnings)', registers: [this.registry] }),
+      verdicts: new Counter({
+        name: 'plexus_policy_verdicts_total',
+        help: 'Decisions of the policy datapath, counted in the kernel (every drop, not only those reported as flows): new connections allowed, packets dropped by the source\'s egress or the destination\'s ingress policy, tracked connections cut by a policy change',
+        labelNames: ['network', 'verdict'], registers: [this.registry],
+        collect: () => this.collectCounters(),
+      }),
+      eventsLost: new Counter({
+        name: 'plexus_policy_events_lost_total', help: 'Flow events the datapath had no room for in its ring buffer (the packets were handled; only their report is lost)',
+        labelNames: ['network'], registers: [this.registry],
+      }),
     };
     this.datapath = this.openDatapath();
     this.refresh();
@@ -147,13 +163,14 @@ export class PolicyHost implements EndpointWatcher {
     const dp = this.datapath;
     if (!dp) return;
     const governed = live.filter((ep) => this.governed(ep));
-    const report = dp.writer.adopt(await this.attachments(governed));
+    const report = dp.writer.adopt(this.attachments(governed));
+    this.nodeAddresses = new Set(await this.readNodeAddresses());
     for (const ep of governed) {
       try {
         dp.hook(ep.ifindex, networkId(undefined), ep.end, ep.netns);
         this.endpoints.set(ep.ifindex, ep);
       } catch (err) {
-        if (!isKernelError(err)) throw err; // its interface is gone: the DEL that comes cleans up
+        if (!isKernelError(err)) throw err; // its veth went since it was listed: the DEL that comes cleans up
       }
     }
     for (const ifindex of dp.hookedInterfaces()) if (!this.endpoints.has(ifindex)) dp.maps.ifaces.delete(ifindex);
@@ -166,6 +183,7 @@ export class PolicyHost implements EndpointWatcher {
     if (this.poller) clearInterval(this.poller);
     if (this.addressWatch) clearInterval(this.addressWatch);
     this.datapath?.close();
+    this.netlink?.close();
   }
 
   private openDatapath(): PolicyDatapath | undefined {
@@ -175,7 +193,8 @@ export class PolicyHost implements EndpointWatcher {
     const { bpfObject, pinDir } = e.config.policy;
     const path = bpfObject ?? join(dirname(process.argv[1] ?? '.'), OBJECT_FILE);
     try {
-      const dp = PolicyDatapath.open(path, pinDir ?? `${routed.pinDir}/policy`);
+      const dp = PolicyDatapath.open(path, pinDir ?? `${routed.pinDir}/policy`, (e) => this.record(e));
+      this.netlink = Netlink.openSync(null);
       this.poller = setInterval(() => this.poll(), POLL_MS);
       this.poller.unref();
       this.addressWatch = setInterval(() => void this.checkNodeAddresses(), NODE_ADDRESSES_MS);
@@ -194,12 +213,16 @@ export class PolicyHost implements EndpointWatcher {
   }
 
   /** The pods behind the endpoints, as the source knows them now. */
-  private async attachments(eps: Iterable<EndpointInfo>): Promise<Attachment[]> {
+  private attachments(eps: Iterable<EndpointInfo>): Attachment[] {
     const out: Attachment[] = [];
     for (const ep of eps) {
       if (!ep.pod) continue;
       const pod = this.source.getPod(ep.pod.namespace, ep.pod.name);
-      if (!pod) this.log.warn({ pod: `${ep.pod.namespace}/${ep.pod.name}` }, 'a pod with an endpoint here is not in the source: no policy selects it by its labels');
+      const ref = `${ep.pod.namespace}/${ep.pod.name}`;
+      if (!pod && !this.unknownPods.has(ref)) {
+        this.unknownPods.add(ref);
+        this.log.warn({ pod: ref }, 'a pod with an endpoint here is not in the source: no policy selects it by its labels');
+      }
       out.push({ pod: pod ? policyPod(pod) : { namespace: ep.pod.namespace, name: ep.pod.name, labels: {}, ports: [] }, ips: ep.ips });
     }
     return out;
@@ -208,13 +231,10 @@ export class PolicyHost implements EndpointWatcher {
   /** Compiles the current world over the hooked endpoints and writes it, one write at a time. */
   private write(): Promise<void> {
     const started = process.hrtime.bigint();
-    const step = this.writing.then(async () => {
-      const dp = this.datapath!;
-      const local = await this.attachments(this.endpoints.values());
-      const nodes = await nodeAddresses();
-      dp.writer.apply(compile(this.world, local, this.allocator), local, nodes);
+    const step = this.writing.then(() => {
+      const local = this.attachments(this.endpoints.values());
+      this.datapath!.writer.apply(compile(this.world, local, this.allocator), local, [...this.nodeAddresses]);
       this.owners = new Map(local.flatMap((a) => a.ips.map((ip) => [ip, endpointOf(a.pod, ip)])));
-      this.nodeAddresses = new Set(nodes);
       this.metrics.endpoints.set(this.endpoints.size);
       this.metrics.updates.observe(Number(process.hrtime.bigint() - started) / 1e9);
     });
@@ -222,19 +242,41 @@ export class PolicyHost implements EndpointWatcher {
     return step;
   }
 
+  /** The node's own addresses (its traffic into a pod is allowed on the cluster network, NP5). */
+  private async readNodeAddresses(): Promise<string[]> {
+    return (await this.netlink!.listAddresses()).filter((a) => a.scope !== 253).map((a) => a.address);
+  }
+
   private async checkNodeAddresses(): Promise<void> {
     if (!this.restored) return;
     try {
-      const now = await nodeAddresses();
-      if (now.length !== this.nodeAddresses.size || now.some((a) => !this.nodeAddresses.has(a))) await this.write();
+      const now = await this.readNodeAddresses();
+      if (now.length === this.nodeAddresses.size && now.every((a) => this.nodeAddresses.has(a))) return;
+      this.nodeAddresses = new Set(now);
+      await this.write();
     } catch (err) {
       this.log.warn({ err: errorText(err) }, 'reading the node\'s addresses failed');
     }
   }
 
+  /** Moves the kernel's counters into the Prometheus counters by what they grew since the last scrape. */
+  private collectCounters(): void {
+    for (const [network, counters] of this.datapath?.counters() ?? []) {
+      const net = network === networkId(undefined) ? 'cluster' : String(network);
+      for (const [name, value] of Object.entries(counters)) {
+        const key = `${net}|${name}`;
+        const grown = Number(value - (this.countersSeen.get(key) ?? 0n));
+        this.countersSeen.set(key, value);
+        if (grown <= 0) continue;
+        if (name === 'EVENTS_LOST') this.metrics.eventsLost.inc({ network: net }, grown);
+        else this.metrics.verdicts.inc({ network: net, verdict: VERDICT_LABELS[name as keyof typeof VERDICT_LABELS] }, grown);
+      }
+    }
+  }
+
   private poll(): void {
     try {
-      this.datapath?.poll((e) => this.record(e));
+      this.datapath?.poll();
     } catch (err) {
       this.log.warn({ err: errorText(err) }, 'reading flow events failed');
     }
@@ -268,19 +310,12 @@ export class PolicyHost implements EndpointWatcher {
   }
 }
 
+/** plexus_policy_verdicts_total's verdict label per counter of the datapath. */
+const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'dropped_egress', DROPPED_INGRESS: 'dropped_ingress', CUT: 'connection_cut' } as const;
+
 /** CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) to the Unix epoch, in nanoseconds. */
 const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 
 function endpointOf(pod: PolicyPod, ip: string): FlowEndpoint {
   return { ip, namespace: pod.namespace, pod_name: pod.name, labels: Object.entries(pod.labels).map(([k, v]) => `${k}=${v}`).sort() };
-}
-
-/** The node's own addresses (its traffic into a pod is allowed on the cluster network, NP5). */
-async function nodeAddresses(): Promise<string[]> {
-  const nl = await Netlink.open(null);
-  try {
-    return (await nl.listAddresses()).filter((a) => a.scope !== 253).map((a) => a.address);
-  } finally {
-    nl.close();
-  }
 }

@@ -41,9 +41,13 @@ export class RoutedHost {
     this.routes.start();
   }
 
-  /** Every endpoint whose host end is still there, as the policy enforcer knows endpoints. */
-  endpoints(): EndpointInfo[] {
-    return this.node.records.list().map(endpointInfo);
+  /**
+   * Every recorded endpoint whose host end is still there (same name, same ifindex: an ifindex freed by a
+   * vanished veth may belong to another link now), as the policy enforcer knows endpoints.
+   */
+  async endpoints(): Promise<EndpointInfo[]> {
+    const links = new Map((await this.node.netlink.listLinks()).map((l) => [l.name, l.index]));
+    return this.node.records.list().filter((r) => links.get(r.hostIf) === r.hostIfindex).map(endpointInfo);
   }
 
   /** `plexusctl routed`: every endpoint of this node with from_pod's counters (summed over CPUs). */

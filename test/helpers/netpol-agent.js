@@ -1,4 +1,4 @@
-// SPDX: the netpol truth-table agent, one per pod netns (`ip netns exec POD node netpol-agent.js 80 81`): it
+// The netpol truth-table agent, one per pod netns (`ip netns exec POD node netpol-agent.js 80 81`): it
 // serves TCP and UDP on the given ports (both families) and probes on request, as the upstream netpol e2e's
 // agnhost does. Plain JavaScript so it starts in tens of milliseconds under `ip netns exec`.
 //
@@ -64,7 +64,7 @@ function probeUdp(t, timeoutMs) {
 /** A held connection: {"id", "hold": {"ip","port","key"}} opens; {"id", "send": "key"} sends and expects the echo. */
 function hold(h, timeoutMs) {
   return new Promise((resolve) => {
-    const s = net.connect({ host: h.ip, port: h.port, localPort: h.localPort });
+    const s = net.connect({ host: h.ip, port: h.port });
     const timer = setTimeout(() => resolve(false), timeoutMs);
     s.on('connect', () => {
       clearTimeout(timer);

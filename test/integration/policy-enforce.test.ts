@@ -159,12 +159,16 @@ test('a pod a policy selects is isolated before its ADD returns: the first probe
 
 test('enforcement goes on while plexusd is down (pinned maps) and after it restarts (the maps are taken over)', async () => {
   const deny = np('x', 'deny-in', { podSelector: {}, policyTypes: ['Ingress'] });
-  const w = await apply([deny]);
+  const allow = np('x', 'a-from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ port: 80 }] }] });
+  const w = await apply([deny, allow]);
   await expectTable(w);
   await c.stopDaemon('SIGKILL');
   expect(await converge(pods, 4, expectedTable(w, pods, 4), 0)).toEqual([]);
   await c.startDaemon();
   expect(await converge(pods, 6, expectedTable(w, pods, 6), 0)).toEqual([]);
+  // The new daemon knows what the old one wrote: replacing the policy leaves none of the old rules (bpftool).
+  await expectTable(await apply([deny]));
+  expect(JSON.parse(run('bpftool', ['-j', 'map', 'dump', 'pinned', join(pinDir, 'policy', 'pol_rules')]).stdout)).toEqual([]);
   await expectTable(await apply([]));
 });
 
@@ -190,6 +194,7 @@ test('plexusctl observe shows dropped and forwarded flows with both ends named, 
   const metrics = run(PLEXUSCTL_BIN, ['--socket', c.socket, 'metrics']).stdout;
   expect(metrics).toMatch(/plexus_policy_flows_total\{network="cluster",verdict="DROPPED",reason="POLICY_DENIED_INGRESS"\} [1-9]/);
   expect(metrics).toMatch(/plexus_policy_update_seconds_count [1-9]/);
+  expect(metrics).toMatch(/plexus_policy_verdicts_total\{network="cluster",verdict="dropped_ingress"\} [1-9]/); // counted in the kernel, every drop
 });
 
 test('ROOT has the compiled policy object', () => {
