@@ -300,7 +300,8 @@ async function runDemo(c: Cluster, _engine: Background): Promise<void> {
 /**
  * NetworkPolicy on the cluster network, enforced by the eBPF policy program ahead of from_pod on n1: a default
  * deny for ingress in namespace default, then an allow rule for upf -> cache; `plexusctl observe` shows the
- * dropped and the allowed flows. (MultiNetworkPolicy on secondary interfaces is not enforced yet: docs/policy.md.)
+ * dropped and the allowed flows. Then a MultiNetworkPolicy on the secondary network default/storage (enforced
+ * inside the pods, on their storage interface): upf closed on storage while the cluster network stays open.
  */
 async function policyDemo(c: Cluster, pods: Record<string, Pod>, addr: Map<string, string[]>): Promise<void> {
   const cacheIp = addr.get('cache:k8s-pod-network')!.find((a) => a.includes('.'))!;
@@ -329,6 +330,29 @@ async function policyDemo(c: Cluster, pods: Record<string, Pod>, addr: Map<strin
   await c.writeManifest('policy.yaml', []);
   if (!(await settle('upf', true))) throw new Error('removing the policies did not restore reachability');
   info('policies removed: every pod reachable again');
+
+  step('MultiNetworkPolicy on the secondary network default/storage (eBPF inside each pod, on its storage interface)');
+  const upfOn = (net: string): string => addr.get(`upf:${net}`)!.find((a) => a.includes('.'))!;
+  const cacheTo = (net: string): boolean => c.exec(pods['cache']!.netns, 'ping', ['-c', '1', '-W', '1', upfOn(net)], { allowFail: true }).code === 0;
+  const closed = {
+    apiVersion: 'k8s.cni.cncf.io/v1beta1', kind: 'MultiNetworkPolicy',
+    metadata: { namespace: 'default', name: 'upf-storage-closed', annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'default/storage' } },
+    spec: { podSelector: { matchLabels: { app: 'upf' } }, policyTypes: ['Ingress'] },
+  };
+  await c.writeManifest('policy.yaml', [closed]);
+  let denied = false;
+  for (let i = 0; i < 20 && !(denied = !cacheTo('default/storage')); i++) await new Promise((r) => setTimeout(r, 250));
+  info(`policy default/upf-storage-closed: cache -> upf ping on default/storage ${denied ? 'denied' : 'ALLOWED (wrong)'}; on the cluster network ${cacheTo('k8s-pod-network') ? 'allowed' : 'DENIED (wrong)'}`);
+  if (!denied) throw new Error('the MultiNetworkPolicy did not take effect');
+  const upfStorage = 'net1'; // storage is the first network upf's annotation asks for
+  info(`tc filter on upf's ${upfStorage} (inside the pod): ${c.exec(pods['upf']!.netns, 'tc', ['filter', 'show', 'dev', upfStorage, 'ingress']).stdout.trim().split('\n').pop()!.trim()}`);
+  info('`plexusctl observe --network default/storage --last 2` on n1:');
+  for (const l of run(CTL, ['--socket', c.node('n1').socket, 'observe', '--network', 'default/storage', '--last', '2']).stdout.trim().split('\n')) info(`  ${l}`);
+  await c.writeManifest('policy.yaml', []);
+  let open = false;
+  for (let i = 0; i < 20 && !(open = cacheTo('default/storage')); i++) await new Promise((r) => setTimeout(r, 250));
+  if (!open) throw new Error('removing the MultiNetworkPolicy did not restore reachability on default/storage');
+  info('policy removed: cache reaches upf on default/storage again');
 }
 
 function pfState(nodeDir: string): { vlan: number; spoofchk?: boolean; trust?: boolean }[] | undefined {

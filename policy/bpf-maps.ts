@@ -10,11 +10,13 @@ import { type Attachment, type Compiled, type EndpointMaps, WORLD, endpointKey }
 /** The two hooks of policy.c: out of an endpoint and into it. */
 export const PROGRAMS = { fromEndpoint: 'policy_from_endpoint', toEndpoint: 'policy_to_endpoint' } as const;
 export const MAPS = {
-  ipcache: 'pol_ipcache', local: 'pol_local', ifaces: 'pol_ifaces', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state',
+  ipcache: 'pol_ipcache', local: 'pol_local', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state',
   events: 'pol_events', droplog: 'pol_droplog', counters: 'pol_counters',
 } as const;
 /** The object file `make build` compiles from bpf/policy.c, next to the bundled daemon. */
 export const OBJECT_FILE = 'bpf/policy.o';
+/** The section of policy.c's network constant (`policy_network`, a __u32), set per loaded copy. */
+export const NETWORK_SECTION = '.rodata.network';
 export const FLAGS = { ISOLATED_INGRESS: 1, ISOLATED_EGRESS: 2, NODE: 4 } as const;
 export const DIRECTION = { ingress: 0, egress: 1 } as const;
 /** Flow events: verdicts, drop reasons and flags of struct flow_event (never renumbered). */
@@ -73,7 +75,6 @@ export function addr16(ip: string): Buffer {
 export interface PolicyMaps {
   ipcache: BpfMap<bpfCodec.StructValue<typeof AddrKeyStruct.fields>, bpfCodec.StructValue<typeof IdentityPairStruct.fields>>;
   local: BpfMap<bpfCodec.StructValue<typeof AddrKeyStruct.fields>, bpfCodec.StructValue<typeof LocalEndpointStruct.fields>>;
-  ifaces: BpfMap<number, number>;
   cidr: BpfMap<bpfCodec.StructValue<typeof CidrKeyStruct.fields>, number>;
   rules: BpfMap<bpfCodec.StructValue<typeof RuleKeyStruct.fields>, number>;
   ct: BpfMap<bpfCodec.StructValue<typeof CtKeyStruct.fields>, bpfCodec.StructValue<typeof CtEntryStruct.fields>>;
@@ -86,7 +87,6 @@ export function policyMaps(obj: BpfObject): PolicyMaps {
   return {
     ipcache: obj.map(MAPS.ipcache, AddrKeyStruct, IdentityPairStruct),
     local: obj.map(MAPS.local, AddrKeyStruct, LocalEndpointStruct),
-    ifaces: obj.map(MAPS.ifaces, u32, u32),
     cidr: obj.map(MAPS.cidr, CidrKeyStruct, u32),
     rules: obj.map(MAPS.rules, RuleKeyStruct, u32),
     ct: obj.map(MAPS.ct, CtKeyStruct, CtEntryStruct),

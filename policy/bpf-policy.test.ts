@@ -14,37 +14,44 @@ import { compileBpf } from '../kernel/bpf/testdata/tc-count';
 import { compileAndRun, structLayouts, structLines } from '../test/helpers/c-parity';
 import { BLUE, attachments, connections, namespaces, policy, show, toWorld } from '../test/helpers/policy-world';
 import {
-  COUNTER, DIRECTION, FLAGS, FLOW, FlowEventStruct, type FlowEventRecord, MAPS, PROGRAMS, type PolicyMaps, PolicyWriter, REASON, STRUCTS, VERDICT, addr16, addrText, policyMaps,
+  COUNTER, DIRECTION, FLAGS, FLOW, FlowEventStruct, type FlowEventRecord, MAPS, NETWORK_SECTION, PROGRAMS, type PolicyMaps, PolicyWriter, REASON, STRUCTS, VERDICT, addr16, addrText, policyMaps,
 } from './bpf-maps';
 import { IdentityAllocator, compile, endpointKey } from './compile';
+import { loadPolicyObject } from './datapath';
 import { type Connection, evaluate } from './evaluate';
 import { parsePolicy } from './parse';
+import { thrownBy } from '../test/helpers/thrown';
+import { run } from '../test/helpers/netns';
 
 const dir = mkdtempSync(join(tmpdir(), 'plexus-policy-bpf-'));
 const PIN_ROOT = `/sys/fs/bpf/plexus-test-policy-${process.pid}`; // the maps are pinned by name: never the daemon's
-let obj: BpfObject;
+/** The program as loaded for each network of the world (the network is a constant of each loaded copy). */
+const copies = new Map<number, BpfObject>();
+let object: string;
 let prog: BpfProgram;
 let maps: PolicyMaps;
 let writer: PolicyWriter;
 const allocator = new IdentityAllocator();
 const NODE_ADDRESSES = ['192.168.0.1', 'fd00:ffff::1'];
-const LO = 1; // the ifindex a test run's packet arrives on
 const networkId = (n: string | undefined) => (n === undefined ? 0 : n === BLUE ? 7 : 99);
 const PROTO = { TCP: 6, UDP: 17, SCTP: 132 } as const;
 
 beforeAll(() => {
   mountBpffs();
-  obj = BpfObject.open(compileBpf(join(__dirname, 'bpf/policy.c'), join(dir, 'policy.o')), { pinRoot: PIN_ROOT });
-  obj.load();
-  prog = obj.program(PROGRAMS.fromEndpoint);
-  maps = policyMaps(obj);
+  object = compileBpf(join(__dirname, 'bpf/policy.c'), join(dir, 'policy.o'));
+  for (const network of [undefined, BLUE]) copies.set(networkId(network), loadPolicyObject(object, PIN_ROOT, networkId(network)));
+  prog = programOf(undefined);
+  maps = policyMaps(copies.get(0)!);
   writer = new PolicyWriter(maps, { networkId });
 });
 afterAll(() => {
-  obj?.close();
+  for (const o of copies.values()) o.close();
   rmSync(dir, { recursive: true, force: true });
   rmSync(PIN_ROOT, { recursive: true, force: true });
 });
+
+/** The program out of an endpoint of `network` (whose copy shares every map with the others). */
+const programOf = (network: string | undefined): BpfProgram => copies.get(networkId(network))!.program(PROGRAMS.fromEndpoint);
 
 /** What the program answers for a packet it lets through: "no opinion", so the datapath's own filter runs next. */
 const PASS = TC_ACT.UNSPEC;
@@ -97,7 +104,7 @@ test('the kernel\'s verdict is the reference evaluator\'s, for random policy set
     writer.apply(compile(w, attachments, allocator), local, NODE_ADDRESSES);
     const wrong: string[] = [];
     for (const network of [undefined, BLUE]) {
-      maps.ifaces.update(LO, networkId(network));
+      const prog = programOf(network);
       for (const c of ALL.filter((x) => x.network === network)) {
         const want = evaluate(w, c).allowed ? PASS : TC_ACT.SHOT;
         packets++;
@@ -122,7 +129,7 @@ test('an update never lets through a packet that both the old and the new policy
     writer.apply(compiledB, local, NODE_ADDRESSES, () => {
       steps++;
       for (const network of [undefined, BLUE]) {
-        maps.ifaces.update(LO, networkId(network));
+        const prog = programOf(network);
         for (const c of sample.filter((x) => x.network === network)) if (testRun(prog, packet(c)).retval === PASS) leaks.push(`step ${steps}: ${show(c)}`);
       }
     });
@@ -146,7 +153,7 @@ function ruleCount(compiled: ReturnType<typeof compile>): number {
 function disagreements(w: ReturnType<typeof toWorld>): string[] {
   const wrong: string[] = [];
   for (const network of [undefined, BLUE]) {
-    maps.ifaces.update(LO, networkId(network));
+    const prog = programOf(network);
     for (const c of ALL.filter((x) => x.network === network && x.protocol === 'TCP')) {
       if ((testRun(prog, packet(c)).retval === PASS) !== evaluate(w, c).allowed) wrong.push(show(c));
       if (wrong.length >= 3) return wrong;
@@ -204,7 +211,6 @@ describe('connection tracking', () => {
   };
 
   beforeEach(() => {
-    maps.ifaces.update(LO, 0);
     for (const k of [...maps.ct.keys()]) maps.ct.delete(k);
   });
 
@@ -261,7 +267,7 @@ describe('connection tracking', () => {
     afterAll(() => reader.close());
     beforeEach(() => {
       for (const k of [...maps.counters.keys()]) maps.counters.delete(k);
-      const droplog = obj.map(MAPS.droplog); // earlier tests' drops would hold back this test's reports
+      const droplog = copies.get(0)!.map(MAPS.droplog); // earlier tests' drops would hold back this test's reports
       for (const k of [...droplog.keys()]) droplog.delete(k);
       drain();
     });
@@ -298,6 +304,25 @@ test('what is not IP is not policy\'s business; a truncated header is dropped by
   const arp = Buffer.alloc(42);
   arp.writeUInt16BE(0x0806, 12);
   expect(testRun(prog, arp).retval).toBe(PASS);
+});
+
+test('the network is a constant of each loaded copy, set before load at its exact size (ENOENT, EINVAL, EALREADY otherwise)', () => {
+  const o = BpfObject.open(object, { pinRoot: PIN_ROOT });
+  try {
+    expect(thrownBy(() => o.setConstants('.rodata.nope', Buffer.alloc(4)))).toMatchObject({ errnoName: 'ENOENT' });
+    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(8)))).toMatchObject({ errnoName: 'EINVAL' });
+    expect(thrownBy(() => o.setConstants('.data', Buffer.alloc(4)))).toMatchObject({ errnoName: 'EINVAL' });
+    o.setConstants(NETWORK_SECTION, Buffer.from([7, 0, 0, 0]));
+    o.load();
+    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(4)))).toMatchObject({ errnoName: 'EALREADY' });
+    // bpftool reads the loaded copy's constant back from the kernel.
+    const sections = (JSON.parse(run('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name: string }>).filter((m) => m.name === NETWORK_SECTION);
+    const values = sections.flatMap((m) => (JSON.parse(run('bpftool', ['-j', 'map', 'dump', 'id', String(m.id)])) as Array<{ formatted?: { value?: Record<string, Array<{ policy_network?: number }>> } }>)
+      .flatMap((d) => d.formatted?.value?.[NETWORK_SECTION] ?? []).map((v) => v.policy_network));
+    expect(values.filter((v) => v === 7)).toHaveLength(2); // this one and the test's copy for BLUE
+  } finally {
+    o.close();
+  }
 });
 
 test('bpf-maps.ts matches bpf/policy.h as the C compiler lays it out (structs, flags, directions)', () => {

@@ -1,17 +1,19 @@
 /**
- * The policy datapath on a node: policy.c loaded once with its maps pinned under `pinDir` (so enforcement
- * outlives the daemon), its two programs hooked on every endpoint's interface ahead of the datapath's own
- * filter, the writer that puts compiled policies into the maps, and the reader of its flow events.
+ * The policy datapath on a node: policy.c loaded with its maps pinned under `pinDir` (so enforcement outlives
+ * the daemon), its two programs hooked on every endpoint's interface ahead of the datapath's own filter, the
+ * writer that puts compiled policies into the maps, and the reader of its flow events. The programs are loaded
+ * once per network (the network is a constant of each copy; the maps are one set), the cluster network's at open.
  *
  *   const dp = PolicyDatapath.open(objectPath, pinDir, onFlow);
  *   dp.writer.adopt(local);                          // after a restart: take over what the maps hold
- *   dp.hook(ifindex, networkId, 'host', null);       // before the endpoint is reachable
+ *   dp.hook(ifindex, networkId(undefined), 'host', null);       // a routed pod's host veth
+ *   dp.hook(ifindex, networkId('default/blue'), 'pod', netns);  // a secondary interface in its pod
  *   dp.writer.apply(compile(world, all), local, nodeAddresses);
  *   setInterval(() => dp.poll(), 100);
  */
 import { BpfObject, type BpfProgram, isKernelError, mountBpffs, RingBufferReader, TcHook } from '../kernel';
 import {
-  COUNTER, type FlowEventRecord, FlowEventStruct, type PolicyMaps, PolicyWriter, PROGRAMS, policyMaps,
+  COUNTER, type FlowEventRecord, FlowEventStruct, NETWORK_SECTION, type PolicyMaps, PolicyWriter, PROGRAMS, policyMaps,
 } from './bpf-maps';
 
 /** Where the policy's filters sit on a hook: priority 1, ahead of the datapath's own (from_pod is at 2). */
@@ -28,33 +30,57 @@ export function networkId(network: string | undefined): number {
 export type CounterName = keyof typeof COUNTER;
 const COUNTER_NAMES = Object.fromEntries(Object.entries(COUNTER).map(([k, v]) => [v, k])) as Record<number, CounterName>;
 
+/**
+ * policy.c loaded for `network`: its maps those pinned under `pinDir` (created and pinned by the first load),
+ * its programs specialised by the network constant. The caller closes it (attached programs stay).
+ */
+export function loadPolicyObject(objectPath: string, pinDir: string, network: number): BpfObject {
+  const obj = BpfObject.open(objectPath, { pinRoot: pinDir });
+  try {
+    const constant = Buffer.alloc(4);
+    constant.writeUInt32LE(network);
+    obj.setConstants(NETWORK_SECTION, constant);
+    obj.load();
+    return obj;
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+}
+
+interface Programs {
+  readonly obj: BpfObject;
+  readonly from: BpfProgram;
+  readonly to: BpfProgram;
+}
+
 export class PolicyDatapath {
   readonly writer: PolicyWriter;
   private readonly reader: RingBufferReader;
-  private readonly from: BpfProgram;
-  private readonly to: BpfProgram;
+  /** The programs per network id, each loaded at its first endpoint (one verifier pass per network). */
+  private readonly copies = new Map<number, Programs>();
 
   private constructor(
-    private readonly obj: BpfObject,
+    private readonly objectPath: string,
+    private readonly pinDir: string,
+    cluster: BpfObject,
     readonly maps: PolicyMaps,
     onFlow: (e: FlowEventRecord) => void,
   ) {
     this.writer = new PolicyWriter(maps, { networkId });
-    this.from = obj.program(PROGRAMS.fromEndpoint);
-    this.to = obj.program(PROGRAMS.toEndpoint);
+    this.copies.set(0, programsOf(cluster));
     this.reader = new RingBufferReader(maps.events, (b) => onFlow(FlowEventStruct.decode(b)));
   }
 
   /**
-   * Loads policy.c, reusing the maps pinned under `pinDir` (a restart) or pinning new ones; `poll()` hands
-   * the flow events to `onFlow`.
+   * Loads policy.c for the cluster network, reusing the maps pinned under `pinDir` (a restart) or pinning new
+   * ones; `poll()` hands the flow events to `onFlow`.
    */
   static open(objectPath: string, pinDir: string, onFlow: (e: FlowEventRecord) => void): PolicyDatapath {
     mountBpffs();
-    const obj = BpfObject.open(objectPath, { pinRoot: pinDir });
+    const obj = loadPolicyObject(objectPath, pinDir, 0);
     try {
-      obj.load();
-      return new PolicyDatapath(obj, policyMaps(obj), onFlow);
+      return new PolicyDatapath(objectPath, pinDir, obj, policyMaps(obj), onFlow);
     } catch (err) {
       obj.close();
       throw err;
@@ -62,19 +88,18 @@ export class PolicyDatapath {
   }
 
   /**
-   * Hooks both programs on an endpoint's interface (replacing what an earlier daemon attached there) and
-   * records its network. The host end of a veth sees the pod's traffic on ingress; a pod's own interface on egress.
+   * Hooks both programs of the endpoint's network on its interface (replacing what an earlier daemon attached
+   * there). The host end of a veth sees the pod's traffic on ingress; a pod's own interface on egress.
    */
   hook(ifindex: number, network: number, end: 'host' | 'pod', netns: string | null): void {
-    this.maps.ifaces.update(ifindex, network);
+    const { from, to } = this.programs(network);
     const [outOf, into] = end === 'host' ? (['ingress', 'egress'] as const) : (['egress', 'ingress'] as const);
-    new TcHook(ifindex, outOf, netns).attach(this.from, { ...POLICY_FILTER, replace: true });
-    new TcHook(ifindex, into, netns).attach(this.to, { ...POLICY_FILTER, replace: true });
+    new TcHook(ifindex, outOf, netns).attach(from, { ...POLICY_FILTER, replace: true });
+    new TcHook(ifindex, into, netns).attach(to, { ...POLICY_FILTER, replace: true });
   }
 
-  /** Forgets an interface (its filters went with it, or go now if it is still there). */
+  /** Takes the policy's filters off an interface (nothing to do when the interface or its netns is gone). */
   unhook(ifindex: number, netns: string | null): void {
-    this.maps.ifaces.delete(ifindex);
     for (const point of ['ingress', 'egress'] as const) {
       try {
         new TcHook(ifindex, point, netns).detach(POLICY_FILTER);
@@ -82,11 +107,6 @@ export class PolicyDatapath {
         if (!isKernelError(err)) throw err; // the netns is gone: so is the interface
       }
     }
-  }
-
-  /** The interfaces the maps know (after a restart: those an earlier daemon hooked). */
-  hookedInterfaces(): number[] {
-    return [...this.maps.ifaces.keys()];
   }
 
   /** Hands every flow event waiting now to `onFlow`; never blocks. */
@@ -110,6 +130,17 @@ export class PolicyDatapath {
   /** Closes handles; pinned maps and attached programs stay (enforcement goes on without the daemon). */
   close(): void {
     this.reader.close();
-    this.obj.close();
+    for (const p of this.copies.values()) p.obj.close();
+    this.copies.clear();
   }
+
+  private programs(network: number): Programs {
+    let p = this.copies.get(network);
+    if (!p) this.copies.set(network, (p = programsOf(loadPolicyObject(this.objectPath, this.pinDir, network))));
+    return p;
+  }
+}
+
+function programsOf(obj: BpfObject): Programs {
+  return { obj, from: obj.program(PROGRAMS.fromEndpoint), to: obj.program(PROGRAMS.toEndpoint) };
 }

@@ -110,6 +110,7 @@ export interface Libbpf {
   bpf_map__fd(map: Pointer): number;
   bpf_map__pin(map: Pointer, path: string): number;
   bpf_map__reuse_fd(map: Pointer, fd: number): number;
+  bpf_map__set_initial_value(map: Pointer, data: Buffer, size: number): number;
   bpf_obj_pin(fd: number, path: string): number;
   bpf_obj_get(path: string): number;
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: number[]): number;
@@ -235,6 +236,7 @@ export function libbpf(): Libbpf {
     bpf_map__fd: f('int bpf_map__fd(const bpf_map *map)'),
     bpf_map__pin: f('int bpf_map__pin(bpf_map *map, const char *path)'),
     bpf_map__reuse_fd: f('int bpf_map__reuse_fd(bpf_map *map, int fd)'),
+    bpf_map__set_initial_value: f('int bpf_map__set_initial_value(bpf_map *map, const void *data, size_t size)'),
     bpf_obj_pin: f('int bpf_obj_pin(int fd, const char *pathname)'),
     bpf_obj_get: f('int bpf_obj_get(const char *pathname)'),
     bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int bpf_fd, _Inout_ void *info, _Inout_ uint32_t *info_len)'),

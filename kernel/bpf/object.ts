@@ -32,6 +32,8 @@ export interface BpfProgram {
 
 /** BPF object and program names: C identifiers (what clang accepts), at most 63 bytes here. */
 const C_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+/** A custom read-only data section of the object (libbpf makes each its own internal map). */
+const RODATA_SECTION = /^\.rodata\.[A-Za-z_][A-Za-z0-9_]{0,40}$/;
 
 export class BpfObject implements FdHandle {
   private obj: Pointer | null;
@@ -129,6 +131,21 @@ export class BpfObject implements FdHandle {
     } finally {
       pinned.close();
     }
+  }
+
+  /**
+   * Before load: sets the constants of a custom read-only data section, such as `.rodata.network` for
+   * `const volatile __u32 network SEC(".rodata.network")` in C. The verifier then knows them, so one object file
+   * loads as several programs each specialised by its constants. `bytes` must be the section's exact size
+   * (EINVAL otherwise); ENOENT when the object has no such section.
+   */
+  setConstants(section: string, bytes: Buffer): void {
+    const what = `set ${section} of ${this.path}`;
+    if (this.isLoaded) throw new KernelError(what, ERRNO.EALREADY, { extack: 'the object is already loaded' });
+    if (!RODATA_SECTION.test(section)) throw invalidArgument(what, `invalid section ${JSON.stringify(section)}: a .rodata.<name> section`);
+    const obj = this.live(what);
+    const map = checkPointer(what, (l) => l.bpf_object__find_map_by_name(obj, section));
+    checkInt(what, (l) => l.bpf_map__set_initial_value(map, bytes, bytes.length));
   }
 
   /**

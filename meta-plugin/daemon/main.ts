@@ -81,6 +81,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
     const runner = new Runner({
       records, registry, binDirs: [...config.binDirs], delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
       routes: kernelRouteOps, linkExists: kernelLinkExists, deviceInfoDir: config.deviceInfoDir,
+      ...(policies.enforcing ? { watcher: policies } : {}),
     });
     const confDir = new ConfDir(config.confDir, log.child({ component: 'confdir' }));
     const metrics = new DaemonMetrics(config.nodeName, [ipam.ipam.registry, policies.registry]);
@@ -90,7 +91,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
       afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
     });
     clusterNetworkOf = handler;
-    if (routed) await policies.restore(await routed.endpoints());
+    if (routed) await policies.restore(await routed.endpoints(), runner.podInterfaces());
     await republishStatus(records, source, log);
     const server = await listenUnix(config.socketPath, {
       cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),

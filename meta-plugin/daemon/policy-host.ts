@@ -3,12 +3,14 @@
  * come from the source (manifests or the API), validated and defaulted by policy/parse.ts at every change; a
  * policy an API server would refuse is left out with one warning naming its fields (again only if it changes).
  *
- * With the routed datapath, it also enforces them (policy/datapath.ts): it is the EndpointWatcher of
- * plexus-routed, so each cluster-network endpoint is hooked and its policy written before the pod is
- * reachable (NP8), and every change of the source is compiled and written again, one update at a time. On
- * start it takes over the pinned maps an earlier daemon left (enforcement never stopped meanwhile). The
- * datapath's flow events are named (pods, namespaces, labels) into a bounded ring for `plexusctl observe`, and
- * counted for /metrics.
+ * With the routed datapath, it also enforces them (policy/datapath.ts). NetworkPolicy: it is the
+ * EndpointWatcher of plexus-routed, so each cluster-network endpoint is hooked and its policy written before the
+ * pod is reachable (NP8). MultiNetworkPolicy: it is the runner's AttachmentWatcher, so a pod's interface on a
+ * secondary network that some MultiNetworkPolicy names is hooked (inside the pod) and its policy written before
+ * the ADD returns; a network a new policy names has its interfaces hooked then. Every change of the source is
+ * compiled and written again, one update at a time. On start it takes over the pinned maps an earlier daemon
+ * left (enforcement never stopped meanwhile). The datapath's flow events are named (pods, namespaces, labels,
+ * network) into a bounded ring for `plexusctl observe`, and counted for /metrics.
  */
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -24,6 +26,7 @@ import type { PolicyPod, World } from '../../policy/evaluate';
 import { type Flow, type FlowEndpoint, FlowRing, protocolName } from '../../policy/flows';
 import { type Policy, namespaceLabels, parsePolicy } from '../../policy/parse';
 import type { PodObject } from '../planner/types';
+import type { AttachmentWatcher, PodInterface } from '../runner/runner';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
 
@@ -42,7 +45,21 @@ export interface EnforcementDeps {
   readonly isClusterNetwork: (network: string) => boolean;
 }
 
-export class PolicyHost implements EndpointWatcher {
+/** A hooked interface: where it is, whose it is, and which network's policies govern it. */
+interface Hooked {
+  readonly ifindex: number;
+  readonly netns: string | null;
+  readonly pod?: { readonly namespace: string; readonly name: string };
+  readonly ips: readonly string[];
+  /** The policy network: undefined for the cluster network, else the NAD's `namespace/name`. */
+  readonly network?: string;
+}
+
+/** Interfaces are keyed by netns and ifindex: ifindexes are per netns. */
+const hookKey = (netns: string | null, ifindex: number): string => `${netns ?? ''}#${ifindex}`;
+const CLUSTER = 'cluster';
+
+export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private world: World = { policies: [], namespaces: new Map() };
   private refused = new Set<string>();
   private readonly datapath: PolicyDatapath | undefined;
@@ -52,8 +69,16 @@ export class PolicyHost implements EndpointWatcher {
   private readonly countersSeen = new Map<string, bigint>();
   /** Pods with an endpoint here the source does not have, each warned about once. */
   private readonly unknownPods = new Set<string>();
-  /** Hooked endpoints, by interface. */
-  private readonly endpoints = new Map<number, EndpointInfo>();
+  /** Hooked interfaces, by hookKey. */
+  private readonly endpoints = new Map<string, Hooked>();
+  /** Every secondary pod interface on this node, hooked or not (a policy naming its network may come later), by id. */
+  private readonly secondary = new Map<string, PodInterface>();
+  /** The hookKey of each hooked secondary interface, by its id. */
+  private readonly secondaryHooks = new Map<string, string>();
+  /** Secondary interfaces no program can sit on (no kernel interface), each warned about once. */
+  private readonly unenforceable = new Set<string>();
+  /** Network ids in the maps -> the network's name (`cluster` or the NAD), for flows and metrics. */
+  private readonly networkNames = new Map<number, string>([[networkId(undefined), CLUSTER]]);
   private readonly allocator = new IdentityAllocator();
   private writing: Promise<void> = Promise.resolve();
   /** Nothing is written before restore() took over what the pinned maps hold (a write would drop it all). */
@@ -130,7 +155,9 @@ export class PolicyHost implements EndpointWatcher {
     this.world = { policies, namespaces };
     for (const kind of POLICY_KINDS) this.metrics.policies.set({ kind }, policies.filter((p) => p.kind === kind).length);
     this.metrics.refused.set(refused.size);
-    if (this.datapath && this.restored) void this.write().catch((err: unknown) => this.log.error({ err: errorText(err) }, 'policy update failed; retried at the next change'));
+    if (this.datapath && this.restored) {
+      void this.hookGoverned().then(() => this.write()).catch((err: unknown) => this.log.error({ err: errorText(err) }, 'policy update failed; retried at the next change'));
+    }
   }
 
   /** What `plexusctl policy` prints; undefined for a pod the source does not have (the API source: this node's). */
@@ -142,16 +169,30 @@ export class PolicyHost implements EndpointWatcher {
   /** EndpointWatcher: hooked and its policy written before plexus-routed makes the pod reachable. */
   async attaching(ep: EndpointInfo): Promise<void> {
     if (!this.datapath || !this.restored || !this.governed(ep)) return;
-    this.datapath.hook(ep.ifindex, networkId(undefined), ep.end, ep.netns);
-    this.endpoints.set(ep.ifindex, ep);
+    this.hook(hookedOf(ep), ep.end);
     await this.write();
   }
 
   async detached(ep: EndpointInfo): Promise<void> {
-    if (!this.datapath || !this.endpoints.has(ep.ifindex)) return;
-    this.endpoints.delete(ep.ifindex);
-    this.datapath.unhook(ep.ifindex, ep.netns);
+    if (this.unhook(hookKey(ep.netns, ep.ifindex))) await this.write();
+  }
+
+  /**
+   * AttachmentWatcher: a secondary interface is known from now on; when a MultiNetworkPolicy names its network,
+   * it is hooked inside the pod and its policy written before the ADD returns.
+   */
+  async attached(iface: PodInterface): Promise<void> {
+    this.secondary.set(iface.id, iface);
+    if (!this.datapath || !this.restored || !this.governedNetworks().has(iface.network)) return;
+    await this.hookSecondary(iface);
     await this.write();
+  }
+
+  async detaching(iface: PodInterface): Promise<void> {
+    this.secondary.delete(iface.id);
+    const key = this.secondaryHooks.get(iface.id);
+    this.secondaryHooks.delete(iface.id);
+    if (key && this.unhook(key)) await this.write();
   }
 
   /**
@@ -159,24 +200,31 @@ export class PolicyHost implements EndpointWatcher {
    * enforcing), every live endpoint is hooked again (an upgraded program takes over in place), interfaces the
    * maps knew that no endpoint has any more are forgotten, and the current policy is written.
    */
-  async restore(live: readonly EndpointInfo[]): Promise<void> {
+  async restore(live: readonly EndpointInfo[], secondary: readonly PodInterface[] = []): Promise<void> {
     const dp = this.datapath;
+    for (const iface of secondary) this.secondary.set(iface.id, iface);
     if (!dp) return;
     const governed = live.filter((ep) => this.governed(ep));
-    const report = dp.writer.adopt(this.attachments(governed));
+    const networks = this.governedNetworks();
+    const resolved: Array<[PodInterface, Hooked]> = [];
+    for (const iface of secondary.filter((i) => networks.has(i.network))) {
+      const h = await this.resolve(iface);
+      if (h) resolved.push([iface, h]);
+    }
+    const report = dp.writer.adopt(this.attachments([...governed.map(hookedOf), ...resolved.map(([, h]) => h)]));
     this.nodeAddresses = new Set(await this.readNodeAddresses());
-    for (const ep of governed) {
+    const hooks = [...governed.map((ep) => [undefined, hookedOf(ep), ep.end] as const), ...resolved.map(([iface, h]) => [iface, h, 'pod'] as const)];
+    for (const [iface, h, end] of hooks) {
       try {
-        dp.hook(ep.ifindex, networkId(undefined), ep.end, ep.netns);
-        this.endpoints.set(ep.ifindex, ep);
+        this.hook(h, end);
+        if (iface) this.secondaryHooks.set(iface.id, hookKey(h.netns, h.ifindex));
       } catch (err) {
-        if (!isKernelError(err)) throw err; // its veth went since it was listed: the DEL that comes cleans up
+        if (!isKernelError(err)) throw err; // its interface went since it was listed: the DEL that comes cleans up
       }
     }
-    for (const ifindex of dp.hookedInterfaces()) if (!this.endpoints.has(ifindex)) dp.maps.ifaces.delete(ifindex);
     this.restored = true;
     await this.write();
-    this.log.info({ ...report, hooked: governed.length }, 'policy datapath restored');
+    this.log.info({ ...report, hooked: this.endpoints.size }, 'policy datapath restored');
   }
 
   close(): void {
@@ -207,13 +255,78 @@ export class PolicyHost implements EndpointWatcher {
     }
   }
 
-  /** NetworkPolicy governs the cluster network; routed endpoints of other networks are not hooked (docs/policy.md). */
+  /**
+   * NetworkPolicy governs the cluster network; a routed endpoint of another network is a secondary attachment,
+   * which the runner reports (and which is hooked inside the pod when a MultiNetworkPolicy names its network).
+   */
   private governed(ep: EndpointInfo): boolean {
     return this.enforcement!.isClusterNetwork(ep.network);
   }
 
-  /** The pods behind the endpoints, as the source knows them now. */
-  private attachments(eps: Iterable<EndpointInfo>): Attachment[] {
+  /** The secondary networks some MultiNetworkPolicy names (its interfaces are hooked). */
+  private governedNetworks(): Set<string> {
+    return new Set(this.world.policies.flatMap((p) => (p.kind === 'MultiNetworkPolicy' ? p.networks ?? [] : [])));
+  }
+
+  private hook(h: Hooked, end: 'host' | 'pod'): void {
+    const id = networkId(h.network);
+    this.networkNames.set(id, h.network ?? CLUSTER);
+    this.datapath!.hook(h.ifindex, id, end, h.netns);
+    this.endpoints.set(hookKey(h.netns, h.ifindex), h);
+  }
+
+  /** Takes the filters off a hooked interface; false when it was not hooked. */
+  private unhook(key: string): boolean {
+    const h = this.endpoints.get(key);
+    if (!this.datapath || !h) return false;
+    this.endpoints.delete(key);
+    this.datapath.unhook(h.ifindex, h.netns);
+    return true;
+  }
+
+  /** The hookable interface of a secondary attachment: its ifindex in the pod; undefined when it has no kernel interface. */
+  private async resolve(iface: PodInterface): Promise<Hooked | undefined> {
+    let link;
+    try {
+      link = await Netlink.within(iface.netns, (nl) => nl.getLink(iface.ifName));
+    } catch (err) {
+      if (!isKernelError(err)) throw err; // the pod's netns is gone: nothing to enforce
+      return undefined;
+    }
+    if (!link) {
+      // A DPDK-bound VF or a vhost-user/memif port: no kernel interface, so no program can sit on it.
+      if (!this.unenforceable.has(iface.id)) {
+        this.unenforceable.add(iface.id);
+        this.log.warn({ pod: iface.pod && `${iface.pod.namespace}/${iface.pod.name}`, network: iface.network, ifName: iface.ifName }, 'MultiNetworkPolicy names this network, but the interface is no kernel interface (DPDK, vhost-user, memif): it is NOT enforced there');
+      }
+      return undefined;
+    }
+    return { ifindex: link.index, netns: iface.netns, ips: iface.ips, network: iface.network, ...(iface.pod ? { pod: iface.pod } : {}) };
+  }
+
+  private async hookSecondary(iface: PodInterface): Promise<void> {
+    if (this.secondaryHooks.has(iface.id)) return;
+    const h = await this.resolve(iface);
+    if (!h || !this.secondary.has(iface.id)) return; // not hookable, or detached meanwhile
+    this.hook(h, 'pod');
+    this.secondaryHooks.set(iface.id, hookKey(h.netns, h.ifindex));
+  }
+
+  /** Hooks the secondary interfaces of every network a MultiNetworkPolicy names now (a policy just came). */
+  private async hookGoverned(): Promise<void> {
+    const networks = this.governedNetworks();
+    for (const iface of [...this.secondary.values()]) {
+      if (!networks.has(iface.network)) continue;
+      try {
+        await this.hookSecondary(iface);
+      } catch (err) {
+        this.log.warn({ err: errorText(err), network: iface.network, ifName: iface.ifName }, 'hooking a secondary interface failed; retried at the next change');
+      }
+    }
+  }
+
+  /** The pods behind the hooked interfaces, as the source knows them now. */
+  private attachments(eps: Iterable<Hooked>): Attachment[] {
     const out: Attachment[] = [];
     for (const ep of eps) {
       if (!ep.pod) continue;
@@ -223,7 +336,7 @@ export class PolicyHost implements EndpointWatcher {
         this.unknownPods.add(ref);
         this.log.warn({ pod: ref }, 'a pod with an endpoint here is not in the source: no policy selects it by its labels');
       }
-      out.push({ pod: pod ? policyPod(pod) : { namespace: ep.pod.namespace, name: ep.pod.name, labels: {}, ports: [] }, ips: ep.ips });
+      out.push({ pod: pod ? policyPod(pod) : { namespace: ep.pod.namespace, name: ep.pod.name, labels: {}, ports: [] }, ips: ep.ips, ...(ep.network ? { network: ep.network } : {}) });
     }
     return out;
   }
@@ -234,7 +347,7 @@ export class PolicyHost implements EndpointWatcher {
     const step = this.writing.then(() => {
       const local = this.attachments(this.endpoints.values());
       this.datapath!.writer.apply(compile(this.world, local, this.allocator), local, [...this.nodeAddresses]);
-      this.owners = new Map(local.flatMap((a) => a.ips.map((ip) => [ip, endpointOf(a.pod, ip)])));
+      this.owners = new Map(local.flatMap((a) => a.ips.map((ip) => [ownerKey(networkId(a.network), ip), endpointOf(a.pod, ip)])));
       this.metrics.endpoints.set(this.endpoints.size);
       this.metrics.updates.observe(Number(process.hrtime.bigint() - started) / 1e9);
     });
@@ -262,7 +375,7 @@ export class PolicyHost implements EndpointWatcher {
   /** Moves the kernel's counters into the Prometheus counters by what they grew since the last scrape. */
   private collectCounters(): void {
     for (const [network, counters] of this.datapath?.counters() ?? []) {
-      const net = network === networkId(undefined) ? 'cluster' : String(network);
+      const net = this.networkNames.get(network) ?? String(network);
       for (const [name, value] of Object.entries(counters)) {
         const key = `${net}|${name}`;
         const grown = Number(value - (this.countersSeen.get(key) ?? 0n));
@@ -284,9 +397,10 @@ export class PolicyHost implements EndpointWatcher {
 
   private record(e: FlowEventRecord): void {
     const v6 = (e.flags & FLOW.V6) !== 0;
+    const cluster = e.network === networkId(undefined);
     const side = (addr: Buffer, port: number): FlowEndpoint => {
       const ip = addrText(addr);
-      const who = this.owners.get(ip) ?? (this.nodeAddresses.has(ip) ? { ip, identity: 'host' as const } : { ip, identity: 'world' as const });
+      const who = this.owners.get(ownerKey(e.network, ip)) ?? (cluster && this.nodeAddresses.has(ip) ? { ip, identity: 'host' as const } : { ip, identity: 'world' as const });
       return port ? { ...who, port } : who;
     };
     const verdict = e.verdict === VERDICT.DROPPED ? 'DROPPED' : 'FORWARDED';
@@ -295,7 +409,7 @@ export class PolicyHost implements EndpointWatcher {
     const flow: Omit<Flow, 'seq'> = {
       time: new Date(Number(BOOT_EPOCH_NS + e.time) / 1e6).toISOString(),
       node: this.enforcement!.config.nodeName,
-      network: 'cluster',
+      network: this.networkNames.get(e.network) ?? String(e.network),
       verdict,
       ...(reason ? { drop_reason: reason } : {}),
       ...(e.flags & FLOW.CUT ? { cut: true as const } : {}),
@@ -315,6 +429,12 @@ const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'd
 
 /** CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) to the Unix epoch, in nanoseconds. */
 const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+const ownerKey = (network: number, ip: string): string => `${network}|${ip}`;
+
+function hookedOf(ep: EndpointInfo): Hooked {
+  return { ifindex: ep.ifindex, netns: ep.netns, ips: ep.ips, ...(ep.pod ? { pod: ep.pod } : {}) };
+}
 
 function endpointOf(pod: PolicyPod, ip: string): FlowEndpoint {
   return { ip, namespace: pod.namespace, pod_name: pod.name, labels: Object.entries(pod.labels).map(([k, v]) => `${k}=${v}`).sort() };

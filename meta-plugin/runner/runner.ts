@@ -28,6 +28,44 @@ export interface RunnerDeps {
   /** Checks that an interface exists in a netns (CHECK). */
   linkExists(netns: string, ifName: string): Promise<boolean>;
   deviceInfoDir: string;
+  /** Told of each secondary network's pod interface (MultiNetworkPolicy enforcement). */
+  watcher?: AttachmentWatcher;
+}
+
+/** A pod's interface on a secondary network (one of its NADs), as the runner's watcher learns of it. */
+export interface PodInterface {
+  /** `<containerId>@<ifName>`: unique on the node. */
+  readonly id: string;
+  /** The NAD, `namespace/name`. */
+  readonly network: string;
+  readonly pod?: { readonly namespace: string; readonly name: string };
+  readonly ifName: string;
+  readonly netns: string;
+  /** The addresses the delegate's result gives the interface (without prefix length). */
+  readonly ips: readonly string[];
+}
+
+/**
+ * Told of every secondary attachment once its delegate has added it, before the pod's ADD (or hot-plug)
+ * returns, and of every one before its delegate's DEL. A failure of `attached` fails the ADD; `detaching`
+ * never fails a DEL.
+ */
+export interface AttachmentWatcher {
+  attached(iface: PodInterface): Promise<void>;
+  detaching(iface: PodInterface): Promise<void>;
+}
+
+/** The pod interface of a recorded secondary attachment; undefined for the cluster network and one not added. */
+export function podInterfaceOf(rec: SandboxRecord, att: AttachmentRecord): PodInterface | undefined {
+  if (att.isDefault || !att.nad || att.state !== 'added' || !rec.netns) return undefined;
+  const result = (att.result ?? {}) as { interfaces?: Array<{ name?: string; sandbox?: string }>; ips?: Array<{ address?: string; interface?: number }> };
+  const index = (result.interfaces ?? []).findIndex((i) => i.name === att.ifName && typeof i.sandbox === 'string' && i.sandbox !== '');
+  const ips = (result.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === index).map((ip) => String(ip.address).split('/')[0]!);
+  return {
+    id: `${rec.containerId}@${att.ifName}`, network: `${att.nad.namespace}/${att.nad.name}`,
+    ...(rec.pod ? { pod: { namespace: rec.pod.namespace, name: rec.pod.name } } : {}),
+    ifName: att.ifName, netns: rec.netns, ips,
+  };
 }
 
 export class Runner {
@@ -68,6 +106,7 @@ export class Runner {
         undo.push(`${att.index}:${att.statusName}`, () => this.undoAttachment(rec, att, req.netns!, req.path, log));
         att.result = await addNetwork(this.call(rec, att, req.netns!, req.path, log, spent));
         att.state = 'added';
+        await this.announce(rec, att);
       }
       current = undefined;
       await applyDefaultRoute(rec, this.deps.routes);
@@ -135,7 +174,21 @@ export class Runner {
     }
   }
 
+  /** Tells the watcher of a secondary attachment just added (its failure fails the ADD, which rolls back). */
+  private async announce(rec: SandboxRecord, att: AttachmentRecord): Promise<void> {
+    const iface = this.deps.watcher && podInterfaceOf(rec, att);
+    if (iface) await this.deps.watcher!.attached(iface);
+  }
+
   private async delAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): Promise<void> {
+    const iface = this.deps.watcher && podInterfaceOf(rec, att);
+    if (iface) {
+      try {
+        await this.deps.watcher!.detaching(iface);
+      } catch (e) {
+        log.warn({ network: att.statusName, ifName: att.ifName, err: errorText(e) }, 'forgetting the interface\'s policy failed; the DEL goes on');
+      }
+    }
     await delNetwork(this.call(rec, att, netns, path, log), att.result);
     if (att.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
   }
@@ -190,6 +243,7 @@ export class Runner {
         undo.push(`${att.index}:${att.statusName}`, () => this.undoAttachment(rec, att, rec.netns, [], log));
         att.result = await addNetwork(this.call(rec, att, rec.netns, [], log));
         att.state = 'added';
+        await this.announce(rec, att);
       }
       undo.commit();
     } catch (e) {
@@ -216,6 +270,11 @@ export class Runner {
     this.deps.records.put(rec);
     if (failed.length > 0) throw new PlexusError('DeleteIncomplete', `hot-plug of ${recordPodText(rec)}: failed to remove ${failed.join('; ')}`);
     return { added, removed };
+  }
+
+  /** Every secondary pod interface the records hold (a restarted daemon's watcher learns them again). */
+  podInterfaces(): PodInterface[] {
+    return this.deps.records.list().flatMap((rec) => rec.attachments.flatMap((att) => podInterfaceOf(rec, att) ?? []));
   }
 
   recordOf(req: CniRequest): SandboxRecord | undefined {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * policy_verdict: the policy decision of docs/policy.md in eBPF, over the maps policy/compile.ts fills. For a
- * packet on network N (the network of the interface it came in on), with source S and destination D:
+ * packet on network N (the network of the interface it crosses), with source S and destination D:
  *
  *   egress:  if S is a local endpoint isolated for egress, one of its rules must allow (D, proto, port);
  *   ingress: if D is a local endpoint isolated for ingress, one of its rules must allow (S, proto, port),
@@ -60,13 +60,12 @@ struct {
 	__uint(pinning, POLICY_PINNING);
 } pol_local SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u32); /* ifindex */
-	__type(value, __u32); /* network id (0: the cluster network) */
-	__uint(pinning, POLICY_PINNING);
-} pol_ifaces SEC(".maps");
+/*
+ * The network of the interfaces this copy of the programs is hooked on (0: the cluster network): set by the
+ * loader before load, one loaded copy per network (the maps are shared, pinned by name). A constant rather than
+ * a map keyed by ifindex, because ifindexes are per netns: a pod's net1 and a host veth of the node can share one.
+ */
+const volatile __u32 policy_network SEC(".rodata.network") = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -313,9 +312,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	/* Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. */
 	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff))
 		return TC_ACT_UNSPEC;
-	__u32 ifindex = skb->ifindex, zero = 0;
-	__u32 *net = bpf_map_lookup_elem(&pol_ifaces, &ifindex);
-	__u32 network = net ? *net : 0;
+	__u32 network = policy_network, zero = 0;
 	struct policy_state *state = bpf_map_lookup_elem(&pol_state, &zero);
 	__u32 revision = state ? state->revision : 0;
 	__u64 now = bpf_ktime_get_ns();

@@ -8,13 +8,40 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Connection, evaluate, type PolicyPod, type World } from '../../policy/evaluate';
-import type { Protocol } from '../../policy/parse';
+import { namespaceLabels, parsePolicy, type Protocol } from '../../policy/parse';
 import { track } from '../../hack/cluster';
+import { run, TestCluster } from './plexus-harness';
 
 export const NETPOL_PORTS: Array<[Protocol, number]> = [['TCP', 80], ['TCP', 81], ['UDP', 80], ['UDP', 81]];
 
 /** Container ports as the upstream suite names them: serve-80-tcp, serve-81-udp, ... */
 export const NAMED_PORTS = NETPOL_PORTS.map(([protocol, port]) => ({ name: `serve-${port}-${protocol.toLowerCase()}`, containerPort: port, protocol }));
+
+/** The upstream suite's world: namespaces x, y, z (labelled ns=...), each with pods a, b, c (labelled pod=...). */
+export const NETPOL_NAMESPACES = ['x', 'y', 'z'];
+export const NETPOL_NAMES = ['a', 'b', 'c'];
+
+/** The manifests of that world (namespaces and pods serving the named ports), plus pod annotations. */
+export function netpolManifests(annotations: Record<string, string> = {}): Record<string, unknown>[] {
+  return [
+    ...NETPOL_NAMESPACES.map((ns) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ns } } })),
+    ...NETPOL_NAMESPACES.flatMap((ns) => NETPOL_NAMES.map((n) => netpolPod(ns, n, annotations))),
+  ];
+}
+
+export function netpolPod(namespace: string, name: string, annotations: Record<string, string> = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels: { pod: name }, annotations },
+    spec: { containers: [{ name: 'agent', image: 'agnhost', ports: NAMED_PORTS }] },
+  };
+}
+
+export const networkPolicy = (namespace: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace, name }, spec });
+
+/** What the evaluator is given for `policies` in that world. */
+export function netpolWorld(policies: Record<string, unknown>[]): World {
+  return { policies: policies.map((p) => parsePolicy(p)), namespaces: new Map(NETPOL_NAMESPACES.map((n) => [n, namespaceLabels(n, { ns: n })])) };
+}
 
 export class NetpolAgent {
   private readonly child: ChildProcessWithoutNullStreams;
@@ -79,14 +106,14 @@ export async function probeTable(pods: readonly NetpolPod[], family: 4 | 6): Pro
   return out;
 }
 
-/** What the reference evaluator says for the same cells. */
-export function expectedTable(world: World, pods: readonly NetpolPod[], family: 4 | 6): Map<string, boolean> {
+/** What the reference evaluator says for the same cells; `network` is the NAD the pods' addresses are on (none: the cluster network). */
+export function expectedTable(world: World, pods: readonly NetpolPod[], family: 4 | 6, network?: string): Map<string, boolean> {
   const out = new Map<string, boolean>();
   for (const src of pods) {
     for (const dst of pods.filter((d) => d !== src)) {
       for (const [protocol, port] of NETPOL_PORTS) {
         const ip = (p: NetpolPod) => (family === 4 ? p.v4 : p.v6);
-        const conn: Connection = { src: { ip: ip(src), pod: src.pod }, dst: { ip: ip(dst), pod: dst.pod }, protocol, port };
+        const conn: Connection = { src: { ip: ip(src), pod: src.pod }, dst: { ip: ip(dst), pod: dst.pod }, protocol, port, ...(network ? { network } : {}) };
         out.set(cell({ src, dst, protocol, port }), evaluate(world, conn).allowed);
       }
     }
@@ -102,4 +129,24 @@ export async function converge(pods: readonly NetpolPod[], family: 4 | 6, want: 
     const wrong = [...want].filter(([k, v]) => got.get(k) !== v).map(([k, v]) => `${k}: want ${v ? 'allowed' : 'denied'}, got ${v ? 'denied' : 'allowed'}`);
     if (wrong.length === 0 || Date.now() > end) return wrong;
   }
+}
+
+/**
+ * A one-node cluster for policy tests: plexus-routed as the cluster network on `pool`, the policy maps pinned
+ * under a directory of this process's own. `stop` ends the pods' agents, the cluster and the pins.
+ */
+export async function startPolicyCluster(pool: Record<string, unknown>, tag: string): Promise<{ c: TestCluster; pinDir: string; stop(pods: readonly NetpolPod[]): Promise<void> }> {
+  const pinDir = `/sys/fs/bpf/plexus/plxt-${tag}-${process.pid}`;
+  const c = await TestCluster.start({
+    clusterNetwork: { cniVersion: '1.1.0', name: 'cluster', plugins: [{ type: 'plexus-routed', ipam: { type: 'plexus-ipam', pool: pool['name'] } }] },
+    daemon: { ipam: { pools: [pool] }, routed: { pinDir } },
+  });
+  return {
+    c, pinDir,
+    async stop(pods) {
+      for (const p of pods) p.agent.stop();
+      await c.destroy();
+      run('rm', ['-rf', pinDir], { allowFail: true });
+    },
+  };
 }

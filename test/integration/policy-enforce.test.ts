@@ -7,36 +7,26 @@
  * BPF_PROG_TEST_RUN (policy/bpf-policy.test.ts).
  */
 import { join } from 'node:path';
-import { parsePolicy, namespaceLabels } from '../../policy/parse';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
-import { converge, expectedTable, NAMED_PORTS, NetpolAgent, type NetpolPod } from '../helpers/netpol';
+import {
+  converge, expectedTable, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests,
+  netpolPod as podObject, netpolWorld as world, networkPolicy as np, startPolicyCluster,
+} from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, ROOT, run, TestCluster } from '../helpers/plexus-harness';
 
 jest.setTimeout(180_000);
 
 const POOL = { name: 'pods', cidrs: ['10.96.0.0/16', 'fd00:96::/56'], blockSize: { v4: 26, v6: 122 } };
-const NAMESPACES = ['x', 'y', 'z'];
-const NAMES = ['a', 'b', 'c'];
 
+let cluster: Awaited<ReturnType<typeof startPolicyCluster>> | undefined;
 let c: TestCluster;
 let pinDir: string;
 const pods: Array<NetpolPod & { cid: string; netns: string; hostIf: string }> = [];
 
-const nsObjects = NAMESPACES.map((ns) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ns } } }));
-const podObject = (ns: string, name: string) => ({
-  apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels: { pod: name } },
-  spec: { containers: [{ name: 'agent', image: 'agnhost', ports: NAMED_PORTS }] },
-});
-const np = (ns: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: ns, name }, spec });
-const world = (policies: Record<string, unknown>[]): World => ({
-  policies: policies.map((p) => parsePolicy(p)),
-  namespaces: new Map(NAMESPACES.map((n) => [n, namespaceLabels(n, { ns: n })])),
-});
-
 /** Writes the policies (beside the namespaces and pods) and waits until the daemon has read them. */
 async function apply(policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
-  await c.writeManifests('world.yaml', [...nsObjects, ...NAMESPACES.flatMap((ns) => NAMES.map((n) => podObject(ns, n))), ...extraPods, ...policies]);
+  await c.writeManifests('world.yaml', [...netpolManifests(), ...extraPods, ...policies]);
   return world(policies);
 }
 
@@ -63,19 +53,14 @@ async function attach(ns: string, name: string): Promise<NetpolPod & { cid: stri
 }
 
 beforeAll(async () => {
-  pinDir = `/sys/fs/bpf/plexus/plxt-policy-${process.pid}`;
-  c = await TestCluster.start({
-    clusterNetwork: { cniVersion: '1.1.0', name: 'cluster', plugins: [{ type: 'plexus-routed', ipam: { type: 'plexus-ipam', pool: 'pods' } }] },
-    daemon: { ipam: { pools: [POOL] }, routed: { pinDir } },
-  });
+  cluster = await startPolicyCluster(POOL, 'policy');
+  ({ c, pinDir } = cluster);
   await apply([]);
   for (const ns of NAMESPACES) for (const name of NAMES) pods.push(await attach(ns, name));
 });
 
 afterAll(async () => {
-  for (const p of pods) p.agent.stop();
-  await c?.destroy();
-  run('rm', ['-rf', pinDir], { allowFail: true });
+  await cluster?.stop(pods);
 });
 
 test('the policy program sits ahead of from_pod on every host veth, its maps pinned (tc, bpftool)', () => {
