@@ -57,3 +57,20 @@ test('port ranges become aligned power-of-two blocks covering exactly the range'
     expect(blocks.length).toBeLessThanOrEqual(30);
   }
 });
+
+test('split over two nodes, each compiling its own pods with the other\'s as remote peers, the cluster decides as the evaluator does', () => {
+  // A connection is decided by the source's node (its egress) and the destination's node (its ingress).
+  fc.assert(fc.property(fc.array(policy, { maxLength: 5 }), fc.array(fc.boolean(), { minLength: attachments.length, maxLength: attachments.length }), (specs, onFirst) => {
+    const w = toWorld(specs);
+    const nodeOf = (pod: { namespace: string; name: string }) => onFirst[attachments.findIndex((a) => a.pod.namespace === pod.namespace && a.pod.name === pod.name)] ? 0 : 1;
+    const nodes = [0, 1].map((n) => compile(w, attachments.filter((a) => nodeOf(a.pod) === n), undefined, attachments.filter((a) => nodeOf(a.pod) !== n)));
+    const wrong = ALL.filter((c) => {
+      // The node side (NP5) is the destination's own node: only pods and outside addresses are judged here.
+      if (c.src.node) return false;
+      const egress = c.src.pod ? verdict(nodes[nodeOf(c.src.pod)]!, { ...c, dst: { ip: c.dst.ip } }) : true;
+      const ingress = c.dst.pod ? verdict(nodes[nodeOf(c.dst.pod)]!, { ...c, src: { ip: c.src.ip } }) : true;
+      return (egress && ingress) !== evaluate(w, c).allowed;
+    }).map(show);
+    expect(wrong.slice(0, 5)).toEqual([]);
+  }), { numRuns: 200 });
+});

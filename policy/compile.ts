@@ -126,11 +126,15 @@ export class IdentityAllocator {
   }
 }
 
-export function compile(world: World, attachments: readonly Attachment[], allocator = new IdentityAllocator()): Compiled {
+/**
+ * `attachments` are this node's endpoints (each gets maps); `remote` are other nodes' pods, which get an
+ * identity and ipcache entries only: a policy here names them as peers, their own policies are their node's.
+ */
+export function compile(world: World, attachments: readonly Attachment[], allocator = new IdentityAllocator(), remote: readonly Attachment[] = []): Compiled {
   const identities = new Map<string, number>();
   const podOf = new Map<number, PolicyPod>();
   const ipcache = new Map<string, Map<string, number>>();
-  for (const a of attachments) {
+  for (const a of [...remote, ...attachments]) {
     if (a.pod.hostNetwork) continue;
     const k = identityKey(a.pod);
     const id = allocator.idOf(k);
@@ -140,11 +144,20 @@ export function compile(world: World, attachments: readonly Attachment[], alloca
     if (!m) ipcache.set(a.network ?? '', (m = new Map()));
     for (const ip of a.ips) m.set(ip, id);
   }
+  // Endpoints of one identity on one network have the same maps (the pod's name plays no part): computed once,
+  // so a namespace of a thousand alike pods costs one endpoint's work, not a thousand.
   const endpoints = new Map<string, EndpointMaps>();
+  const byIdentity = new Map<string, EndpointMaps>();
+  const classes = new Map<string, ClassTable>();
   for (const a of attachments) {
-    const cache = ipcache.get(a.network ?? '') ?? new Map<string, number>();
-    const ctx: Ctx = { world, network: a.network, pod: a.pod, podOf, ipcache: cache, here: new Set(cache.values()) };
-    endpoints.set(endpointKey(a.network, a.pod), { ingress: direction(ctx, 'ingress'), egress: direction(ctx, 'egress') });
+    const key = `${a.network ?? ''}|${a.pod.hostNetwork ? 'host' : ''}|${identityKey(a.pod)}`;
+    let maps = byIdentity.get(key);
+    if (!maps) {
+      const cache = ipcache.get(a.network ?? '') ?? new Map<string, number>();
+      const ctx: Ctx = { world, network: a.network, pod: a.pod, podOf, ipcache: cache, here: new Set(cache.values()), classes };
+      byIdentity.set(key, (maps = { ingress: direction(ctx, 'ingress'), egress: direction(ctx, 'egress') }));
+    }
+    endpoints.set(endpointKey(a.network, a.pod), maps);
   }
   return { identities, ipcache, endpoints };
 }
@@ -157,15 +170,21 @@ interface Ctx {
   readonly ipcache: ReadonlyMap<string, number>;
   /** The identities with an address on this network. */
   readonly here: ReadonlySet<number>;
+  /** ipBlock class tables already built in this compile, by network, direction and the policies they come from. */
+  readonly classes: Map<string, ClassTable>;
+}
+
+interface ClassTable {
+  readonly table: Lpm<number>;
+  readonly classes: Map<number, { peers: Set<PolicyPeer>; owner?: PolicyPod }>;
 }
 
 function direction(ctx: Ctx, dir: 'ingress' | 'egress'): DirectionMaps {
   const policies = ctx.pod.hostNetwork ? [] : ctx.world.policies.filter((p) =>
     p[dir] !== undefined && p.namespace === ctx.pod.namespace && governs(p, ctx.network) && matches(p.podSelector, ctx.pod.labels));
   const rules = new Lpm<true>(56);
-  const cidr = new Lpm<number>(129);
-  if (policies.length === 0) return { isolated: false, cidr, rules };
-  const classes = ipBlockClasses(ctx, policies, dir, cidr);
+  if (policies.length === 0) return { isolated: false, cidr: new Lpm<number>(129), rules };
+  const { table: cidr, classes } = ipBlockClasses(ctx, policies, dir);
   for (const p of policies) {
     for (const r of p[dir] as readonly PolicyRule[]) {
       // Named ports resolve on the destination (F10): the endpoint itself for ingress, the peer for egress.
@@ -205,12 +224,18 @@ function podPeerMatches(world: World, p: Policy, x: Extract<PolicyPeer, { kind: 
  * The address table of one endpoint and direction: every ipBlock cidr and except, and every pod address inside
  * one (so a named port can resolve on the pod owning it), each mapped to its class: the peers that contain the
  * address and do not except it (for any address, the longest inserted prefix containing it has exactly its
- * peers), and the pod at exactly that address.
+ * peers), and the pod at exactly that address. It depends only on the policies and the network: endpoints
+ * selected by the same policies share one (built once per compile).
  */
-function ipBlockClasses(ctx: Ctx, policies: readonly Policy[], dir: 'ingress' | 'egress', table: Lpm<number>): Map<number, { peers: Set<PolicyPeer>; owner?: PolicyPod }> {
-  const blocks = policies.flatMap((p) => (p[dir] ?? []).flatMap((r) => (r.peers ?? []).filter((x): x is Extract<PolicyPeer, { kind: 'ipBlock' }> => x.kind === 'ipBlock')));
+function ipBlockClasses(ctx: Ctx, policies: readonly Policy[], dir: 'ingress' | 'egress'): ClassTable {
+  const memo = `${ctx.network ?? ''}|${dir}|${policies.map((p) => ctx.world.policies.indexOf(p)).join(',')}`;
+  const known = ctx.classes.get(memo);
+  if (known) return known;
+  const table = new Lpm<number>(129);
   const classes = new Map<number, { peers: Set<PolicyPeer>; owner?: PolicyPod }>();
-  if (blocks.length === 0) return classes;
+  ctx.classes.set(memo, { table, classes });
+  const blocks = policies.flatMap((p) => (p[dir] ?? []).flatMap((r) => (r.peers ?? []).filter((x): x is Extract<PolicyPeer, { kind: 'ipBlock' }> => x.kind === 'ipBlock')));
+  if (blocks.length === 0) return { table, classes };
   const prefixes = new Map<string, { cidr: Cidr; owner?: PolicyPod }>();
   for (const b of blocks) for (const c of [b.cidr, ...b.except]) prefixes.set(`${c.family}/${c.base}/${c.prefix}`, { cidr: c });
   for (const [ip, id] of ctx.ipcache) {
@@ -230,7 +255,7 @@ function ipBlockClasses(ctx: Ctx, policies: readonly Policy[], dir: 'ingress' | 
     const { key: k, len } = cidrKey(cidr);
     table.set(k, len, cls);
   }
-  return classes;
+  return { table, classes };
 }
 
 type PortKey = { proto?: number; port?: number; len: number };

@@ -37,3 +37,22 @@ test('the flow ring keeps the newest flows, oldest first, once full', () => {
   ring.push(base);
   expect(seqs()).toEqual([6, 7, 8]);
 });
+
+test('a flow pushed as a builder is built when first read, once, and at once for a follower', () => {
+  const ring = new FlowRing(2);
+  const base = { time: '', node: 'n', network: 'cluster', verdict: 'FORWARDED', protocol: 'TCP', source: { ip: '10.0.0.1' }, destination: { ip: '10.0.0.2' }, traffic_direction: 'EGRESS', bytes: 0 } as const;
+  let builds = 0;
+  const build = () => (builds++, base);
+  ring.push(build);
+  ring.push(build);
+  ring.push(build); // takes the first one's slot, never built
+  expect(builds).toBe(0);
+  expect(ring.list().map((f) => f.seq)).toEqual([2, 3]);
+  ring.list();
+  expect(builds).toBe(2);
+  const seen: number[] = [];
+  const stop = ring.follow((f) => seen.push(f.seq));
+  ring.push(build);
+  expect([builds, seen]).toEqual([3, [4]]);
+  stop();
+});

@@ -98,27 +98,38 @@ export function formatFlow(f: Flow): string {
   return `${time} [${f.network}] ${endText(f.source)} -> ${endText(f.destination)} ${f.protocol} ${f.verdict}${why}`;
 }
 
-/** A bounded ring of recent flows with followers: once full, each new flow takes the oldest one's slot. */
+/** A flow not built yet: what builds it, called once at most, when someone reads it. */
+interface Pending {
+  readonly seq: number;
+  build?: () => Omit<Flow, 'seq'>;
+  flow?: Flow;
+}
+
+/**
+ * A bounded ring of recent flows with followers: once full, each new flow takes the oldest one's slot. A flow
+ * can be pushed as a function that builds it: the datapath reports thousands a second and most are never read,
+ * so naming and formatting them waits until someone asks (at once when someone follows).
+ */
 export class FlowRing {
-  private readonly slots: Flow[] = [];
+  private readonly slots: Pending[] = [];
   private readonly followers = new Set<(f: Flow) => void>();
   private seq = 0;
 
   constructor(readonly capacity: number) {}
 
-  push(flow: Omit<Flow, 'seq'>): Flow {
-    const f = { ...flow, seq: ++this.seq } as Flow;
-    if (this.slots.length < this.capacity) this.slots.push(f);
-    else this.slots[(f.seq - 1) % this.capacity] = f;
+  push(flow: Omit<Flow, 'seq'> | (() => Omit<Flow, 'seq'>)): void {
+    const p: Pending = typeof flow === 'function' ? { seq: ++this.seq, build: flow } : { seq: ++this.seq, flow: { ...flow, seq: this.seq } as Flow };
+    if (this.slots.length < this.capacity) this.slots.push(p);
+    else this.slots[(p.seq - 1) % this.capacity] = p;
+    if (this.followers.size === 0) return;
+    const f = built(p);
     for (const follow of this.followers) follow(f);
-    return f;
   }
 
   /** What the ring holds, oldest first. */
   list(): Flow[] {
-    if (this.slots.length < this.capacity) return [...this.slots];
-    const oldest = this.seq % this.capacity;
-    return [...this.slots.slice(oldest), ...this.slots.slice(0, oldest)];
+    const oldest = this.slots.length < this.capacity ? 0 : this.seq % this.capacity;
+    return [...this.slots.slice(oldest), ...this.slots.slice(0, oldest)].map(built);
   }
 
   /** Calls `f` for every flow pushed from now on, until the returned function is called. */
@@ -126,4 +137,12 @@ export class FlowRing {
     this.followers.add(f);
     return () => this.followers.delete(f);
   }
+}
+
+function built(p: Pending): Flow {
+  if (!p.flow) {
+    p.flow = { ...p.build!(), seq: p.seq } as Flow;
+    delete p.build;
+  }
+  return p.flow;
 }

@@ -14,23 +14,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { killStarted } from '../../hack/cluster';
+import { BenchRun, positiveInt } from '../lib/run';
 import { RESULTS_DIR, writeResults } from '../lib/stats';
 import { SOCKPERF_MSG_SIZE, TCP_OMIT_SECONDS, checkReachable, clientMtu, measureLatency, measureTcp } from './measure';
 import { type RunConfig, type Samples, type TopologyRun, buildReport, emptySamples } from './report';
 import { selectTopologies } from './topologies';
 import type { Endpoints, Topology } from './topology';
 
-function positiveInt(name: string, dflt: number): number {
-  const raw = process.env[name];
-  const n = raw === undefined || raw === '' ? dflt : Number(raw);
-  // iperf3 and sockperf take whole seconds.
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number >= 1, not '${raw}'`);
-  return n;
-}
 
 const say = (line: string): void => void process.stderr.write(`datapath: ${line}\n`);
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const bench = new BenchRun(say);
 
 interface Measurement {
   label: string;
@@ -81,7 +75,7 @@ interface Active {
 async function setUpAll(topologies: Topology[], runs: TopologyRun[]): Promise<Active[]> {
   const active: Active[] = [];
   for (const [i, topology] of topologies.entries()) {
-    if (aborted) break;
+    if (bench.aborted) break;
     const run = runs[i]!;
     try {
       say(`set up ${topology.name} (${topology.kind})`);
@@ -91,7 +85,7 @@ async function setUpAll(topologies: Topology[], runs: TopologyRun[]): Promise<Ac
       run.mtu = await clientMtu(ep);
       active.push({ topology, run, ep });
     } catch (e) {
-      if (aborted) break;
+      if (bench.aborted) break;
       run.error = message(e);
       say(`set up ${topology.name} FAILED: ${run.error}`);
       await topology.teardown().catch((e2: unknown) => say(`teardown ${topology.name}: ${message(e2)}`));
@@ -109,12 +103,12 @@ async function measureRounds(active: Active[], rounds: number, seconds: number):
     const order = active.map((_, i) => active[(i + r) % active.length]!);
     for (const m of MEASUREMENTS) {
       for (const { topology, run, ep } of order) {
-        if (aborted) return;
+        if (bench.aborted) return;
         const tag = `round ${r + 1}/${rounds} ${m.label.padEnd(7)} ${topology.name.padEnd(16)}`;
         try {
           say(`${tag} ${await m.run(ep, seconds, run.samples)}`);
         } catch (e) {
-          if (aborted) return;
+          if (bench.aborted) return;
           run.failures.push(`round ${r + 1} ${m.label}: ${message(e)}`);
           say(`${tag} FAILED: ${message(e)}`);
         }
@@ -123,8 +117,6 @@ async function measureRounds(active: Active[], rounds: number, seconds: number):
   }
 }
 
-let aborted = false;
-let cleaning: Promise<void> | undefined;
 
 async function main(): Promise<void> {
   checkPrerequisites();
@@ -137,28 +129,19 @@ async function main(): Promise<void> {
   const topologies = selectTopologies(process.env['DATAPATH_TOPOLOGIES'], runPrefix, tmp);
   mkdirSync(tmp, { mode: 0o700 });
 
-  // One clean-up, shared by the normal end, a failure and a signal; each step tolerates the others.
-  const cleanup = (): Promise<void> => (cleaning ??= (async () => {
-    killStarted();
+  bench.onCleanup(async () => {
     for (const t of topologies) await t.teardown().catch((e: unknown) => say(`teardown ${t.name}: ${message(e)}`));
     rmSync(tmp, { recursive: true, force: true });
-  })());
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      aborted = true;
-      say(`${sig}: stopping, cleaning up`);
-      void cleanup().then(() => process.exit(130));
-    });
-  }
+  });
 
   const runs: TopologyRun[] = topologies.map((t) => ({ name: t.name, kind: t.kind, baseline: t.baseline, ...(t.likeForLike ? { likeForLike: t.likeForLike } : {}), description: t.description, samples: emptySamples(), failures: [] }));
   try {
     const active = await setUpAll(topologies, runs);
-    if (!aborted) await measureRounds(active, rounds, seconds);
+    if (!bench.aborted) await measureRounds(active, rounds, seconds);
   } finally {
-    await cleanup();
+    await bench.cleanup();
   }
-  if (aborted) return;
+  if (bench.aborted) return;
 
   const config: RunConfig = {
     seconds,
@@ -175,13 +158,4 @@ async function main(): Promise<void> {
   say(`results: ${paths.json}, ${paths.md}, ${svgPath}`);
 }
 
-main().then(
-  () => {
-    // A signal's handler exits once its clean-up is done.
-    if (!aborted) process.exit(0);
-  },
-  (e: unknown) => {
-    say(`failed: ${message(e)}`);
-    void (cleaning ?? Promise.resolve()).then(() => process.exit(1));
-  },
-);
+bench.finish(main(), message);

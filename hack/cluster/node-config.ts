@@ -2,7 +2,7 @@
  * What each node of a local cluster runs: the cluster network's conflist in its confDir and its plexusd
  * config, both generated from the cluster's options.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { PoolSpec } from '../../ipam';
 import { REPO_ROOT } from './process';
 import type { ClusterNode, ClusterOptions } from './types';
@@ -41,7 +41,8 @@ export function daemonConfig(opts: ClusterOptions, node: ClusterNode, manifestDi
     nodeName: node.netns,
     deviceInfoDir: join(node.dir, 'devinfo'),
     logLevel: opts.logLevel ?? 'info',
-    source: { type: 'file', dir: manifestDir, rescanSeconds: 1 },
+    // The nodes share the pods' network-status beside the manifests: policy peers on other nodes by labels.
+    source: { type: 'file', dir: manifestDir, rescanSeconds: 1, statusDir: join(dirname(manifestDir), 'network-status') },
     ipam: { store: { type: 'local', dir: ipamDir }, pools: [clusterPool(opts)] },
   };
   if ((opts.datapath ?? 'routed') === 'routed') {

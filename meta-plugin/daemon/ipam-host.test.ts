@@ -59,6 +59,9 @@ class FakeSource implements Source {
     for (const l of this.listeners) l();
   }
   async publishStatus(): Promise<void> {}
+  peers(): [] {
+    return [];
+  }
   describe(): Record<string, unknown> {
     return { type: 'fake' };
   }

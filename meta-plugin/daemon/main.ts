@@ -277,8 +277,10 @@ async function withPrimaryNetwork(config: DaemonConfig, install: InstallOptions,
 /** The configured source: a manifest directory, or the API server. */
 function openSource(config: DaemonConfig, log: Logger): Source {
   const s = config.source;
-  if (s.type === 'file') return new FileSource(s.dir, log, s.rescanSeconds * 1000);
-  return new KubeSource(s, config.nodeName, log);
+  // Policy peers on other nodes are wanted where policy is enforced.
+  const peers = config.policy.enforce && config.routed !== undefined;
+  if (s.type === 'file') return new FileSource(s.dir, log, s.rescanSeconds * 1000, s.statusDir ? { statusDir: s.statusDir, nodeName: config.nodeName } : undefined);
+  return new KubeSource(s, config.nodeName, log, { peers });
 }
 
 /** Status survives restarts through the records (the file source keeps it in memory). */

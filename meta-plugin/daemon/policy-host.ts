@@ -65,6 +65,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private readonly datapath: PolicyDatapath | undefined;
   /** The node's netns, for its own addresses (NP5). */
   private netlink: Netlink | undefined;
+  /** Flow events read since the last scrape, by network id, verdict and reason (counted here, not per event in prom-client). */
+  private readonly flowCounts = new Map<string, number>();
   /** The datapath's counters as last read (Prometheus counters only go up by what was added since). */
   private readonly countersSeen = new Map<string, bigint>();
   /** Pods with an endpoint here the source does not have, each warned about once. */
@@ -81,6 +83,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private readonly networkNames = new Map<number, string>([[networkId(undefined), CLUSTER]]);
   private readonly allocator = new IdentityAllocator();
   private writing: Promise<void> = Promise.resolve();
+  /** The write waiting its turn, if any: a change now is written by it. */
+  private queued: Promise<void> | undefined;
   /** Nothing is written before restore() took over what the pinned maps hold (a write would drop it all). */
   private restored = false;
   private poller: NodeJS.Timeout | undefined;
@@ -99,12 +103,16 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   ) {
     this.flows = new FlowRing(enforcement?.config.policy.flowBuffer ?? 10000);
     this.metrics = {
-      flows: new Counter({ name: 'plexus_policy_flows_total', help: 'Flow events read from the datapath, by network, verdict and drop reason', labelNames: ['network', 'verdict', 'reason'], registers: [this.registry] }),
+      flows: new Counter({
+        name: 'plexus_policy_flows_total', help: 'Flow events read from the datapath, by network, verdict and drop reason', labelNames: ['network', 'verdict', 'reason'], registers: [this.registry],
+        collect: () => this.collectFlows(),
+      }),
       updates: new Histogram({
         name: 'plexus_policy_update_seconds', help: 'Time from a change (of the source or of an endpoint) to the new policy enforced in the datapath',
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
       }),
       endpoints: new Gauge({ name: 'plexus_policy_endpoints', help: 'Endpoints the policy datapath is hooked on', registers: [this.registry] }),
+      peers: new Gauge({ name: 'plexus_policy_peers', help: 'Pods of other nodes known as policy peers, counted once per network they have addresses on', registers: [this.registry] }),
       policies: new Gauge({ name: 'plexus_policy_policies', help: 'Policies in force, by kind', labelNames: ['kind'], registers: [this.registry] }),
       refused: new Gauge({ name: 'plexus_policy_refused', help: 'Policies refused as invalid (see the warnings)', registers: [this.registry] }),
       verdicts: new Counter({
@@ -341,18 +349,47 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     return out;
   }
 
-  /** Compiles the current world over the hooked endpoints and writes it, one write at a time. */
+  /**
+   * Compiles the current world over the hooked endpoints, with the other nodes' pods as peers, and writes it,
+   * one write at a time. Changes that come while a write waits its turn are folded into that one.
+   */
   private write(): Promise<void> {
+    if (this.queued) return this.queued;
     const started = process.hrtime.bigint();
     const step = this.writing.then(() => {
+      this.queued = undefined;
       const local = this.attachments(this.endpoints.values());
-      this.datapath!.writer.apply(compile(this.world, local, this.allocator), local, [...this.nodeAddresses]);
-      this.owners = new Map(local.flatMap((a) => a.ips.map((ip) => [ownerKey(networkId(a.network), ip), endpointOf(a.pod, ip)])));
+      const remote = this.remoteAttachments(local);
+      this.datapath!.writer.apply(compile(this.world, local, this.allocator, remote), local, [...this.nodeAddresses]);
+      this.owners = new Map([...remote, ...local].flatMap((a) => a.ips.map((ip) => [ownerKey(networkId(a.network), ip), endpointOf(a.pod, ip)])));
       this.metrics.endpoints.set(this.endpoints.size);
+      this.metrics.peers.set(remote.length);
       this.metrics.updates.observe(Number(process.hrtime.bigint() - started) / 1e9);
     });
+    this.queued = step;
     this.writing = step.catch(() => undefined);
     return step;
+  }
+
+  /**
+   * The pods of other nodes on the networks enforced here: their cluster addresses (status.podIPs, else their
+   * network-status entry for the cluster network) and their addresses on each secondary network a
+   * MultiNetworkPolicy names. A pod with an endpoint here is this node's, whatever a stale status says.
+   */
+  private remoteAttachments(local: readonly Attachment[]): Attachment[] {
+    const here = new Set(local.map((a) => `${a.pod.namespace}/${a.pod.name}`));
+    const networks = this.governedNetworks();
+    const out: Attachment[] = [];
+    for (const peer of this.source.peers()) {
+      if (peer.pod.hostNetwork || here.has(`${peer.pod.namespace}/${peer.pod.name}`)) continue;
+      const pod = policyPod(peer.pod);
+      const clusterIps = peer.podIPs ?? peer.status?.find((s) => this.enforcement!.isClusterNetwork(s.name))?.ips?.map(withoutPrefix) ?? [];
+      if (clusterIps.length) out.push({ pod, ips: clusterIps });
+      for (const s of peer.status ?? []) {
+        if (networks.has(s.name) && s.ips?.length) out.push({ pod, network: s.name, ips: s.ips.map(withoutPrefix) });
+      }
+    }
+    return out;
   }
 
   /** The node's own addresses (its traffic into a pod is allowed on the cluster network, NP5). */
@@ -375,7 +412,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   /** Moves the kernel's counters into the Prometheus counters by what they grew since the last scrape. */
   private collectCounters(): void {
     for (const [network, counters] of this.datapath?.counters() ?? []) {
-      const net = this.networkNames.get(network) ?? String(network);
+      const net = this.networkName(network);
       for (const [name, value] of Object.entries(counters)) {
         const key = `${net}|${name}`;
         const grown = Number(value - (this.countersSeen.get(key) ?? 0n));
@@ -395,22 +432,33 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     }
   }
 
+  /**
+   * A flow event: counted, and kept in the ring as what names it later (the owners and node addresses as they
+   * are now: both are replaced, never changed, at each write), so the thousands a second nobody reads cost
+   * little of the daemon's CPU, which the node's pods share.
+   */
   private record(e: FlowEventRecord): void {
+    const key = `${e.network}|${e.verdict}|${e.reason}`;
+    this.flowCounts.set(key, (this.flowCounts.get(key) ?? 0) + 1);
+    const { owners, nodeAddresses } = this;
+    this.flows.push(() => this.flowOf(e, owners, nodeAddresses));
+  }
+
+  private flowOf(e: FlowEventRecord, owners: ReadonlyMap<string, FlowEndpoint>, nodeAddresses: ReadonlySet<string>): Omit<Flow, 'seq'> {
     const v6 = (e.flags & FLOW.V6) !== 0;
     const cluster = e.network === networkId(undefined);
     const side = (addr: Buffer, port: number): FlowEndpoint => {
       const ip = addrText(addr);
-      const who = this.owners.get(ownerKey(e.network, ip)) ?? (cluster && this.nodeAddresses.has(ip) ? { ip, identity: 'host' as const } : { ip, identity: 'world' as const });
+      const who = owners.get(ownerKey(e.network, ip)) ?? (cluster && nodeAddresses.has(ip) ? { ip, identity: 'host' as const } : { ip, identity: 'world' as const });
       return port ? { ...who, port } : who;
     };
-    const verdict = e.verdict === VERDICT.DROPPED ? 'DROPPED' : 'FORWARDED';
-    const reason = e.reason === REASON.EGRESS ? 'POLICY_DENIED_EGRESS' : e.reason === REASON.INGRESS ? 'POLICY_DENIED_INGRESS' : undefined;
+    const reason = reasonOf(e.reason);
     const ports = e.proto === 6 || e.proto === 17 || e.proto === 132;
-    const flow: Omit<Flow, 'seq'> = {
+    return {
       time: new Date(Number(BOOT_EPOCH_NS + e.time) / 1e6).toISOString(),
       node: this.enforcement!.config.nodeName,
-      network: this.networkNames.get(e.network) ?? String(e.network),
-      verdict,
+      network: this.networkName(e.network),
+      verdict: e.verdict === VERDICT.DROPPED ? 'DROPPED' : 'FORWARDED',
       ...(reason ? { drop_reason: reason } : {}),
       ...(e.flags & FLOW.CUT ? { cut: true as const } : {}),
       protocol: protocolName(e.proto, v6),
@@ -419,10 +467,24 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       traffic_direction: e.flags & FLOW.TO_ENDPOINT ? 'INGRESS' : 'EGRESS',
       bytes: e.len,
     };
-    this.flows.push(flow);
-    this.metrics.flows.inc({ network: flow.network, verdict, reason: reason ?? '' });
+  }
+
+  private networkName(id: number): string {
+    return this.networkNames.get(id) ?? String(id);
+  }
+
+  /** Moves the flow events counted since the last scrape into plexus_policy_flows_total. */
+  private collectFlows(): void {
+    for (const [key, n] of this.flowCounts) {
+      const [network, verdict, reason] = key.split('|').map(Number) as [number, number, number];
+      this.metrics.flows.inc({ network: this.networkName(network), verdict: verdict === VERDICT.DROPPED ? 'DROPPED' : 'FORWARDED', reason: reasonOf(reason) ?? '' }, n);
+    }
+    this.flowCounts.clear();
   }
 }
+
+const reasonOf = (r: number): 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS' | undefined =>
+  r === REASON.EGRESS ? 'POLICY_DENIED_EGRESS' : r === REASON.INGRESS ? 'POLICY_DENIED_INGRESS' : undefined;
 
 /** plexus_policy_verdicts_total's verdict label per counter of the datapath. */
 const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'dropped_egress', DROPPED_INGRESS: 'dropped_ingress', CUT: 'connection_cut' } as const;
@@ -431,6 +493,8 @@ const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'd
 const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 
 const ownerKey = (network: number, ip: string): string => `${network}|${ip}`;
+/** network-status ips carry a prefix length (10.0.0.5/24); policy wants the address. */
+const withoutPrefix = (ip: string): string => ip.split('/')[0]!;
 
 function hookedOf(ep: EndpointInfo): Hooked {
   return { ifindex: ep.ifindex, netns: ep.netns, ips: ep.ips, ...(ep.pod ? { pod: ep.pod } : {}) };

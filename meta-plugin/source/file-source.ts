@@ -2,15 +2,19 @@
  * The file source: every `*.yaml`, `*.yml` and `*.json` manifest in one directory (DESIGN "External
  * contract"). It notices changes without a restart (fs.watch, plus a periodic rescan because inotify misses
  * changes behind some mounts), swaps in a whole new view at once, and keeps pods' network-status in memory.
+ *
+ * With a `statusDir` the nodes share, each node also writes its pods' network-status there
+ * (`<namespace>_<name>.json`, with its node name) and reads the other nodes': the peers a NetworkPolicy on
+ * this node may name (Source.peers). Written without fsync: the records restore it after a restart.
  */
-import { watch, FSWatcher, readdirSync, readFileSync, statSync } from 'node:fs';
+import { watch, FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PodRef } from '../../cni/ids';
 import { podKey } from '../../cni/ids';
 import type { NadObject, PodObject } from '../planner/types';
 import type { NetworkStatus } from '../status/network-status';
-import type { Source, SourceEvent } from './source';
+import type { PeerPod, Source, SourceEvent } from './source';
 import { parseManifests } from './manifest';
 
 interface ManifestFile {
@@ -28,11 +32,30 @@ interface View {
 }
 
 const MANIFEST_RE = /\.(ya?ml|json)$/;
+const STATUS_RE = /^[a-z0-9.-]+_[a-z0-9.-]+\.json$/;
+
+/** One file of the shared status directory: a pod's network-status as its node published it. */
+interface StatusFile {
+  node: string;
+  namespace: string;
+  name: string;
+  status: NetworkStatus[];
+}
+
+export interface FileSourceShare {
+  /** The directory the nodes share for network-status (FileSourceOptions.statusDir). */
+  readonly statusDir: string;
+  /** This node: its own files are not peers. */
+  readonly nodeName: string;
+}
 
 export class FileSource implements Source {
   private view: View = { pods: new Map(), nads: new Map(), others: new Map(), files: [], signature: '' };
+  /** The other nodes' pods in statusDir, and the listing they were read from. */
+  private peerView: { signature: string; files: StatusFile[] } = { signature: '', files: [] };
   private readonly status = new Map<string, NetworkStatus[]>();
   private watcher: FSWatcher | undefined;
+  private statusWatcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private loaded = false;
@@ -42,6 +65,7 @@ export class FileSource implements Source {
     private readonly dir: string,
     private readonly log: Logger,
     private readonly rescanMs = 2000,
+    private readonly share?: FileSourceShare,
   ) {}
 
   async start(): Promise<void> {
@@ -53,12 +77,22 @@ export class FileSource implements Source {
     } catch (e) {
       this.log.warn({ err: (e as Error).message, dir: this.dir }, 'cannot watch manifest directory; rescanning only');
     }
+    if (this.share) {
+      mkdirSync(this.share.statusDir, { recursive: true });
+      try {
+        this.statusWatcher = watch(this.share.statusDir, () => this.scheduleReload());
+        this.statusWatcher.on('error', () => undefined); // the rescan still sees changes
+      } catch {
+        /* rescanning only */
+      }
+    }
     this.timer = setInterval(() => this.reload(), this.rescanMs);
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
     this.watcher?.close();
+    this.statusWatcher?.close();
     if (this.timer) clearInterval(this.timer);
     if (this.debounce) clearTimeout(this.debounce);
   }
@@ -73,11 +107,23 @@ export class FileSource implements Source {
     this.debounce.unref();
   }
 
-  /** Re-read the directory when any file's name, size or mtime changed. */
+  /** Re-read the directories when any file's name, size or mtime changed. */
   reload(): void {
-    const files = this.listFiles();
+    const peersChanged = this.reloadPeers();
+    if (!this.reloadManifests() && !peersChanged) return;
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'source change listener failed');
+      }
+    }
+  }
+
+  private reloadManifests(): boolean {
+    const files = this.listFiles(this.dir, MANIFEST_RE);
     const signature = files.map((f) => `${f.name}:${f.size}:${f.mtimeMs}`).join('|');
-    if (signature === this.view.signature) return;
+    if (signature === this.view.signature) return false;
     const next: View = { pods: new Map(), nads: new Map(), others: new Map(), files, signature };
     for (const f of files) {
       let text: string;
@@ -98,31 +144,44 @@ export class FileSource implements Source {
     }
     this.view = next;
     this.log.info({ dir: this.dir, pods: next.pods.size, nads: next.nads.size }, 'manifests loaded');
-    for (const l of this.listeners) {
+    return true;
+  }
+
+  /** The other nodes' status files, when their listing changed. */
+  private reloadPeers(): boolean {
+    if (!this.share) return false;
+    const files = this.listFiles(this.share.statusDir, STATUS_RE);
+    const signature = files.map((f) => `${f.name}:${f.size}:${f.mtimeMs}`).join('|');
+    if (signature === this.peerView.signature) return false;
+    const others: StatusFile[] = [];
+    for (const f of files) {
       try {
-        l();
-      } catch (e) {
-        this.log.error({ err: (e as Error).message }, 'source change listener failed');
+        const s = JSON.parse(readFileSync(join(this.share.statusDir, f.name), 'utf8')) as StatusFile;
+        if (s.node !== this.share.nodeName) others.push(s);
+      } catch {
+        /* being replaced, or not ours to read: the next scan sees it */
       }
     }
+    this.peerView = { signature, files: others };
+    return true;
   }
 
   onChange(listener: () => void): void {
     this.listeners.push(listener);
   }
 
-  private listFiles(): ManifestFile[] {
+  private listFiles(dir: string, pattern: RegExp): ManifestFile[] {
     let names: string[];
     try {
-      names = readdirSync(this.dir).filter((n) => MANIFEST_RE.test(n) && !n.startsWith('.')).sort();
+      names = readdirSync(dir).filter((n) => pattern.test(n) && !n.startsWith('.')).sort();
     } catch (e) {
-      if (this.loaded) this.log.warn({ dir: this.dir, err: (e as Error).message }, 'cannot list manifest directory');
+      if (this.loaded) this.log.warn({ dir, err: (e as Error).message }, 'cannot list directory');
       return [];
     }
     const out: ManifestFile[] = [];
     for (const name of names) {
       try {
-        const st = statSync(join(this.dir, name));
+        const st = statSync(join(dir, name));
         if (st.isFile()) out.push({ name, size: st.size, mtimeMs: st.mtimeMs });
       } catch {
         /* vanished between readdir and stat */
@@ -176,6 +235,17 @@ export class FileSource implements Source {
   async publishStatus(pod: PodRef, status: NetworkStatus[] | null): Promise<void> {
     if (status) this.status.set(podKey(pod), status);
     else this.status.delete(podKey(pod));
+    if (!this.share) return;
+    const path = join(this.share.statusDir, `${pod.namespace}_${pod.name}.json`);
+    if (!status) return rmSync(path, { force: true });
+    const file: StatusFile = { node: this.share.nodeName, namespace: pod.namespace, name: pod.name, status };
+    writeFileSync(`${path}.tmp`, JSON.stringify(file));
+    renameSync(`${path}.tmp`, path);
+  }
+
+  /** The other nodes' pods, with their labels and ports as the manifests say now. */
+  peers(): readonly PeerPod[] {
+    return this.peerView.files.map((s) => ({ pod: this.getPod(s.namespace, s.name) ?? { namespace: s.namespace, name: s.name, annotations: {} }, node: s.node, status: s.status }));
   }
 
   getStatus(namespace: string, name: string): NetworkStatus[] | undefined {

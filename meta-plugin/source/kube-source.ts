@@ -18,7 +18,7 @@ import { NETWORK_STATUS_ANNOTATION, type NetworkStatus } from '../status/network
 import { KubeClient } from './kube/client';
 import type { KubeSourceOptions } from './kube/options';
 import { Reflector } from './kube/reflector';
-import type { Source, SourceEvent } from './source';
+import type { PeerPod, Source, SourceEvent } from './source';
 
 const IPPOOLS = '/apis/plexus.io/v1alpha1/ippools';
 const IPAMCLAIMS = '/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims';
@@ -50,6 +50,26 @@ export function podFromApi(o: Raw): PodObject {
   };
 }
 
+/** What the cache of other nodes' pods keeps: policy fields, node, addresses and network-status. */
+export function peerFromApi(o: Raw): PeerPod {
+  const m = meta(o);
+  const spec = (o['spec'] ?? {}) as { nodeName?: string };
+  const podIPs = ((o['status'] as { podIPs?: Array<{ ip?: unknown }> } | undefined)?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => typeof ip === 'string');
+  let status: NetworkStatus[] | undefined;
+  try {
+    const raw = m.annotations?.[NETWORK_STATUS_ANNOTATION];
+    if (raw) status = JSON.parse(raw) as NetworkStatus[];
+  } catch {
+    /* not ours to judge: its addresses come from podIPs */
+  }
+  return {
+    pod: { namespace: m.namespace ?? '', name: m.name, annotations: {}, ...podPolicyFields(m.labels, o['spec']) },
+    node: spec.nodeName ?? '',
+    ...(podIPs.length ? { podIPs } : {}),
+    ...(Array.isArray(status) ? { status } : {}),
+  };
+}
+
 function nadFromApi(o: Raw): NadObject {
   const m = meta(o);
   const config = (o['spec'] as { config?: unknown } | undefined)?.config;
@@ -58,9 +78,16 @@ function nadFromApi(o: Raw): NadObject {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+export interface KubeSourceFeatures {
+  /** Watch every other node's pods too (NetworkPolicy peers on other nodes, Source.peers). */
+  peers?: boolean;
+}
+
 export class KubeSource implements Source {
   private readonly client: KubeClient;
   private readonly pods: Reflector<PodObject>;
+  /** Every other node's pods, when policy peers are wanted (KubeSourceFeatures.peers). */
+  private readonly peerPods: Reflector<PeerPod> | undefined;
   private readonly nads: Reflector<NadObject>;
   private readonly namespaces: Reflector<Raw>;
   private readonly pools: Reflector<Raw>;
@@ -76,10 +103,16 @@ export class KubeSource implements Source {
     private readonly options: KubeSourceOptions,
     private readonly nodeName: string,
     private readonly log: Logger,
+    features: KubeSourceFeatures = {},
   ) {
     this.client = new KubeClient(options.kubeconfig, options.requestTimeoutMs);
     const common = { silenceMs: options.watchSilenceSeconds * 1000, backoffMaxMs: options.backoffMaxMs, onChange: () => this.changed() };
     this.pods = new Reflector(this.client, { ...common, path: '/api/v1/pods', query: { fieldSelector: `spec.nodeName=${nodeName}` }, transform: podFromApi, log: log.child({ reflector: 'pods' }) });
+    if (features.peers) {
+      // Only what policy needs of each pod: memory follows the cluster's pods here, which is what it costs
+      // to know a peer on another node by its labels (Cilium's agents hold as much, as identities).
+      this.peerPods = new Reflector(this.client, { ...common, path: '/api/v1/pods', query: { fieldSelector: `spec.nodeName!=${nodeName}` }, transform: peerFromApi, log: log.child({ reflector: 'peer-pods' }) });
+    }
     this.nads = new Reflector(this.client, { ...common, path: NADS, transform: nadFromApi, log: log.child({ reflector: 'nads' }) });
     this.namespaces = new Reflector(this.client, { ...common, path: '/api/v1/namespaces', transform: (o) => ({ kind: 'Namespace', metadata: { name: meta(o).name, labels: meta(o).labels ?? {} } }), log: log.child({ reflector: 'namespaces' }) });
     this.pools = new Reflector(this.client, { ...common, path: IPPOOLS, optional: true, transform: (o) => o, log: log.child({ reflector: 'ippools' }) });
@@ -91,7 +124,7 @@ export class KubeSource implements Source {
   }
 
   private reflectors(): Reflector<unknown>[] {
-    return [this.pods, this.nads, this.namespaces, this.pools, this.claims, this.policies, this.multiPolicies] as Reflector<unknown>[];
+    return [this.pods, this.nads, this.namespaces, this.pools, this.claims, this.policies, this.multiPolicies, ...(this.peerPods ? [this.peerPods] : [])] as Reflector<unknown>[];
   }
 
   /** Starts every reflector and waits (at most one request timeout) for the first lists; DEL never waits for them. */
@@ -126,6 +159,10 @@ export class KubeSource implements Source {
 
   listPods(): readonly PodObject[] {
     return [...this.pods.cache.values()];
+  }
+
+  peers(): readonly PeerPod[] {
+    return [...(this.peerPods?.cache.values() ?? [])];
   }
 
   /** The reflector of each kind otherObjects serves. */

@@ -13,6 +13,16 @@ export interface SourceEvent {
   message: string;
 }
 
+/** A pod on another node, as NetworkPolicy peers need it: its labels and ports, and what says its addresses. */
+export interface PeerPod {
+  readonly pod: PodObject;
+  readonly node: string;
+  /** status.podIPs (the Kubernetes source): its addresses on the cluster network. */
+  readonly podIPs?: readonly string[];
+  /** Its network-status as its node published it: its addresses on every network. */
+  readonly status?: readonly NetworkStatus[];
+}
+
 export interface Source {
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -48,4 +58,9 @@ export interface Source {
   describe(): Record<string, unknown>;
   /** The pod's network-status as published, for plexusctl. */
   getStatus(namespace: string, name: string): NetworkStatus[] | undefined;
+  /**
+   * The pods of other nodes with their addresses, for policies whose peers live there (the Kubernetes source
+   * when asked to watch them; the file source with a `statusDir` the nodes share); empty where unknown.
+   */
+  peers(): readonly PeerPod[];
 }

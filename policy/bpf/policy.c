@@ -155,7 +155,8 @@ static __always_inline void report(struct __sk_buff *skb, const struct ct_key *f
 	ev->flags = flags;
 	ev->len = skb->len;
 	ev->pad = 0;
-	bpf_ringbuf_submit(ev, 0);
+	/* The daemon polls; it never sleeps on the buffer, so no wakeup (an irq_work per drained buffer) is needed. */
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }
 
 /* A drop: counted always, reported at most once per flow per POLICY_DROP_REPORT_NS. */
@@ -341,7 +342,12 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 			}
 			e->revision = revision;
 		}
-		e->seen = now;
+		/*
+		 * At most once a second: a write per packet would bounce the entry's cache line between the CPUs
+		 * of the two directions (the lifetime is 300 s; a second's precision is plenty).
+		 */
+		if (now - e->seen > POLICY_CT_TOUCH_NS)
+			e->seen = now;
 		return TC_ACT_UNSPEC;
 	}
 	int why = decide(revision, network, src, dst, v6, proto, port);

@@ -67,6 +67,7 @@ struct rule_key {
 /* Connection tracking: one entry per connection, keyed as its initiator sent the first packet. */
 #define POLICY_MAX_CONNECTIONS 262144
 #define POLICY_CT_LIFETIME_NS (300ULL * 1000000000ULL) /* idle this long, a connection is forgotten */
+#define POLICY_CT_TOUCH_NS (1000000000ULL) /* a connection's last-seen time is refreshed at most this often */
 
 struct ct_key {
 	__u32 network;

@@ -1,6 +1,6 @@
 /**
  * The world policy tests share: namespaces x, y, z with pods a, b, c on the cluster network (IPv4 and IPv6) and
- * a secondary network, a hostNetwork pod, random policy sets (fast-check) over them, and every connection worth
+ * a secondary network, a twin of x/a (another pod of its identity), a hostNetwork pod, random policy sets (fast-check) over them, and every connection worth
  * asking about (pod pairs, the node, outside addresses), for the compiler's and the eBPF program's tests.
  */
 import fc from 'fast-check';
@@ -20,6 +20,9 @@ export const attachments: Attachment[] = [];
   attachments.push({ pod, ips: [`10.0.${i}.${j + 1}`, `fd00::${i}:${j + 1}`] });
   if (name !== 'c') attachments.push({ pod, network: BLUE, ips: [`10.9.${i}.${j + 1}`] });
 }));
+// A twin of x/a (same namespace, labels and ports, another name): one identity, two endpoints sharing compiled maps.
+const twin: PolicyPod = { namespace: 'x', name: 'a2', labels: { pod: 'a' }, ports: portsOf['a']! };
+attachments.push({ pod: twin, ips: ['10.0.0.9', 'fd00::0:9'] }, { pod: twin, network: BLUE, ips: ['10.9.0.9'] });
 const host: PolicyPod = { namespace: 'x', name: 'h', labels: { pod: 'a' }, ports: portsOf['a']!, hostNetwork: true };
 attachments.push({ pod: host, ips: ['192.168.0.10'] });
 export const namespaces = new Map(['x', 'y', 'z'].map((n) => [n, namespaceLabels(n, { ns: n })]));

@@ -15,6 +15,11 @@ const FILE_SCHEMA = {
     type: { const: 'file' },
     dir: { type: 'string', pattern: '^/' },
     rescanSeconds: { type: 'number', minimum: 0.1, default: 2 },
+    /**
+     * A directory the nodes share: each writes its pods' network-status there and reads the others', so a
+     * policy peer on another node is known by its labels (without it, by its address only).
+     */
+    statusDir: { type: 'string', pattern: '^/' },
   },
 } as const;
 
@@ -41,6 +46,7 @@ export interface FileSourceOptions {
   readonly type: 'file';
   readonly dir: string;
   readonly rescanSeconds: number;
+  readonly statusDir?: string;
 }
 
 export interface KubeSourceOptions {
