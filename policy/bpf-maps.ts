@@ -11,7 +11,7 @@ import { type Attachment, type Compiled, type EndpointMaps, WORLD, endpointKey }
 export const PROGRAMS = { fromEndpoint: 'policy_from_endpoint', toEndpoint: 'policy_to_endpoint' } as const;
 export const MAPS = {
   ipcache: 'pol_ipcache', local: 'pol_local', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state',
-  events: 'pol_events', droplog: 'pol_droplog', counters: 'pol_counters',
+  events: 'pol_events', droplog: 'pol_droplog', counters: 'pol_counters', frags: 'pol_frags',
 } as const;
 /** The object file `make build` compiles from bpf/policy.c, next to the bundled daemon. */
 export const OBJECT_FILE = 'bpf/policy.o';

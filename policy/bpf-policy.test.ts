@@ -246,6 +246,59 @@ describe('connection tracking', () => {
     expect([...maps.ct.entries()].map(([k, v]) => [k.dport, v.revision])).toEqual([[81, revision]]);
   });
 
+  describe('fragments and IPv6 extension headers', () => {
+    const frags = () => copies.get(0)!.map(MAPS.frags);
+    beforeEach(() => {
+      for (const k of [...frags().keys()]) frags().delete(k);
+    });
+    /** An IPv4 fragment of datagram `id`: offset in 8-byte units; `more` sets MF. */
+    const v4Fragment = (from: typeof a, to: typeof a, proto: number, id: number, offset: number, more: boolean, payload: Buffer): boolean => {
+      const f = frame(from.ips[0]!, to.ips[0]!, proto, payload);
+      f.writeUInt16BE(id, 14 + 4);
+      f.writeUInt16BE((more ? 0x2000 : 0) | offset, 14 + 6);
+      return testRun(prog, f).retval === PASS;
+    };
+    /** Bytes that, read as a transport header, would say ports `sport` -> `dport`: a later fragment's payload. */
+    const looksLike = (sport: number, dport: number) => ports('UDP', sport, dport);
+    /** An IPv6 packet from `from` to `to` with extension headers (type, then the body after next/length) before `proto`'s `l4`. */
+    const v6With = (from: typeof a, to: typeof a, headers: Array<[number, Buffer]>, proto: number, l4: Buffer): boolean => {
+      const chain: Buffer[] = [];
+      headers.forEach(([, body], i) => chain.push(Buffer.concat([Buffer.from([i + 1 < headers.length ? headers[i + 1]![0] : proto, body.length === 6 ? 0 : (body.length + 2) / 8 - 1]), body])));
+      const f = frame(from.ips[1]!, to.ips[1]!, headers.length ? headers[0]![0] : proto, Buffer.concat([...chain, l4]));
+      return testRun(prog, f).retval === PASS;
+    };
+    const fragmentHeader = (offset8: number, more: boolean, id: number) => {
+      const b = Buffer.alloc(6);
+      b.writeUInt16BE((offset8 << 3) | (more ? 1 : 0), 0);
+      b.writeUInt32BE(id, 2);
+      return b;
+    };
+    const udpIn = (port: number) => np('a-in', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ protocol: 'UDP', port }] }] });
+
+    test('the later fragments of a datagram follow its first, whatever their payload looks like; one whose first was never seen is denied and not tracked', () => {
+      write([udpIn(81)]);
+      expect(v4Fragment(b, a, PROTO.UDP, 7, 0, true, ports('UDP', 40000, 81))).toBe(true);
+      expect(v4Fragment(b, a, PROTO.UDP, 7, 185, false, looksLike(80, 80))).toBe(true); // payload, not ports
+      expect(v4Fragment(b, a, PROTO.UDP, 8, 0, true, ports('UDP', 40001, 80))).toBe(false);
+      expect(v4Fragment(b, a, PROTO.UDP, 8, 185, false, looksLike(40001, 81))).toBe(false); // looks allowed; its datagram is not
+      const tracked = maps.ct.keys().length;
+      expect(v4Fragment(b, a, PROTO.UDP, 99, 185, false, looksLike(40002, 81))).toBe(false);
+      expect(maps.ct.keys().length).toBe(tracked);
+    });
+
+    test('IPv6: ports behind hop-by-hop and destination options headers; a fragment header\'s datagram followed like IPv4\'s', () => {
+      write([aFromB([80])]);
+      const options = Buffer.alloc(6); // PadN filling an 8-byte header
+      options[0] = 1;
+      options[1] = 4;
+      expect(v6With(b, a, [[0, options], [60, options]], PROTO.TCP, ports('TCP', 40000, 80))).toBe(true);
+      expect(v6With(b, a, [[0, options], [60, options]], PROTO.TCP, ports('TCP', 40001, 81))).toBe(false);
+      expect(v6With(b, a, [[44, fragmentHeader(0, true, 0x01020304)]], PROTO.TCP, ports('TCP', 40002, 80))).toBe(true);
+      expect(v6With(b, a, [[44, fragmentHeader(100, false, 0x01020304)]], PROTO.TCP, looksLike(1, 81))).toBe(true);
+      expect(v6With(b, a, [[44, fragmentHeader(100, false, 0x0badf00d)]], PROTO.TCP, looksLike(40003, 80))).toBe(false);
+    });
+  });
+
   describe('flow events and counters', () => {
     let events: FlowEventRecord[];
     let reader: RingBufferReader;

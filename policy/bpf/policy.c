@@ -93,6 +93,15 @@ struct {
 	__uint(pinning, POLICY_PINNING);
 } pol_ct SEC(".maps");
 
+/* The ports of fragmented datagrams, by their first fragment (LRU: a datagram never completed is forgotten). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, POLICY_MAX_FRAGMENTED);
+	__type(key, struct frag_key);
+	__type(value, struct frag_ports);
+	__uint(pinning, POLICY_PINNING);
+} pol_frags SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -205,18 +214,31 @@ static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const _
 #define ICMP_ECHO_REPLY 2
 #define ICMP_OTHER 3 /* errors and the rest: judged as they come, never tracked */
 
+/* Where a packet stands in a fragmented datagram. */
+#define FRAG_NONE 0 /* not a fragment */
+#define FRAG_FIRST 1 /* the first fragment: it carries the transport header */
+#define FRAG_LATER 2 /* a later fragment: no transport header, its bytes are payload */
+
+/* IPv6 extension headers walked before the transport header (hop-by-hop, routing, ...): at most this many. */
+#define MAX_EXTENSION_HEADERS 6
+
 /*
  * Source, destination (IPv4 as ::ffff:a.b.c.d), protocol and ports; -1 when it is not IP. An ICMP echo's
  * identifier stands in for both ports, so a request and its reply are one connection and a ping the other way
- * is another (without it, any ping between two pods would look like the reply of one the other way).
+ * is another (without it, any ping between two pods would look like the reply of one the other way). IPv6
+ * extension headers are walked to the transport header. A later fragment has no ports (*frag says so, with
+ * the datagram's identification): its first fragment's are looked up by the caller.
  */
-static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port, int *icmp)
+static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port, int *icmp,
+				 int *frag, __u32 *frag_id)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return -1;
 	void *l4;
+	*frag = FRAG_NONE;
+	*frag_id = 0;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end)
@@ -229,21 +251,56 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 		*proto = ip->protocol;
 		*v6 = 0;
 		l4 = (void *)ip + ip->ihl * 4;
+		__u16 frag_off = bpf_ntohs(ip->frag_off);
+		if (frag_off & 0x1fff)
+			*frag = FRAG_LATER;
+		else if (frag_off & 0x2000)
+			*frag = FRAG_FIRST;
+		*frag_id = bpf_ntohs(ip->id);
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end)
 			return -1;
 		__builtin_memcpy(src, &ip6->saddr, 16);
 		__builtin_memcpy(dst, &ip6->daddr, 16);
-		*proto = ip6->nexthdr; /* extension headers: not followed here; the datapath step handles them */
 		*v6 = 1;
-		l4 = ip6 + 1;
+		__u8 next = ip6->nexthdr;
+		void *h = ip6 + 1;
+#pragma unroll
+		for (int i = 0; i < MAX_EXTENSION_HEADERS; i++) {
+			__u8 *eh = h;
+			if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
+				if ((void *)(eh + 2) > end)
+					return -1;
+				next = eh[0];
+				h += ((__u32)eh[1] + 1) * 8;
+			} else if (next == IPPROTO_AH) {
+				if ((void *)(eh + 2) > end)
+					return -1;
+				next = eh[0];
+				h += ((__u32)eh[1] + 2) * 4;
+			} else if (next == IPPROTO_FRAGMENT) {
+				if ((void *)(eh + 8) > end)
+					return -1;
+				next = eh[0];
+				__u16 off = ((__u16)eh[2] << 8) | eh[3];
+				*frag = (off & 0xfff8) ? FRAG_LATER : (off & 1) ? FRAG_FIRST : FRAG_NONE;
+				*frag_id = ((__u32)eh[4] << 24) | ((__u32)eh[5] << 16) | ((__u32)eh[6] << 8) | eh[7];
+				h += 8;
+			} else {
+				break;
+			}
+		}
+		*proto = next;
+		l4 = h;
 	} else {
 		return -1;
 	}
 	*port = 0;
 	*sport = 0;
 	*icmp = ICMP_NONE;
+	if (*frag == FRAG_LATER)
+		return 0;
 	if (*proto == IPPROTO_TCP || *proto == IPPROTO_UDP || *proto == IPPROTO_SCTP) {
 		__be16 *ports = l4;
 		if ((void *)(ports + 2) > end)
@@ -260,6 +317,35 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 			*sport = *port = ((__u16)h[4] << 8) | h[5];
 	}
 	return 0;
+}
+
+/*
+ * A fragmented datagram is one connection: its first fragment's ports (and ICMP kind) are remembered, and a
+ * later fragment takes them. A later fragment whose first was not seen (reordered, or lost) has none: it is
+ * judged as it comes with port 0, and never tracked (*untracked).
+ */
+static __always_inline void fragment_ports(__u32 network, const __u8 *src, const __u8 *dst, __u8 proto, int frag, __u32 frag_id,
+					   __u16 *sport, __u16 *port, int *icmp, int *untracked)
+{
+	*untracked = 0;
+	if (frag == FRAG_NONE)
+		return;
+	struct frag_key k = { .network = network, .id = frag_id, .proto = proto };
+	__builtin_memcpy(k.src, src, 16);
+	__builtin_memcpy(k.dst, dst, 16);
+	if (frag == FRAG_FIRST) {
+		struct frag_ports p = { .sport = *sport, .dport = *port, .icmp = *icmp };
+		bpf_map_update_elem(&pol_frags, &k, &p, BPF_ANY);
+		return;
+	}
+	struct frag_ports *p = bpf_map_lookup_elem(&pol_frags, &k);
+	if (!p) {
+		*untracked = 1;
+		return;
+	}
+	*sport = p->sport;
+	*port = p->dport;
+	*icmp = p->icmp;
 }
 
 /* fe80::/10 and :: */
@@ -307,13 +393,15 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 {
 	__u8 src[16], dst[16], proto;
 	__u16 sport, port;
-	int v6, icmp;
-	if (parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp) < 0)
+	__u32 frag_id;
+	int v6, icmp, frag, untracked;
+	if (parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp, &frag, &frag_id) < 0)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
 	/* Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. */
 	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff))
 		return TC_ACT_UNSPEC;
 	__u32 network = policy_network, zero = 0;
+	fragment_ports(network, src, dst, proto, frag, frag_id, &sport, &port, &icmp, &untracked);
 	struct policy_state *state = bpf_map_lookup_elem(&pol_state, &zero);
 	__u32 revision = state ? state->revision : 0;
 	__u64 now = bpf_ktime_get_ns();
@@ -353,7 +441,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	int why = decide(revision, network, src, dst, v6, proto, port);
 	if (why != POLICY_REASON_NONE)
 		return dropped(skb, &k, now, why, flags);
-	if (icmp == ICMP_OTHER || icmp == ICMP_ECHO_REPLY)
+	if (icmp == ICMP_OTHER || icmp == ICMP_ECHO_REPLY || untracked)
 		return TC_ACT_UNSPEC; /* allowed as it is; nothing to remember */
 	struct ct_entry fresh = { .seen = now, .revision = revision };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);

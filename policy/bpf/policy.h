@@ -79,6 +79,26 @@ struct ct_key {
 	__u8 pad[3];
 };
 
+/*
+ * A datagram in fragments: the ports its first fragment carried, so the later ones (which carry none) are
+ * judged as the same connection. Keyed by the addresses, protocol and the IP identification.
+ */
+#define POLICY_MAX_FRAGMENTED 8192
+struct frag_key {
+	__u32 network;
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 id; /* IPv4: the 16-bit identification; IPv6: the fragment header's 32 bits */
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct frag_ports {
+	__u16 sport; /* host order, as parse() reads them */
+	__u16 dport;
+	__u32 icmp; /* the ICMP kind of the first fragment (an echo's request or reply) */
+};
+
 struct ct_entry {
 	__u64 seen; /* bpf_ktime_get_ns() of the last packet */
 	__u32 revision; /* the policy revision the connection was last judged under */

@@ -45,7 +45,8 @@ function probeTcp(t, timeoutMs) {
 function probeUdp(t, timeoutMs) {
   return new Promise((resolve) => {
     const s = dgram.createSocket(t.ip.includes(':') ? 'udp6' : 'udp4');
-    const token = `probe-${Math.random()}`;
+    // t.size pads the datagram (larger than the MTU: it crosses as fragments, and so does its echo).
+    const token = `probe-${Math.random()}`.padEnd(t.size ?? 0, '.');
     const done = (ok) => {
       clearTimeout(timer);
       clearInterval(again);

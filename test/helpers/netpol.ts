@@ -75,7 +75,8 @@ export class NetpolAgent {
     });
   }
 
-  probe(targets: Array<{ ip: string; port: number; proto: Protocol }>, timeoutMs = 1000): Promise<boolean[]> {
+  /** `size`: a UDP probe's datagram size in bytes (default: a few dozen). */
+  probe(targets: Array<{ ip: string; port: number; proto: Protocol; size?: number }>, timeoutMs = 1000): Promise<boolean[]> {
     return this.request({ targets: targets.map((t) => ({ ...t, proto: t.proto.toLowerCase() })), timeoutMs });
   }
 

@@ -142,6 +142,13 @@ test('a pod a policy selects is isolated before its ADD returns: the first probe
   }
 });
 
+test('a UDP datagram larger than the MTU crosses as fragments where its port is allowed and not where it is not, IPv4 and IPv6', async () => {
+  await apply([np('x', 'a-udp81', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ protocol: 'UDP', port: 81 }] }] })]);
+  const [xa, yb] = [find('x', 'a'), find('y', 'b')];
+  const big = (ip: string, port: number) => ({ ip, port, proto: 'UDP' as const, size: 4000 });
+  await expectEventually(async () => expect(await yb.agent.probe([big(xa.v4, 81), big(xa.v6, 81), big(xa.v4, 80), big(xa.v6, 80)], 1500)).toEqual([true, true, false, false]), { timeoutMs: 15_000 });
+});
+
 test('enforcement goes on while plexusd is down (pinned maps) and after it restarts (the maps are taken over)', async () => {
   const deny = np('x', 'deny-in', { podSelector: {}, policyTypes: ['Ingress'] });
   const allow = np('x', 'a-from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ port: 80 }] }] });
