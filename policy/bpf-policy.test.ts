@@ -246,6 +246,18 @@ describe('connection tracking', () => {
     expect([...maps.ct.entries()].map(([k, v]) => [k.dport, v.revision])).toEqual([[81, revision]]);
   });
 
+  test('IPv6 neighbour discovery between global addresses passes an isolated pod (L2 networks resolve peers so); an echo does not', () => {
+    write([bClosed]);
+    const icmp6 = (type: number) => {
+      const m = Buffer.alloc(24);
+      m[0] = type;
+      return testRun(prog, frame(a.ips[1]!, b.ips[1]!, 58, m)).retval === PASS;
+    };
+    expect([135, 136, 133, 134, 137].map(icmp6)).toEqual([true, true, true, true, true]);
+    expect(icmp6(128)).toBe(false);
+    expect(icmp6(1)).toBe(false); // an error is judged as it comes
+  });
+
   describe('fragments and IPv6 extension headers', () => {
     const frags = () => copies.get(0)!.map(MAPS.frags);
     beforeEach(() => {

@@ -213,6 +213,7 @@ static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const _
 #define ICMP_ECHO_REQUEST 1
 #define ICMP_ECHO_REPLY 2
 #define ICMP_OTHER 3 /* errors and the rest: judged as they come, never tracked */
+#define ICMP_NDP 4 /* IPv6 neighbour discovery (router and neighbour solicitations and advertisements, redirects) */
 
 /* Where a packet stands in a fragmented datagram. */
 #define FRAG_NONE 0 /* not a fragment */
@@ -313,6 +314,8 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 			return -1;
 		__u8 request = *v6 ? 128 : 8, reply = *v6 ? 129 : 0;
 		*icmp = h[0] == request ? ICMP_ECHO_REQUEST : h[0] == reply ? ICMP_ECHO_REPLY : ICMP_OTHER;
+		if (*v6 && h[0] >= 133 && h[0] <= 137)
+			*icmp = ICMP_NDP;
 		if (*icmp != ICMP_OTHER)
 			*sport = *port = ((__u16)h[4] << 8) | h[5];
 	}
@@ -397,8 +400,12 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	int v6, icmp, frag, untracked;
 	if (parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp, &frag, &frag_id) < 0)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
-	/* Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. */
-	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff))
+	/*
+	 * Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. On
+	 * a secondary L2 network, pods resolve each other's global addresses: a neighbour advertisement goes from
+	 * one global address to another, and a pod isolated from its peer must still answer and hear it.
+	 */
+	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff || icmp == ICMP_NDP))
 		return TC_ACT_UNSPEC;
 	__u32 network = policy_network, zero = 0;
 	fragment_ports(network, src, dst, proto, frag, frag_id, &sport, &port, &icmp, &untracked);

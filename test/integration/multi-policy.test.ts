@@ -1,7 +1,8 @@
 /**
  * MultiNetworkPolicy enforced on a secondary network's pod interfaces, proved with real sockets: namespaces x,
- * y, z with pods a, b, c on the cluster network (plexus-routed) and on `default/blue`, a secondary network of
- * Debian's bridge plugin (each pod's net1, a veth into a bridge of the node). The policy programs sit inside
+ * y, z with pods a, b, c on the cluster network (plexus-routed), on `default/blue`, a secondary network of
+ * Debian's bridge plugin (each pod's net1, a veth into a bridge of the node), and on `default/red`, Debian's
+ * macvlan in bridge mode on a veth of the node (net2). The policy programs sit inside
  * each pod on net1 (tc egress: out of the pod; tc ingress: into it) once a MultiNetworkPolicy names blue.
  * After each change every pair is probed on blue's addresses over IPv4 and IPv6 and must match the reference
  * evaluator for that network; NetworkPolicy and MultiNetworkPolicy never reach each other's network.
@@ -23,8 +24,9 @@ const POOL = { name: 'pods', cidrs: ['10.95.0.0/16', 'fd00:95::/56'], blockSize:
 interface Pod extends NetpolPod {
   readonly cid: string;
   readonly netns: string;
-  /** Its addresses on the cluster network (v4, v6 are blue's). */
+  /** Its addresses on the cluster network and on red (v4, v6 are blue's). */
   readonly cluster: { v4: string; v6: string };
+  readonly red: { v4: string; v6: string };
 }
 
 let cluster: Awaited<ReturnType<typeof startPolicyCluster>> | undefined;
@@ -32,7 +34,8 @@ let c: TestCluster;
 let pinDir: string;
 const pods: Pod[] = [];
 
-const ON_BLUE = { 'k8s.v1.cni.cncf.io/networks': BLUE };
+const RED = 'default/red';
+const ON_BLUE = { 'k8s.v1.cni.cncf.io/networks': `${BLUE}, ${RED}` };
 const mnp = (ns: string, name: string, spec: Record<string, unknown>, networks = BLUE) => ({
   apiVersion: 'k8s.cni.cncf.io/v1beta1', kind: 'MultiNetworkPolicy', metadata: { namespace: ns, name, annotations: { 'k8s.v1.cni.cncf.io/policy-for': networks } }, spec,
 });
@@ -73,10 +76,10 @@ async function attach(ns: string, name: string): Promise<Pod> {
   const out = await c.cni('ADD', { containerId: cid, netns: netns.path, pod: { namespace: ns, name } });
   expect(out).toMatchObject({ code: 0 });
   // IPv6 on the bridge: wait out duplicate address detection, so probes test policy, not DAD.
-  run('ip', ['netns', 'exec', netns.name, 'sysctl', '-q', '-w', 'net.ipv6.conf.net1.accept_dad=0'], { allowFail: true });
+  for (const dev of ['net1', 'net2']) run('ip', ['netns', 'exec', netns.name, 'sysctl', '-q', '-w', `net.ipv6.conf.${dev}.accept_dad=0`], { allowFail: true });
   return {
     pod: { namespace: ns, name, labels: { pod: name }, ports: NAMED_PORTS.map((p) => ({ name: p.name, port: p.containerPort, protocol: p.protocol })) },
-    ...addressesOf(netns.name, 'net1'), cluster: addressesOf(netns.name, 'eth0'),
+    ...addressesOf(netns.name, 'net1'), cluster: addressesOf(netns.name, 'eth0'), red: addressesOf(netns.name, 'net2'),
     agent: new NetpolAgent(netns.name), cid, netns: netns.name,
   };
 }
@@ -88,7 +91,15 @@ beforeAll(async () => {
     cniVersion: '1.0.0', name: 'blue', type: 'bridge', bridge: `plxb${rand(3)}`,
     ipam: { type: 'host-local', dataDir: join(c.dir, 'host-local-blue'), ranges: [[{ subnet: '10.94.0.0/24' }], [{ subnet: 'fd00:94::/64' }]] },
   };
-  await c.writeManifests('blue.yaml', [c.nad('blue', blue)]);
+  // red: macvlan (bridge mode) on a veth of the node, the pods' net2.
+  const master = `plxm${rand(3)}`;
+  c.inNode('ip', ['link', 'add', master, 'type', 'veth', 'peer', 'name', `${master}p`]);
+  for (const dev of [master, `${master}p`]) c.inNode('ip', ['link', 'set', dev, 'up']);
+  const red = {
+    cniVersion: '1.0.0', name: 'red', type: 'macvlan', master, mode: 'bridge',
+    ipam: { type: 'host-local', dataDir: join(c.dir, 'host-local-red'), ranges: [[{ subnet: '10.93.0.0/24' }], [{ subnet: 'fd00:93::/64' }]] },
+  };
+  await c.writeManifests('blue.yaml', [c.nad('blue', blue), c.nad('red', red)]);
   await apply([]);
   for (const ns of NAMESPACES) for (const name of NAMES) pods.push(await attach(ns, name));
 });
@@ -138,7 +149,7 @@ test('selectors, named ports and ipBlocks of blue addresses resolve on blue: ing
 test('a NetworkPolicy never reaches blue, and a MultiNetworkPolicy for another network never reaches blue either', async () => {
   const w = await apply([
     np('x', 'closed', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
-    mnp('y', 'elsewhere', { podSelector: {}, policyTypes: ['Ingress'] }, 'default/red'),
+    mnp('y', 'elsewhere', { podSelector: {}, policyTypes: ['Ingress'] }, 'default/green'),
   ]);
   await expectBlue(w); // all open on blue
   await expectCluster(w); // x closed on the cluster network
@@ -186,3 +197,20 @@ test('plexusctl observe names blue\'s flows by network and pods; the kernel coun
   }, { timeoutMs: 5000 });
   expect(metrics()).toMatch(new RegExp(`plexus_policy_verdicts_total\\{network="${BLUE}",verdict="dropped_ingress"\\} [1-9]`));
 });
+
+test('macvlan (red): the programs sit on each pod\'s macvlan interface too; red and blue are each their own policies\' only', async () => {
+  const onRed = pods.map((p) => ({ ...p, v4: p.red.v4, v6: p.red.v6 }));
+  const w = await apply([
+    mnp('y', 'red-in', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'x' } }, podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ port: 'serve-81-tcp' }, { protocol: 'UDP', port: 80 }] }] }, RED),
+  ]);
+  for (const family of [4, 6] as const) {
+    const wrong = await converge(onRed, family, expectedTable(w, onRed, family, RED));
+    if (wrong.length) console.log(wrong.slice(0, 5), run(PLEXUSCTL_BIN, ['--socket', c.socket, 'observe', '--network', RED, '--last', '40']).stdout, pods.map((p) => `${p.pod.namespace}/${p.pod.name} ${p.red.v4}`).join(' '));
+    expect({ family, wrong }).toEqual({ family, wrong: [] });
+  }
+  const tc = run('ip', ['netns', 'exec', find('y', 'a').netns, 'tc', 'filter', 'show', 'dev', 'net2', 'ingress']).stdout;
+  expect(tc).toMatch(/pref 1 bpf[^\n]*\n[^\n]*policy_to_endpo/);
+  await expectBlue(w); // blue: no policy names it, all open
+  await apply([]);
+});
+
