@@ -309,6 +309,28 @@ describe('connection tracking', () => {
       expect(v6With(b, a, [[44, fragmentHeader(100, false, 0x01020304)]], PROTO.TCP, looksLike(1, 81))).toBe(true);
       expect(v6With(b, a, [[44, fragmentHeader(100, false, 0x0badf00d)]], PROTO.TCP, looksLike(40003, 80))).toBe(false);
     });
+
+    test('IPv6: a later fragment is not walked past its fragment header (its datagram\'s first says what follows)', () => {
+      write([aFromB([80])]);
+      const options = Buffer.from([1, 4, 0, 0, 0, 0]);
+      // First: fragment header, then destination options, then TCP. Later: the fragment header names
+      // destination options, but what follows it is payload (here bytes that would read as a huge header).
+      expect(v6With(b, a, [[44, fragmentHeader(0, true, 77)], [60, options]], PROTO.TCP, ports('TCP', 40010, 80))).toBe(true);
+      const later = Buffer.alloc(16, 0xff);
+      later[0] = 60; // read as headers, it would name another one, 2 KiB long: past the packet
+      expect(v6With(b, a, [[44, fragmentHeader(50, false, 77)]], 60, later)).toBe(true);
+    });
+
+    test('a packet whose transport header cannot be read is judged with no port, never let through unasked', () => {
+      write([aFromB([80])]);
+      const truncated = (from: string, to: string) => testRun(prog, frame(from, to, PROTO.TCP, Buffer.from([0x9c, 0x40]))).retval === PASS;
+      expect(truncated(b.ips[0]!, a.ips[0]!)).toBe(false); // 2 bytes of TCP: no destination port to allow
+      expect(truncated(b.ips[1]!, a.ips[1]!)).toBe(false);
+      const options = Buffer.from([1, 4, 0, 0, 0, 0]);
+      const seven = Array.from({ length: 7 }, () => [60, options] as [number, Buffer]);
+      expect(v6With(b, a, seven, PROTO.TCP, ports('TCP', 40011, 80))).toBe(false); // more headers than walked
+      expect(truncated(a.ips[0]!, b.ips[0]!)).toBe(true); // b is not isolated: it passes, untracked
+    });
   });
 
   describe('flow events and counters', () => {

@@ -124,6 +124,11 @@ export class IdentityAllocator {
     if (id === undefined) this.ids.set(key, (id = this.next++));
     return id;
   }
+
+  /** Forgets the identities no pod has any more (their numbers are never given again, so this is safe). */
+  retain(keys: ReadonlySet<string>): void {
+    for (const k of this.ids.keys()) if (!keys.has(k)) this.ids.delete(k);
+  }
 }
 
 /**
@@ -144,6 +149,7 @@ export function compile(world: World, attachments: readonly Attachment[], alloca
     if (!m) ipcache.set(a.network ?? '', (m = new Map()));
     for (const ip of a.ips) m.set(ip, id);
   }
+  allocator.retain(new Set(identities.keys()));
   // Endpoints of one identity on one network have the same maps (the pod's name plays no part): computed once,
   // so a namespace of a thousand alike pods costs one endpoint's work, not a thousand.
   const endpoints = new Map<string, EndpointMaps>();
@@ -238,7 +244,10 @@ function ipBlockClasses(ctx: Ctx, policies: readonly Policy[], dir: 'ingress' | 
   if (blocks.length === 0) return { table, classes };
   const prefixes = new Map<string, { cidr: Cidr; owner?: PolicyPod }>();
   for (const b of blocks) for (const c of [b.cidr, ...b.except]) prefixes.set(`${c.family}/${c.base}/${c.prefix}`, { cidr: c });
-  for (const [ip, id] of ctx.ipcache) {
+  // A pod's own prefix is needed only where a named port must resolve on the pod an ipBlock contains (egress
+  // rules naming ports by name): elsewhere it would be an entry per pod address per endpoint for nothing.
+  const named = dir === 'egress' && policies.some((p) => (p.egress ?? []).some((r) => r.peers?.some((x) => x.kind === 'ipBlock') && r.ports?.some((x) => typeof x.port === 'string')));
+  for (const [ip, id] of named ? ctx.ipcache : []) {
     const a = parseIp(ip);
     if (blocks.some((b) => cidrContains(b.cidr, a))) prefixes.set(`${a.family}/${a.value}/${familyBits(a.family)}`, { cidr: cidrOf(a, familyBits(a.family)), owner: ctx.podOf.get(id) });
   }

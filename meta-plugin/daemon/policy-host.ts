@@ -18,8 +18,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { errorText } from '../../core/errors';
 import type { EndpointInfo, EndpointWatcher } from '../../delegates/contract';
 import { isKernelError, Netlink } from '../../kernel';
-import { addrText, type FlowEventRecord, FLOW, OBJECT_FILE, REASON, VERDICT } from '../../policy/bpf-maps';
-import { type Attachment, compile, IdentityAllocator } from '../../policy/compile';
+import { addr16, addrText, type FlowEventRecord, FLOW, OBJECT_FILE, REASON, VERDICT } from '../../policy/bpf-maps';
+import { type Attachment, compile, endpointKey, IdentityAllocator } from '../../policy/compile';
 import { networkId, PolicyDatapath } from '../../policy/datapath';
 import { describePod, type PodPolicyView } from '../../policy/describe';
 import type { PolicyPod, World } from '../../policy/evaluate';
@@ -83,6 +83,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private readonly networkNames = new Map<number, string>([[networkId(undefined), CLUSTER]]);
   private readonly allocator = new IdentityAllocator();
   private writing: Promise<void> = Promise.resolve();
+  /** What the last write was compiled from (fingerprint()): a write from the same is skipped. */
+  private written: string | undefined;
   /** The write waiting its turn, if any: a change now is written by it. */
   private queued: Promise<void> | undefined;
   /** Nothing is written before restore() took over what the pinned maps hold (a write would drop it all). */
@@ -198,6 +200,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
 
   async detaching(iface: PodInterface): Promise<void> {
     this.secondary.delete(iface.id);
+    this.unenforceable.delete(iface.id);
     const key = this.secondaryHooks.get(iface.id);
     this.secondaryHooks.delete(iface.id);
     if (key && this.unhook(key)) await this.write();
@@ -335,7 +338,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
 
   /** The pods behind the hooked interfaces, as the source knows them now. */
   private attachments(eps: Iterable<Hooked>): Attachment[] {
-    const out: Attachment[] = [];
+    // A pod may be on one network through several interfaces (S22): one endpoint with all their addresses.
+    const out = new Map<string, Attachment>();
     for (const ep of eps) {
       if (!ep.pod) continue;
       const pod = this.source.getPod(ep.pod.namespace, ep.pod.name);
@@ -344,9 +348,12 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
         this.unknownPods.add(ref);
         this.log.warn({ pod: ref }, 'a pod with an endpoint here is not in the source: no policy selects it by its labels');
       }
-      out.push({ pod: pod ? policyPod(pod) : { namespace: ep.pod.namespace, name: ep.pod.name, labels: {}, ports: [] }, ips: ep.ips, ...(ep.network ? { network: ep.network } : {}) });
+      const key = endpointKey(ep.network, ep.pod);
+      const seen = out.get(key);
+      if (seen) out.set(key, { ...seen, ips: [...seen.ips, ...ep.ips] });
+      else out.set(key, { pod: pod ? policyPod(pod) : { namespace: ep.pod.namespace, name: ep.pod.name, labels: {}, ports: [] }, ips: ep.ips, ...(ep.network ? { network: ep.network } : {}) });
     }
-    return out;
+    return [...out.values()];
   }
 
   /**
@@ -360,8 +367,12 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       this.queued = undefined;
       const local = this.attachments(this.endpoints.values());
       const remote = this.remoteAttachments(local);
+      // Most changes of a cluster's pods (status, probes) change nothing policy reads: nothing to write then.
+      const inputs = fingerprint([this.world.policies, this.world.namespaces, local, remote, [...this.nodeAddresses].sort()]);
+      if (inputs === this.written) return;
       this.datapath!.writer.apply(compile(this.world, local, this.allocator, remote), local, [...this.nodeAddresses]);
-      this.owners = new Map([...remote, ...local].flatMap((a) => a.ips.map((ip) => [ownerKey(networkId(a.network), ip), endpointOf(a.pod, ip)])));
+      this.written = inputs;
+      this.owners = new Map([...remote, ...local].flatMap((a) => a.ips.map((ip) => [ownerKey(networkId(a.network), addr16(ip)), endpointOf(a.pod, ip)])));
       this.metrics.endpoints.set(this.endpoints.size);
       this.metrics.peers.set(remote.length);
       this.metrics.updates.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -440,16 +451,19 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private record(e: FlowEventRecord): void {
     const key = `${e.network}|${e.verdict}|${e.reason}`;
     this.flowCounts.set(key, (this.flowCounts.get(key) ?? 0) + 1);
-    const { owners, nodeAddresses } = this;
-    this.flows.push(() => this.flowOf(e, owners, nodeAddresses));
+    // Who owns each end is looked up now (the owners change at every write); naming waits.
+    const src = this.owners.get(ownerKey(e.network, e.src));
+    const dst = this.owners.get(ownerKey(e.network, e.dst));
+    const { nodeAddresses } = this;
+    this.flows.push(() => this.flowOf(e, src, dst, nodeAddresses));
   }
 
-  private flowOf(e: FlowEventRecord, owners: ReadonlyMap<string, FlowEndpoint>, nodeAddresses: ReadonlySet<string>): Omit<Flow, 'seq'> {
+  private flowOf(e: FlowEventRecord, srcOwner: FlowEndpoint | undefined, dstOwner: FlowEndpoint | undefined, nodeAddresses: ReadonlySet<string>): Omit<Flow, 'seq'> {
     const v6 = (e.flags & FLOW.V6) !== 0;
     const cluster = e.network === networkId(undefined);
-    const side = (addr: Buffer, port: number): FlowEndpoint => {
+    const side = (addr: Buffer, owner: FlowEndpoint | undefined, port: number): FlowEndpoint => {
       const ip = addrText(addr);
-      const who = owners.get(ownerKey(e.network, ip)) ?? (cluster && nodeAddresses.has(ip) ? { ip, identity: 'host' as const } : { ip, identity: 'world' as const });
+      const who = owner ?? (cluster && nodeAddresses.has(ip) ? { ip, identity: 'host' as const } : { ip, identity: 'world' as const });
       return port ? { ...who, port } : who;
     };
     const reason = reasonOf(e.reason);
@@ -462,8 +476,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       ...(reason ? { drop_reason: reason } : {}),
       ...(e.flags & FLOW.CUT ? { cut: true as const } : {}),
       protocol: protocolName(e.proto, v6),
-      source: side(e.src, ports ? e.sport : 0),
-      destination: side(e.dst, ports ? e.dport : 0),
+      source: side(e.src, srcOwner, ports ? e.sport : 0),
+      destination: side(e.dst, dstOwner, ports ? e.dport : 0),
       traffic_direction: e.flags & FLOW.TO_ENDPOINT ? 'INGRESS' : 'EGRESS',
       bytes: e.len,
     };
@@ -492,7 +506,13 @@ const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'd
 /** CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) to the Unix epoch, in nanoseconds. */
 const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 
-const ownerKey = (network: number, ip: string): string => `${network}|${ip}`;
+/** The owners' key: network id and the address's 16 bytes as the datapath reports them (no text to format per event). */
+const ownerKey = (network: number, addr: Buffer): string => `${network}|${addr.toString('hex')}`;
+/** A text that changes when what a write is compiled from changes (policies hold bigints, Maps and Sets). */
+function fingerprint(inputs: unknown): string {
+  return JSON.stringify(inputs, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Map ? [...v] : v instanceof Set ? [...v] : v));
+}
+
 /** network-status ips carry a prefix length (10.0.0.5/24); policy wants the address. */
 const withoutPrefix = (ip: string): string => ip.split('/')[0]!;
 

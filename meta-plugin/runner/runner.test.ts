@@ -288,3 +288,48 @@ describe('STATUS (CNI 2.1): forwarded to the cluster network', () => {
     else await expect(run).rejects.toMatchObject({ cniCode: code });
   });
 });
+
+describe('the attachment watcher (MultiNetworkPolicy)', () => {
+  let told: string[];
+  const watched = () => new Runner({
+    records, registry, binDirs: [], delegateTimeoutMs: 1000, linkExists: async () => true, deviceInfoDir: join(stateDir, 'devinfo'),
+    routes: { setDefaultRoute: async () => undefined } as unknown as DefaultRouteOps,
+    watcher: {
+      attached: async (i) => void told.push(`attached ${i.network} ${i.ifName} ${i.ips.join(',')} ${i.pod?.name}`),
+      detaching: async (i) => void told.push(`detaching ${i.network} ${i.ifName}`),
+    },
+  });
+  beforeEach(() => {
+    told = [];
+  });
+
+  test('is told of each secondary attachment after its ADD, before each DEL, never of the cluster network', async () => {
+    const r = watched();
+    await r.add(request('ADD'), PLAN(), silentLog);
+    expect(told).toEqual(['attached team/net-a net1 10.1.0.2 web-0', 'attached team/net-b net2 fd00:2::2 web-0']);
+    expect(r.podInterfaces().map((i) => i.id)).toEqual(['c1@net1', 'c1@net2']);
+    told = [];
+    await r.del(request('DEL'), silentLog);
+    expect(told).toEqual(['detaching team/net-b net2', 'detaching team/net-a net1']);
+  });
+
+  test('a DEL that fails gives the interface back to the watcher (it stays, and so must its policy)', async () => {
+    const r = watched();
+    await r.add(request('ADD'), PLAN(), silentLog);
+    told = [];
+    faults.add('a DEL');
+    await rejection(r.del(request('DEL'), silentLog));
+    expect(told).toEqual(['detaching team/net-b net2', 'detaching team/net-a net1', 'attached team/net-a net1 10.1.0.2 web-0']);
+  });
+
+  test('a failure of the watcher fails the ADD, which rolls back', async () => {
+    const r = new Runner({
+      records, registry, binDirs: [], delegateTimeoutMs: 1000, linkExists: async () => true, deviceInfoDir: join(stateDir, 'devinfo'),
+      routes: { setDefaultRoute: async () => undefined } as unknown as DefaultRouteOps,
+      watcher: { attached: async () => { throw new PlexusError('TryAgainLater', 'no hook'); }, detaching: async () => undefined },
+    });
+    expect(await rejection(r.add(request('ADD'), PLAN(), silentLog))).toMatchObject({ message: expect.stringContaining('no hook') });
+    expect(registry.trace()).toEqual(['cluster ADD', 'a ADD', 'a DEL', 'cluster DEL']);
+    expect(records.get('c1' as ContainerId, 'eth0' as IfName)).toBeUndefined();
+  });
+});

@@ -189,7 +189,13 @@ export class Runner {
         log.warn({ network: att.statusName, ifName: att.ifName, err: errorText(e) }, 'forgetting the interface\'s policy failed; the DEL goes on');
       }
     }
-    await delNetwork(this.call(rec, att, netns, path, log), att.result);
+    try {
+      await delNetwork(this.call(rec, att, netns, path, log), att.result);
+    } catch (e) {
+      // The interface stays (its DEL is retried later): its policy must stay with it.
+      if (iface) await this.deps.watcher!.attached(iface).catch((err: unknown) => log.warn({ network: att.statusName, err: errorText(err) }, 'the interface\'s policy could not be put back'));
+      throw e;
+    }
     if (att.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
   }
 

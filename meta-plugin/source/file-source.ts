@@ -237,10 +237,22 @@ export class FileSource implements Source {
     else this.status.delete(podKey(pod));
     if (!this.share) return;
     const path = join(this.share.statusDir, `${pod.namespace}_${pod.name}.json`);
-    if (!status) return rmSync(path, { force: true });
+    if (!status) {
+      // Only this node's: the pod may run on another node by now (a StatefulSet's), which wrote it since.
+      if (this.statusNode(path) === this.share.nodeName) rmSync(path, { force: true });
+      return;
+    }
     const file: StatusFile = { node: this.share.nodeName, namespace: pod.namespace, name: pod.name, status };
     writeFileSync(`${path}.tmp`, JSON.stringify(file));
     renameSync(`${path}.tmp`, path);
+  }
+
+  private statusNode(path: string): string | undefined {
+    try {
+      return (JSON.parse(readFileSync(path, 'utf8')) as StatusFile).node;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The other nodes' pods, with their labels and ports as the manifests say now. */

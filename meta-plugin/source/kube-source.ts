@@ -54,11 +54,15 @@ export function podFromApi(o: Raw): PodObject {
 export function peerFromApi(o: Raw): PeerPod {
   const m = meta(o);
   const spec = (o['spec'] ?? {}) as { nodeName?: string };
-  const podIPs = ((o['status'] as { podIPs?: Array<{ ip?: unknown }> } | undefined)?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => typeof ip === 'string');
+  const st = (o['status'] ?? {}) as { podIPs?: Array<{ ip?: unknown }>; phase?: unknown };
+  // A pod that has finished (a Job's) keeps its addresses in the API, but its node may have given them to
+  // another pod already: a finished pod has none here.
+  const finished = st.phase === 'Succeeded' || st.phase === 'Failed';
+  const podIPs = finished ? [] : (st.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => typeof ip === 'string');
   let status: NetworkStatus[] | undefined;
   try {
     const raw = m.annotations?.[NETWORK_STATUS_ANNOTATION];
-    if (raw) status = JSON.parse(raw) as NetworkStatus[];
+    if (raw && !finished) status = JSON.parse(raw) as NetworkStatus[];
   } catch {
     /* not ours to judge: its addresses come from podIPs */
   }

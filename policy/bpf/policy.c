@@ -228,7 +228,9 @@ static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const _
  * identifier stands in for both ports, so a request and its reply are one connection and a ping the other way
  * is another (without it, any ping between two pods would look like the reply of one the other way). IPv6
  * extension headers are walked to the transport header. A later fragment has no ports (*frag says so, with
- * the datagram's identification): its first fragment's are looked up by the caller.
+ * the datagram's identification): its first fragment's are looked up by the caller. Returns -1 when it is not
+ * IP, 1 when it is but its transport header cannot be read (truncated, or more extension headers than walked):
+ * the caller judges it with no port rather than letting it through.
  */
 static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port, int *icmp,
 				 int *frag, __u32 *frag_id)
@@ -240,6 +242,9 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 	void *l4;
 	*frag = FRAG_NONE;
 	*frag_id = 0;
+	*port = 0;
+	*sport = 0;
+	*icmp = ICMP_NONE;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end)
@@ -272,46 +277,49 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 			__u8 *eh = h;
 			if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
 				if ((void *)(eh + 2) > end)
-					return -1;
+					goto no_transport;
 				next = eh[0];
 				h += ((__u32)eh[1] + 1) * 8;
 			} else if (next == IPPROTO_AH) {
 				if ((void *)(eh + 2) > end)
-					return -1;
+					goto no_transport;
 				next = eh[0];
 				h += ((__u32)eh[1] + 2) * 4;
 			} else if (next == IPPROTO_FRAGMENT) {
 				if ((void *)(eh + 8) > end)
-					return -1;
+					goto no_transport;
 				next = eh[0];
 				__u16 off = ((__u16)eh[2] << 8) | eh[3];
 				*frag = (off & 0xfff8) ? FRAG_LATER : (off & 1) ? FRAG_FIRST : FRAG_NONE;
 				*frag_id = ((__u32)eh[4] << 24) | ((__u32)eh[5] << 16) | ((__u32)eh[6] << 8) | eh[7];
 				h += 8;
+				if (*frag == FRAG_LATER)
+					break; /* what follows is payload, not headers: the first fragment says the rest */
 			} else {
 				break;
 			}
+		}
+		if (*frag != FRAG_LATER && (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS || next == IPPROTO_AH || next == IPPROTO_FRAGMENT)) {
+			*proto = next;
+			goto no_transport; /* more extension headers than walked */
 		}
 		*proto = next;
 		l4 = h;
 	} else {
 		return -1;
 	}
-	*port = 0;
-	*sport = 0;
-	*icmp = ICMP_NONE;
 	if (*frag == FRAG_LATER)
 		return 0;
 	if (*proto == IPPROTO_TCP || *proto == IPPROTO_UDP || *proto == IPPROTO_SCTP) {
 		__be16 *ports = l4;
 		if ((void *)(ports + 2) > end)
-			return -1;
+			goto no_transport;
 		*sport = bpf_ntohs(ports[0]);
 		*port = bpf_ntohs(ports[1]);
 	} else if ((*proto == IPPROTO_ICMP && !*v6) || (*proto == IPPROTO_ICMPV6 && *v6)) {
 		__u8 *h = l4;
 		if ((void *)(h + 8) > end)
-			return -1;
+			goto no_transport;
 		__u8 request = *v6 ? 128 : 8, reply = *v6 ? 129 : 0;
 		*icmp = h[0] == request ? ICMP_ECHO_REQUEST : h[0] == reply ? ICMP_ECHO_REPLY : ICMP_OTHER;
 		if (*v6 && h[0] >= 133 && h[0] <= 137)
@@ -320,6 +328,12 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 			*sport = *port = ((__u16)h[4] << 8) | h[5];
 	}
 	return 0;
+no_transport:
+	/* An IP packet whose transport header cannot be read here: judged with no port, never let through unasked. */
+	*frag = FRAG_NONE;
+	*sport = *port = 0;
+	*icmp = ICMP_NONE;
+	return 1;
 }
 
 /*
@@ -327,17 +341,17 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
  * later fragment takes them. A later fragment whose first was not seen (reordered, or lost) has none: it is
  * judged as it comes with port 0, and never tracked (*untracked).
  */
-static __always_inline void fragment_ports(__u32 network, const __u8 *src, const __u8 *dst, __u8 proto, int frag, __u32 frag_id,
+static __always_inline void fragment_ports(__u32 network, const __u8 *src, const __u8 *dst, int v6, __u8 *proto, int frag, __u32 frag_id,
 					   __u16 *sport, __u16 *port, int *icmp, int *untracked)
 {
-	*untracked = 0;
 	if (frag == FRAG_NONE)
 		return;
-	struct frag_key k = { .network = network, .id = frag_id, .proto = proto };
+	/* IPv4 identifies a datagram by addresses, protocol and id; IPv6 by addresses and id (RFC 8200). */
+	struct frag_key k = { .network = network, .id = frag_id, .proto = v6 ? 0 : *proto };
 	__builtin_memcpy(k.src, src, 16);
 	__builtin_memcpy(k.dst, dst, 16);
 	if (frag == FRAG_FIRST) {
-		struct frag_ports p = { .sport = *sport, .dport = *port, .icmp = *icmp };
+		struct frag_ports p = { .sport = *sport, .dport = *port, .icmp = *icmp, .proto = *proto };
 		bpf_map_update_elem(&pol_frags, &k, &p, BPF_ANY);
 		return;
 	}
@@ -349,6 +363,7 @@ static __always_inline void fragment_ports(__u32 network, const __u8 *src, const
 	*sport = p->sport;
 	*port = p->dport;
 	*icmp = p->icmp;
+	*proto = p->proto;
 }
 
 /* fe80::/10 and :: */
@@ -398,8 +413,10 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	__u16 sport, port;
 	__u32 frag_id;
 	int v6, icmp, frag, untracked;
-	if (parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp, &frag, &frag_id) < 0)
+	int parsed = parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp, &frag, &frag_id);
+	if (parsed < 0)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
+	untracked = parsed > 0;
 	/*
 	 * Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. On
 	 * a secondary L2 network, pods resolve each other's global addresses: a neighbour advertisement goes from
@@ -408,7 +425,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff || icmp == ICMP_NDP))
 		return TC_ACT_UNSPEC;
 	__u32 network = policy_network, zero = 0;
-	fragment_ports(network, src, dst, proto, frag, frag_id, &sport, &port, &icmp, &untracked);
+	fragment_ports(network, src, dst, v6, &proto, frag, frag_id, &sport, &port, &icmp, &untracked);
 	struct policy_state *state = bpf_map_lookup_elem(&pol_state, &zero);
 	__u32 revision = state ? state->revision : 0;
 	__u64 now = bpf_ktime_get_ns();

@@ -89,14 +89,16 @@ struct frag_key {
 	__u8 src[16];
 	__u8 dst[16];
 	__u32 id; /* IPv4: the 16-bit identification; IPv6: the fragment header's 32 bits */
-	__u8 proto;
+	__u8 proto; /* IPv4's protocol; 0 for IPv6 */
 	__u8 pad[3];
 };
 
 struct frag_ports {
 	__u16 sport; /* host order, as parse() reads them */
 	__u16 dport;
-	__u32 icmp; /* the ICMP kind of the first fragment (an echo's request or reply) */
+	__u8 icmp; /* the ICMP kind of the first fragment (an echo's request or reply) */
+	__u8 proto; /* the transport protocol (an IPv6 later fragment names only what follows its fragment header) */
+	__u8 pad[2];
 };
 
 struct ct_entry {

@@ -66,6 +66,13 @@ export class NetpolAgent {
     });
   }
 
+  /** An agent in `netns` once it serves (its sockets listen on any address, before the pod has one). */
+  static async started(netns: string): Promise<NetpolAgent> {
+    const agent = new NetpolAgent(netns);
+    await agent.ready;
+    return agent;
+  }
+
   async request(req: Record<string, unknown>): Promise<boolean[]> {
     await this.ready;
     const id = this.nextId++;

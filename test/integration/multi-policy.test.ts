@@ -73,6 +73,8 @@ function addressesOf(netns: string, dev: string): { v4: string; v6: string } {
 async function attach(ns: string, name: string): Promise<Pod> {
   const netns = c.makePod();
   const cid = containerId();
+  // The agent listens before the ADD (on any address): a probe right after it meets the policy, not a closed port.
+  const agent = await NetpolAgent.started(netns.name);
   const out = await c.cni('ADD', { containerId: cid, netns: netns.path, pod: { namespace: ns, name } });
   expect(out).toMatchObject({ code: 0 });
   // IPv6 on the bridge: wait out duplicate address detection, so probes test policy, not DAD.
@@ -80,7 +82,7 @@ async function attach(ns: string, name: string): Promise<Pod> {
   return {
     pod: { namespace: ns, name, labels: { pod: name }, ports: NAMED_PORTS.map((p) => ({ name: p.name, port: p.containerPort, protocol: p.protocol })) },
     ...addressesOf(netns.name, 'net1'), cluster: addressesOf(netns.name, 'eth0'), red: addressesOf(netns.name, 'net2'),
-    agent: new NetpolAgent(netns.name), cid, netns: netns.name,
+    agent, cid, netns: netns.name,
   };
 }
 
@@ -168,6 +170,24 @@ test('a pod on blue that a MultiNetworkPolicy selects is isolated on blue when i
     expect(await c.cni('DEL', { containerId: fresh.cid, netns: `/var/run/netns/${fresh.netns}`, pod: { namespace: 'z', name: 'new' } })).toMatchObject({ code: 0 });
   }
   await expectEventually(() => expect(metrics()).toMatch(new RegExp(`plexus_policy_endpoints ${pods.length * 2}\\b`)), { timeoutMs: 5000 });
+});
+
+test('a pod on blue through two interfaces is isolated on both (one endpoint, all its addresses)', async () => {
+  const twice = mnp('z', 'twice-in', { podSelector: { matchLabels: { pod: 'twice' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ port: 81 }] }] });
+  await apply([twice], [netpolPod('z', 'twice', { 'k8s.v1.cni.cncf.io/networks': `${BLUE}, ${BLUE}` })]);
+  const netns = c.makePod();
+  const cid = containerId();
+  const agent = await NetpolAgent.started(netns.name);
+  expect(await c.cni('ADD', { containerId: cid, netns: netns.path, pod: { namespace: 'z', name: 'twice' } })).toMatchObject({ code: 0 });
+  try {
+    const [first, second] = [addressesOf(netns.name, 'net1').v4, addressesOf(netns.name, 'net2').v4];
+    expect(await agent.probe([{ ip: find('z', 'a').v4, port: 80, proto: 'TCP' }], 1500)).toEqual([true]); // its agent serves; blue works
+    const za = find('z', 'a').agent;
+    expect(await za.probe([first, second].flatMap((ip) => [{ ip, port: 81, proto: 'TCP' as const }, { ip, port: 80, proto: 'TCP' as const }]), 1500)).toEqual([true, false, true, false]);
+  } finally {
+    agent.stop();
+    expect(await c.cni('DEL', { containerId: cid, netns: netns.path, pod: { namespace: 'z', name: 'twice' } })).toMatchObject({ code: 0 });
+  }
 });
 
 test('enforcement on blue goes on while plexusd is down and after it restarts; the restarted daemon follows changes', async () => {

@@ -42,13 +42,15 @@ const observe = (args: string[]) => run(PLEXUSCTL_BIN, ['--socket', c.socket, 'o
 async function attach(ns: string, name: string): Promise<NetpolPod & { cid: string; netns: string; hostIf: string }> {
   const netns = c.makePod();
   const cid = containerId();
+  // The agent listens before the ADD (on any address): a probe right after it meets the policy, not a closed port.
+  const agent = await NetpolAgent.started(netns.name);
   const out = await c.cni('ADD', { containerId: cid, netns: netns.path, pod: { namespace: ns, name } });
   expect(out).toMatchObject({ code: 0 });
   const ips = out.json.ips.map((i: { address: string }) => i.address.split('/')[0] as string);
   return {
     pod: { namespace: ns, name, labels: { pod: name }, ports: NAMED_PORTS.map((p) => ({ name: p.name, port: p.containerPort, protocol: p.protocol })) },
     v4: ips.find((a: string) => a.includes('.')), v6: ips.find((a: string) => a.includes(':')),
-    agent: new NetpolAgent(netns.name), cid, netns: netns.name, hostIf: out.json.interfaces[0].name,
+    agent, cid, netns: netns.name, hostIf: out.json.interfaces[0].name,
   };
 }
 

@@ -64,6 +64,9 @@ describe('the Kubernetes source', () => {
     api.apply(pod('theirs', 'node-b', { app: 'c' }));
     await expectEventually(() => expect(s.peers().map((p) => p.pod.labels)).toEqual([{ app: 'c' }]), { timeoutMs: 10_000 });
     expect(changes).toBeGreaterThan(0);
+    // A finished pod (a Job's) keeps its addresses in the API; its node may have reused them: it has none here.
+    await new KubeClient(kubeconfig, 5000).must('PATCH', '/api/v1/namespaces/default/pods/theirs/status', { body: { status: { phase: 'Succeeded' } }, contentType: 'application/merge-patch+json' });
+    await expectEventually(() => expect(s.peers().map((p) => [p.podIPs, p.status])).toEqual([[undefined, undefined]]), { timeoutMs: 10_000 });
   });
 
   test('where policy is not enforced, no other node\'s pod is watched', async () => {
@@ -107,5 +110,10 @@ describe('the file source with a shared statusDir', () => {
     await expectEventually(() => expect(n2.peers()[0]?.pod.labels).toEqual({ app: 'two' }), { timeoutMs: 5000 });
     await n1.publishStatus({ namespace: 'default', name: 'p1' }, null);
     await expectEventually(() => expect(n2.peers()).toEqual([]), { timeoutMs: 5000 });
+    // p2 moves to n1 (a StatefulSet's pod): n2's late clearing of its status must not remove n1's.
+    await n1.publishStatus({ namespace: 'default', name: 'p2' }, status('10.244.0.9/32'));
+    await n2.publishStatus({ namespace: 'default', name: 'p2' }, null);
+    expect(readdirSync(statusDir)).toEqual(['default_p2.json']);
+    await expectEventually(() => expect(n2.peers().map((p) => [p.node, p.pod.name])).toEqual([['n1', 'p2']]), { timeoutMs: 5000 });
   });
 });
