@@ -191,6 +191,7 @@ test('a new writer takes over the maps another left, even mid-update (a daemon r
 describe('connection tracking', () => {
   const a = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'a' && !x.network)!;
   const b = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'b' && !x.network)!;
+  const c0 = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'c' && !x.network)!;
   const np = (name: string, spec: object) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'x', name }, spec });
   const aFromB = (ports: number[]) => np('a-in', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: ports.map((port) => ({ port })) }] });
   const bClosed = np('b-in', { podSelector: { matchLabels: { pod: 'b' } }, policyTypes: ['Ingress'] });
@@ -256,6 +257,25 @@ describe('connection tracking', () => {
     expect([135, 136, 133, 134, 137].map(icmp6)).toEqual([true, true, true, true, true]);
     expect(icmp6(128)).toBe(false);
     expect(icmp6(1)).toBe(false); // an error is judged as it comes
+  });
+
+  test('an ICMP error quoting a packet of a tracked connection passes an isolated pod as its replies do; one quoting anything else is judged', () => {
+    write([aFromB([80]), bClosed]);
+    expect(send(b, 40020, a, 80)).toBe(true); // b's connection to a: tracked
+    /** An ICMP error (v4 type 3 code 4, "fragmentation needed"; v6 type 2, "packet too big") from `from` to b quoting b:`sport` -> a:`dport` over TCP. */
+    const error = (family: 0 | 1, from: string, sport: number, dport: number, quotedSrc = b.ips[family]!) => {
+      const quotedL4 = ports('TCP', sport, dport).subarray(0, 8);
+      const inner = frame(quotedSrc, a.ips[family]!, PROTO.TCP, quotedL4).subarray(14);
+      const head = Buffer.alloc(8);
+      head[0] = family ? 2 : 3;
+      head[1] = family ? 0 : 4;
+      return testRun(prog, frame(from, b.ips[family]!, family ? 58 : 1, Buffer.concat([head, inner]))).retval === PASS;
+    };
+    expect(testRun(prog, frame(b.ips[1]!, a.ips[1]!, PROTO.TCP, ports('TCP', 40021, 80))).retval).toBe(PASS); // and one over IPv6
+    expect(error(0, '172.16.0.1', 40020, 80)).toBe(true); // a router on the way: related
+    expect(error(1, '2001:db8::1', 40021, 80)).toBe(true);
+    expect(error(0, '172.16.0.1', 40099, 80)).toBe(false); // no such connection: judged, and b admits nothing
+    expect(error(0, '172.16.0.1', 40020, 80, c0.ips[0]!)).toBe(false); // quotes a packet b never sent
   });
 
   describe('fragments and IPv6 extension headers', () => {

@@ -214,6 +214,7 @@ static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const _
 #define ICMP_ECHO_REPLY 2
 #define ICMP_OTHER 3 /* errors and the rest: judged as they come, never tracked */
 #define ICMP_NDP 4 /* IPv6 neighbour discovery (router and neighbour solicitations and advertisements, redirects) */
+#define ICMP_ERROR 5 /* an error quoting a packet (unreachable, too big, time exceeded, parameter problem) */
 
 /* Where a packet stands in a fragmented datagram. */
 #define FRAG_NONE 0 /* not a fragment */
@@ -224,16 +225,60 @@ static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const _
 #define MAX_EXTENSION_HEADERS 6
 
 /*
+ * The packet an ICMP error quotes (its IP header and the first bytes of its transport header), as a
+ * connection key in the way it was sent: 0 when it could be read, with ports (TCP, UDP, SCTP) or an echo
+ * request's identifier.
+ */
+static __always_inline int quote(__u8 *p, void *end, int v6, struct ct_key *q)
+{
+	__u8 *l4;
+	if (!v6) {
+		struct iphdr *ip = (void *)p;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		__builtin_memset(q->src, 0, 10);
+		__builtin_memset(q->dst, 0, 10);
+		q->src[10] = q->src[11] = q->dst[10] = q->dst[11] = 0xff;
+		__builtin_memcpy(q->src + 12, &ip->saddr, 4);
+		__builtin_memcpy(q->dst + 12, &ip->daddr, 4);
+		q->proto = ip->protocol;
+		l4 = (__u8 *)ip + ip->ihl * 4;
+	} else {
+		struct ipv6hdr *ip6 = (void *)p;
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		__builtin_memcpy(q->src, &ip6->saddr, 16);
+		__builtin_memcpy(q->dst, &ip6->daddr, 16);
+		q->proto = ip6->nexthdr;
+		l4 = (__u8 *)(ip6 + 1);
+	}
+	if ((void *)(l4 + 8) > end)
+		return -1;
+	if (q->proto == IPPROTO_TCP || q->proto == IPPROTO_UDP || q->proto == IPPROTO_SCTP) {
+		__builtin_memcpy(&q->sport, l4, 2);
+		__builtin_memcpy(&q->dport, l4 + 2, 2);
+		return 0;
+	}
+	if ((q->proto == IPPROTO_ICMP && !v6 && l4[0] == 8) || (q->proto == IPPROTO_ICMPV6 && v6 && l4[0] == 128)) {
+		__builtin_memcpy(&q->sport, l4 + 4, 2);
+		__builtin_memcpy(&q->dport, l4 + 4, 2);
+		return 0;
+	}
+	return -1;
+}
+
+/*
  * Source, destination (IPv4 as ::ffff:a.b.c.d), protocol and ports; -1 when it is not IP. An ICMP echo's
  * identifier stands in for both ports, so a request and its reply are one connection and a ping the other way
  * is another (without it, any ping between two pods would look like the reply of one the other way). IPv6
  * extension headers are walked to the transport header. A later fragment has no ports (*frag says so, with
  * the datagram's identification): its first fragment's are looked up by the caller. Returns -1 when it is not
  * IP, 1 when it is but its transport header cannot be read (truncated, or more extension headers than walked):
- * the caller judges it with no port rather than letting it through.
+ * the caller judges it with no port rather than letting it through. An ICMP error's quoted packet goes to
+ * *quoted (ICMP_ERROR).
  */
 static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port, int *icmp,
-				 int *frag, __u32 *frag_id)
+				 int *frag, __u32 *frag_id, struct ct_key *quoted)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -324,8 +369,10 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 		*icmp = h[0] == request ? ICMP_ECHO_REQUEST : h[0] == reply ? ICMP_ECHO_REPLY : ICMP_OTHER;
 		if (*v6 && h[0] >= 133 && h[0] <= 137)
 			*icmp = ICMP_NDP;
-		if (*icmp != ICMP_OTHER)
+		if (*icmp == ICMP_ECHO_REQUEST || *icmp == ICMP_ECHO_REPLY)
 			*sport = *port = ((__u16)h[4] << 8) | h[5];
+		if (*v6 ? h[0] >= 1 && h[0] <= 4 : h[0] == 3 || h[0] == 11 || h[0] == 12)
+			*icmp = quote(h + 8, end, *v6, quoted) == 0 ? ICMP_ERROR : ICMP_OTHER;
 	}
 	return 0;
 no_transport:
@@ -402,6 +449,29 @@ static __always_inline int decide(__u32 gen, __u32 network, const __u8 *src, con
 }
 
 /*
+ * An ICMP error about a packet of a tracked connection (destination unreachable, packet too big, time
+ * exceeded) belongs to that connection and passes as its replies do (path MTU discovery needs it). The quoted
+ * packet must be one the error's destination sent; otherwise the error is judged as it comes.
+ */
+static __always_inline int related(struct ct_key *q, __u32 network, const __u8 *dst, __u64 now)
+{
+	__u64 a[2], b[2];
+	__builtin_memcpy(a, q->src, 16);
+	__builtin_memcpy(b, dst, 16);
+	if (a[0] != b[0] || a[1] != b[1])
+		return 0;
+	q->network = network;
+	struct ct_entry *e = bpf_map_lookup_elem(&pol_ct, q);
+	if (!e) {
+		struct ct_key r = { .network = network, .sport = q->dport, .dport = q->sport, .proto = q->proto };
+		__builtin_memcpy(r.src, q->dst, 16);
+		__builtin_memcpy(r.dst, q->src, 16);
+		e = bpf_map_lookup_elem(&pol_ct, &r);
+	}
+	return e && now - e->seen < POLICY_CT_LIFETIME_NS;
+}
+
+/*
  * A packet of a known connection (either way: the reply of an allowed connection passes, NP4) passes without
  * the policy being asked again, until the policy changes: then the connection is judged again as its initiator
  * opened it, and cut (forgotten and dropped) if the new policy denies it. A new connection is judged once and
@@ -413,7 +483,8 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	__u16 sport, port;
 	__u32 frag_id;
 	int v6, icmp, frag, untracked;
-	int parsed = parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp, &frag, &frag_id);
+	struct ct_key quoted = {};
+	int parsed = parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp, &frag, &frag_id, &quoted);
 	if (parsed < 0)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
 	untracked = parsed > 0;
@@ -431,6 +502,8 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	__u64 now = bpf_ktime_get_ns();
 	__u8 flags = way | (v6 ? POLICY_FLOW_V6 : 0);
 
+	if (icmp == ICMP_ERROR && related(&quoted, network, dst, now))
+		return TC_ACT_UNSPEC;
 	struct ct_key k = { .network = network, .sport = bpf_htons(sport), .dport = bpf_htons(port), .proto = proto };
 	__builtin_memcpy(k.src, src, 16);
 	__builtin_memcpy(k.dst, dst, 16);
@@ -465,7 +538,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	int why = decide(revision, network, src, dst, v6, proto, port);
 	if (why != POLICY_REASON_NONE)
 		return dropped(skb, &k, now, why, flags);
-	if (icmp == ICMP_OTHER || icmp == ICMP_ECHO_REPLY || untracked)
+	if (icmp == ICMP_OTHER || icmp == ICMP_ERROR || icmp == ICMP_ECHO_REPLY || untracked)
 		return TC_ACT_UNSPEC; /* allowed as it is; nothing to remember */
 	struct ct_entry fresh = { .seen = now, .revision = revision };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);
