@@ -257,7 +257,7 @@ export class Cluster {
     const out = await this.cniCall('ADD', draft);
     const addMs = Number(process.hrtime.bigint() - t0) / 1e6;
     if (out.code !== 0) throw new Error(`CNI ADD of ${namespace}/${spec.name} on ${node.netns} failed (${out.code}): ${out.stdout.trim()} ${out.stderr.trim()}`);
-    const addrs = eth0Addresses(netns);
+    const addrs = globalAddresses(netns);
     const pod: Pod = { ...draft, result: JSON.parse(out.stdout) as CniResult, ipv4: addrs.ipv4, ipv6: addrs.ipv6, addMs };
     this.pods.set(netns, pod);
     this.say(`pod ${namespace}/${spec.name} on ${node.name}: ${[pod.ipv4, pod.ipv6].filter(Boolean).join(' ')} (ADD ${addMs.toFixed(0)} ms)`);
@@ -368,8 +368,9 @@ export class Cluster {
 
 
 /** eth0's global addresses as the kernel shows them. */
-function eth0Addresses(netns: string): { ipv4: string | undefined; ipv6: string | undefined } {
-  const links = ipJson(netns, ['addr', 'show', 'dev', 'eth0']) as { addr_info?: { family: string; local: string; scope: string }[] }[];
+/** An interface's global addresses in a netns, as `ip` shows them (eth0: the cluster network's). */
+export function globalAddresses(netns: string, dev = 'eth0'): { ipv4: string | undefined; ipv6: string | undefined } {
+  const links = ipJson(netns, ['addr', 'show', 'dev', dev]) as { addr_info?: { family: string; local: string; scope: string }[] }[];
   const infos = links.flatMap((l) => l.addr_info ?? []).filter((a) => a.scope === 'global');
   return { ipv4: infos.find((a) => a.family === 'inet')?.local, ipv6: infos.find((a) => a.family === 'inet6')?.local };
 }

@@ -8,6 +8,7 @@
  * evaluator for that network; NetworkPolicy and MultiNetworkPolicy never reach each other's network.
  */
 import { join } from 'node:path';
+import { globalAddresses } from '../../hack/cluster';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
 import {
@@ -61,13 +62,12 @@ async function expectCluster(w: World): Promise<void> {
 const find = (ns: string, name: string) => pods.find((p) => p.pod.namespace === ns && p.pod.name === name)!;
 const metrics = () => run(PLEXUSCTL_BIN, ['--socket', c.socket, 'metrics']).stdout;
 /** The tc filters on a pod's net1 (inside the pod: the independent witness). */
-const filters = (p: { netns: string }, dir: 'ingress' | 'egress') => run('ip', ['netns', 'exec', p.netns, 'tc', 'filter', 'show', 'dev', 'net1', dir]).stdout;
+const filters = (p: { netns: string }, dir: 'ingress' | 'egress', dev = 'net1') => run('ip', ['netns', 'exec', p.netns, 'tc', 'filter', 'show', 'dev', dev, dir]).stdout;
 
 /** The global addresses of an interface in a netns (ip, not our code). */
 function addressesOf(netns: string, dev: string): { v4: string; v6: string } {
-  const out = JSON.parse(run('ip', ['-n', netns, '-j', 'addr', 'show', 'dev', dev]).stdout) as Array<{ addr_info: Array<{ family: string; local: string; scope: string }> }>;
-  const infos = out[0]!.addr_info.filter((a) => a.scope === 'global');
-  return { v4: infos.find((a) => a.family === 'inet')!.local, v6: infos.find((a) => a.family === 'inet6')!.local };
+  const a = globalAddresses(netns, dev);
+  return { v4: a.ipv4!, v6: a.ipv6! };
 }
 
 async function attach(ns: string, name: string): Promise<Pod> {
@@ -228,7 +228,7 @@ test('macvlan (red): the programs sit on each pod\'s macvlan interface too; red 
     if (wrong.length) console.log(wrong.slice(0, 5), run(PLEXUSCTL_BIN, ['--socket', c.socket, 'observe', '--network', RED, '--last', '40']).stdout, pods.map((p) => `${p.pod.namespace}/${p.pod.name} ${p.red.v4}`).join(' '));
     expect({ family, wrong }).toEqual({ family, wrong: [] });
   }
-  const tc = run('ip', ['netns', 'exec', find('y', 'a').netns, 'tc', 'filter', 'show', 'dev', 'net2', 'ingress']).stdout;
+  const tc = filters(find('y', 'a'), 'ingress', 'net2');
   expect(tc).toMatch(/pref 1 bpf[^\n]*\n[^\n]*policy_to_endpo/);
   await expectBlue(w); // blue: no policy names it, all open
   await apply([]);
