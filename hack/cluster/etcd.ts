@@ -101,15 +101,32 @@ export class EtcdCluster {
     }
   }
 
+  /**
+   * `etcdctl endpoint status` of the members that run, asked again until they all answer (a member just
+   * restarted may not listen yet; etcdctl fails if any endpoint it is given does not answer).
+   */
+  private async status(timeoutMs = 10000): Promise<unknown[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const running = this.members.filter((m) => m.proc && m.proc.exitCode === null).map((m) => m.clientUrl);
+      try {
+        return JSON.parse(await this.ctl(['endpoint', 'status', '-w', 'json'], running)) as unknown[];
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await sleep(100);
+      }
+    }
+  }
+
   /** The store's revision as etcdctl reports it: every committed write (put or delete) bumps it by one. */
   async revision(): Promise<number> {
-    const status = JSON.parse(await this.ctl(['endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
+    const status = (await this.status()) as { Status: { header: { revision: number } } }[];
     return Math.max(...status.map((s) => s.Status.header.revision));
   }
 
   /** Index of the member that is leader now. */
   async leader(): Promise<number> {
-    const out = JSON.parse(await this.ctl(['endpoint', 'status', '-w', 'json'])) as { Endpoint: string; Status: { header: { member_id: number | string }; leader: number | string } }[];
+    const out = (await this.status()) as { Endpoint: string; Status: { header: { member_id: number | string }; leader: number | string } }[];
     const lead = out.find((s) => String(s.Status.header.member_id) === String(s.Status.leader));
     const idx = this.members.findIndex((m) => m.clientUrl === lead?.Endpoint);
     if (idx < 0) throw new Error('no etcd leader');
