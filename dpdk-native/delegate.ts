@@ -112,6 +112,9 @@ export interface DpdkDeps {
 }
 
 const PORT_NAME = /^[0-9a-f]{12}-[A-Za-z0-9_.-]{1,15}$/;
+/** The engine port of an attachment: unique on the node while it exists, and short (the engine keys ports by it). */
+export const enginePortName = (containerId: string, ifName: string): string => `${containerId.slice(0, 12)}-${ifName}`;
+
 /** The directory of a pod's sockets: its UID when the runtime says it (the pod can mount it by UID), else the sandbox's. */
 const podDirName = (uid: string | undefined, containerId: string) => (uid && /^[A-Za-z0-9-]{1,64}$/.test(uid) ? uid : containerId.slice(0, 12));
 
@@ -129,14 +132,11 @@ export class DpdkDelegate implements Delegate {
     return dispatchCommand(call, { ADD: (c) => this.add(c), DEL: (c) => this.del(c), CHECK: (c) => this.check(c), GC: (c) => this.gc(c), STATUS: () => this.status() });
   }
 
-  private portName(containerId: string, ifName: string): string {
-    return `${containerId.slice(0, 12)}-${ifName}`;
-  }
 
   private async add(call: PluginCall): Promise<CniResult> {
     const conf = parseNetConf(call.config);
     const { containerId, ifName, netns } = call.env;
-    const name = this.portName(containerId, ifName);
+    const name = enginePortName(containerId, ifName);
     const who = podRefFromArgs(parseCniArgs(call.env.args));
     const dir = join(this.deps.options.socketDir, podDirName(who?.uid, containerId));
     const socket = join(dir, `${ifName}.sock`);
@@ -173,7 +173,7 @@ export class DpdkDelegate implements Delegate {
 
   /** Idempotent; an engine that does not answer leaves its port to the reconcile, never fails the DEL. */
   private async del(call: PluginCall): Promise<undefined> {
-    await this.detach(this.portName(call.env.containerId, call.env.ifName), call.log);
+    await this.detach(enginePortName(call.env.containerId, call.env.ifName), call.log);
     const ipam = ipamSectionOf(call.config);
     if (ipam) await this.ipam('DEL', call, ipam);
     return undefined;
@@ -196,7 +196,7 @@ export class DpdkDelegate implements Delegate {
   private async check(call: PluginCall): Promise<undefined> {
     const conf = parseNetConf(call.config);
     const { containerId, ifName } = call.env;
-    const name = this.portName(containerId, ifName);
+    const name = enginePortName(containerId, ifName);
     const rec = this.records.get(name);
     const who = `${DPDK_TYPE}: ${ifName} of container ${containerId.slice(0, 12)}`;
     if (!rec) throw new PlexusError('CheckFailed', `${who}: not attached`);

@@ -5,13 +5,44 @@
  */
 import { PlexusError } from '../core/errors';
 import { jsonOf, unixHttp } from '../core/unix-http';
+import type { EnginePolicy } from './policy-wire';
 import type { PortSpec } from './ports';
 
 export interface EnginePort extends PortSpec {
   /** A port of the engine's own configuration (dpdk.uplinks): not the daemon's to reconcile. */
   uplink?: boolean;
   linkUp: boolean;
-  counters?: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number; flooded: number; faults: number };
+  counters?: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number; flooded: number; faults: number; policyDropped: number };
+}
+
+/** A flow event of the engine's policy (`GET /v1/flows`). */
+export interface EngineFlow {
+  seq: number;
+  /** Unix epoch, milliseconds. */
+  time: number;
+  /** The engine network. */
+  network: string;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  verdict: 'FORWARDED' | 'DROPPED';
+  reason?: 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS' | 'INVALID_SOURCE_IP';
+  v6: boolean;
+  cut?: true;
+  len: number;
+}
+
+/** The engine's policy verdict counters of one engine network (running totals since it started). */
+export interface EngineCounters {
+  forwarded: number;
+  droppedEgress: number;
+  droppedIngress: number;
+  /** Packets from a pod's port with another pod's address as their source. */
+  droppedSpoofed: number;
+  cut: number;
+  eventsLost: number;
 }
 
 export class EngineClient {
@@ -50,6 +81,32 @@ export class EngineClient {
   async remove(name: string): Promise<void> {
     const r = await this.call('DELETE', `/v1/ports/${encodeURIComponent(name)}`);
     if (r.status !== 204) throw EngineClient.refused(`remove port ${name}`, r);
+  }
+
+  async putPolicy(policy: EnginePolicy): Promise<void> {
+    const r = await this.call('PUT', '/v1/policy', policy);
+    if (r.status !== 200) throw EngineClient.refused('set the policy', r);
+  }
+
+  /** The revision of the policy the engine holds (null: none since it started). */
+  async policyRevision(): Promise<string | null> {
+    const r = await this.call('GET', '/v1/policy');
+    if (r.status !== 200) throw EngineClient.refused('read the policy', r);
+    return (r.json as { revision: string | null }).revision;
+  }
+
+  /** The verdict counters, by engine network. */
+  async policyCounters(): Promise<Record<string, EngineCounters>> {
+    const r = await this.call('GET', '/v1/policy');
+    if (r.status !== 200) throw EngineClient.refused('read the policy', r);
+    return (r.json as { counters: Record<string, EngineCounters> }).counters;
+  }
+
+  /** Flow events after `seq` (dpdk-native/engine/main.ts's EngineFlow), oldest first. */
+  async flowsAfter(seq: number): Promise<EngineFlow[]> {
+    const r = await this.call('GET', `/v1/flows?after=${seq}`);
+    if (r.status !== 200 || !Array.isArray(r.json)) throw EngineClient.refused('read flows', r);
+    return r.json as EngineFlow[];
   }
 
   async ports(): Promise<EnginePort[]> {

@@ -1,29 +1,37 @@
 /**
- * plexus-dpdk's public face for the daemon: the delegate driving plexus-dataplane, and the reconcile that keeps
- * the engine's ports equal to the attachment records across restarts of either side.
+ * plexus-dpdk's public face for the daemon: the delegate driving plexus-dataplane, the reconcile that keeps
+ * the engine's ports equal to the attachment records across restarts of either side, and the channel of the
+ * engine's MultiNetworkPolicy (sent again by the reconcile, before any port is re-created).
  */
 import type { Logger } from 'pino';
 import { errorText } from '../core/errors';
 import type { DelegateRegistry } from '../delegates/contract';
 import type { DpdkOptions } from './config';
 import { DpdkDelegate } from './delegate';
-import { EngineClient } from './engine-client';
+import type { EnginePolicyChannel } from './policy-channel';
 
 export { DPDK_TYPE, DpdkDelegate } from './delegate';
 export { parseDpdkOptions, type DpdkOptions } from './config';
+export { EngineClient } from './engine-client';
+export { EnginePolicyChannel } from './policy-channel';
 
 export interface DpdkHost {
   readonly delegate: DpdkDelegate;
   close(): void;
 }
 
-/** The delegate, and a reconcile now and every `everyMs` (an engine restart is noticed within that). */
-export function openDpdk(options: DpdkOptions, stateDir: string, delegates: DelegateRegistry, log: Logger, everyMs = 3000): DpdkHost {
-  const delegate = new DpdkDelegate({ options, engine: new EngineClient(options.socketPath), stateDir, delegates });
+/**
+ * The delegate, and a reconcile now and every `everyMs` (an engine restart is noticed within that): the policy
+ * first, so a port the engine lost comes back under its policy.
+ */
+export function openDpdk(options: DpdkOptions, stateDir: string, delegates: DelegateRegistry, log: Logger, policy: EnginePolicyChannel, everyMs = 3000): DpdkHost {
+  const delegate = new DpdkDelegate({ options, engine: policy.client, stateDir, delegates });
   let running: Promise<unknown> | undefined;
   const tick = () => {
-    running ??= delegate
-      .reconcile(log)
+    running ??= policy
+      .ensure()
+      .then((sent) => sent && log.info('DPDK engine given the current policy again (it restarted)'))
+      .then(() => delegate.reconcile(log))
       .catch((e: unknown) => log.debug({ err: errorText(e) }, 'DPDK engine not reachable; will retry'))
       .finally(() => (running = undefined));
   };

@@ -4,7 +4,7 @@
 // the build fails if anything else reaches their bundles.
 'use strict';
 const esbuild = require('esbuild');
-const { chmodSync, copyFileSync, existsSync, mkdirSync, symlinkSync, rmSync } = require('node:fs');
+const { chmodSync, copyFileSync, existsSync, mkdirSync, symlinkSync, rmSync, statSync } = require('node:fs');
 const { spawnSync } = require('node:child_process');
 const { builtinModules } = require('node:module');
 const path = require('node:path');
@@ -92,7 +92,9 @@ function buildAddon() {
     const r = spawnSync(gyp, [...args, '--nodedir=/usr', '--loglevel=error'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
     if (r.status !== 0) throw new Error(`node-gyp ${args[0]} failed for dpdk-native (is libdpdk-dev installed? make deps)`);
   };
-  if (!existsSync(path.join(dir, 'build/Makefile'))) step(['configure']);
+  // Configured again when binding.gyp changed (a new source file), else the old Makefile builds without it.
+  const makefile = path.join(dir, 'build/Makefile');
+  if (!existsSync(makefile) || statSync(makefile).mtimeMs < statSync(path.join(dir, 'binding.gyp')).mtimeMs) step(['configure']);
   step(['build']);
   copyFileSync(path.join(dir, 'build/Release/dpdk_native.node'), path.join(root, 'bin/dpdk_native.node'));
 }

@@ -6,8 +6,17 @@
  */
 
 export type Verdict = 'FORWARDED' | 'DROPPED';
-/** Why a flow was dropped (Hubble has one POLICY_DENIED; the side that denied is worth telling). */
-export type DropReason = 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS';
+/**
+ * Why a flow was dropped (Hubble has one POLICY_DENIED; the side that denied is worth telling), and
+ * INVALID_SOURCE_IP as Hubble names it: the DPDK engine's anti-spoofing (a pod's port sending with another
+ * pod's address).
+ */
+export type DropReason = 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS' | 'INVALID_SOURCE_IP';
+const WHY: Record<DropReason, string> = {
+  POLICY_DENIED_EGRESS: "source's egress policy denies it",
+  POLICY_DENIED_INGRESS: "destination's ingress policy denies it",
+  INVALID_SOURCE_IP: "its source is another pod's address",
+};
 
 export interface FlowEndpoint {
   readonly ip: string;
@@ -94,7 +103,7 @@ const endText = (e: FlowEndpoint): string => {
 /** One line, as `hubble observe` prints its compact form: time, ends, network, protocol, verdict and why. */
 export function formatFlow(f: Flow): string {
   const time = f.time.slice(11, 23);
-  const why = f.verdict === 'DROPPED' ? ` (${f.cut ? 'connection cut: ' : ''}${f.drop_reason === 'POLICY_DENIED_EGRESS' ? "source's egress policy" : "destination's ingress policy"} denies it)` : '';
+  const why = f.verdict === 'DROPPED' ? ` (${f.cut ? 'connection cut: ' : ''}${WHY[f.drop_reason ?? 'POLICY_DENIED_INGRESS']})` : '';
   return `${time} [${f.network}] ${endText(f.source)} -> ${endText(f.destination)} ${f.protocol} ${f.verdict}${why}`;
 }
 

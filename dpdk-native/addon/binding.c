@@ -9,6 +9,9 @@
  *   removePort(name: string): void
  *   ports(): {name, portId, network, linkUp, rxPackets, rxBytes, txPackets, txBytes, txDropped, flooded, faults}[]
  *   stats(): {loops, idleSleeps, learned, packets, busyCycles, tscHz, ports, sleepUs}
+ *   setPolicy(blob: Buffer): void                  MultiNetworkPolicy (addon/policy.h); an empty buffer: none
+ *   policyCounters(network: number): {forwarded, droppedEgress, droppedIngress, droppedSpoofed, cut, eventsLost}
+ *   policyEvents(): {timeNs, network, len, src: Buffer, dst: Buffer, sport, dport, proto, verdict, reason, flags}[]
  *   shutdown(): void
  */
 #include <node_api.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "policy.h"
 
 #define CHECK(env, call)                                                                                \
 	do {                                                                                            \
@@ -155,6 +159,7 @@ static napi_value ports(napi_env env, napi_callback_info info)
 		set_u64(env, o, "txDropped", list[i].counters.tx_dropped);
 		set_u64(env, o, "flooded", list[i].counters.flooded);
 		set_u64(env, o, "faults", list[i].counters.faults);
+		set_u64(env, o, "policyDropped", list[i].counters.policy_dropped);
 		CHECK(env, napi_set_element(env, arr, (uint32_t)i, o));
 	}
 	return arr;
@@ -178,6 +183,71 @@ static napi_value stats(napi_env env, napi_callback_info info)
 	return o;
 }
 
+static napi_value set_policy(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	void *data = NULL;
+	size_t len = 0;
+	if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
+		napi_throw_type_error(env, NULL, "setPolicy(blob: Buffer)");
+		return NULL;
+	}
+	int err = px_policy_set(data, len);
+	return err < 0 ? throw_engine(env, err) : NULL;
+}
+
+static napi_value policy_counters(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], o;
+	CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	uint32_t network = 0;
+	if (argc < 1 || napi_get_value_uint32(env, argv[0], &network) != napi_ok) {
+		napi_throw_type_error(env, NULL, "policyCounters(network: number)");
+		return NULL;
+	}
+	struct px_policy_counters c;
+	px_policy_counters_of(network, &c);
+	CHECK(env, napi_create_object(env, &o));
+	set_u64(env, o, "forwarded", c.forwarded);
+	set_u64(env, o, "droppedEgress", c.dropped_egress);
+	set_u64(env, o, "droppedIngress", c.dropped_ingress);
+	set_u64(env, o, "droppedSpoofed", c.dropped_spoofed);
+	set_u64(env, o, "cut", c.cut);
+	set_u64(env, o, "eventsLost", c.events_lost);
+	return o;
+}
+
+static napi_value policy_events(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	static struct px_flow_event ev[1024];
+	int n = px_policy_events(ev, 1024);
+	napi_value arr;
+	CHECK(env, napi_create_array_with_length(env, (size_t)n, &arr));
+	for (int i = 0; i < n; i++) {
+		napi_value o, src, dst;
+		CHECK(env, napi_create_object(env, &o));
+		set_u64(env, o, "timeNs", ev[i].time_ns);
+		set_u64(env, o, "network", ev[i].network);
+		set_u64(env, o, "len", ev[i].len);
+		CHECK(env, napi_create_buffer_copy(env, 16, ev[i].src, NULL, &src));
+		CHECK(env, napi_create_buffer_copy(env, 16, ev[i].dst, NULL, &dst));
+		CHECK(env, napi_set_named_property(env, o, "src", src));
+		CHECK(env, napi_set_named_property(env, o, "dst", dst));
+		set_u64(env, o, "sport", ev[i].sport);
+		set_u64(env, o, "dport", ev[i].dport);
+		set_u64(env, o, "proto", ev[i].proto);
+		set_u64(env, o, "verdict", ev[i].verdict);
+		set_u64(env, o, "reason", ev[i].reason);
+		set_u64(env, o, "flags", ev[i].flags);
+		CHECK(env, napi_set_element(env, arr, (uint32_t)i, o));
+	}
+	return arr;
+}
+
 static napi_value shutdown(napi_env env, napi_callback_info info)
 {
 	(void)env;
@@ -194,6 +264,9 @@ static napi_value module_init(napi_env env, napi_value exports)
 		{ "removePort", NULL, remove_port, NULL, NULL, NULL, napi_default, NULL },
 		{ "ports", NULL, ports, NULL, NULL, NULL, napi_default, NULL },
 		{ "stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL },
+		{ "setPolicy", NULL, set_policy, NULL, NULL, NULL, napi_default, NULL },
+		{ "policyCounters", NULL, policy_counters, NULL, NULL, NULL, napi_default, NULL },
+		{ "policyEvents", NULL, policy_events, NULL, NULL, NULL, napi_default, NULL },
 		{ "shutdown", NULL, shutdown, NULL, NULL, NULL, napi_default, NULL },
 	};
 	CHECK(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

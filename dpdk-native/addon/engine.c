@@ -14,6 +14,9 @@
  *   (an epoch counter the loop bumps), so the loop can no longer hold a pointer into it. That wait is bounded
  *   by one sleep of the loop.
  *
+ * MultiNetworkPolicy (policy.c) is decided in the loop, before a packet of a network some policy governs is
+ * forwarded; its tables are published inside the port table, so a change of either is one store.
+ *
  * The forwarding database lives in the loop alone: entries name a port by DPDK port id and generation (a
  * removed port's id may be reused), and expire after PX_FDB_AGE_S seconds without traffic.
  *
@@ -25,6 +28,7 @@
  * was there before (Node's), or kills the process as it always would.
  */
 #include "engine.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -76,6 +80,11 @@ struct px_table {
 	struct px_port *ports[PX_MAX_PORTS];
 	/* port id -> index in ports[], -1 when the port is not in this table */
 	int16_t slot_of[RTE_MAX_ETHPORTS];
+	/* MultiNetworkPolicy (policy.c): published with the ports, so the loop sees one consistent pair; may be NULL */
+	struct px_policy *policy;
+	/* per slot, the endpoint behind the port (policy.c judges a packet's egress by it); has_ep[slot] 0: none */
+	struct px_policy_endpoint ep[PX_MAX_PORTS];
+	uint8_t has_ep[PX_MAX_PORTS];
 };
 
 struct px_fdb_entry {
@@ -337,6 +346,7 @@ static inline void enqueue(const struct px_table *t, int slot, struct rte_mbuf *
 static void switch_burst(const struct px_table *t, int i, struct rte_mbuf **rx, uint16_t nb, uint64_t now, uint64_t age)
 {
 	struct px_port *in = t->ports[i];
+	const struct px_policy *policy = t->policy && px_policy_governs(t->policy, in->network) ? t->policy : NULL;
 	/*
 	 * A burst is mostly one conversation: the last source learned and the last destination looked
 	 * up are remembered for the burst, so a run of packets of one flow costs one learn and one lookup.
@@ -373,6 +383,12 @@ static void switch_burst(const struct px_table *t, int i, struct rte_mbuf **rx, 
 		}
 		if (out == i) {
 			rte_pktmbuf_free(m); /* the destination is behind the port it came from */
+			continue;
+		}
+		/* judged by its addresses, so once whether it goes to one port or is flooded (policy.c) */
+		if (policy && px_policy_judge(policy, in->network, t->has_ep[i] ? &t->ep[i] : NULL, m, now) != 0) {
+			in->c.policy_dropped++;
+			rte_pktmbuf_free(m);
 			continue;
 		}
 		if (out >= 0) {
@@ -468,6 +484,7 @@ static struct px_table *table_copy(const struct px_table *from)
 		return NULL;
 	memset(t->slot_of, 0xff, sizeof(t->slot_of));
 	if (from) {
+		t->policy = from->policy;
 		for (int i = 0; i < from->n; i++) {
 			t->ports[t->n] = from->ports[i];
 			t->slot_of[from->ports[i]->port_id] = (int16_t)t->n;
@@ -477,8 +494,16 @@ static struct px_table *table_copy(const struct px_table *from)
 	return t;
 }
 
+/* The endpoint behind each port of `t` under its policy. */
+static void bind_endpoints(struct px_table *t)
+{
+	for (int i = 0; i < t->n; i++)
+		t->has_ep[i] = t->policy && px_policy_endpoint_of(t->policy, t->ports[i]->name, &t->ep[i]);
+}
+
 static int publish(struct px_table *next)
 {
+	bind_endpoints(next);
 	struct px_table *old = __atomic_exchange_n(&current, next, __ATOMIC_ACQ_REL);
 	int err = quiesce();
 	if (err == 0)
@@ -613,6 +638,7 @@ int px_port_remove(const char *name)
 	struct px_table *next = table_copy(NULL);
 	if (!next)
 		return fail(-ENOMEM, "port table");
+	next->policy = current->policy;
 	for (int i = 0; i < current->n; i++) {
 		if (current->ports[i] == p)
 			continue;
@@ -625,6 +651,28 @@ int px_port_remove(const char *name)
 		return ret; /* the port stays allocated: the loop may still be using it */
 	unplug(p->port_id, p->device);
 	free(p);
+	return 0;
+}
+
+int px_policy_set(const uint8_t *blob, size_t len)
+{
+	if (!current)
+		return fail(-ENODEV, "the engine is not initialised");
+	struct px_policy *policy = NULL;
+	char why[200];
+	int err = len ? px_policy_build(blob, len, &policy, why, sizeof(why)) : 0;
+	if (err < 0)
+		return fail(err, "%s", why);
+	struct px_table *next = table_copy(current);
+	if (!next) {
+		px_policy_free(policy);
+		return fail(-ENOMEM, "port table");
+	}
+	struct px_policy *old = current->policy;
+	next->policy = policy;
+	if ((err = publish(next)) < 0)
+		return err; /* the old policy is leaked rather than freed under a loop that may still read it */
+	px_policy_free(old);
 	return 0;
 }
 

@@ -26,6 +26,8 @@ struct px_port_counters {
 	uint64_t flooded;
 	/* bursts the fault guard abandoned (a memif peer's memory torn down under the loop; engine.c) */
 	uint64_t faults;
+	/* packets MultiNetworkPolicy denied (policy.c) */
+	uint64_t policy_dropped;
 };
 
 struct px_port_info {
@@ -63,6 +65,12 @@ int px_port_add(const char *name, const char *devargs, uint32_t network, uint16_
 
 /* Takes the port out of the poll loop (waiting until the loop has let go of it), stops, closes and unplugs it. */
 int px_port_remove(const char *name);
+
+/*
+ * Replaces the MultiNetworkPolicy with the one `blob` describes (policy.h; an empty blob: none), published with
+ * the port table in one store: a packet is decided by the old policy or by the new, never by a mix.
+ */
+int px_policy_set(const uint8_t *blob, size_t len);
 
 /* Copies up to `max` ports into `out`; returns how many there are. */
 int px_ports(struct px_port_info *out, int max);

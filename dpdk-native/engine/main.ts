@@ -9,6 +9,9 @@
  *   DELETE /v1/ports/NAME       remove it (idempotent: a port that is not there is 204 too)
  *   GET    /v1/stats            the poll loop's counters (loops, idle sleeps, learned MACs, current sleep)
  *                                and how many configured uplinks are not attached yet
+ *   PUT    /v1/policy           the MultiNetworkPolicy of the engine's ports (policy-wire.ts), replacing the last
+ *   GET    /v1/policy           its revision, the networks judged, and per network the verdict counters
+ *   GET    /v1/flows?after=SEQ  flow events (new connections, drops) after SEQ, oldest first, from a bounded ring
  *
  * Uplinks (`dpdk.uplinks`) are the engine's own ports, created at start and retried until their interface
  * exists; they are listed with `uplink: true`, and PUT or DELETE of their names is refused (409).
@@ -23,17 +26,29 @@ import { removeDirIfEmpty } from '../../core/atomic-file';
 import { dirname } from 'node:path';
 import yaml from 'js-yaml';
 import pino, { type Logger } from 'pino';
+import { formatIp, parseIp } from '../../core/address';
 import { errorText, PlexusError } from '../../core/errors';
 import { type DpdkOptions, ealArgs, parseDpdkOptions, uplinkPortName } from '../config';
+import type { EngineFlow } from '../engine-client';
+import { type EnginePolicy, parseEnginePolicy, policyBlob } from '../policy-wire';
 import { devargs, parsePortSpec, type PortSpec, queuesOf, sameSpec } from '../ports';
 import { loadNative, type NativeEngine } from './native';
 
 const MAX_BODY = 64 * 1024;
+/** A policy over many pods is larger than a port spec. */
+const MAX_POLICY_BODY = 32 * 1024 * 1024;
 const UPLINK_RETRY_MS = 5000;
+/** How often the loop's flow events are read, and how many the engine keeps for readers. */
+const EVENTS_MS = 100;
+const FLOW_RING = 10000;
+
 
 class Engine {
   private readonly specs = new Map<string, PortSpec>();
   private readonly networks = new Map<string, number>();
+  private policy: EnginePolicy | undefined;
+  private readonly flows: EngineFlow[] = [];
+  private seq = 0;
   /** The configured uplinks' ports: the engine's own, not the control API's to create or remove. */
   private readonly uplinks: Map<string, PortSpec>;
 
@@ -66,6 +81,46 @@ class Engine {
 
   private refuseUplink(name: string): void {
     if (this.uplinks.has(name)) throw new PlexusError('InterfaceConflict', `port ${name} is an uplink of the engine's configuration (dpdk.uplinks)`);
+  }
+
+  /** Replaces the policy; a policy the addon refuses changes nothing. */
+  setPolicy(p: EnginePolicy): void {
+    try {
+      this.native.setPolicy(policyBlob(p, (n) => this.networkId(n)));
+    } catch (e) {
+      throw new PlexusError('InvalidConfig', `engine: policy: ${errorText(e)}`, { cause: e });
+    }
+    this.policy = p;
+  }
+
+  policyView(): unknown {
+    const networks = this.policy?.networks ?? [];
+    return {
+      revision: this.policy?.revision ?? null,
+      networks,
+      endpoints: this.policy?.endpoints.length ?? 0,
+      counters: Object.fromEntries([...this.networks].map(([name, id]) => [name, this.native.policyCounters(id)])),
+    };
+  }
+
+  /** Moves the loop's flow events into the ring readers page through. */
+  readFlows(): void {
+    const names = new Map([...this.networks].map(([name, id]) => [id, name]));
+    for (const e of this.native.policyEvents()) {
+      const v6 = (e.flags & 1) !== 0;
+      this.flows.push({
+        seq: ++this.seq, time: Math.round(Number(BOOT_EPOCH_NS + BigInt(e.timeNs)) / 1e6), network: names.get(e.network) ?? String(e.network),
+        src: addrText(e.src, v6), dst: addrText(e.dst, v6), sport: e.sport, dport: e.dport, proto: e.proto,
+        verdict: e.verdict === 2 ? 'DROPPED' : 'FORWARDED',
+        ...(e.reason ? { reason: REASONS[e.reason] ?? 'POLICY_DENIED_EGRESS' } : {}),
+        v6, ...(e.flags & 4 ? { cut: true as const } : {}), len: e.len,
+      });
+    }
+    if (this.flows.length > FLOW_RING) this.flows.splice(0, this.flows.length - FLOW_RING);
+  }
+
+  flowsAfter(seq: number): EngineFlow[] {
+    return this.flows.filter((f) => f.seq > seq);
   }
 
   private networkId(name: string): number {
@@ -120,7 +175,7 @@ class Engine {
     const live = new Map(this.native.ports().map((p) => [p.name, p]));
     return [...this.specs.values()].map((spec) => {
       const p = live.get(spec.name);
-      return { ...spec, ...(this.uplinks.has(spec.name) ? { uplink: true } : {}), linkUp: p?.linkUp ?? false, counters: p ? { rxPackets: p.rxPackets, rxBytes: p.rxBytes, txPackets: p.txPackets, txBytes: p.txBytes, txDropped: p.txDropped, flooded: p.flooded, faults: p.faults } : undefined };
+      return { ...spec, ...(this.uplinks.has(spec.name) ? { uplink: true } : {}), linkUp: p?.linkUp ?? false, counters: p ? { rxPackets: p.rxPackets, rxBytes: p.rxBytes, txPackets: p.txPackets, txBytes: p.txBytes, txDropped: p.txDropped, flooded: p.flooded, faults: p.faults, policyDropped: p.policyDropped } : undefined };
     });
   }
 
@@ -135,12 +190,12 @@ function send(res: ServerResponse, status: number, body?: unknown): void {
   res.end(text);
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage, max = MAX_BODY): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new PlexusError('InvalidConfig', `request body over ${MAX_BODY} bytes`);
+    if (size > max) throw new PlexusError('InvalidConfig', `request body over ${max} bytes`);
     chunks.push(c as Buffer);
   }
   try {
@@ -158,6 +213,17 @@ async function route(engine: Engine, req: IncomingMessage, res: ServerResponse):
   if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true });
   if (req.method === 'GET' && url.pathname === '/v1/ports') return send(res, 200, engine.list());
   if (req.method === 'GET' && url.pathname === '/v1/stats') return send(res, 200, engine.stats());
+  if (url.pathname === '/v1/policy' && req.method === 'PUT') {
+    engine.setPolicy(parseEnginePolicy(await readBody(req, MAX_POLICY_BODY)));
+    return send(res, 200, engine.policyView());
+  }
+  if (req.method === 'GET' && url.pathname === '/v1/policy') return send(res, 200, engine.policyView());
+  if (req.method === 'GET' && url.pathname === '/v1/flows') {
+    const after = Number(url.searchParams.get('after') ?? '0');
+    if (!Number.isSafeInteger(after) || after < 0) throw new PlexusError('InvalidConfig', 'after must be a sequence number');
+    engine.readFlows();
+    return send(res, 200, engine.flowsAfter(after));
+  }
   if (port && req.method === 'PUT') {
     const spec = parsePortSpec(await readBody(req));
     if (spec.name !== decodeURIComponent(port[1]!)) throw new PlexusError('InvalidConfig', 'the port name in the path and the body differ');
@@ -168,6 +234,18 @@ async function route(engine: Engine, req: IncomingMessage, res: ServerResponse):
     return send(res, 204);
   }
   send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+}
+
+/** addon/policy.h's drop reasons, named as hubble names them. */
+const REASONS: Record<number, NonNullable<EngineFlow['reason']>> = { 1: 'POLICY_DENIED_EGRESS', 2: 'POLICY_DENIED_INGRESS', 3: 'INVALID_SOURCE_IP' };
+
+/** CLOCK_MONOTONIC (the loop's event times) to the Unix epoch, in nanoseconds. */
+const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+function addrText(a: Buffer, v6: boolean): string {
+  if (!v6) return [...a.subarray(12)].join('.');
+  const words = Array.from({ length: 8 }, (_, i) => a.readUInt16BE(i * 2).toString(16));
+  return formatIp(parseIp(words.join(':')));
 }
 
 function loadOptions(file: string): DpdkOptions {
@@ -188,6 +266,7 @@ async function main(): Promise<void> {
   const engine = new Engine(native, opts.uplinks);
   engine.ensureUplinks(log);
   setInterval(() => engine.pendingUplinks > 0 && engine.ensureUplinks(log), UPLINK_RETRY_MS).unref();
+  setInterval(() => engine.readFlows(), EVENTS_MS).unref();
   mkdirSync(dirname(opts.socketPath), { recursive: true, mode: 0o755 });
   if (existsSync(opts.socketPath)) unlinkSync(opts.socketPath);
   const server = createServer((req, res) => {

@@ -20,6 +20,39 @@ export interface NativePort {
   flooded: number;
   /** Bursts the fault guard abandoned (a memif peer torn down under the poll loop; addon/engine.c). */
   faults: number;
+  /** Packets MultiNetworkPolicy denied (addon/policy.c). */
+  policyDropped: number;
+}
+
+export interface NativePolicyCounters {
+  /** New connections allowed. */
+  forwarded: number;
+  droppedEgress: number;
+  droppedIngress: number;
+  /** From a pod's port with another pod's address. */
+  droppedSpoofed: number;
+  /** Tracked connections a policy change denied. */
+  cut: number;
+  eventsLost: number;
+}
+
+export interface NativeFlowEvent {
+  /** CLOCK_MONOTONIC nanoseconds. */
+  timeNs: number;
+  network: number;
+  len: number;
+  /** 16 bytes, IPv4 as ::ffff:a.b.c.d */
+  src: Buffer;
+  dst: Buffer;
+  sport: number;
+  dport: number;
+  proto: number;
+  /** 1 forwarded, 2 dropped */
+  verdict: number;
+  /** 0 none, 1 egress, 2 ingress, 3 spoofed source */
+  reason: number;
+  /** 1 IPv6, 4 a tracked connection cut */
+  flags: number;
 }
 
 export interface NativeStats {
@@ -42,6 +75,11 @@ export interface NativeEngine {
   removePort(name: string): void;
   ports(): NativePort[];
   stats(): NativeStats;
+  /** addon/policy.h's blob (dpdk-native/policy-wire.ts makes it); an empty buffer: no policy. */
+  setPolicy(blob: Buffer): void;
+  policyCounters(network: number): NativePolicyCounters;
+  /** The flow events the poll loop left since the last call (at most 1024). */
+  policyEvents(): NativeFlowEvent[];
   shutdown(): void;
 }
 

@@ -21,7 +21,7 @@ import { RoutedDelegate } from '../../delegates/routed/delegate';
 import { ROUTED_TYPE } from '../../delegates/routed/options';
 import { IPAM_PLUGIN_TYPE } from '../../ipam';
 import { openSriov, SRIOV_CNI_TYPE, SRIOV_TYPE, type SriovHost } from '../../sriov';
-import { DPDK_TYPE, type DpdkHost, openDpdk } from '../../dpdk-native';
+import { DPDK_TYPE, type DpdkHost, EngineClient, EnginePolicyChannel, openDpdk } from '../../dpdk-native';
 import { stateDirFilePath } from '../api/protocol';
 import { NoDevices } from '../planner/devices';
 import { kernelLinkExists, kernelRouteOps } from '../runner/default-route-kernel';
@@ -66,12 +66,16 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
     if (routed) opened.push('close the routed node', async () => routed.close());
     // The cluster network's name is the handler's to resolve; nothing asks before the handler exists.
     let clusterNetworkOf: CniHandler | undefined;
-    const policies = new PolicyHost(source, log.child({ component: 'policy' }), { config, isClusterNetwork: (n) => clusterNetworkOf?.clusterNetworkName() === n });
+    // The DPDK engine's policy: compiled by the policy host, sent again by the DPDK reconcile to an engine that restarted.
+    const engine = config.dpdk ? new EnginePolicyChannel(new EngineClient(config.dpdk.socketPath), config.policy.enforce) : undefined;
+    const policies = new PolicyHost(source, log.child({ component: 'policy' }), {
+      config, isClusterNetwork: (n) => clusterNetworkOf?.clusterNetworkName() === n, ...(engine ? { engine } : {}),
+    });
     opened.push('close the policy datapath', async () => policies.close());
     const ipam = await IpamHost.open(config, source, log.child({ component: 'ipam' }), routed ? { nodeInfo: routed.node.nodeInfo() } : {});
     opened.push('close the IPAM service', () => ipam.close());
     routed?.followPlacement(ipam.ipam);
-    const { registry, sriov, dpdk } = builtinDelegates(config, ipam, routed, policies, log);
+    const { registry, sriov, dpdk } = builtinDelegates(config, ipam, routed, policies, engine, log);
     if (dpdk) opened.push('stop the DPDK reconcile', async () => dpdk.close());
     if (sriov) {
       opened.push('close the SR-IOV host handle', async () => sriov.close());
@@ -91,7 +95,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
       afterGc: (kept, gcLog) => ipam.afterGc(kept, gcLog),
     });
     clusterNetworkOf = handler;
-    if (routed) await policies.restore(await routed.endpoints(), runner.podInterfaces());
+    if (policies.enforcing) await policies.restore(routed ? await routed.endpoints() : [], runner.podInterfaces());
     await republishStatus(records, source, log);
     const server = await listenUnix(config.socketPath, {
       cni: (env, conf, invokedAs) => handler.handle(env, conf, invokedAs),
@@ -185,7 +189,7 @@ function publishStateDir(config: DaemonConfig): string | undefined {
  * plexus-dpdk when configured (each reaches IPAM through the registry).
  */
 function builtinDelegates(
-  config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, policies: EndpointWatcher, log: Logger,
+  config: DaemonConfig, ipam: IpamHost, routed: RoutedHost | undefined, policies: EndpointWatcher, engine: EnginePolicyChannel | undefined, log: Logger,
 ): { registry: Registry; sriov?: SriovHost; dpdk?: DpdkHost } {
   const registry = new Registry();
   registry.register(IPAM_PLUGIN_TYPE, new PlexusIpamDelegate(ipam.plugin(log.child({ component: IPAM_PLUGIN_TYPE })), config.limits.maxConcurrentRequests));
@@ -197,7 +201,7 @@ function builtinDelegates(
     if (config.sriov.serveSriovType) registry.register(SRIOV_CNI_TYPE, out.sriov.delegate);
   }
   if (config.dpdk) {
-    out.dpdk = openDpdk(config.dpdk, config.stateDir, registry, log.child({ component: DPDK_TYPE }));
+    out.dpdk = openDpdk(config.dpdk, config.stateDir, registry, log.child({ component: DPDK_TYPE }), engine!);
     registry.register(DPDK_TYPE, out.dpdk.delegate);
   }
   return out;
@@ -278,7 +282,7 @@ async function withPrimaryNetwork(config: DaemonConfig, install: InstallOptions,
 function openSource(config: DaemonConfig, log: Logger): Source {
   const s = config.source;
   // Policy peers on other nodes are wanted where policy is enforced.
-  const peers = config.policy.enforce && config.routed !== undefined;
+  const peers = config.policy.enforce && (config.routed !== undefined || config.dpdk !== undefined);
   if (s.type === 'file') return new FileSource(s.dir, log, s.rescanSeconds * 1000, s.statusDir ? { statusDir: s.statusDir, nodeName: config.nodeName } : undefined);
   return new KubeSource(s, config.nodeName, log, { peers });
 }

@@ -7,17 +7,22 @@
  * EndpointWatcher of plexus-routed, so each cluster-network endpoint is hooked and its policy written before the
  * pod is reachable (NP8). MultiNetworkPolicy: it is the runner's AttachmentWatcher, so a pod's interface on a
  * secondary network that some MultiNetworkPolicy names is hooked (inside the pod) and its policy written before
- * the ADD returns; a network a new policy names has its interfaces hooked then. Every change of the source is
+ * the ADD returns; a network a new policy names has its interfaces hooked then. A DPDK port (no kernel interface)
+ * is enforced by plexus-dataplane instead: the same compiled policy is sent to the engine, also before the ADD
+ * returns (engine-policy.ts). Every change of the source is
  * compiled and written again, one update at a time. On start it takes over the pinned maps an earlier daemon
  * left (enforcement never stopped meanwhile). The datapath's flow events are named (pods, namespaces, labels,
  * network) into a bounded ring for `plexusctl observe`, and counted for /metrics.
  */
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { errorText } from '../../core/errors';
 import type { EndpointInfo, EndpointWatcher } from '../../delegates/contract';
 import { isKernelError, Netlink } from '../../kernel';
+import type { EngineCounters, EngineFlow } from '../../dpdk-native/engine-client';
+import { type EnginePolicyChannel, engineNetworkOf, enginePortName } from '../../dpdk-native/policy-channel';
 import { addr16, addrText, type FlowEventRecord, FLOW, OBJECT_FILE, REASON, VERDICT } from '../../policy/bpf-maps';
 import { type Attachment, compile, endpointKey, IdentityAllocator } from '../../policy/compile';
 import { networkId, PolicyDatapath } from '../../policy/datapath';
@@ -29,9 +34,12 @@ import type { PodObject } from '../planner/types';
 import type { AttachmentWatcher, PodInterface } from '../runner/runner';
 import type { Source } from '../source/source';
 import type { DaemonConfig } from './config';
+import { type EngineAttachment, enginePolicyOf } from './engine-policy';
 
 export const POLICY_KINDS = ['NetworkPolicy', 'MultiNetworkPolicy'] as const;
 const POLL_MS = 100;
+/** How often the engine's flow events are read (its verdict counters every fourth time). */
+const ENGINE_POLL_MS = 250;
 /** How often the node's own addresses are read again (an address added without any policy change). */
 const NODE_ADDRESSES_MS = 5000;
 
@@ -43,6 +51,8 @@ export interface EnforcementDeps {
   readonly config: DaemonConfig;
   /** Whether a routed endpoint's CNI network is the cluster network (NetworkPolicy governs only that one). */
   readonly isClusterNetwork: (network: string) => boolean;
+  /** plexus-dataplane's policy, when the node runs the DPDK engine (dpdk configured). */
+  readonly engine?: EnginePolicyChannel;
 }
 
 /** A hooked interface: where it is, whose it is, and which network's policies govern it. */
@@ -77,6 +87,24 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private readonly secondary = new Map<string, PodInterface>();
   /** The hookKey of each hooked secondary interface, by its id. */
   private readonly secondaryHooks = new Map<string, string>();
+  /** DPDK ports of this node (governed or not: a policy naming their network may come later), by interface id. */
+  private readonly enginePorts = new Map<string, { iface: PodInterface; engineNetwork: string }>();
+  private readonly engine: EnginePolicyChannel | undefined;
+  /**
+   * Whether the engine was last sent a policy that judges something (an empty one is then sent once); true at
+   * first, so the first write always publishes (the DPDK reconcile waits for it).
+   */
+  private engineJudging = true;
+  /** The last write could not reach the engine (restore() goes on: the reconcile sends the policy later). */
+  private engineBehind = false;
+  /** The engine's flow events read so far, the NAD each engine network's flows are named by, and its counters. */
+  private engineSeq = 0;
+  private engineNads = new Map<string, string>();
+  private enginePolls = 0;
+  private enginePolling: Promise<void> | undefined;
+  private enginePoller: NodeJS.Timeout | undefined;
+  /** The engine's verdict counters as last read, by engine network. */
+  private engineCounters: Record<string, EngineCounters> = {};
   /** Secondary interfaces no program can sit on (no kernel interface), each warned about once. */
   private readonly unenforceable = new Set<string>();
   /** Network ids in the maps -> the network's name (`cluster` or the NAD), for flows and metrics. */
@@ -129,6 +157,11 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       }),
     };
     this.datapath = this.openDatapath();
+    this.engine = enforcement?.config.policy.enforce ? enforcement.engine : undefined;
+    if (this.engine) {
+      this.enginePoller = setInterval(() => (this.enginePolling ??= this.pollEngine().finally(() => (this.enginePolling = undefined))), ENGINE_POLL_MS);
+      this.enginePoller.unref();
+    }
     this.refresh();
     source.onChange(() => this.refresh());
   }
@@ -137,9 +170,9 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     return this.world;
   }
 
-  /** Whether policies are enforced here (the routed datapath with its policy program loaded). */
+  /** Whether policies are enforced here: the routed datapath with its policy program loaded, or the DPDK engine. */
   get enforcing(): boolean {
-    return this.datapath !== undefined;
+    return this.datapath !== undefined || this.engine !== undefined;
   }
 
   refresh(): void {
@@ -165,7 +198,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     this.world = { policies, namespaces };
     for (const kind of POLICY_KINDS) this.metrics.policies.set({ kind }, policies.filter((p) => p.kind === kind).length);
     this.metrics.refused.set(refused.size);
-    if (this.datapath && this.restored) {
+    if (this.enforcing && this.restored) {
       void this.hookGoverned().then(() => this.write()).catch((err: unknown) => this.log.error({ err: errorText(err) }, 'policy update failed; retried at the next change'));
     }
   }
@@ -193,6 +226,12 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
    */
   async attached(iface: PodInterface): Promise<void> {
     this.secondary.set(iface.id, iface);
+    const engineNetwork = this.engine && engineNetworkOf(iface.conf);
+    if (engineNetwork) {
+      this.enginePorts.set(iface.id, { iface, engineNetwork });
+      if (this.restored && this.governedNetworks().has(iface.network)) await this.write();
+      return;
+    }
     if (!this.datapath || !this.restored || !this.governedNetworks().has(iface.network)) return;
     await this.hookSecondary(iface);
     await this.write();
@@ -201,6 +240,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   async detaching(iface: PodInterface): Promise<void> {
     this.secondary.delete(iface.id);
     this.unenforceable.delete(iface.id);
+    if (this.enginePorts.delete(iface.id) && this.restored && this.governedNetworks().has(iface.network)) await this.write();
     const key = this.secondaryHooks.get(iface.id);
     this.secondaryHooks.delete(iface.id);
     if (key && this.unhook(key)) await this.write();
@@ -213,12 +253,21 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
    */
   async restore(live: readonly EndpointInfo[], secondary: readonly PodInterface[] = []): Promise<void> {
     const dp = this.datapath;
-    for (const iface of secondary) this.secondary.set(iface.id, iface);
-    if (!dp) return;
+    for (const iface of secondary) {
+      this.secondary.set(iface.id, iface);
+      const engineNetwork = this.engine && engineNetworkOf(iface.conf);
+      if (engineNetwork) this.enginePorts.set(iface.id, { iface, engineNetwork });
+    }
+    if (!dp) {
+      // The engine alone: what it holds is replaced by the current policy (its ports are the reconcile's).
+      this.restored = this.engine !== undefined;
+      if (this.restored) await this.writeOrLeaveToReconcile();
+      return;
+    }
     const governed = live.filter((ep) => this.governed(ep));
     const networks = this.governedNetworks();
     const resolved: Array<[PodInterface, Hooked]> = [];
-    for (const iface of secondary.filter((i) => networks.has(i.network))) {
+    for (const iface of secondary.filter((i) => networks.has(i.network) && !this.enginePorts.has(i.id))) {
       const h = await this.resolve(iface);
       if (h) resolved.push([iface, h]);
     }
@@ -234,12 +283,23 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       }
     }
     this.restored = true;
-    await this.write();
+    await this.writeOrLeaveToReconcile();
     this.log.info({ ...report, hooked: this.endpoints.size }, 'policy datapath restored');
+  }
+
+  /** The first write; an engine that does not answer yet is given the policy by the DPDK reconcile when it does. */
+  private async writeOrLeaveToReconcile(): Promise<void> {
+    try {
+      await this.write();
+    } catch (err) {
+      if (!this.engineBehind) throw err;
+      this.log.warn({ err: errorText(err) }, 'the DPDK engine did not take the policy; it is sent again when the engine answers');
+    }
   }
 
   close(): void {
     if (this.poller) clearInterval(this.poller);
+    if (this.enginePoller) clearInterval(this.enginePoller);
     if (this.addressWatch) clearInterval(this.addressWatch);
     this.datapath?.close();
     this.netlink?.close();
@@ -325,9 +385,10 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
 
   /** Hooks the secondary interfaces of every network a MultiNetworkPolicy names now (a policy just came). */
   private async hookGoverned(): Promise<void> {
+    if (!this.datapath) return;
     const networks = this.governedNetworks();
     for (const iface of [...this.secondary.values()]) {
-      if (!networks.has(iface.network)) continue;
+      if (!networks.has(iface.network) || this.enginePorts.has(iface.id)) continue;
       try {
         await this.hookSecondary(iface);
       } catch (err) {
@@ -363,14 +424,28 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private write(): Promise<void> {
     if (this.queued) return this.queued;
     const started = process.hrtime.bigint();
-    const step = this.writing.then(() => {
+    const step = this.writing.then(async () => {
       this.queued = undefined;
-      const local = this.attachments(this.endpoints.values());
+      const kernel = this.attachments(this.endpoints.values());
+      const governed = this.governedNetworks();
+      const engine = this.engineAttachments(governed);
+      const local = [...kernel, ...engine];
       const remote = this.remoteAttachments(local);
       // Most changes of a cluster's pods (status, probes) change nothing policy reads: nothing to write then.
       const inputs = fingerprint([this.world.policies, this.world.namespaces, local, remote, [...this.nodeAddresses].sort()]);
       if (inputs === this.written) return;
-      this.datapath!.writer.apply(compile(this.world, local, this.allocator, remote), local, [...this.nodeAddresses]);
+      const compiled = compile(this.world, local, this.allocator, remote);
+      this.datapath?.writer.apply(compiled, kernel, [...this.nodeAddresses]);
+      if (this.engine && (engine.length > 0 || this.engineJudging)) {
+        const policy = enginePolicyOf(compiled, engine, governed, '');
+        policy.revision = createHash('sha256').update(JSON.stringify(policy)).digest('hex').slice(0, 32);
+        this.engineBehind = true;
+        await this.engine.publish(policy);
+        this.engineBehind = false;
+        this.engineJudging = policy.networks.length > 0;
+        this.engineNads = new Map(engine.map((a) => [a.engineNetwork, a.network]));
+        for (const a of engine) this.networkNames.set(networkId(a.network), a.network);
+      }
       this.written = inputs;
       this.owners = new Map([...remote, ...local].flatMap((a) => a.ips.map((ip) => [ownerKey(networkId(a.network), addr16(ip)), endpointOf(a.pod, ip)])));
       this.metrics.endpoints.set(this.endpoints.size);
@@ -380,6 +455,40 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     this.queued = step;
     this.writing = step.catch(() => undefined);
     return step;
+  }
+
+  /** The DPDK ports on networks some MultiNetworkPolicy names, as attachments (one per pod and network). */
+  private engineAttachments(governed: ReadonlySet<string>): EngineAttachment[] {
+    const ports = [...this.enginePorts.values()].filter((p) => governed.has(p.iface.network) && p.iface.pod);
+    for (const { iface } of ports) {
+      if (iface.ips.length > 0 || this.unenforceable.has(iface.id)) continue;
+      this.unenforceable.add(iface.id);
+      this.log.warn({ pod: `${iface.pod!.namespace}/${iface.pod!.name}`, network: iface.network, ifName: iface.ifName },
+        'a DPDK port with no address on a network a MultiNetworkPolicy names: its egress is enforced, its ingress cannot be (the engine finds a packet\'s destination by its address; give the NAD an ipam)');
+    }
+    const byNetwork = new Map<string, string>(ports.map((p) => [p.iface.network, p.engineNetwork]));
+    const portsOf = new Map<string, string[]>();
+    for (const { iface } of ports) {
+      const key = endpointKey(iface.network, iface.pod!);
+      portsOf.set(key, [...(portsOf.get(key) ?? []), enginePortName(iface.containerId, iface.ifName)]);
+    }
+    return this.attachments(ports.map(({ iface }) => ({ ifindex: 0, netns: iface.netns, ips: iface.ips, network: iface.network, pod: iface.pod! })))
+      .map((a) => ({ ...a, network: a.network!, engineNetwork: byNetwork.get(a.network!)!, ports: portsOf.get(endpointKey(a.network, a.pod))! }));
+  }
+
+  /** The engine's flow events, named as the datapath's are; its verdict counters once a second. */
+  private async pollEngine(): Promise<void> {
+    if (!this.engine || !this.engineJudging) return;
+    try {
+      for (const f of await this.engine.client.flowsAfter(this.engineSeq)) {
+        this.engineSeq = f.seq;
+        const nad = this.engineNads.get(f.network);
+        if (nad) this.record(engineFlowRecord(f, networkId(nad)));
+      }
+      if (++this.enginePolls % 4 === 0) this.engineCounters = await this.engine.client.policyCounters();
+    } catch (err) {
+      this.log.debug({ err: errorText(err) }, 'reading the DPDK engine\'s flow events failed; retried');
+    }
   }
 
   /**
@@ -422,10 +531,18 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
 
   /** Moves the kernel's counters into the Prometheus counters by what they grew since the last scrape. */
   private collectCounters(): void {
-    for (const [network, counters] of this.datapath?.counters() ?? []) {
-      const net = this.networkName(network);
+    const engine = Object.entries(this.engineCounters).flatMap(([engineNetwork, c]) => {
+      const nad = this.engineNads.get(engineNetwork);
+      if (!nad) return [];
+      const counters = { FORWARDED: c.forwarded, DROPPED_EGRESS: c.droppedEgress, DROPPED_INGRESS: c.droppedIngress, DROPPED_SPOOFED: c.droppedSpoofed, CUT: c.cut, EVENTS_LOST: c.eventsLost };
+      return [[`engine:${nad}`, Object.fromEntries(Object.entries(counters).map(([k, v]) => [k, BigInt(v)]))] as const];
+    });
+    for (const [network, counters] of [...(this.datapath?.counters() ?? []), ...engine]) {
+      // The engine's counters are kept apart (their own running totals) and added under the NAD's name.
+      const net = typeof network === 'string' ? network.slice('engine:'.length) : this.networkName(network);
+      const seenKey = typeof network === 'string' ? network : net;
       for (const [name, value] of Object.entries(counters)) {
-        const key = `${net}|${name}`;
+        const key = `${seenKey}|${name}`;
         const grown = Number(value - (this.countersSeen.get(key) ?? 0n));
         this.countersSeen.set(key, value);
         if (grown <= 0) continue;
@@ -497,11 +614,14 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   }
 }
 
-const reasonOf = (r: number): 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS' | undefined =>
-  r === REASON.EGRESS ? 'POLICY_DENIED_EGRESS' : r === REASON.INGRESS ? 'POLICY_DENIED_INGRESS' : undefined;
+/** The DPDK engine's own drop reason (addon/policy.h): a packet from a pod's port with another pod's address. */
+const ENGINE_SPOOFED = 3;
+
+const reasonOf = (r: number): 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS' | 'INVALID_SOURCE_IP' | undefined =>
+  r === REASON.EGRESS ? 'POLICY_DENIED_EGRESS' : r === REASON.INGRESS ? 'POLICY_DENIED_INGRESS' : r === ENGINE_SPOOFED ? 'INVALID_SOURCE_IP' : undefined;
 
 /** plexus_policy_verdicts_total's verdict label per counter of the datapath. */
-const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'dropped_egress', DROPPED_INGRESS: 'dropped_ingress', CUT: 'connection_cut' } as const;
+const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'dropped_egress', DROPPED_INGRESS: 'dropped_ingress', DROPPED_SPOOFED: 'dropped_spoofed', CUT: 'connection_cut' } as const;
 
 /** CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) to the Unix epoch, in nanoseconds. */
 const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
@@ -515,6 +635,16 @@ function fingerprint(inputs: unknown): string {
 
 /** network-status ips carry a prefix length (10.0.0.5/24); policy wants the address. */
 const withoutPrefix = (ip: string): string => ip.split('/')[0]!;
+
+/** An engine flow event in the datapath's record form (times as CLOCK_MONOTONIC, addresses as 16 bytes). */
+function engineFlowRecord(f: EngineFlow, network: number): FlowEventRecord {
+  return {
+    time: BigInt(f.time) * 1_000_000n - BOOT_EPOCH_NS, src: addr16(f.src), dst: addr16(f.dst), ifindex: 0, network, sport: f.sport, dport: f.dport, proto: f.proto,
+    verdict: f.verdict === 'DROPPED' ? VERDICT.DROPPED : VERDICT.FORWARDED,
+    reason: f.reason === 'POLICY_DENIED_EGRESS' ? REASON.EGRESS : f.reason === 'POLICY_DENIED_INGRESS' ? REASON.INGRESS : f.reason === 'INVALID_SOURCE_IP' ? ENGINE_SPOOFED : REASON.NONE,
+    flags: (f.v6 ? FLOW.V6 : 0) | (f.cut ? FLOW.CUT : 0) | (f.reason === 'POLICY_DENIED_INGRESS' ? FLOW.TO_ENDPOINT : 0), len: f.len,
+  };
+}
 
 function hookedOf(ep: EndpointInfo): Hooked {
   return { ifindex: ep.ifindex, netns: ep.netns, ips: ep.ips, ...(ep.pod ? { pod: ep.pod } : {}) };

@@ -36,6 +36,7 @@ export interface RunnerDeps {
 export interface PodInterface {
   /** `<containerId>@<ifName>`: unique on the node. */
   readonly id: string;
+  readonly containerId: string;
   /** The NAD, `namespace/name`. */
   readonly network: string;
   readonly pod?: { readonly namespace: string; readonly name: string };
@@ -43,6 +44,8 @@ export interface PodInterface {
   readonly netns: string;
   /** The addresses the delegate's result gives the interface (without prefix length). */
   readonly ips: readonly string[];
+  /** The network config its delegates ran with (which delegate serves it: a DPDK port has no kernel interface). */
+  readonly conf: NetworkConfList;
 }
 
 /**
@@ -62,9 +65,9 @@ export function podInterfaceOf(rec: SandboxRecord, att: AttachmentRecord): PodIn
   const index = (result.interfaces ?? []).findIndex((i) => i.name === att.ifName && typeof i.sandbox === 'string' && i.sandbox !== '');
   const ips = (result.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === index).map((ip) => String(ip.address).split('/')[0]!);
   return {
-    id: `${rec.containerId}@${att.ifName}`, network: `${att.nad.namespace}/${att.nad.name}`,
+    id: `${rec.containerId}@${att.ifName}`, containerId: rec.containerId, network: `${att.nad.namespace}/${att.nad.name}`,
     ...(rec.pod ? { pod: { namespace: rec.pod.namespace, name: rec.pod.name } } : {}),
-    ifName: att.ifName, netns: rec.netns, ips,
+    ifName: att.ifName, netns: rec.netns, ips, conf: att.conf,
   };
 }
 

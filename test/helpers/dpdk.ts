@@ -15,7 +15,7 @@ export interface PortView {
   name: string;
   network: string;
   linkUp: boolean;
-  counters?: { rxPackets: number; txPackets: number; txDropped: number; flooded: number; faults: number };
+  counters?: { rxPackets: number; txPackets: number; txDropped: number; flooded: number; faults: number; policyDropped: number };
 }
 
 /** The engine process and its control API. */

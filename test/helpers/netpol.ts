@@ -38,6 +38,33 @@ export function netpolPod(namespace: string, name: string, annotations: Record<s
 
 export const networkPolicy = (namespace: string, name: string, spec: Record<string, unknown>) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace, name }, spec });
 
+/** A MultiNetworkPolicy for `networks` (the policy-for annotation's value). */
+export const multiNetworkPolicy = (namespace: string, name: string, spec: Record<string, unknown>, networks: string) => ({
+  apiVersion: 'k8s.cni.cncf.io/v1beta1', kind: 'MultiNetworkPolicy', metadata: { namespace, name, annotations: { 'k8s.v1.cni.cncf.io/policy-for': networks } }, spec,
+});
+
+/**
+ * One set of MultiNetworkPolicies on `network` that uses most of the API at once: x closed to ingress, x/a open
+ * to y/b on a named TCP port and UDP 81, y's egress to x on a UDP port range and to `blocks` (ipBlocks of the
+ * network's addresses) on `blockPorts`.
+ */
+export function mixedMultiPolicies(network: string, blocks: Array<Record<string, unknown>>, blockPorts?: Array<Record<string, unknown>>): Record<string, unknown>[] {
+  return [
+    multiNetworkPolicy('x', 'deny-in', { podSelector: {}, policyTypes: ['Ingress'] }, network),
+    multiNetworkPolicy('x', 'a-from-yb', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } }, podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ port: 'serve-80-tcp' }, { protocol: 'UDP', port: 81 }] }],
+    }, network),
+    multiNetworkPolicy('y', 'out', {
+      podSelector: {}, policyTypes: ['Egress'],
+      egress: [
+        { to: [{ namespaceSelector: { matchLabels: { ns: 'x' } } }], ports: [{ protocol: 'UDP', port: 80, endPort: 81 }] },
+        { to: blocks.map((ipBlock) => ({ ipBlock })), ...(blockPorts ? { ports: blockPorts } : {}) },
+      ],
+    }, network),
+  ];
+}
+
 /** What the evaluator is given for `policies` in that world. */
 export function netpolWorld(policies: Record<string, unknown>[]): World {
   return { policies: policies.map((p) => parsePolicy(p)), namespaces: new Map(NETPOL_NAMESPACES.map((n) => [n, namespaceLabels(n, { ns: n })])) };

@@ -80,7 +80,7 @@ describe('plexus-dataplane with testpmd peers', () => {
     expect(tx(p['pod-a'])).toBeGreaterThan(10_000);
     expect(p['pod-a']!.counters!.flooded + p['pod-b']!.counters!.flooded).toBeLessThan(1000);
     expect((await engine.call('GET', '/v1/stats')).json.learned).toBeGreaterThanOrEqual(2);
-    expect(p['pod-c']!.counters).toEqual({ rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, flooded: 0, faults: 0 });
+    expect(p['pod-c']!.counters).toEqual({ rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, flooded: 0, faults: 0, policyDropped: 0 });
     for (const name of ['pod-a', 'pod-b', 'pod-c']) expect((await engine.call('DELETE', `/v1/ports/${name}`)).status).toBe(204);
     expect((await engine.call('DELETE', '/v1/ports/pod-a')).status).toBe(204); // idempotent
     expect(await engine.ports()).toEqual({});

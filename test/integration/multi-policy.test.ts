@@ -12,7 +12,7 @@ import { globalAddresses } from '../../hack/cluster';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
 import {
-  converge, expectedTable, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests, netpolPod,
+  converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests, netpolPod,
   netpolWorld as world, networkPolicy as np, startPolicyCluster,
 } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, rand, run, TestCluster } from '../helpers/plexus-harness';
@@ -37,9 +37,7 @@ const pods: Pod[] = [];
 
 const RED = 'default/red';
 const ON_BLUE = { 'k8s.v1.cni.cncf.io/networks': `${BLUE}, ${RED}` };
-const mnp = (ns: string, name: string, spec: Record<string, unknown>, networks = BLUE) => ({
-  apiVersion: 'k8s.cni.cncf.io/v1beta1', kind: 'MultiNetworkPolicy', metadata: { namespace: ns, name, annotations: { 'k8s.v1.cni.cncf.io/policy-for': networks } }, spec,
-});
+const mnp = (ns: string, name: string, spec: Record<string, unknown>, networks = BLUE) => multiNetworkPolicy(ns, name, spec, networks);
 
 async function apply(policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
   await c.writeManifests('world.yaml', [...netpolManifests(ON_BLUE), ...extraPods, ...policies]);
@@ -131,20 +129,7 @@ test('a default deny on blue in x hooks every net1 (inside the pod, ahead of not
 
 test('selectors, named ports and ipBlocks of blue addresses resolve on blue: ingress and egress rules, IPv4 and IPv6', async () => {
   const zc = find('z', 'c');
-  const w = await apply([
-    mnp('x', 'deny-in', { podSelector: {}, policyTypes: ['Ingress'] }),
-    mnp('x', 'a-from-yb', {
-      podSelector: { matchLabels: { pod: 'a' } },
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } }, podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ port: 'serve-80-tcp' }, { protocol: 'UDP', port: 81 }] }],
-    }),
-    mnp('y', 'out', {
-      podSelector: {}, policyTypes: ['Egress'],
-      egress: [
-        { to: [{ namespaceSelector: { matchLabels: { ns: 'x' } } }], ports: [{ protocol: 'UDP', port: 80, endPort: 81 }] },
-        { to: [{ ipBlock: { cidr: `${zc.v4}/32` } }, { ipBlock: { cidr: `${zc.v6}/128` } }] },
-      ],
-    }),
-  ]);
+  const w = await apply(mixedMultiPolicies(BLUE, [{ cidr: `${zc.v4}/32` }, { cidr: `${zc.v6}/128` }]));
   await expectBlue(w);
 });
 
