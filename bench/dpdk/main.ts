@@ -3,6 +3,8 @@
  *
  *   cross-connect     testpmd io-forwarding two vhost-user ports into each other: the floor of any switch
  *   plexus-dataplane  the engine, two vhost-user ports on one network (MAC learning)
+ *   plexus-dataplane policy   the same with a MultiNetworkPolicy of 1,000 rules on pod b (isolated both ways,
+ *                     the pods' flow allowed): every packet parsed, its source checked, its connection looked up
  *   ovs-dpdk flows    OVS-DPDK (openvswitch-switch-dpdk, netdev datapath, dpdkvhostuser ports), in_port flows
  *   ovs-dpdk NORMAL   the same with the NORMAL (learning switch) action
  *
@@ -27,6 +29,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Background, daemonGet, must, run } from '../../hack/cluster';
 import { EngineClient } from '../../dpdk-native/engine-client';
+import type { EnginePolicy } from '../../dpdk-native/policy-wire';
 import type { PortSpec } from '../../dpdk-native/ports';
 import { barSvg, mdTable, median, percentile, round, writeResults } from '../lib/stats';
 
@@ -40,7 +43,8 @@ const dir = mkdtempSync(join(tmpdir(), `pxb-dpdk-${id}-`));
 const sockA = join(dir, 'a.sock');
 const sockB = join(dir, 'b.sock');
 
-const VARIANTS = ['cross-connect', 'plexus-dataplane', 'ovs-dpdk flows', 'ovs-dpdk NORMAL'] as const;
+const VARIANTS = ['cross-connect', 'plexus-dataplane', 'plexus-dataplane policy', 'ovs-dpdk flows', 'ovs-dpdk NORMAL'] as const;
+const POLICY_RULES = 1000;
 type Variant = (typeof VARIANTS)[number];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -96,8 +100,26 @@ async function engineStats(client: EngineClient): Promise<{ packets: number; bus
   return JSON.parse(r.body) as { packets: number; busyCycles: number; tscHz: number };
 }
 
-async function plexusDataplane(): Promise<Switch> {
+/**
+ * The policy the policy variant gives the engine, in the form plexusd sends: pod b (testpmd's destination address,
+ * 198.18.0.2) isolated both ways by POLICY_RULES rules naming other identities' TCP ports, and one allowing UDP
+ * port 9 with the world (testpmd's flow: both directions carry 198.18.0.1:9 -> 198.18.0.2:9, mac forwarding
+ * keeps the addresses); every other pod of the rules in the ipcache.
+ */
+function benchPolicy(): EnginePolicy {
+  const rules: EnginePolicy['rules'] = [];
+  const ipcache: EnginePolicy['ipcache'] = [];
+  for (let i = 0; i < POLICY_RULES; i++) {
+    ipcache.push(['bench', `10.0.${i >> 8}.${i & 255}`, 16 + i]);
+    rules.push([0, 16 + i, 6, 1000 + i, 56], [1, 16 + i, 6, 1000 + i, 56]);
+  }
+  rules.push([0, 1, 17, 9, 56], [1, 1, 17, 9, 56]);
+  return { revision: 'bench', networks: ['bench'], endpoints: [{ network: 'bench', id: 0, ips: ['198.18.0.2'], ports: ['pod-b'], isolated: ['ingress', 'egress'] }], ipcache, cidrs: [], rules };
+}
+
+async function plexusDataplane(policy = false): Promise<Switch> {
   const { proc, client } = await startEngine({ hugepages: switchHugepages });
+  if (policy) await client.putPolicy(benchPolicy());
   for (const [name, sock] of [['pod-a', sockA], ['pod-b', sockB]] as const) {
     await client.put({ name, network: 'bench', kind: 'vhost-user', socket: sock, role: 'server' });
   }
@@ -180,7 +202,7 @@ interface Round {
 }
 
 async function round1(variant: Variant): Promise<Round> {
-  const sw = variant === 'cross-connect' ? await crossConnect() : variant === 'plexus-dataplane' ? await plexusDataplane() : await ovsDpdk(variant === 'ovs-dpdk flows' ? 'flows' : 'NORMAL');
+  const sw = variant === 'cross-connect' ? await crossConnect() : variant.startsWith('plexus-dataplane') ? await plexusDataplane(variant === 'plexus-dataplane policy') : await ovsDpdk(variant === 'ovs-dpdk flows' ? 'flows' : 'NORMAL');
   const app = pods(sw.sockets);
   try {
     await sleep(2000); // connected, learned, steady
@@ -297,6 +319,7 @@ function report(results: Record<Variant, Round[]>, variants: Variant[], idleCpu:
     return [v, round(mpps(v, 0), 2), round(mpps(v, 1), 2), round(ratio(v, 'cross-connect'), 2), ovs ? round(ratio(v, 'ovs-dpdk flows'), 2) : '-', Math.round(coreCycles(v)), p === undefined ? '-' : Math.round(p)];
   });
   const vsFloor = ratio('plexus-dataplane', 'cross-connect');
+  const policyCost = ratio('plexus-dataplane policy', 'plexus-dataplane');
   const vsOvs = ovs ? ratio('plexus-dataplane', 'ovs-dpdk flows') : undefined;
   const p50 = (xs: number[]) => percentile(xs, 50);
   const p99 = (xs: number[]) => percentile(xs, 99);
@@ -305,6 +328,7 @@ function report(results: Record<Variant, Round[]>, variants: Variant[], idleCpu:
   const wakeCost = le.asleepP50 - le.awakeP50 - (lb.asleepP50 - lb.awakeP50);
   const json = {
     rounds: ROUNDS, seconds: SECONDS, packetBytes: 64, tscHz, results, idleEngineCpu: idleCpu, wakeUp: { maxSleepUs: MAX_SLEEP_US, engine: le, bridge: lb, costP50Us: wakeCost },
+    policy: { rules: POLICY_RULES, vsNoPolicy: policyCost },
     goals: { vsCrossConnect: { want: 0.8, got: vsFloor, met: vsFloor >= 0.8 }, vsOvsFlows: vsOvs === undefined ? 'not measured (no hugepages)' : { want: 1, got: vsOvs, met: vsOvs >= 0.98 } },
   };
   const us = (x: number) => `${Math.round(x)} µs`;
@@ -318,6 +342,8 @@ function report(results: Record<Variant, Round[]>, variants: Variant[], idleCpu:
     (vsOvs === undefined ? 'OVS-DPDK not measured: the kernel did not grant the hugepages it needs.\n' : `at least OVS-DPDK with flows: ${vsOvs >= 0.98 ? 'met' : 'NOT met'} (${round(vsOvs, 2)}; within 2% counts as even).\n`) +
     `When every switch comes close to the cross-connect, the pods' single testpmd core is the limit, and processing cycles per packet ` +
     `say which switch has more headroom.\n\n` +
+    `MultiNetworkPolicy in the engine (${POLICY_RULES} rules on pod b, isolated both ways, the pods' flow allowed: every packet ` +
+    `parsed, its source checked against its port, its connection looked up): ${round(policyCost, 2)} of the engine's rate without a policy.\n\n` +
     `Adaptive polling (maxSleepUs ${MAX_SLEEP_US}): ICMP round trips between two namespaces through the engine (af_packet ports on ` +
     `veths) and, as the reference, through a Linux bridge; a ping every 200 ms (switch asleep, CPUs idle) and every 0.5 ms (awake).\n\n` +
     mdTable(['path', 'every 200 ms p50', 'p99', 'every 0.5 ms p50', 'p99'], [

@@ -347,6 +347,8 @@ static void switch_burst(const struct px_table *t, int i, struct rte_mbuf **rx, 
 {
 	struct px_port *in = t->ports[i];
 	const struct px_policy *policy = t->policy && px_policy_governs(t->policy, in->network) ? t->policy : NULL;
+	struct px_policy_memo memo;
+	memo.valid = 0;
 	/*
 	 * A burst is mostly one conversation: the last source learned and the last destination looked
 	 * up are remembered for the burst, so a run of packets of one flow costs one learn and one lookup.
@@ -386,7 +388,7 @@ static void switch_burst(const struct px_table *t, int i, struct rte_mbuf **rx, 
 			continue;
 		}
 		/* judged by its addresses, so once whether it goes to one port or is flooded (policy.c) */
-		if (policy && px_policy_judge(policy, in->network, t->has_ep[i] ? &t->ep[i] : NULL, m, now) != 0) {
+		if (policy && px_policy_judge(policy, in->network, t->has_ep[i] ? &t->ep[i] : NULL, m, now, &memo) != 0) {
 			in->c.policy_dropped++;
 			rte_pktmbuf_free(m);
 			continue;

@@ -646,6 +646,12 @@ static void fragment_ports(struct packet *pk, uint64_t now)
 	pk->icmp = e->icmp;
 }
 
+static inline void remember(struct px_policy_memo *memo, const struct packet *pk)
+{
+	memo->valid = pk->icmp == ICMP_NONE && !pk->untracked;
+	memcpy(memo->flow, &pk->f, sizeof(pk->f));
+}
+
 static inline int link_scoped_v6(const uint8_t *a)
 {
 	static const uint8_t zero[16];
@@ -672,7 +678,10 @@ static int related(struct packet *pk, uint64_t now, uint64_t lifetime)
 	return ct_find(q, now, lifetime) || ct_find(&r, now, lifetime);
 }
 
-int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px_policy_endpoint *from, const struct rte_mbuf *m, uint64_t now)
+_Static_assert(sizeof(struct flow) == sizeof(((struct px_policy_memo *)0)->flow), "px_policy_memo holds one flow");
+
+int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px_policy_endpoint *from, const struct rte_mbuf *m, uint64_t now,
+		    struct px_policy_memo *memo)
 {
 	struct packet pk;
 	memset(&pk, 0, sizeof(pk));
@@ -685,6 +694,9 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 	if (pk.v6 && (link_scoped_v6(pk.f.src) || pk.f.dst[0] == 0xff || pk.icmp == ICMP_NDP))
 		return PX_POL_REASON_NONE;
 	fragment_ports(&pk, now);
+	/* the burst's last tracked flow again (its source was checked, its connection is live): nothing to ask */
+	if (memo->valid && pk.icmp == ICMP_NONE && !pk.untracked && memcmp(memo->flow, &pk.f, sizeof(pk.f)) == 0)
+		return PX_POL_REASON_NONE;
 	if (from && spoofed(p, network, from, pk.f.src))
 		return dropped(&pk.f, rte_pktmbuf_pkt_len(m), now, PX_POL_REASON_SPOOFED, pk.v6 ? PX_POL_FLOW_V6 : 0);
 	const uint64_t lifetime = rte_get_tsc_hz() * CT_LIFETIME_S;
@@ -709,6 +721,7 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 			e->revision = p->revision;
 		}
 		e->seen = now;
+		remember(memo, &pk);
 		return PX_POL_REASON_NONE;
 	}
 	int why = decide(p, network, from, pk.f.src, pk.f.dst, pk.v6, pk.f.proto, pk.f.dport);
@@ -717,6 +730,7 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 	if (pk.icmp == ICMP_OTHER || pk.icmp == ICMP_ERROR || pk.icmp == ICMP_ECHO_REPLY || pk.untracked)
 		return PX_POL_REASON_NONE; /* allowed as it is; nothing to remember */
 	ct_remember(&pk.f, now, lifetime, p->revision);
+	remember(memo, &pk);
 	counters[network].forwarded++;
 	report(&pk.f, len, PX_POL_VERDICT_FORWARDED, PX_POL_REASON_NONE, flags);
 	return PX_POL_REASON_NONE;

@@ -94,6 +94,16 @@ void px_policy_free(struct px_policy *p);
 /* Whether packets of `network` are judged. */
 int px_policy_governs(const struct px_policy *p, uint32_t network);
 
+/*
+ * What one burst remembers: the last flow that passed as a tracked connection. A burst is mostly one flow, so its
+ * later packets cost a parse and a compare, not the source check and connection lookup again. Zeroed by the loop
+ * before each burst (a burst comes from one port, under one policy).
+ */
+struct px_policy_memo {
+	uint8_t valid;
+	uint8_t flow[44];
+};
+
 /* Whether the port named `port` is an endpoint's (its policy is the endpoint's, whatever source a packet claims). */
 int px_policy_endpoint_of(const struct px_policy *p, const char *port, struct px_policy_endpoint *out);
 
@@ -102,7 +112,8 @@ int px_policy_endpoint_of(const struct px_policy *p, const char *port, struct px
  * forward it, else the reason it is dropped (counted and reported). `from` is the endpoint of the port it came
  * in on (NULL: an uplink or a port of no endpoint). `now` is the loop's TSC.
  */
-int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px_policy_endpoint *from, const struct rte_mbuf *m, uint64_t now);
+int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px_policy_endpoint *from, const struct rte_mbuf *m, uint64_t now,
+		    struct px_policy_memo *memo);
 
 /* Control side: a network's counters (they only grow) and the flow events the loop left (up to `max`). */
 void px_policy_counters_of(uint32_t network, struct px_policy_counters *out);
