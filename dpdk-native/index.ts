@@ -4,7 +4,7 @@
  * engine's MultiNetworkPolicy (sent again by the reconcile, before any port is re-created).
  */
 import type { Logger } from 'pino';
-import { errorText } from '../core/errors';
+import { errorText, PlexusError } from '../core/errors';
 import type { DelegateRegistry } from '../delegates/contract';
 import type { DpdkOptions } from './config';
 import { DpdkDelegate } from './delegate';
@@ -32,7 +32,11 @@ export function openDpdk(options: DpdkOptions, stateDir: string, delegates: Dele
       .ensure()
       .then((sent) => sent && log.info('DPDK engine given the current policy again (it restarted)'))
       .then(() => delegate.reconcile(log))
-      .catch((e: unknown) => log.debug({ err: errorText(e) }, 'DPDK engine not reachable; will retry'))
+      .catch((e: unknown) => {
+        // A refusal (the engine answered 4xx) is a fault to see; an engine not (yet) listening is routine.
+        if (e instanceof PlexusError && e.kind === 'InvalidConfig') log.error({ err: errorText(e) }, 'DPDK engine refused the policy: its ports are not re-created until it takes one');
+        else log.debug({ err: errorText(e) }, 'DPDK engine not reachable; will retry');
+      })
       .finally(() => (running = undefined));
   };
   tick();

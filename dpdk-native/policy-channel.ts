@@ -12,7 +12,11 @@ import { DPDK_TYPE } from './delegate';
 export { enginePortName } from './delegate';
 
 export class EnginePolicyChannel {
-  private latest: EnginePolicy | undefined;
+  /** What the engine should hold (kept for ensure() even when sending it failed), and what it was last sent. */
+  private wanted: EnginePolicy | undefined;
+  private sent: string | undefined;
+  /** One exchange with the engine at a time: an older policy never lands after a newer one. */
+  private chain: Promise<unknown> = Promise.resolve();
 
   /**
    * `enforcing`: a policy host will publish (policy.enforce); until it has, ensure() holds the reconcile back,
@@ -23,20 +27,32 @@ export class EnginePolicyChannel {
     private readonly enforcing: boolean,
   ) {}
 
-  /** Sends `policy` unless the engine was last sent the same revision; kept for ensure() even when sending fails. */
-  async publish(policy: EnginePolicy): Promise<void> {
-    if (this.latest?.revision === policy.revision) return;
-    this.latest = policy;
-    await this.client.putPolicy(policy);
+  /** Sends `policy` unless the engine was last sent the same revision. */
+  publish(policy: EnginePolicy): Promise<void> {
+    this.wanted = policy;
+    return this.serial(async () => {
+      if (this.sent === policy.revision) return; // it is there (a send of the same content after a failure does go)
+      await this.client.putPolicy(policy);
+      this.sent = policy.revision;
+    });
   }
 
-  /** An engine that does not hold the latest policy (it restarted) gets it; true when it was sent. */
-  async ensure(): Promise<boolean> {
-    const want = this.latest;
-    if (!want && this.enforcing) throw new Error('the policy is not compiled yet: the reconcile waits for it');
-    if (!want || (await this.client.policyRevision()) === want.revision) return false;
-    await this.client.putPolicy(want);
-    return true;
+  /** An engine that does not hold the wanted policy (it restarted, or a send failed) gets it; true when it was sent. */
+  ensure(): Promise<boolean> {
+    return this.serial(async () => {
+      const want = this.wanted;
+      if (!want && this.enforcing) throw new Error('the policy is not compiled yet: the reconcile waits for it');
+      if (!want || (await this.client.policyRevision()) === want.revision) return false;
+      await this.client.putPolicy(want);
+      this.sent = want.revision;
+      return true;
+    });
+  }
+
+  private serial<T>(step: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(step);
+    this.chain = next.catch(() => undefined);
+    return next;
   }
 }
 

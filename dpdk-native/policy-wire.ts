@@ -22,6 +22,8 @@ export interface EnginePolicy {
    * endpoint's, judged by its egress, and must not claim another pod's address).
    */
   endpoints: Array<{ network: string; id: number; ips: string[]; ports: string[]; isolated: Array<'ingress' | 'egress'> }>;
+  /** The ports of the other pods on the judged networks (their NAD no policy names): only their sources are checked. */
+  otherPorts: string[];
   /** Every pod address the policies may name: [network, ip, identity]. */
   ipcache: Array<[string, string, number]>;
   /** ipBlock classes: [epdir, cidr, class]. */
@@ -33,10 +35,11 @@ export interface EnginePolicy {
 const U32 = { type: 'integer', minimum: 0, maximum: 0xffff_ffff } as const;
 const NETWORK = { type: 'string', pattern: '^[A-Za-z0-9_./-]{1,63}$' } as const;
 const IP = { type: 'string', maxLength: 45 } as const;
+const PORT = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,48}$' } as const;
 const SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['revision', 'networks', 'endpoints', 'ipcache', 'cidrs', 'rules'],
+  required: ['revision', 'networks', 'endpoints', 'otherPorts', 'ipcache', 'cidrs', 'rules'],
   properties: {
     revision: { type: 'string', maxLength: 128 },
     networks: { type: 'array', items: NETWORK, maxItems: 255 },
@@ -45,11 +48,12 @@ const SCHEMA = {
       items: {
         type: 'object', additionalProperties: false, required: ['network', 'id', 'ips', 'ports', 'isolated'],
         properties: {
-          network: NETWORK, id: { type: 'integer', minimum: 0, maximum: 65535 }, ips: { type: 'array', items: IP },
-          ports: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,48}$' } }, isolated: { type: 'array', items: { enum: ['ingress', 'egress'] }, uniqueItems: true },
+          network: NETWORK, id: { type: 'integer', minimum: 0, maximum: 65534 }, ips: { type: 'array', items: IP },
+          ports: { type: 'array', items: PORT }, isolated: { type: 'array', items: { enum: ['ingress', 'egress'] }, uniqueItems: true },
         },
       },
     },
+    otherPorts: { type: 'array', items: PORT },
     ipcache: { type: 'array', items: { type: 'array', items: [NETWORK, IP, U32], minItems: 3, additionalItems: false } },
     cidrs: { type: 'array', items: { type: 'array', items: [U32, { type: 'string', maxLength: 49 }, U32], minItems: 3, additionalItems: false } },
     rules: {
@@ -74,24 +78,28 @@ export function parseEnginePolicy(raw: unknown): EnginePolicy {
 }
 
 /** The addon's blob (addon/policy.h): record sizes there and here are kept equal by dpdk-native/policy-wire.test.ts. */
-export const BLOB = { magic: 0x4c505850, version: 2, header: 32, network: 4, port: 72, portName: 64, local: 28, ident: 24, cidr: 26, rule: 13 } as const;
+export const BLOB = { magic: 0x4c505850, version: 2, header: 32, network: 4, port: 72, portName: 64, local: 28, ident: 24, cidr: 26, rule: 13, noEndpoint: 65535 } as const;
 export const ISOLATED = { ingress: 1, egress: 2 } as const;
+
+const flags = (e: EnginePolicy['endpoints'][number]): number => e.isolated.reduce((f, d) => f | ISOLATED[d], 0);
 
 export function policyBlob(p: EnginePolicy, networkId: (name: string) => number): Buffer {
   const locals = p.endpoints.flatMap((e) => e.ips.map((ip) => ({ e, ip })));
-  const ports = p.endpoints.flatMap((e) => e.ports.map((name) => ({ e, name })));
+  const ports = [
+    ...p.endpoints.flatMap((e) => e.ports.map((name) => ({ id: e.id, flags: flags(e), name }))),
+    ...p.otherPorts.map((name) => ({ id: BLOB.noEndpoint, flags: 0, name })),
+  ];
   const size = BLOB.header + p.networks.length * BLOB.network + ports.length * BLOB.port + locals.length * BLOB.local + p.ipcache.length * BLOB.ident + p.cidrs.length * BLOB.cidr + p.rules.length * BLOB.rule;
   const b = Buffer.alloc(size);
   let o = 0;
   const u32 = (v: number) => (o = b.writeUInt32LE(v >>> 0, o));
   const u8 = (v: number) => (o = b.writeUInt8(v, o));
   const addr = (bytes: Buffer) => (o += bytes.copy(b, o));
-  const flags = (e: EnginePolicy['endpoints'][number]) => e.isolated.reduce((f, d) => f | ISOLATED[d], 0);
   for (const v of [BLOB.magic, BLOB.version, p.networks.length, ports.length, locals.length, p.ipcache.length, p.cidrs.length, p.rules.length]) u32(v);
   for (const n of p.networks) u32(networkId(n));
-  for (const { e, name } of ports) {
-    u32(e.id);
-    u32(flags(e));
+  for (const { id, flags, name } of ports) {
+    u32(id);
+    u32(flags);
     b.write(name, o, 'latin1'); // the schema keeps names to 48 plain characters: NUL-padded to 64
     o += BLOB.portName;
   }

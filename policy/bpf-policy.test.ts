@@ -255,8 +255,19 @@ describe('connection tracking', () => {
       return testRun(prog, frame(a.ips[1]!, b.ips[1]!, 58, m)).retval === PASS;
     };
     expect([135, 136, 133, 134, 137].map(icmp6)).toEqual([true, true, true, true, true]);
+    expect([130, 131, 132, 143].map(icmp6)).toEqual([true, true, true, true]); // MLD
     expect(icmp6(128)).toBe(false);
     expect(icmp6(1)).toBe(false); // an error is judged as it comes
+  });
+
+  test('a link-local source or a multicast destination is judged like any address, not waved through', () => {
+    write([bClosed]);
+    // from a's fe80:: address to b's global one: `world` to b's closed ingress
+    expect(testRun(prog, frame('fe80::a', b.ips[1]!, PROTO.TCP, ports('TCP', 40030, 80))).retval).not.toBe(PASS);
+    // neighbour discovery from a link-local source still passes
+    const ns = Buffer.alloc(24);
+    ns[0] = 135;
+    expect(testRun(prog, frame('fe80::a', b.ips[1]!, 58, ns)).retval).toBe(PASS);
   });
 
   test('an ICMP error quoting a packet of a tracked connection passes an isolated pod as its replies do; one quoting anything else is judged', () => {

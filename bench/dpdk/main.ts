@@ -114,7 +114,7 @@ function benchPolicy(): EnginePolicy {
     rules.push([0, 16 + i, 6, 1000 + i, 56], [1, 16 + i, 6, 1000 + i, 56]);
   }
   rules.push([0, 1, 17, 9, 56], [1, 1, 17, 9, 56]);
-  return { revision: 'bench', networks: ['bench'], endpoints: [{ network: 'bench', id: 0, ips: ['198.18.0.2'], ports: ['pod-b'], isolated: ['ingress', 'egress'] }], ipcache, cidrs: [], rules };
+  return { revision: 'bench', networks: ['bench'], endpoints: [{ network: 'bench', id: 0, ips: ['198.18.0.2'], ports: ['pod-b'], isolated: ['ingress', 'egress'] }], otherPorts: ['pod-a'], ipcache, cidrs: [], rules };
 }
 
 async function plexusDataplane(policy = false): Promise<Switch> {

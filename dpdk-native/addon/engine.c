@@ -365,6 +365,15 @@ static void switch_burst(const struct px_table *t, int i, struct rte_mbuf **rx, 
 			rte_pktmbuf_free(m);
 			continue;
 		}
+		/*
+		 * Judged by its addresses, so once whether it goes to one port or is flooded (policy.c), and before its
+		 * source MAC is learned: a frame policy drops teaches the switch nothing.
+		 */
+		if (policy && px_policy_judge(policy, in->network, t->has_ep[i] ? &t->ep[i] : NULL, m, now, &memo) != 0) {
+			in->c.policy_dropped++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
 		const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 		if (rte_is_unicast_ether_addr(&eth->src_addr)) {
 			uint64_t src = mac_key(&eth->src_addr, in->network);
@@ -385,12 +394,6 @@ static void switch_burst(const struct px_table *t, int i, struct rte_mbuf **rx, 
 		}
 		if (out == i) {
 			rte_pktmbuf_free(m); /* the destination is behind the port it came from */
-			continue;
-		}
-		/* judged by its addresses, so once whether it goes to one port or is flooded (policy.c) */
-		if (policy && px_policy_judge(policy, in->network, t->has_ep[i] ? &t->ep[i] : NULL, m, now, &memo) != 0) {
-			in->c.policy_dropped++;
-			rte_pktmbuf_free(m);
 			continue;
 		}
 		if (out >= 0) {

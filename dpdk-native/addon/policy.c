@@ -17,7 +17,8 @@
  *   it; later packets and replies pass unasked (NP4) until the policy changes, when it is judged again at its
  *   next packet and cut if denied. ICMP errors about a tracked connection pass as its replies; fragments take
  *   their first fragment's ports; neighbour discovery and link-scoped IPv6 always pass; non-IP frames (ARP)
- *   are not policy's business (NP10). 802.1Q tags are looked through: a tag never hides a packet from policy.
+ *   are not policy's business (NP10). VLAN tags (802.1Q, 802.1ad, 0x9100) are looked through, up to eight; a
+ *   frame with more is dropped on a judged network, so a tag never hides a packet from policy.
  *
  * The tables a build makes are read-only for the loop; the tracking, fragment and drop-report tables, the
  * counters and the event ring's head are the loop's alone (one writer, no lock), the ring's tail the control
@@ -37,7 +38,7 @@
 #include <rte_hash_crc.h>
 #include <rte_mbuf.h>
 
-#define CT_SIZE 65536 /* power of two */
+#define CT_SIZE 262144 /* power of two; the eBPF datapath's pol_ct has as many */
 #define CT_PROBE 16
 #define CT_LIFETIME_S 300
 #define FRAG_SIZE 4096 /* power of two, direct-mapped */
@@ -45,6 +46,8 @@
 #define DROPLOG_SIZE 4096 /* power of two, direct-mapped */
 #define EVENTS 8192 /* power of two */
 #define MAX_EXTENSION_HEADERS 6
+#define MAX_TAGS 8
+#define MAX_RECORDS (1u << 24) /* of each kind in a blob: far above any node's, and table sizes cannot overflow */
 
 /* ---- read-only tables (built by the control side) --------------------------------------------------- */
 
@@ -182,6 +185,8 @@ int px_policy_build(const uint8_t *blob, size_t len, struct px_policy **out, cha
 			(uint64_t)n_ident * PX_POL_IDENT_LEN + (uint64_t)n_cidr * PX_POL_CIDR_LEN + (uint64_t)n_rule * PX_POL_RULE_LEN;
 	if (want != len)
 		return REFUSE("policy blob of %zu bytes: its counts say %llu", len, (unsigned long long)want);
+	if (n_net > MAX_RECORDS || n_port > MAX_RECORDS || n_loc > MAX_RECORDS || n_ident > MAX_RECORDS || n_cidr > MAX_RECORDS || n_rule > MAX_RECORDS)
+		return REFUSE("policy blob: more than %u records of one kind", MAX_RECORDS);
 	if (!(p->ports = calloc(n_port ? n_port : 1, sizeof(*p->ports))) || table_init(&p->locals, n_loc, sizeof(struct addr_key)) || table_init(&p->ipcache, n_ident, sizeof(struct addr_key)) ||
 	    table_init(&p->cidrs, n_cidr, sizeof(struct cidr_key)) || table_init(&p->rules, n_rule, sizeof(struct rule_key)))
 		return REFUSE("out of memory for the policy tables");
@@ -308,7 +313,7 @@ static int decide(const struct px_policy *p, uint32_t network, const struct px_p
 	memcpy(a.addr, src, 16);
 	struct px_policy_endpoint from = { 0, 0 };
 	if (port_ep) {
-		from = *port_ep;
+		from = *port_ep; /* PX_POL_NO_ENDPOINT has no flags: no egress to judge */
 	} else {
 		const uint64_t *owner = table_get(&p->locals, &a);
 		if (owner)
@@ -323,13 +328,19 @@ static int decide(const struct px_policy *p, uint32_t network, const struct px_p
 	return PX_POL_REASON_NONE;
 }
 
-/* Another pod's address as the source of a packet from an endpoint's port (checked on every packet, so a spoofed
- * packet cannot ride a connection the impersonated pod has open either). */
+/*
+ * A source address the packet's port may not claim (checked on every packet, so a spoofed packet cannot ride a
+ * connection the impersonated pod has open either): from a pod's port (`from`: an endpoint, or
+ * PX_POL_NO_ENDPOINT for a pod on the network that no policy selects), another pod's address; from any other
+ * port (an uplink: other nodes), the address of an endpoint of this engine.
+ */
 static int spoofed(const struct px_policy *p, uint32_t network, const struct px_policy_endpoint *from, const uint8_t *src)
 {
 	struct addr_key a = { .network = network };
 	memcpy(a.addr, src, 16);
 	const uint64_t *owner = table_get(&p->locals, &a);
+	if (!from)
+		return owner != NULL;
 	return owner ? (uint32_t)*owner != from->id : table_get(&p->ipcache, &a) != NULL;
 }
 
@@ -384,17 +395,26 @@ static int quote(const struct rte_mbuf *m, uint32_t off, int v6, struct flow *q)
 		q->proto = h[9];
 		l4 = off + (uint32_t)(h[0] & 0x0f) * 4;
 	}
-	if (q->proto != IPPROTO_TCP && q->proto != IPPROTO_UDP && q->proto != IPPROTO_SCTP)
+	const uint8_t *h4 = at(m, l4, 8, buf);
+	if (!h4)
 		return -1;
-	const uint8_t *ports = at(m, l4, 4, buf);
-	if (!ports)
-		return -1;
-	q->sport = (uint16_t)(ports[0] << 8 | ports[1]);
-	q->dport = (uint16_t)(ports[2] << 8 | ports[3]);
-	return 0;
+	if (q->proto == IPPROTO_TCP || q->proto == IPPROTO_UDP || q->proto == IPPROTO_SCTP) {
+		q->sport = (uint16_t)(h4[0] << 8 | h4[1]);
+		q->dport = (uint16_t)(h4[2] << 8 | h4[3]);
+		return 0;
+	}
+	/* a quoted echo request: its identifier stands for both ports, as in the connection it belongs to */
+	if ((q->proto == IPPROTO_ICMP && !v6 && h4[0] == 8) || (q->proto == IPPROTO_ICMPV6 && v6 && h4[0] == 128)) {
+		q->sport = q->dport = (uint16_t)(h4[4] << 8 | h4[5]);
+		return 0;
+	}
+	return -1;
 }
 
-/* -1: not IP; 0: parsed; 1: an IP packet whose transport header cannot be read (judged with no port). */
+/*
+ * -1: not IP; -2: tagged deeper than looked through (dropped); 0: parsed; 1: an IP packet whose transport
+ * header cannot be read (judged with no port).
+ */
 static int parse(const struct rte_mbuf *m, struct packet *pk)
 {
 	uint8_t buf[40];
@@ -403,10 +423,10 @@ static int parse(const struct rte_mbuf *m, struct packet *pk)
 		return -1;
 	uint16_t type = (uint16_t)(eth[12] << 8 | eth[13]);
 	uint32_t off = 14;
-	for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8); tags++) {
-		const uint8_t *tag = at(m, off, 4, buf);
+	for (int tags = 0; type == 0x8100 || type == 0x88a8 || type == 0x9100; tags++) {
+		const uint8_t *tag = tags < MAX_TAGS ? at(m, off, 4, buf) : NULL;
 		if (!tag)
-			return -1;
+			return -2; /* more tags than looked through, or cut short: never forwarded unjudged */
 		type = (uint16_t)(tag[2] << 8 | tag[3]);
 		off += 4;
 	}
@@ -478,8 +498,8 @@ static int parse(const struct rte_mbuf *m, struct packet *pk)
 			goto no_transport;
 		uint8_t request = pk->v6 ? 128 : 8, reply = pk->v6 ? 129 : 0;
 		pk->icmp = h[0] == request ? ICMP_ECHO_REQUEST : h[0] == reply ? ICMP_ECHO_REPLY : ICMP_OTHER;
-		if (pk->v6 && h[0] >= 133 && h[0] <= 137)
-			pk->icmp = ICMP_NDP;
+		if (pk->v6 && ((h[0] >= 130 && h[0] <= 137) || h[0] == 143))
+			pk->icmp = ICMP_NDP; /* neighbour discovery and MLD */
 		if (pk->icmp == ICMP_ECHO_REQUEST || pk->icmp == ICMP_ECHO_REPLY)
 			pk->f.sport = pk->f.dport = (uint16_t)(h[4] << 8 | h[5]);
 		if (pk->v6 ? h[0] >= 1 && h[0] <= 4 : h[0] == 3 || h[0] == 11 || h[0] == 12)
@@ -558,8 +578,15 @@ static void ct_remember(const struct flow *k, uint64_t now, uint64_t lifetime, u
 		if (!e->used)
 			break;
 	}
-	if (!free_slot)
-		free_slot = &ct[h & (CT_SIZE - 1)]; /* a full neighbourhood: the oldest guess, the first slot, makes room */
+	if (!free_slot) {
+		/* a full neighbourhood of live connections: the one idle longest makes room */
+		free_slot = &ct[h & (CT_SIZE - 1)];
+		for (int i = 1; i < CT_PROBE; i++) {
+			struct ct_entry *e = &ct[(h + i) & (CT_SIZE - 1)];
+			if (e->seen < free_slot->seen)
+				free_slot = e;
+		}
+	}
 	free_slot->k = *k;
 	free_slot->used = 1;
 	free_slot->seen = now;
@@ -652,12 +679,6 @@ static inline void remember(struct px_policy_memo *memo, const struct packet *pk
 	memcpy(memo->flow, &pk->f, sizeof(pk->f));
 }
 
-static inline int link_scoped_v6(const uint8_t *a)
-{
-	static const uint8_t zero[16];
-	return (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || memcmp(a, zero, 16) == 0;
-}
-
 static void reverse(const struct flow *f, struct flow *r)
 {
 	*r = *f;
@@ -687,17 +708,22 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 	memset(&pk, 0, sizeof(pk));
 	pk.f.network = network;
 	int parsed = parse(m, &pk);
+	if (parsed == -2)
+		return dropped(&pk.f, rte_pktmbuf_pkt_len(m), now, PX_POL_REASON_SPOOFED, 0);
 	if (parsed < 0)
 		return PX_POL_REASON_NONE; /* not IP (NP10) */
 	pk.untracked = parsed > 0;
-	/* neighbour discovery, MLD and link-scoped IPv6 are never connections (policy/bpf/policy.c says why) */
-	if (pk.v6 && (link_scoped_v6(pk.f.src) || pk.f.dst[0] == 0xff || pk.icmp == ICMP_NDP))
+	/*
+	 * Neighbour discovery and MLD are never connections (policy/bpf/policy.c says why); anything else, link-local
+	 * or multicast included, is judged by its addresses (such an address is `world` unless an ipBlock has it).
+	 */
+	if (pk.icmp == ICMP_NDP)
 		return PX_POL_REASON_NONE;
 	fragment_ports(&pk, now);
 	/* the burst's last tracked flow again (its source was checked, its connection is live): nothing to ask */
 	if (memo->valid && pk.icmp == ICMP_NONE && !pk.untracked && memcmp(memo->flow, &pk.f, sizeof(pk.f)) == 0)
 		return PX_POL_REASON_NONE;
-	if (from && spoofed(p, network, from, pk.f.src))
+	if (spoofed(p, network, from, pk.f.src))
 		return dropped(&pk.f, rte_pktmbuf_pkt_len(m), now, PX_POL_REASON_SPOOFED, pk.v6 ? PX_POL_FLOW_V6 : 0);
 	const uint64_t lifetime = rte_get_tsc_hz() * CT_LIFETIME_S;
 	uint32_t len = rte_pktmbuf_pkt_len(m);

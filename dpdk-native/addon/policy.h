@@ -40,6 +40,7 @@ struct rte_mbuf;
 #define PX_POL_PORT_LEN 72
 #define PX_POL_PORT_NAME 64
 #define PX_POL_MAX_ENDPOINT 65535 /* endpoint ids are at most this */
+#define PX_POL_NO_ENDPOINT 65535 /* the id of a pod's port no policy selects: its source is checked, nothing else */
 #define PX_POL_LOCAL_LEN 28
 #define PX_POL_IDENT_LEN 24
 #define PX_POL_CIDR_LEN 26
@@ -49,7 +50,7 @@ struct rte_mbuf;
 #define PX_POL_REASON_NONE 0
 #define PX_POL_REASON_EGRESS 1
 #define PX_POL_REASON_INGRESS 2
-#define PX_POL_REASON_SPOOFED 3 /* from an endpoint's port, with another pod's address as its source */
+#define PX_POL_REASON_SPOOFED 3 /* a source its port may not claim (another pod's address), or a frame tagged too deep */
 
 #define PX_POL_VERDICT_FORWARDED 1
 #define PX_POL_VERDICT_DROPPED 2

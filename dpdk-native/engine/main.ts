@@ -85,10 +85,13 @@ class Engine {
 
   /** Replaces the policy; a policy the addon refuses changes nothing. */
   setPolicy(p: EnginePolicy): void {
+    const blob = policyBlob(p, (n) => this.networkId(n));
     try {
-      this.native.setPolicy(policyBlob(p, (n) => this.networkId(n)));
+      this.native.setPolicy(blob);
     } catch (e) {
-      throw new PlexusError('InvalidConfig', `engine: policy: ${errorText(e)}`, { cause: e });
+      // ETIMEDOUT: the poll loop did not come round to let go of the old policy (the new one is in force)
+      const kind = (e as { errno?: number }).errno === 110 ? 'KernelFailure' : 'InvalidConfig';
+      throw new PlexusError(kind, `engine: policy: ${errorText(e)}`, { cause: e });
     }
     this.policy = p;
   }
@@ -119,13 +122,16 @@ class Engine {
     if (this.flows.length > FLOW_RING) this.flows.splice(0, this.flows.length - FLOW_RING);
   }
 
+  /** A reader whose cursor is past the last sequence number read an engine that has restarted since: all of them. */
   flowsAfter(seq: number): EngineFlow[] {
-    return this.flows.filter((f) => f.seq > seq);
+    return seq > this.seq ? [...this.flows] : this.flows.filter((f) => f.seq > seq);
   }
 
   private networkId(name: string): number {
     let id = this.networks.get(name);
     if (id === undefined) {
+      // The addon's policy counts networks below 256 (addon/policy.h): a 256th is refused, not left unjudged.
+      if (this.networks.size + 1 >= 256) throw new PlexusError('InvalidConfig', `engine: network ${name}: the engine has had 255 networks, its limit; restart it to start over`);
       id = this.networks.size + 1;
       this.networks.set(name, id);
     }

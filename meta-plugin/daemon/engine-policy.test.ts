@@ -49,13 +49,22 @@ test('the policy sent to the engine decides every connection on the network as t
   fc.assert(fc.property(fc.array(policy, { maxLength: 5 }), (specs) => {
     const w = toWorld(specs);
     // Sent as JSON and read back as the engine reads it: nothing survives only in memory.
-    const sent = parseEnginePolicy(JSON.parse(JSON.stringify(enginePolicyOf(compile(w, attachments), onBlue, new Set([BLUE]), 'r'))));
+    const sent = parseEnginePolicy(JSON.parse(JSON.stringify(enginePolicyOf(compile(w, attachments), onBlue, new Set([BLUE]), [], 'r'))));
     const wrong = onBlueConnections.filter((c) => engineAllows(sent, c.src.ip, c.dst.ip, PROTO[c.protocol], c.port) !== evaluate(w, c).allowed).map(show);
     expect(wrong.slice(0, 5)).toEqual([]);
   }), { numRuns: 200 });
 });
 
 test('a network no MultiNetworkPolicy names is not judged, and its ports are no endpoints', () => {
-  const p = enginePolicyOf(compile(toWorld([]), attachments), onBlue, new Set(['x/green']), 'r');
-  expect(p).toEqual({ revision: 'r', networks: [], endpoints: [], ipcache: [], cidrs: [], rules: [] });
+  const ports = onBlue.map((a) => ({ port: a.ports[0]!, engineNetwork: 'l2' }));
+  const p = enginePolicyOf(compile(toWorld([]), attachments), onBlue, new Set(['x/green']), ports, 'r');
+  expect(p).toEqual({ revision: 'r', networks: [], endpoints: [], otherPorts: [], ipcache: [], cidrs: [], rules: [] });
+});
+
+test('the ports of pods no policy selects on a judged network are sent, so their sources are checked too', () => {
+  const onGreen = { pod: { namespace: 'x', name: 'g', labels: {}, ports: [] }, network: 'x/green', engineNetwork: 'l2', ips: ['10.9.9.9'], ports: ['green-g'] };
+  const ports = [...onBlue, onGreen].map((a) => ({ port: a.ports[0]!, engineNetwork: a.engineNetwork })).concat({ port: 'elsewhere', engineNetwork: 'other' });
+  const p = enginePolicyOf(compile(toWorld([]), attachments), [...onBlue, onGreen], new Set([BLUE]), ports, 'r');
+  expect(p.otherPorts).toEqual(['green-g']);
+  expect(p.endpoints.flatMap((e) => e.ports)).toEqual(onBlue.map((a) => a.ports[0]));
 });

@@ -29,11 +29,17 @@ function cidrText(key: bigint, len: number): string {
 
 /**
  * `governed`: the NADs some MultiNetworkPolicy names; only their attachments are endpoints, and only their
- * engine networks are judged. `revision` names what this was compiled from.
+ * engine networks are judged. `ports`: every pod port of the engine (name and engine network): those on a judged
+ * network that are no endpoint's still have their sources checked. `revision` names what this was compiled from.
  */
-export function enginePolicyOf(compiled: Compiled, attachments: readonly EngineAttachment[], governed: ReadonlySet<string>, revision: string): EnginePolicy {
+export function enginePolicyOf(
+  compiled: Compiled, attachments: readonly EngineAttachment[], governed: ReadonlySet<string>, ports: ReadonlyArray<{ port: string; engineNetwork: string }>, revision: string,
+): EnginePolicy {
   const mine = attachments.filter((a) => governed.has(a.network));
-  const policy: EnginePolicy = { revision, networks: [...new Set(mine.map((a) => a.engineNetwork))].sort(), endpoints: [], ipcache: [], cidrs: [], rules: [] };
+  const networks = new Set(mine.map((a) => a.engineNetwork));
+  const endpointPorts = new Set(mine.flatMap((a) => a.ports));
+  const otherPorts = ports.filter((p) => networks.has(p.engineNetwork) && !endpointPorts.has(p.port)).map((p) => p.port).sort();
+  const policy: EnginePolicy = { revision, networks: [...networks].sort(), endpoints: [], otherPorts, ipcache: [], cidrs: [], rules: [] };
   const cached = new Set<string>();
   mine.forEach((a, id) => {
     const maps = compiled.endpoints.get(endpointKey(a.network, a.pod));

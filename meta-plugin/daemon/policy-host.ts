@@ -97,8 +97,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private engineJudging = true;
   /** The last write could not reach the engine (restore() goes on: the reconcile sends the policy later). */
   private engineBehind = false;
-  /** The engine's flow events read so far, the NAD each engine network's flows are named by, and its counters. */
-  private engineSeq = 0;
+  /** The engine's flow events read so far (-1: none yet; the first read only finds where to start), the NAD each engine network's flows are named by, and its counters. */
+  private engineSeq = -1;
   private engineNads = new Map<string, string>();
   private enginePolls = 0;
   private enginePolling: Promise<void> | undefined;
@@ -437,7 +437,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       const compiled = compile(this.world, local, this.allocator, remote);
       this.datapath?.writer.apply(compiled, kernel, [...this.nodeAddresses]);
       if (this.engine && (engine.length > 0 || this.engineJudging)) {
-        const policy = enginePolicyOf(compiled, engine, governed, '');
+        const ports = [...this.enginePorts.values()].map(({ iface, engineNetwork }) => ({ port: enginePortName(iface.containerId, iface.ifName), engineNetwork }));
+        const policy = enginePolicyOf(compiled, engine, governed, ports, '');
         policy.revision = createHash('sha256').update(JSON.stringify(policy)).digest('hex').slice(0, 32);
         this.engineBehind = true;
         await this.engine.publish(policy);
@@ -480,11 +481,14 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private async pollEngine(): Promise<void> {
     if (!this.engine || !this.engineJudging) return;
     try {
-      for (const f of await this.engine.client.flowsAfter(this.engineSeq)) {
+      // At start, what an earlier daemon may have read already is skipped: the cursor goes to the end.
+      const starting = this.engineSeq < 0;
+      for (const f of await this.engine.client.flowsAfter(Math.max(0, this.engineSeq))) {
         this.engineSeq = f.seq;
         const nad = this.engineNads.get(f.network);
-        if (nad) this.record(engineFlowRecord(f, networkId(nad)));
+        if (nad && !starting) this.record(engineFlowRecord(f, networkId(nad)));
       }
+      if (starting && this.engineSeq < 0) this.engineSeq = 0;
       if (++this.enginePolls % 4 === 0) this.engineCounters = await this.engine.client.policyCounters();
     } catch (err) {
       this.log.debug({ err: errorText(err) }, 'reading the DPDK engine\'s flow events failed; retried');

@@ -367,8 +367,8 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 			goto no_transport;
 		__u8 request = *v6 ? 128 : 8, reply = *v6 ? 129 : 0;
 		*icmp = h[0] == request ? ICMP_ECHO_REQUEST : h[0] == reply ? ICMP_ECHO_REPLY : ICMP_OTHER;
-		if (*v6 && h[0] >= 133 && h[0] <= 137)
-			*icmp = ICMP_NDP;
+		if (*v6 && ((h[0] >= 130 && h[0] <= 137) || h[0] == 143))
+			*icmp = ICMP_NDP; /* neighbour discovery and MLD */
 		if (*icmp == ICMP_ECHO_REQUEST || *icmp == ICMP_ECHO_REPLY)
 			*sport = *port = ((__u16)h[4] << 8) | h[5];
 		if (*v6 ? h[0] >= 1 && h[0] <= 4 : h[0] == 3 || h[0] == 11 || h[0] == 12)
@@ -411,17 +411,6 @@ static __always_inline void fragment_ports(__u32 network, const __u8 *src, const
 	*port = p->dport;
 	*icmp = p->icmp;
 	*proto = p->proto;
-}
-
-/* fe80::/10 and :: */
-static __always_inline int link_scoped_v6(const __u8 *a)
-{
-	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
-		return 1;
-	__u64 hi, lo;
-	__builtin_memcpy(&hi, a, 8);
-	__builtin_memcpy(&lo, a + 8, 8);
-	return (hi | lo) == 0;
 }
 
 /*
@@ -489,11 +478,13 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
 	untracked = parsed > 0;
 	/*
-	 * Neighbour discovery, MLD and other link-scoped IPv6 between a pod and its link: never a connection. On
-	 * a secondary L2 network, pods resolve each other's global addresses: a neighbour advertisement goes from
-	 * one global address to another, and a pod isolated from its peer must still answer and hear it.
+	 * Neighbour discovery and MLD: never a connection. On a secondary L2 network, pods resolve each other's
+	 * global addresses: a neighbour advertisement goes from one global address to another, and a pod isolated
+	 * from its peer must still answer and hear it. Anything else from a link-local source or to a multicast
+	 * group is judged by its addresses like any packet (`world` unless an ipBlock has them): passing it would
+	 * let a pod reach an isolated peer's global address from its fe80:: one.
 	 */
-	if (v6 && (link_scoped_v6(src) || dst[0] == 0xff || icmp == ICMP_NDP))
+	if (icmp == ICMP_NDP)
 		return TC_ACT_UNSPEC;
 	__u32 network = policy_network, zero = 0;
 	fragment_ports(network, src, dst, v6, &proto, frag, frag_id, &sport, &port, &icmp, &untracked);

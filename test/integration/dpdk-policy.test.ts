@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { World } from '../../policy/evaluate';
 import { EngineProcess, Testpmd } from '../helpers/dpdk';
 import { expectEventually } from '../helpers/eventually';
-import { converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, NetpolAgent, type NetpolPod, netpolManifests, netpolWorld as world } from '../helpers/netpol';
+import { converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, netpolPod, NetpolAgent, type NetpolPod, netpolManifests, netpolWorld as world } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, run, TestCluster } from '../helpers/plexus-harness';
 import { runAsync } from '../../hack/cluster';
 
@@ -57,7 +57,7 @@ async function expectDp(w: World, families: Array<4 | 6> = [4, 6]): Promise<void
  * A pod on dp: its agent listening, its ADD, then its application (testpmd: the vhost-user socket <-> a TAP
  * named dp0) and dp0 given the addresses network-status reports.
  */
-async function attach(ns: string, name: string): Promise<Pod> {
+async function attach(ns: string, name: string, network = DP): Promise<Pod> {
   const netns = c.makePod();
   const uid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
   const agent = await NetpolAgent.started(netns.name);
@@ -67,7 +67,7 @@ async function attach(ns: string, name: string): Promise<Pod> {
   const app = new Testpmd(netns.name, [`net_virtio_user0,path=${CONTAINER_DIR}/net1.sock,server=1`, 'net_tap0,iface=dp0'], ['--forward-mode=io'],
     { mount: { hostDir: join(socketDir, uid), containerDir: CONTAINER_DIR } });
   const status = JSON.parse(plexusctl('status', `${ns}/${name}`)) as Array<{ name: string; ips?: string[] }>;
-  const ips = status.find((s) => s.name === DP)!.ips!;
+  const ips = status.find((s) => s.name === network)!.ips!;
   await expectEventually(() => expect(run('ip', ['-n', netns.name, 'link', 'show', 'dp0'], { allowFail: true }).stdout).toMatch(/dp0/), { timeoutMs: 20_000, context: () => app.output().slice(-1500) });
   run('ip', ['netns', 'exec', netns.name, 'sysctl', '-q', '-w', 'net.ipv6.conf.dp0.accept_dad=0']);
   for (const ip of ips) run('ip', ['-n', netns.name, 'addr', 'add', ip, 'dev', 'dp0']);
@@ -91,7 +91,9 @@ beforeAll(async () => {
   c = await TestCluster.start({
     daemon: { dpdk: { socketPath: engine.socket, socketDir }, ipam: { pools: [{ name: 'dp-pool', cidrs: POOL, blockSize: { v4: 28, v6: 124 } }] } },
   });
-  await c.writeManifests('nad.yaml', [c.nad('dp', { cniVersion: '1.1.0', name: 'dp', type: 'plexus-dpdk', interface: 'vhost-user', network: 'dp-l2', containerDir: CONTAINER_DIR, ipam: { pool: 'dp-pool' } })]);
+  // dp, and dpo: another NAD on the same engine network that no policy names.
+  const nad = (name: string) => c.nad(name, { cniVersion: '1.1.0', name, type: 'plexus-dpdk', interface: 'vhost-user', network: 'dp-l2', containerDir: CONTAINER_DIR, ipam: { pool: 'dp-pool' } });
+  await c.writeManifests('nad.yaml', [nad('dp'), nad('dpo')]);
   await apply([]);
   for (const [ns, name] of [['x', 'a'], ['x', 'b'], ['y', 'b'], ['z', 'c']] as const) pods.push(await attach(ns, name));
 });
@@ -174,6 +176,20 @@ test('a pod\'s port sending with another pod\'s address is dropped as spoofed, s
     expect(flows).toContainEqual(expect.objectContaining({ drop_reason: 'INVALID_SOURCE_IP', source: expect.objectContaining({ ip: xb.v4, pod_name: 'b' }), destination: expect.objectContaining({ pod_name: 'a' }) }));
   }, { timeoutMs: 10_000 });
   await expectEventually(() => expect(plexusctl('metrics')).toMatch(/plexus_policy_verdicts_total\{network="default\/dp",verdict="dropped_spoofed"\} [1-9]/), { timeoutMs: 10_000 });
+});
+
+test('a pod of another NAD on the same engine network, which no policy names, cannot claim a dp pod\'s address either', async () => {
+  const [xa, xb] = [find('x', 'a'), find('x', 'b')];
+  await c.writeManifests('other.yaml', [netpolPod('z', 'o', { 'k8s.v1.cni.cncf.io/networks': 'default/dpo' })]);
+  const other = await attach('z', 'o', 'default/dpo');
+  try {
+    await apply([mnp('x', 'a-from-xb', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ protocol: 'UDP', port: 80 }] }] })]);
+    expect((await engine.call('GET', '/v1/policy')).json).toMatchObject({ networks: ['dp-l2'] });
+    expect(await arrivals(xa, xb.v4, () => sendFrom(xb, xb.v4, xa.v4))).toBe(3); // the witness works
+    expect(await arrivals(xa, xb.v4, () => sendFrom(other, xb.v4, xa.v4))).toBe(0);
+  } finally {
+    await detach(other);
+  }
 });
 
 test('a pod a policy selects is isolated on dp when its ADD returns: the engine already holds it as an endpoint', async () => {
