@@ -70,7 +70,7 @@ export type { FdbEntry, Neighbour, NeighbourKey, NeighbourLink, NeighbourQuery, 
 export { formatCidr, formatIp, parseCidr, parseIp } from './ip-address';
 export { readSysctl, readSysctlSync, SYSCTL_KEY, writeSysctl, writeSysctlSync } from './sysctl';
 export * from './bpf';
-export { currentNetnsId, isNetns, type NetnsHandle, openNetns, withNetns } from './netns';
+export { currentNetnsId, isNetns, type NetnsHandle, netnsCookie, openNetns, withNetns } from './netns';
 export { IFA_F, NUD, NTF, RT_SCOPE, RT_TABLE, RTN, RTPROT } from './netlink/constants';
 export type { NetlinkSocketOptions } from './netlink/socket';
 export type { NextHop, Route, RouteQuery, RouteSpec } from './routes';

@@ -48,6 +48,7 @@ interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
   bind: (sockfd: number, addr: Buffer, addrlen: number) => number;
   setsockopt: (sockfd: number, level: number, optname: number, optval: Buffer, optlen: number) => number;
+  getsockopt: (sockfd: number, level: number, optname: number, optval: Buffer, optlen: Buffer) => number;
   sendto: (sockfd: number, buf: Buffer, len: number, flags: number, destAddr: Buffer, addrlen: number) => number;
   recv: (sockfd: number, buf: Buffer, len: number, flags: number) => number;
   read: (fd: number, buf: Buffer, count: number) => number;
@@ -77,6 +78,7 @@ function libc(): Libc {
     setsockopt: lib.func(
       'int setsockopt(int sockfd, int level, int optname, const void *optval, uint32_t optlen)',
     ),
+    getsockopt: lib.func('int getsockopt(int sockfd, int level, int optname, void *optval, void *optlen)'),
     sendto: lib.func(
       'intptr_t sendto(int sockfd, const void *buf, uintptr_t len, int flags, const void *dest_addr, uint32_t addrlen)',
     ),
@@ -194,6 +196,15 @@ export function setsockopt(fd: number, level: number, optname: number, value: Bu
   if (libc().setsockopt(fd, level, optname, value, value.length) !== 0) {
     fail(`set socket option ${level}/${optname}`);
   }
+}
+
+/** getsockopt(2) into a buffer of the option's size; returns the bytes the kernel wrote. */
+export function getsockopt(fd: number, level: number, optname: number, size: number): Buffer {
+  const value = Buffer.alloc(size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(size);
+  if (libc().getsockopt(fd, level, optname, value, len) !== 0) fail(`get socket option ${level}/${optname}`);
+  return value.subarray(0, len.readUInt32LE());
 }
 
 /** sendto(2) of one whole datagram; retried on EINTR (a socket with a timeout is never auto-restarted). */

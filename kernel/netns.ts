@@ -8,7 +8,13 @@
  */
 import { readlinkSync } from 'node:fs';
 import { ERRNO, KernelError } from './errno';
-import { CLONE_NEWNET, closeFd, namespaceType, openReadOnly, setns, socket } from './libc';
+import { CLONE_NEWNET, closeFd, getsockopt, namespaceType, openReadOnly, setns, socket } from './libc';
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_NETNS_COOKIE = 71;
 
 /** The calling thread's own netns (not /proc/self, which is the main thread's). */
 const THREAD_NETNS = '/proc/thread-self/ns/net';
@@ -99,6 +105,19 @@ export function withNetns<T>(path: string | null, step: () => T): T {
     }
   } finally {
     target.close();
+  }
+}
+
+/**
+ * The netns's cookie (SO_NETNS_COOKIE, Linux 5.14+): the number eBPF's bpf_get_netns_cookie gives a program for
+ * a packet of that netns. Unlike an ifindex, it names the netns on the whole node, and is never reused.
+ */
+export function netnsCookie(path: string | null): bigint {
+  const fd = openSocketInNetns(path, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  try {
+    return getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, 8).readBigUInt64LE();
+  } finally {
+    closeFd(fd);
   }
 }
 

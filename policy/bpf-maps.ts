@@ -11,7 +11,7 @@ import { type Attachment, type Compiled, type EndpointMaps, WORLD, endpointKey }
 export const PROGRAMS = { fromEndpoint: 'policy_from_endpoint', toEndpoint: 'policy_to_endpoint' } as const;
 export const MAPS = {
   ipcache: 'pol_ipcache', local: 'pol_local', cidr: 'pol_cidr', rules: 'pol_rules', ct: 'pol_ct', state: 'pol_state',
-  events: 'pol_events', droplog: 'pol_droplog', counters: 'pol_counters', frags: 'pol_frags',
+  events: 'pol_events', droplog: 'pol_droplog', counters: 'pol_counters', frags: 'pol_frags', ports: 'pol_ports',
 } as const;
 /** The object file `make build` compiles from bpf/policy.c, next to the bundled daemon. */
 export const OBJECT_FILE = 'bpf/policy.o';
@@ -21,10 +21,10 @@ export const FLAGS = { ISOLATED_INGRESS: 1, ISOLATED_EGRESS: 2, NODE: 4 } as con
 export const DIRECTION = { ingress: 0, egress: 1 } as const;
 /** Flow events: verdicts, drop reasons and flags of struct flow_event (never renumbered). */
 export const VERDICT = { FORWARDED: 1, DROPPED: 2 } as const;
-export const REASON = { NONE: 0, EGRESS: 1, INGRESS: 2 } as const;
+export const REASON = { NONE: 0, EGRESS: 1, INGRESS: 2, SPOOFED: 3 } as const;
 export const FLOW = { V6: 1, TO_ENDPOINT: 2, CUT: 4 } as const;
 /** pol_counters: what each counter counts. */
-export const COUNTER = { FORWARDED: 0, DROPPED_EGRESS: 1, DROPPED_INGRESS: 2, CUT: 3, EVENTS_LOST: 4 } as const;
+export const COUNTER = { FORWARDED: 0, DROPPED_EGRESS: 1, DROPPED_INGRESS: 2, CUT: 3, EVENTS_LOST: 4, DROPPED_SPOOFED: 5 } as const;
 
 const { structCodec, u8, u32, u64, be16, be32, bytes } = bpfCodec;
 
@@ -54,7 +54,8 @@ export const FlowEventStruct = structCodec('struct flow_event', 64, {
   proto: [u8, 52], verdict: [u8, 53], reason: [u8, 54], flags: [u8, 55], len: [u32, 56],
 });
 export const CounterKeyStruct = structCodec('struct counter_key', 8, { network: [u32, 0], counter: [u32, 4] });
-export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct, FlowEventStruct, CounterKeyStruct];
+export const PortKeyStruct = structCodec('struct port_key', 16, { netns: [u64, 0], ifindex: [u32, 8], pad: [u32, 12] });
+export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct, FlowEventStruct, CounterKeyStruct, PortKeyStruct];
 export type FlowEventRecord = bpfCodec.StructValue<typeof FlowEventStruct.fields>;
 
 /** The address policy.c keyed as 16 bytes (IPv4 as ::ffff:a.b.c.d), as text. */
@@ -81,6 +82,7 @@ export interface PolicyMaps {
   state: BpfMap<number, bpfCodec.StructValue<typeof StateStruct.fields>>;
   events: BpfMap;
   counters: BpfMap<bpfCodec.StructValue<typeof CounterKeyStruct.fields>, bigint>;
+  ports: BpfMap<bpfCodec.StructValue<typeof PortKeyStruct.fields>, bpfCodec.StructValue<typeof LocalEndpointStruct.fields>>;
 }
 
 export function policyMaps(obj: BpfObject): PolicyMaps {
@@ -93,8 +95,20 @@ export function policyMaps(obj: BpfObject): PolicyMaps {
     state: obj.map(MAPS.state, u32, StateStruct),
     events: obj.map(MAPS.events),
     counters: obj.map(MAPS.counters, CounterKeyStruct, u64),
+    ports: obj.map(MAPS.ports, PortKeyStruct, LocalEndpointStruct),
   };
 }
+
+/** A pod's own interface on a secondary network, and the endpoint behind it (pol_ports; policy.h's port_key). */
+export interface PortBinding {
+  /** Its netns's cookie (kernel netnsCookie). */
+  readonly netns: bigint;
+  readonly ifindex: number;
+  /** compile.ts's endpointKey of its pod on its network. */
+  readonly endpoint: string;
+}
+
+const portKey = (p: { netns: bigint; ifindex: number }): string => `${p.netns}#${p.ifindex}`;
 
 export interface WriterOptions {
   /** Network ids: the cluster network is 0. */
@@ -140,6 +154,8 @@ interface AddressState {
 export class PolicyWriter {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly addresses = new Map<string, AddressState>();
+  /** pol_ports as written: port key -> its netns and ifindex. */
+  private ports = new Map<string, { netns: bigint; ifindex: number }>();
   private nodes = new Set<string>();
   private nextId = 1;
 
@@ -199,10 +215,12 @@ export class PolicyWriter {
       const ip = addrText(k.addr);
       this.addresses.set(addrKey(k.network, ip), { network: k.network, addr: k.addr, ids: v.id });
     }
+    for (const k of m.ports.keys()) this.ports.set(portKey(k), { netns: k.netns, ifindex: k.ifindex }); // rewritten or removed by the next apply
     return { endpoints: byId.size, addresses: this.addresses.size, leftovers };
   }
 
-  apply(compiled: Compiled, local: readonly Attachment[], nodeAddresses: readonly string[], onStep: () => void = () => undefined): void {
+  /** `ports`: the pods' own interfaces on secondary networks, each judged as its endpoint's (pol_ports). */
+  apply(compiled: Compiled, local: readonly Attachment[], nodeAddresses: readonly string[], onStep: () => void = () => undefined, ports: readonly PortBinding[] = []): void {
     const m = this.maps;
     const revision = m.state.lookup(0)?.revision ?? 0;
     const live = (revision & 1) as Gen;
@@ -265,6 +283,16 @@ export class PolicyWriter {
       st.keys = [...new Set([...keys, ...st.keys])];
     }
 
+    // ... and the pods' interfaces: the endpoint behind each, with its flags of both generations.
+    const boundPorts = new Map<string, { netns: bigint; ifindex: number }>();
+    for (const b of ports) {
+      const st = this.endpoints.get(b.endpoint);
+      if (!st || !current.has(b.endpoint)) continue;
+      m.ports.update({ netns: b.netns, ifindex: b.ifindex, pad: 0 }, { id: st.id, flags: st.flags });
+      boundPorts.set(portKey(b), { netns: b.netns, ifindex: b.ifindex });
+      onStep();
+    }
+
     // 2. The flip.
     m.state.update(0, { revision: (revision + 1) >>> 0 });
     onStep();
@@ -294,6 +322,12 @@ export class PolicyWriter {
       onStep();
     }
     this.nodes = nodes;
+    for (const [k, p] of this.ports) {
+      if (boundPorts.has(k)) continue;
+      m.ports.delete({ netns: p.netns, ifindex: p.ifindex, pad: 0 });
+      onStep();
+    }
+    this.ports = boundPorts;
   }
 
   private remove(content: SlotContent | undefined, onStep: () => void): void {

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { errorText } from '../../core/errors';
 import type { EndpointInfo, EndpointWatcher } from '../../delegates/contract';
-import { isKernelError, Netlink } from '../../kernel';
+import { isKernelError, Netlink, netnsCookie } from '../../kernel';
 import type { EngineCounters, EngineFlow } from '../../dpdk-native/engine-client';
 import { type EnginePolicyChannel, engineNetworkOf, enginePortName } from '../../dpdk-native/policy-channel';
 import { addr16, addrText, type FlowEventRecord, FLOW, OBJECT_FILE, REASON, VERDICT } from '../../policy/bpf-maps';
@@ -63,6 +63,8 @@ interface Hooked {
   readonly ips: readonly string[];
   /** The policy network: undefined for the cluster network, else the NAD's `namespace/name`. */
   readonly network?: string;
+  /** A pod's own interface (secondary networks): its netns's cookie, so the datapath knows whose it is (pol_ports). */
+  readonly cookie?: bigint;
 }
 
 /** Interfaces are keyed by netns and ifindex: ifindexes are per netns. */
@@ -372,7 +374,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       }
       return undefined;
     }
-    return { ifindex: link.index, netns: iface.netns, ips: iface.ips, network: iface.network, ...(iface.pod ? { pod: iface.pod } : {}) };
+    return { ifindex: link.index, netns: iface.netns, ips: iface.ips, network: iface.network, cookie: netnsCookie(iface.netns), ...(iface.pod ? { pod: iface.pod } : {}) };
   }
 
   private async hookSecondary(iface: PodInterface): Promise<void> {
@@ -435,7 +437,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       const inputs = fingerprint([this.world.policies, this.world.namespaces, local, remote, [...this.nodeAddresses].sort()]);
       if (inputs === this.written) return;
       const compiled = compile(this.world, local, this.allocator, remote);
-      this.datapath?.writer.apply(compiled, kernel, [...this.nodeAddresses]);
+      const ports = [...this.endpoints.values()].flatMap((h) => (h.cookie !== undefined && h.pod ? [{ netns: h.cookie, ifindex: h.ifindex, endpoint: endpointKey(h.network, h.pod) }] : []));
+      this.datapath?.writer.apply(compiled, kernel, [...this.nodeAddresses], undefined, ports);
       if (this.engine && (engine.length > 0 || this.engineJudging)) {
         const ports = [...this.enginePorts.values()].map(({ iface, engineNetwork }) => ({ port: enginePortName(iface.containerId, iface.ifName), engineNetwork }));
         const policy = enginePolicyOf(compiled, engine, governed, ports, '');
@@ -618,11 +621,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   }
 }
 
-/** The DPDK engine's own drop reason (addon/policy.h): a packet from a pod's port with another pod's address. */
-const ENGINE_SPOOFED = 3;
-
 const reasonOf = (r: number): 'POLICY_DENIED_EGRESS' | 'POLICY_DENIED_INGRESS' | 'INVALID_SOURCE_IP' | undefined =>
-  r === REASON.EGRESS ? 'POLICY_DENIED_EGRESS' : r === REASON.INGRESS ? 'POLICY_DENIED_INGRESS' : r === ENGINE_SPOOFED ? 'INVALID_SOURCE_IP' : undefined;
+  r === REASON.EGRESS ? 'POLICY_DENIED_EGRESS' : r === REASON.INGRESS ? 'POLICY_DENIED_INGRESS' : r === REASON.SPOOFED ? 'INVALID_SOURCE_IP' : undefined;
 
 /** plexus_policy_verdicts_total's verdict label per counter of the datapath. */
 const VERDICT_LABELS = { FORWARDED: 'new_connection_allowed', DROPPED_EGRESS: 'dropped_egress', DROPPED_INGRESS: 'dropped_ingress', DROPPED_SPOOFED: 'dropped_spoofed', CUT: 'connection_cut' } as const;
@@ -645,7 +645,7 @@ function engineFlowRecord(f: EngineFlow, network: number): FlowEventRecord {
   return {
     time: BigInt(f.time) * 1_000_000n - BOOT_EPOCH_NS, src: addr16(f.src), dst: addr16(f.dst), ifindex: 0, network, sport: f.sport, dport: f.dport, proto: f.proto,
     verdict: f.verdict === 'DROPPED' ? VERDICT.DROPPED : VERDICT.FORWARDED,
-    reason: f.reason === 'POLICY_DENIED_EGRESS' ? REASON.EGRESS : f.reason === 'POLICY_DENIED_INGRESS' ? REASON.INGRESS : f.reason === 'INVALID_SOURCE_IP' ? ENGINE_SPOOFED : REASON.NONE,
+    reason: f.reason === 'POLICY_DENIED_EGRESS' ? REASON.EGRESS : f.reason === 'POLICY_DENIED_INGRESS' ? REASON.INGRESS : f.reason === 'INVALID_SOURCE_IP' ? REASON.SPOOFED : REASON.NONE,
     flags: (f.v6 ? FLOW.V6 : 0) | (f.cut ? FLOW.CUT : 0) | (f.reason === 'POLICY_DENIED_INGRESS' ? FLOW.TO_ENDPOINT : 0), len: f.len,
   };
 }

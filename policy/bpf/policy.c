@@ -60,6 +60,14 @@ struct {
 	__uint(pinning, POLICY_PINNING);
 } pol_local SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, POLICY_MAX_PORTS);
+	__type(key, struct port_key);
+	__type(value, struct local_endpoint);
+	__uint(pinning, POLICY_PINNING);
+} pol_ports SEC(".maps");
+
 /*
  * The network of the interfaces this copy of the programs is hooked on (0: the cluster network): set by the
  * loader before load, one loaded copy per network (the maps are shared, pinned by name). A constant rather than
@@ -171,7 +179,10 @@ static __always_inline void report(struct __sk_buff *skb, const struct ct_key *f
 /* A drop: counted always, reported at most once per flow per POLICY_DROP_REPORT_NS. */
 static __always_inline int dropped(struct __sk_buff *skb, const struct ct_key *flow, __u64 now, __u8 reason, __u8 flags)
 {
-	count(flow->network, (flags & POLICY_FLOW_CUT) ? POLICY_COUNT_CUT : reason == POLICY_REASON_EGRESS ? POLICY_COUNT_DROPPED_EGRESS : POLICY_COUNT_DROPPED_INGRESS);
+	count(flow->network, (flags & POLICY_FLOW_CUT)		    ? POLICY_COUNT_CUT
+			     : reason == POLICY_REASON_EGRESS	    ? POLICY_COUNT_DROPPED_EGRESS
+			     : reason == POLICY_REASON_SPOOFED ? POLICY_COUNT_DROPPED_SPOOFED
+							       : POLICY_COUNT_DROPPED_INGRESS);
 	__u64 *last = bpf_map_lookup_elem(&pol_droplog, flow);
 	if (last && now - *last < POLICY_DROP_REPORT_NS)
 		return TC_ACT_SHOT;
@@ -417,12 +428,14 @@ static __always_inline void fragment_ports(__u32 network, const __u8 *src, const
  * The policy's answer for a connection opened from `src` to `dst`:`port`: the source's egress, then the
  * destination's ingress. POLICY_REASON_NONE when allowed, else the side that denies.
  */
-static __always_inline int decide(__u32 gen, __u32 network, const __u8 *src, const __u8 *dst, int v6, __u8 proto, __u16 port)
+static __always_inline int decide(__u32 gen, __u32 network, struct local_endpoint *port_ep, const __u8 *src, const __u8 *dst, int v6, __u8 proto,
+				  __u16 port)
 {
 	gen &= 1;
 	struct addr_key a = { .network = network };
 	__builtin_memcpy(a.addr, src, 16);
-	struct local_endpoint *from = bpf_map_lookup_elem(&pol_local, &a);
+	/* out of a pod's own interface: that pod's egress, whatever source it claims (a `world` one, say) */
+	struct local_endpoint *from = port_ep ? port_ep : bpf_map_lookup_elem(&pol_local, &a);
 	if (from && (from->flags[gen] & POLICY_ISOLATED_EGRESS) && !allows(POLICY_EPDIR(from->id, POLICY_EGRESS, gen), gen, network, dst, v6, proto, port))
 		return POLICY_REASON_EGRESS;
 	__builtin_memcpy(a.addr, dst, 16);
@@ -492,6 +505,28 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	__u32 revision = state ? state->revision : 0;
 	__u64 now = bpf_ktime_get_ns();
 	__u8 flags = way | (v6 ? POLICY_FLOW_V6 : 0);
+	/*
+	 * Out of a pod's own interface on a secondary network (pol_ports knows it): judged as that pod's, and its
+	 * source must not be another pod's address, on every packet (else a pod could claim a peer's address, be
+	 * allowed what the peer is, and ride its tracked connections). A source no pod has passes as `world`.
+	 */
+	struct local_endpoint *port_ep = NULL;
+	if (way == 0) {
+		struct port_key pk = { .netns = bpf_get_netns_cookie(skb), .ifindex = skb->ifindex };
+		port_ep = bpf_map_lookup_elem(&pol_ports, &pk);
+		if (port_ep) {
+			struct addr_key a = { .network = network };
+			__builtin_memcpy(a.addr, src, 16);
+			struct local_endpoint *owner = bpf_map_lookup_elem(&pol_local, &a);
+			struct identity_pair *known = owner ? NULL : bpf_map_lookup_elem(&pol_ipcache, &a);
+			if ((owner && owner->id != port_ep->id) || (known && known->id[revision & 1] != POLICY_WORLD)) {
+				struct ct_key f = { .network = network, .sport = bpf_htons(sport), .dport = bpf_htons(port), .proto = proto };
+				__builtin_memcpy(f.src, src, 16);
+				__builtin_memcpy(f.dst, dst, 16);
+				return dropped(skb, &f, now, POLICY_REASON_SPOOFED, flags);
+			}
+		}
+	}
 
 	if (icmp == ICMP_ERROR && related(&quoted, network, dst, now))
 		return TC_ACT_UNSPEC;
@@ -511,7 +546,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	if (e && now - e->seen < POLICY_CT_LIFETIME_NS) {
 		if (e->revision != revision) {
 			/* the policy changed: the connection as its initiator opened it (k is in that orientation) */
-			int why = decide(revision, network, k.src, k.dst, v6, proto, bpf_ntohs(k.dport));
+			int why = decide(revision, network, NULL, k.src, k.dst, v6, proto, bpf_ntohs(k.dport));
 			if (why != POLICY_REASON_NONE) {
 				bpf_map_delete_elem(&pol_ct, &k);
 				return dropped(skb, &k, now, why, flags | POLICY_FLOW_CUT);
@@ -526,7 +561,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 			e->seen = now;
 		return TC_ACT_UNSPEC;
 	}
-	int why = decide(revision, network, src, dst, v6, proto, port);
+	int why = decide(revision, network, port_ep, src, dst, v6, proto, port);
 	if (why != POLICY_REASON_NONE)
 		return dropped(skb, &k, now, why, flags);
 	if (icmp == ICMP_OTHER || icmp == ICMP_ERROR || icmp == ICMP_ECHO_REPLY || untracked)

@@ -101,6 +101,19 @@ struct frag_ports {
 	__u8 pad[2];
 };
 
+/*
+ * A pod's own interface on a secondary network (the programs sit inside the pod), named the only way that is
+ * unique on the node: its netns's cookie and its ifindex there. The value is the endpoint behind it (an
+ * endpoint's id and flags, as pol_local has them), so a packet out of it is judged as that endpoint's, and
+ * must not carry another pod's address.
+ */
+#define POLICY_MAX_PORTS 65536
+struct port_key {
+	__u64 netns;
+	__u32 ifindex;
+	__u32 pad;
+};
+
 struct ct_entry {
 	__u64 seen; /* bpf_ktime_get_ns() of the last packet */
 	__u32 revision; /* the policy revision the connection was last judged under */
@@ -115,6 +128,7 @@ struct ct_entry {
 #define POLICY_REASON_NONE 0
 #define POLICY_REASON_EGRESS 1 /* the source's egress policy denies the connection */
 #define POLICY_REASON_INGRESS 2 /* the destination's ingress policy denies it */
+#define POLICY_REASON_SPOOFED 3 /* from a pod's interface, with another pod's address as its source */
 
 /* flow_event.flags */
 #define POLICY_FLOW_V6 1
@@ -146,6 +160,7 @@ struct flow_event {
 #define POLICY_COUNT_DROPPED_INGRESS 2
 #define POLICY_COUNT_CUT 3 /* tracked connections cut by a policy change */
 #define POLICY_COUNT_EVENTS_LOST 4 /* flow events the ring buffer had no room for */
+#define POLICY_COUNT_DROPPED_SPOOFED 5
 
 struct counter_key {
 	__u32 network;

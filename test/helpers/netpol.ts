@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Connection, evaluate, type PolicyPod, type World } from '../../policy/evaluate';
 import { namespaceLabels, parsePolicy, type Protocol } from '../../policy/parse';
-import { track } from '../../hack/cluster';
+import { runAsync, track } from '../../hack/cluster';
 import { run, TestCluster } from './plexus-harness';
 
 export const NETPOL_PORTS: Array<[Protocol, number]> = [['TCP', 80], ['TCP', 81], ['UDP', 80], ['UDP', 81]];
@@ -184,4 +184,26 @@ export async function startPolicyCluster(pool: Record<string, unknown>, tag: str
       run('rm', ['-rf', pinDir], { allowFail: true });
     },
   };
+}
+
+/**
+ * Datagrams to port 80 that `dev` in `netns` saw arrive from `from` within `ms` (tcpdump in the receiver: the
+ * witness), while `send` runs.
+ */
+export async function arrivals(netns: string, dev: string, from: string, send: () => void, ms = 3000): Promise<number> {
+  const dump = runAsync('ip', ['netns', 'exec', netns, 'timeout', String(ms / 1000), 'tcpdump', '-i', dev, '-n', '-l', `udp and dst port 80 and src host ${from}`]);
+  await new Promise((r) => setTimeout(r, 700)); // tcpdump listening
+  send();
+  return ((await dump).stdout.match(/ UDP, length/g) ?? []).length;
+}
+
+/** Three datagrams from `netns` to `dst`:80 with `src` as their source (IP_TRANSPARENT: any source, as a spoofer would). */
+export function sendFrom(netns: string, src: string, dst: string): void {
+  run('ip', ['netns', 'exec', netns, 'python3', '-c', [
+    'import socket, sys',
+    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+    's.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT',
+    's.bind((sys.argv[1], 0))',
+    'for _ in range(3): s.sendto(b"spoofed?", (sys.argv[2], 80))',
+  ].join('\n'), src, dst]);
 }

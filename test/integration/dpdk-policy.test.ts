@@ -16,9 +16,8 @@ import { randomBytes } from 'node:crypto';
 import type { World } from '../../policy/evaluate';
 import { EngineProcess, Testpmd } from '../helpers/dpdk';
 import { expectEventually } from '../helpers/eventually';
-import { converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, netpolPod, NetpolAgent, type NetpolPod, netpolManifests, netpolWorld as world } from '../helpers/netpol';
+import { arrivals, converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, netpolPod, sendFrom, NetpolAgent, type NetpolPod, netpolManifests, netpolWorld as world } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, run, TestCluster } from '../helpers/plexus-harness';
-import { runAsync } from '../../hack/cluster';
 
 jest.setTimeout(240_000);
 
@@ -147,30 +146,11 @@ test('a tracked connection a new policy denies is cut at its next packet; one it
   await expectEventually(() => expect(plexusctl('metrics')).toMatch(/plexus_policy_verdicts_total\{network="default\/dp",verdict="connection_cut"\} [1-9]/), { timeoutMs: 10_000 });
 });
 
-/** Datagrams to `to`:80 that `to`'s own interface saw arrive from `from` within `ms` (tcpdump in `to`'s netns: the witness). */
-async function arrivals(to: Pod, from: string, send: () => void, ms = 3000): Promise<number> {
-  const dump = runAsync('ip', ['netns', 'exec', to.netns.name, 'timeout', String(ms / 1000), 'tcpdump', '-i', 'dp0', '-n', '-l', `udp and dst port 80 and src host ${from}`]);
-  await new Promise((r) => setTimeout(r, 700)); // tcpdump listening
-  send();
-  return ((await dump).stdout.match(/ UDP, length/g) ?? []).length;
-}
-
-/** Datagrams from `p`'s netns to `dst`:80 with `src` as their source (IP_TRANSPARENT: any source, as a spoofer would). */
-function sendFrom(p: Pod, src: string, dst: string): void {
-  run('ip', ['netns', 'exec', p.netns.name, 'python3', '-c', [
-    'import socket, sys',
-    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-    's.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT',
-    's.bind((sys.argv[1], 0))',
-    'for _ in range(3): s.sendto(b"spoofed?", (sys.argv[2], 80))',
-  ].join('\n'), src, dst]);
-}
-
 test('a pod\'s port sending with another pod\'s address is dropped as spoofed, so it cannot borrow what that pod is allowed', async () => {
   const [xa, xb, zc] = [find('x', 'a'), find('x', 'b'), find('z', 'c')];
   await apply([mnp('x', 'a-from-xb', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ protocol: 'UDP', port: 80 }] }] })]);
-  expect(await arrivals(xa, xb.v4, () => sendFrom(xb, xb.v4, xa.v4))).toBe(3); // x/b itself: allowed, and the witness sees it
-  expect(await arrivals(xa, xb.v4, () => sendFrom(zc, xb.v4, xa.v4))).toBe(0); // z/c claiming to be x/b
+  expect(await arrivals(xa.netns.name, 'dp0', xb.v4, () => sendFrom(xb.netns.name, xb.v4, xa.v4))).toBe(3); // x/b itself: allowed, and the witness sees it
+  expect(await arrivals(xa.netns.name, 'dp0', xb.v4, () => sendFrom(zc.netns.name, xb.v4, xa.v4))).toBe(0); // z/c claiming to be x/b
   await expectEventually(() => {
     const flows = plexusctl('observe', '--network', DP, '--verdict', 'DROPPED', '-o', 'json').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
     expect(flows).toContainEqual(expect.objectContaining({ drop_reason: 'INVALID_SOURCE_IP', source: expect.objectContaining({ ip: xb.v4, pod_name: 'b' }), destination: expect.objectContaining({ pod_name: 'a' }) }));
@@ -185,8 +165,8 @@ test('a pod of another NAD on the same engine network, which no policy names, ca
   try {
     await apply([mnp('x', 'a-from-xb', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ protocol: 'UDP', port: 80 }] }] })]);
     expect((await engine.call('GET', '/v1/policy')).json).toMatchObject({ networks: ['dp-l2'] });
-    expect(await arrivals(xa, xb.v4, () => sendFrom(xb, xb.v4, xa.v4))).toBe(3); // the witness works
-    expect(await arrivals(xa, xb.v4, () => sendFrom(other, xb.v4, xa.v4))).toBe(0);
+    expect(await arrivals(xa.netns.name, 'dp0', xb.v4, () => sendFrom(xb.netns.name, xb.v4, xa.v4))).toBe(3); // the witness works
+    expect(await arrivals(xa.netns.name, 'dp0', xb.v4, () => sendFrom(other.netns.name, xb.v4, xa.v4))).toBe(0);
   } finally {
     await detach(other);
   }

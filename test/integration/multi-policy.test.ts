@@ -12,7 +12,7 @@ import { globalAddresses } from '../../hack/cluster';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
 import {
-  converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests, netpolPod,
+  arrivals, converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, sendFrom, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests, netpolPod,
   netpolWorld as world, networkPolicy as np, startPolicyCluster,
 } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, rand, run, TestCluster } from '../helpers/plexus-harness';
@@ -173,6 +173,19 @@ test('a pod on blue through two interfaces is isolated on both (one endpoint, al
     agent.stop();
     expect(await c.cni('DEL', { containerId: cid, netns: netns.path, pod: { namespace: 'z', name: 'twice' } })).toMatchObject({ code: 0 });
   }
+});
+
+test('a pod sending on blue with another pod\'s blue address is dropped as spoofed at its own interface, so it cannot borrow what that pod is allowed', async () => {
+  const [xa, xb, zc] = [find('x', 'a'), find('x', 'b'), find('z', 'c')];
+  await apply([mnp('x', 'a-from-xb', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ protocol: 'UDP', port: 80 }] }] })]);
+  await expectEventually(() => expect(filters(zc, 'egress')).toMatch(/policy_from_end/), { timeoutMs: 10_000 });
+  expect(await arrivals(xa.netns, 'net1', xb.v4, () => sendFrom(xb.netns, xb.v4, xa.v4))).toBe(3); // x/b itself: allowed; the witness sees it
+  expect(await arrivals(xa.netns, 'net1', xb.v4, () => sendFrom(zc.netns, xb.v4, xa.v4))).toBe(0); // z/c claiming x/b's address
+  await expectEventually(() => {
+    const flows = run(PLEXUSCTL_BIN, ['--socket', c.socket, 'observe', '--network', BLUE, '--verdict', 'DROPPED', '-o', 'json']).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(flows).toContainEqual(expect.objectContaining({ drop_reason: 'INVALID_SOURCE_IP', source: expect.objectContaining({ ip: xb.v4, pod_name: 'b' }) }));
+  }, { timeoutMs: 10_000 });
+  await expectEventually(() => expect(metrics()).toMatch(/plexus_policy_verdicts_total\{network="default\/blue",verdict="dropped_spoofed"\} [1-9]/), { timeoutMs: 10_000 });
 });
 
 test('enforcement on blue goes on while plexusd is down and after it restarts; the restarted daemon follows changes', async () => {
