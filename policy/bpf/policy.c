@@ -511,7 +511,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	 * allowed what the peer is, and ride its tracked connections). A source no pod has passes as `world`.
 	 */
 	struct local_endpoint *port_ep = NULL;
-	if (way == 0) {
+	if (way == 0 && policy_network != 0) { /* a constant: the cluster network's copy (host veths) never pays for it */
 		struct port_key pk = { .netns = bpf_get_netns_cookie(skb), .ifindex = skb->ifindex };
 		port_ep = bpf_map_lookup_elem(&pol_ports, &pk);
 		if (port_ep) {
