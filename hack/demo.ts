@@ -194,11 +194,13 @@ async function runDemo(c: Cluster, _engine: Background): Promise<void> {
   if (wirePing.code !== 0) throw new Error('no reachability over the SR-IOV VF');
 
   step('DPDK pods on plexus-dataplane: cnf-a (vhost-user, its socket) and cnf-b (memif, the engine\'s), testpmd as their applications');
-  const dpStatus = (name: string) => (ctl(c, 'n1', 'status', `default/${name}`) as { interface: string; 'device-info'?: unknown }[])[1]!;
+  const dpStatus = (name: string) => (ctl(c, 'n1', 'status', `default/${name}`) as { interface: string; ips?: string[]; 'device-info'?: unknown }[])[1]!;
   info(`cnf-a device-info: ${JSON.stringify(dpStatus('cnf-a')['device-info'])}`);
   info(`cnf-b device-info: ${JSON.stringify(dpStatus('cnf-b')['device-info'])}`);
+  // The addresses plexus-ipam gave them on dp-demo: cnf-a sends from its own to cnf-b's (what policy judges).
+  const [ipA, ipB] = ['cnf-a', 'cnf-b'].map((n) => dpStatus(n).ips![0]!.split('/')[0]!);
   const apps = [
-    podApp(c, pods['cnf-a']!, 'net_virtio_user0,path=/mnt/plexus/net1.sock,server=1,mac=02:00:00:00:da:0a', ['--forward-mode=txonly', '--eth-peer=0,02:00:00:00:da:0b']),
+    podApp(c, pods['cnf-a']!, 'net_virtio_user0,path=/mnt/plexus/net1.sock,server=1,mac=02:00:00:00:da:0a', ['--forward-mode=txonly', '--eth-peer=0,02:00:00:00:da:0b', `--tx-ip=${ipA},${ipB}`]),
     podApp(c, pods['cnf-b']!, 'net_memif0,role=client,socket=/mnt/plexus/net1.sock,socket-abstract=no,id=0,mac=02:00:00:00:da:0b', ['--forward-mode=mac', '--eth-peer=0,02:00:00:00:da:0a', '--tx-first']),
   ];
   try {
@@ -215,6 +217,7 @@ async function runDemo(c: Cluster, _engine: Background): Promise<void> {
     info(`engine port of cnf-b (memif):      received ${b['rxPackets']}, sent ${b['txPackets']} (${b['txDropped']} dropped at its ring: on two shared cores cnf-b reads slower than cnf-a sends)`);
     info(`${learned} MACs learned; what cnf-a sent before cnf-b's MAC was known was flooded`);
     if (!((b['txPackets'] ?? 0) > 10_000 && (b['rxPackets'] ?? 0) > 10_000)) throw new Error('no packets between the DPDK pods');
+    await dpdkPolicyDemo(c, (ports) => ({ a: byPod(ports, pods['cnf-a']!), b: byPod(ports, pods['cnf-b']!) }), ipA!, ipB!);
   } finally {
     for (const app of apps) await app.stop();
   }
@@ -294,6 +297,46 @@ async function runDemo(c: Cluster, _engine: Background): Promise<void> {
   const leftPorts = await enginePorts(c);
   if (leftPorts.length) throw new Error(`DPDK engine ports left after DEL: ${leftPorts.map((p) => p.name).join(', ')}`);
   info('DPDK: no engine port left, pod socket directories removed');
+}
+
+/**
+ * MultiNetworkPolicy on a DPDK network, enforced in plexus-dataplane's poll loop: cnf-b closed to ingress on
+ * default/dp-memif while cnf-a sends to it; the engine drops cnf-a's packets (its port's policyDropped grows,
+ * cnf-b receives nothing more), `plexusctl observe` shows the drops, and removing the policy lets them through.
+ */
+type Counters = Partial<NonNullable<EnginePort['counters']>>;
+
+async function dpdkPolicyDemo(c: Cluster, cnfs: (ports: EnginePort[]) => { a: Counters; b: Counters }, ipA: string, ipB: string): Promise<void> {
+  step('MultiNetworkPolicy on the DPDK network default/dp-memif (in plexus-dataplane\'s poll loop): cnf-b closed to ingress');
+  const closed = {
+    apiVersion: 'k8s.cni.cncf.io/v1beta1', kind: 'MultiNetworkPolicy',
+    metadata: { namespace: 'default', name: 'cnf-b-closed', annotations: { 'k8s.v1.cni.cncf.io/policy-for': 'default/dp-memif' } },
+    spec: { podSelector: { matchLabels: { app: 'cnf-b' } }, policyTypes: ['Ingress'] },
+  };
+  const sample = async () => cnfs(await enginePorts(c));
+  await c.writeManifest('policy.yaml', [closed]);
+  let before = await sample();
+  for (let i = 0; i < 40 && !((before.a['policyDropped'] ?? 0) > 0); i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    before = await sample();
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = await sample();
+  const dropped = (after.a['policyDropped'] ?? 0) - (before.a['policyDropped'] ?? 0);
+  const reached = (after.b['txPackets'] ?? 0) - (before.b['txPackets'] ?? 0);
+  info(`cnf-a (${ipA}) -> cnf-b (${ipB}) over one second: ${dropped} packets dropped by the engine at cnf-a's port, ${reached} delivered to cnf-b`);
+  if (!(dropped > 1000 && reached === 0)) throw new Error('the MultiNetworkPolicy on default/dp-memif did not take effect in the engine');
+  info('`plexusctl observe --network default/dp-memif --last 1` on n1:');
+  for (const l of run(CTL, ['--socket', c.node('n1').socket, 'observe', '--network', 'default/dp-memif', '--last', '1']).stdout.trim().split('\n')) info(`  ${l}`);
+  await c.writeManifest('policy.yaml', []);
+  let open = false;
+  for (let i = 0; i < 40 && !open; i++) {
+    const x = await sample();
+    await new Promise((r) => setTimeout(r, 250));
+    open = ((await sample()).b['txPackets'] ?? 0) > (x.b['txPackets'] ?? 0);
+  }
+  if (!open) throw new Error('removing the MultiNetworkPolicy did not let cnf-a reach cnf-b again');
+  info('policy removed: cnf-b receives again');
 }
 
 /** The emulated PF's VFs of ens6f0 (what a real driver would report through IFLA_VFINFO_LIST). */
