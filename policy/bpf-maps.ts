@@ -257,6 +257,9 @@ export class PolicyWriter {
       const ep = compiled.endpoints.get(endpointKey(a.network, a.pod));
       if (ep) current.set(endpointKey(a.network, a.pod), { ep, keys: a.ips.map((ip) => addrKey(this.opts.networkId(a.network), ip)) });
     }
+    // An address another endpoint now has is that endpoint's to write, and never removed as this one's.
+    const claimed = new Map<string, string>();
+    for (const [key, c] of current) for (const k of c.keys) claimed.set(k, key);
     for (const key of new Set([...current.keys(), ...this.endpoints.keys()])) {
       const c = current.get(key);
       let st = this.endpoints.get(key);
@@ -276,6 +279,7 @@ export class PolicyWriter {
       st.flags = pair(st.flags[live], flags);
       const keys = c?.keys ?? [];
       for (const k of new Set([...keys, ...st.keys])) {
+        if ((claimed.get(k) ?? key) !== key) continue;
         const [net, ip] = splitKey(k);
         m.local.update({ network: net, addr: addr16(ip) }, { id: st.id, flags: pair(st.keys.includes(k) ? st.flags[live] : 0, keys.includes(k) ? flags : 0) });
         onStep();
@@ -302,7 +306,7 @@ export class PolicyWriter {
       this.remove(st.content[live], onStep);
       st.content[live] = undefined;
       const keys = current.get(key)?.keys ?? [];
-      for (const k of st.keys.filter((x) => !keys.includes(x))) {
+      for (const k of st.keys.filter((x) => !keys.includes(x) && !claimed.has(x))) {
         const [net, ip] = splitKey(k);
         m.local.delete({ network: net, addr: addr16(ip) });
         onStep();

@@ -188,6 +188,22 @@ test('a new writer takes over the maps another left, even mid-update (a daemon r
   }), { numRuns: 25 });
 });
 
+test('an address that moves from one endpoint to another in one update is the new one\'s, not removed with the old one\'s', () => {
+  const w = toWorld([]);
+  const [x, y] = [local.find((l) => !l.network && l.pod.name === 'a')!, local.find((l) => !l.network && l.pod.name === 'b')!];
+  const moved = x.ips[0]!;
+  const other = local.filter((l) => l !== x && l !== y);
+  writer.apply(compile(w, attachments, allocator), local, NODE_ADDRESSES);
+  const idOf = (ip: string) => maps.local.lookup({ network: 0, addr: addr16(ip) })?.id;
+  const yId = idOf(y.ips[0]!);
+  // x gives its address up and y takes it, in one update (IP reuse while writes were folded into one)
+  const after = [...other, { ...x, ips: x.ips.slice(1) }, { ...y, ips: [...y.ips, moved] }];
+  writer.apply(compile(w, attachments, allocator), after, NODE_ADDRESSES);
+  expect(idOf(moved)).toBe(yId);
+  writer.apply(compile(w, attachments, allocator), local, NODE_ADDRESSES); // and back, for the tests after
+  expect(idOf(moved)).not.toBe(yId);
+});
+
 describe('connection tracking', () => {
   const a = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'a' && !x.network)!;
   const b = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'b' && !x.network)!;
@@ -424,15 +440,15 @@ test('what is not IP is not policy\'s business; a truncated header is dropped by
   expect(testRun(prog, arp).retval).toBe(PASS);
 });
 
-test('the network is a constant of each loaded copy, set before load at its exact size (ENOENT, EINVAL, EALREADY otherwise)', () => {
+test('the network (and the pol_ports switch) are constants of each loaded copy, set before load at their exact size (ENOENT, EINVAL, EALREADY otherwise)', () => {
   const o = BpfObject.open(object, { pinRoot: PIN_ROOT });
   try {
     expect(thrownBy(() => o.setConstants('.rodata.nope', Buffer.alloc(4)))).toMatchObject({ errnoName: 'ENOENT' });
-    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(8)))).toMatchObject({ errnoName: 'EINVAL' });
+    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(4)))).toMatchObject({ errnoName: 'EINVAL' });
     expect(thrownBy(() => o.setConstants('.data', Buffer.alloc(4)))).toMatchObject({ errnoName: 'EINVAL' });
-    o.setConstants(NETWORK_SECTION, Buffer.from([7, 0, 0, 0]));
+    o.setConstants(NETWORK_SECTION, Buffer.from([7, 0, 0, 0, 0, 0, 0, 0]));
     o.load();
-    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(4)))).toMatchObject({ errnoName: 'EALREADY' });
+    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(8)))).toMatchObject({ errnoName: 'EALREADY' });
     // bpftool reads the loaded copy's constant back from the kernel.
     const sections = (JSON.parse(run('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name: string }>).filter((m) => m.name === NETWORK_SECTION);
     const values = sections.flatMap((m) => (JSON.parse(run('bpftool', ['-j', 'map', 'dump', 'id', String(m.id)])) as Array<{ formatted?: { value?: Record<string, Array<{ policy_network?: number }>> } }>)

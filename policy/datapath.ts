@@ -32,19 +32,35 @@ const COUNTER_NAMES = Object.fromEntries(Object.entries(COUNTER).map(([k, v]) =>
 
 /**
  * policy.c loaded for `network`: its maps those pinned under `pinDir` (created and pinned by the first load),
- * its programs specialised by the network constant. The caller closes it (attached programs stay).
+ * its programs specialised by the constants of `.rodata.network`: the network, and whether the programs check
+ * a pod interface's packets against pol_ports (`ports`; the kernel must let tc programs ask for the netns
+ * cookie). The caller closes it (attached programs stay).
  */
-export function loadPolicyObject(objectPath: string, pinDir: string, network: number): BpfObject {
+export function loadPolicyObject(objectPath: string, pinDir: string, network: number, ports = false): BpfObject {
   const obj = BpfObject.open(objectPath, { pinRoot: pinDir });
   try {
-    const constant = Buffer.alloc(4);
-    constant.writeUInt32LE(network);
-    obj.setConstants(NETWORK_SECTION, constant);
+    const constants = Buffer.alloc(8);
+    constants.writeUInt32LE(network, 0);
+    constants.writeUInt32LE(ports ? 1 : 0, 4);
+    obj.setConstants(NETWORK_SECTION, constants);
     obj.load();
     return obj;
   } catch (err) {
     obj.close();
     throw err;
+  }
+}
+
+/**
+ * A secondary network's copy with the pol_ports check, or, where the verifier refuses it (a kernel before 6.13:
+ * no bpf_get_netns_cookie for tc), without it: `ports` says which.
+ */
+export function loadNetworkCopy(objectPath: string, pinDir: string, network: number): { obj: BpfObject; ports: boolean } {
+  if (network === 0) return { obj: loadPolicyObject(objectPath, pinDir, 0), ports: false };
+  try {
+    return { obj: loadPolicyObject(objectPath, pinDir, network, true), ports: true };
+  } catch {
+    return { obj: loadPolicyObject(objectPath, pinDir, network, false), ports: false };
   }
 }
 
@@ -134,9 +150,16 @@ export class PolicyDatapath {
     this.copies.clear();
   }
 
+  /** Whether the secondary networks' copies check pod interfaces' sources (undefined until one is loaded). */
+  portsChecked: boolean | undefined;
+
   private programs(network: number): Programs {
     let p = this.copies.get(network);
-    if (!p) this.copies.set(network, (p = programsOf(loadPolicyObject(this.objectPath, this.pinDir, network))));
+    if (!p) {
+      const { obj, ports } = loadNetworkCopy(this.objectPath, this.pinDir, network);
+      if (network !== 0) this.portsChecked = ports;
+      this.copies.set(network, (p = programsOf(obj)));
+    }
     return p;
   }
 }

@@ -109,6 +109,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private engineCounters: Record<string, EngineCounters> = {};
   /** Secondary interfaces no program can sit on (no kernel interface), each warned about once. */
   private readonly unenforceable = new Set<string>();
+  private portsWarned = false;
   /** Network ids in the maps -> the network's name (`cluster` or the NAD), for flows and metrics. */
   private readonly networkNames = new Map<number, string>([[networkId(undefined), CLUSTER]]);
   private readonly allocator = new IdentityAllocator();
@@ -345,6 +346,10 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     const id = networkId(h.network);
     this.networkNames.set(id, h.network ?? CLUSTER);
     this.datapath!.hook(h.ifindex, id, end, h.netns);
+    if (end === 'pod' && this.datapath!.portsChecked === false && !this.portsWarned) {
+      this.portsWarned = true;
+      this.log.warn('this kernel does not let tc programs ask for the netns cookie (Linux 6.13+): on secondary interfaces a packet is judged by its source address, which is not checked against its pod');
+    }
     this.endpoints.set(hookKey(h.netns, h.ifindex), h);
   }
 
@@ -360,8 +365,10 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   /** The hookable interface of a secondary attachment: its ifindex in the pod; undefined when it has no kernel interface. */
   private async resolve(iface: PodInterface): Promise<Hooked | undefined> {
     let link;
+    let cookie: bigint;
     try {
       link = await Netlink.within(iface.netns, (nl) => nl.getLink(iface.ifName));
+      cookie = netnsCookie(iface.netns);
     } catch (err) {
       if (!isKernelError(err)) throw err; // the pod's netns is gone: nothing to enforce
       return undefined;
@@ -374,7 +381,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       }
       return undefined;
     }
-    return { ifindex: link.index, netns: iface.netns, ips: iface.ips, network: iface.network, cookie: netnsCookie(iface.netns), ...(iface.pod ? { pod: iface.pod } : {}) };
+    return { ifindex: link.index, netns: iface.netns, ips: iface.ips, network: iface.network, cookie, ...(iface.pod ? { pod: iface.pod } : {}) };
   }
 
   private async hookSecondary(iface: PodInterface): Promise<void> {
@@ -434,10 +441,10 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       const local = [...kernel, ...engine];
       const remote = this.remoteAttachments(local);
       // Most changes of a cluster's pods (status, probes) change nothing policy reads: nothing to write then.
-      const inputs = fingerprint([this.world.policies, this.world.namespaces, local, remote, [...this.nodeAddresses].sort()]);
+      const ports = [...this.endpoints.values()].flatMap((h) => (h.cookie !== undefined && h.pod ? [{ netns: h.cookie, ifindex: h.ifindex, endpoint: endpointKey(h.network, h.pod) }] : []));
+      const inputs = fingerprint([this.world.policies, this.world.namespaces, local, remote, [...this.nodeAddresses].sort(), ports]);
       if (inputs === this.written) return;
       const compiled = compile(this.world, local, this.allocator, remote);
-      const ports = [...this.endpoints.values()].flatMap((h) => (h.cookie !== undefined && h.pod ? [{ netns: h.cookie, ifindex: h.ifindex, endpoint: endpointKey(h.network, h.pod) }] : []));
       this.datapath?.writer.apply(compiled, kernel, [...this.nodeAddresses], undefined, ports);
       if (this.engine && (engine.length > 0 || this.engineJudging)) {
         const ports = [...this.enginePorts.values()].map(({ iface, engineNetwork }) => ({ port: enginePortName(iface.containerId, iface.ifName), engineNetwork }));

@@ -74,6 +74,12 @@ struct {
  * a map keyed by ifindex, because ifindexes are per netns: a pod's net1 and a host veth of the node can share one.
  */
 const volatile __u32 policy_network SEC(".rodata.network") = 0;
+/*
+ * 1: check a pod interface's packets against pol_ports (below). Set by the loader, which tries 1 and falls back
+ * to 0 on a kernel whose tc programs may not call bpf_get_netns_cookie (before 6.13): the verifier never walks
+ * the branch a constant 0 cuts off, so the same object loads on both.
+ */
+const volatile __u32 policy_ports SEC(".rodata.network") = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -511,7 +517,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	 * allowed what the peer is, and ride its tracked connections). A source no pod has passes as `world`.
 	 */
 	struct local_endpoint *port_ep = NULL;
-	if (way == 0 && policy_network != 0) { /* a constant: the cluster network's copy (host veths) never pays for it */
+	if (way == 0 && policy_ports && policy_network != 0) { /* constants: the cluster network's copy (host veths) never pays */
 		struct port_key pk = { .netns = bpf_get_netns_cookie(skb), .ifindex = skb->ifindex };
 		port_ep = bpf_map_lookup_elem(&pol_ports, &pk);
 		if (port_ep) {
