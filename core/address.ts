@@ -224,3 +224,24 @@ export function countOutside(lo: bigint, hi: bigint, holes: readonly Interval[])
   }
   return n;
 }
+
+/** A 128-bit number as 16 big-endian bytes. */
+export const be128 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(32, '0'), 'hex');
+
+/** The datapaths' 16-byte form of an address (eBPF maps, the DPDK engine's tables): IPv4 as ::ffff:a.b.c.d. */
+export function addr16(ip: string, what = 'address'): Buffer {
+  const a = parseIp(ip, what);
+  return be128(a.family === 'v4' ? (0xffffn << 32n) | a.value : a.value);
+}
+
+/** The address `addr16` made, as text. */
+export function addrText(b: Buffer): string {
+  const value = BigInt(`0x${b.toString('hex')}`);
+  return value >> 32n === 0xffffn ? formatIp({ family: 'v4', value: value & 0xffffffffn }) : formatIp({ family: 'v6', value });
+}
+
+/** A prefix in the same form: its base address as 16 bytes (IPv4 mapped), with its own prefix length. */
+export function cidr16(text: string, what = 'CIDR'): { v6: boolean; prefix: number; bytes: Buffer } {
+  const c = parseCidr(text, what);
+  return { v6: c.family === 'v6', prefix: c.prefix, bytes: be128(c.family === 'v4' ? (0xffffn << 32n) | c.base : c.base) };
+}

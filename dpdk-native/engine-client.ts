@@ -5,7 +5,7 @@
  */
 import { PlexusError } from '../core/errors';
 import { jsonOf, unixHttp } from '../core/unix-http';
-import type { EnginePolicy } from './policy-wire';
+import type { EnginePolicy, EnginePolicyCounters } from './policy-wire';
 import type { PortSpec } from './ports';
 
 export interface EnginePort extends PortSpec {
@@ -32,17 +32,6 @@ export interface EngineFlow {
   v6: boolean;
   cut?: true;
   len: number;
-}
-
-/** The engine's policy verdict counters of one engine network (running totals since it started). */
-export interface EngineCounters {
-  forwarded: number;
-  droppedEgress: number;
-  droppedIngress: number;
-  /** Packets from a pod's port with another pod's address as their source. */
-  droppedSpoofed: number;
-  cut: number;
-  eventsLost: number;
 }
 
 export class EngineClient {
@@ -96,10 +85,10 @@ export class EngineClient {
   }
 
   /** The verdict counters, by engine network. */
-  async policyCounters(): Promise<Record<string, EngineCounters>> {
+  async policyCounters(): Promise<Record<string, EnginePolicyCounters>> {
     const r = await this.call('GET', '/v1/policy');
     if (r.status !== 200) throw EngineClient.refused('read the policy', r);
-    return (r.json as { counters: Record<string, EngineCounters> }).counters;
+    return (r.json as { counters: Record<string, EnginePolicyCounters> }).counters;
   }
 
   /** Flow events after `seq` (dpdk-native/engine/main.ts's EngineFlow), oldest first. */

@@ -9,7 +9,7 @@
 import Ajv from 'ajv';
 import { PlexusError } from '../core/errors';
 import { schemaProblems } from '../core/schema-problems';
-import { parseCidr, parseIp } from '../core/address';
+import { addr16, cidr16 } from '../core/address';
 
 export interface EnginePolicy {
   /** What the sender compiled it from (a fingerprint); `GET /v1/policy` returns it, so a sender can tell the engine is up to date. */
@@ -71,10 +71,23 @@ const validate = new Ajv({ allErrors: true, strict: false }).compile(SCHEMA);
 export function parseEnginePolicy(raw: unknown): EnginePolicy {
   if (!validate(raw)) throw new PlexusError('InvalidConfig', `policy: ${schemaProblems(validate.errors)}`);
   const p = raw as unknown as EnginePolicy;
-  for (const [i, e] of p.endpoints.entries()) for (const ip of e.ips) addrBytes16(ip, `policy: endpoints[${i}].ips`);
-  for (const [i, [, ip]] of p.ipcache.entries()) addrBytes16(ip, `policy: ipcache[${i}]`);
-  for (const [i, [, cidr]] of p.cidrs.entries()) parseCidrText(cidr, `policy: cidrs[${i}]`);
+  for (const [i, e] of p.endpoints.entries()) for (const ip of e.ips) addr16(ip, `policy: endpoints[${i}].ips`);
+  for (const [i, [, ip]] of p.ipcache.entries()) addr16(ip, `policy: ipcache[${i}]`);
+  for (const [i, [, cidr]] of p.cidrs.entries()) cidr16(cidr, `policy: cidrs[${i}]`);
   return p;
+}
+
+/** An engine network's policy verdicts (`GET /v1/policy` counters; the addon's px_policy_counters): running totals. */
+export interface EnginePolicyCounters {
+  /** New connections allowed. */
+  forwarded: number;
+  droppedEgress: number;
+  droppedIngress: number;
+  /** Packets from a pod's port with another pod's address as their source. */
+  droppedSpoofed: number;
+  /** Tracked connections a policy change denied. */
+  cut: number;
+  eventsLost: number;
 }
 
 /** The addon's blob (addon/policy.h): record sizes there and here are kept equal by dpdk-native/policy-wire.test.ts. */
@@ -105,17 +118,17 @@ export function policyBlob(p: EnginePolicy, networkId: (name: string) => number)
   }
   for (const { e, ip } of locals) {
     u32(networkId(e.network));
-    addr(addrBytes16(ip, 'policy'));
+    addr(addr16(ip, 'policy'));
     u32(e.id);
     u32(flags(e));
   }
   for (const [network, ip, identity] of p.ipcache) {
     u32(networkId(network));
-    addr(addrBytes16(ip, 'policy'));
+    addr(addr16(ip, 'policy'));
     u32(identity);
   }
   for (const [epdir, text, cls] of p.cidrs) {
-    const c = parseCidrText(text, 'policy');
+    const c = cidr16(text, 'policy');
     u32(epdir);
     u8(c.v6 ? 1 : 0);
     u8(c.prefix);
@@ -127,23 +140,5 @@ export function policyBlob(p: EnginePolicy, networkId: (name: string) => number)
     u8(len);
     o = b.writeBigUInt64LE((BigInt(peer) << 24n) | (BigInt(proto) << 16n) | BigInt(port), o);
   }
-  return b;
-}
-
-/** 16 bytes, IPv4 as ::ffff:a.b.c.d (the datapaths' address form). */
-function addrBytes16(text: string, what: string): Buffer {
-  const ip = parseIp(text, what);
-  return bytes16(ip.family === 'v4' ? (0xffffn << 32n) | ip.value : ip.value);
-}
-
-function parseCidrText(text: string, what: string): { v6: boolean; prefix: number; bytes: Buffer } {
-  const c = parseCidr(text, what);
-  return { v6: c.family === 'v6', prefix: c.prefix, bytes: bytes16(c.family === 'v4' ? (0xffffn << 32n) | c.base : c.base) };
-}
-
-function bytes16(v: bigint): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64BE(v >> 64n, 0);
-  b.writeBigUInt64BE(v & 0xffff_ffff_ffff_ffffn, 8);
   return b;
 }

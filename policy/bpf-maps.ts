@@ -3,7 +3,7 @@
  * (policy/compile.ts) into the maps of policy.c. Addresses are 16 bytes, IPv4 as ::ffff:a.b.c.d; LPM keys are
  * the kernel trie's (prefix length, then big-endian bytes).
  */
-import { formatIp, parseIp } from '../core/address';
+import { addr16, addrText, be128, formatIp, parseIp } from '../core/address';
 import { type BpfMap, type BpfObject, bpfCodec } from '../kernel';
 import { type Attachment, type Compiled, type EndpointMaps, WORLD, endpointKey } from './compile';
 
@@ -58,20 +58,8 @@ export const PortKeyStruct = structCodec('struct port_key', 16, { netns: [u64, 0
 export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct, FlowEventStruct, CounterKeyStruct, PortKeyStruct];
 export type FlowEventRecord = bpfCodec.StructValue<typeof FlowEventStruct.fields>;
 
-/** The address policy.c keyed as 16 bytes (IPv4 as ::ffff:a.b.c.d), as text. */
-export function addrText(b: Buffer): string {
-  const value = BigInt(`0x${b.toString('hex')}`);
-  return value >> 32n === 0xffffn ? formatIp({ family: 'v4', value: value & 0xffffffffn }) : formatIp({ family: 'v6', value });
-}
-
-/** A 128-bit number as 16 big-endian bytes. */
-const be128 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(32, '0'), 'hex');
-
-/** 16 address bytes as policy.c keys them. */
-export function addr16(ip: string): Buffer {
-  const a = parseIp(ip);
-  return be128(a.family === 'v4' ? (0xffffn << 32n) | a.value : a.value);
-}
+/** Addresses as policy.c keys them (16 bytes, IPv4 as ::ffff:a.b.c.d): core/address's form. */
+export { addr16, addrText };
 
 export interface PolicyMaps {
   ipcache: BpfMap<bpfCodec.StructValue<typeof AddrKeyStruct.fields>, bpfCodec.StructValue<typeof IdentityPairStruct.fields>>;

@@ -26,7 +26,7 @@ import { removeDirIfEmpty } from '../../core/atomic-file';
 import { dirname } from 'node:path';
 import yaml from 'js-yaml';
 import pino, { type Logger } from 'pino';
-import { formatIp, parseIp } from '../../core/address';
+import { addrText } from '../../core/address';
 import { errorText, PlexusError } from '../../core/errors';
 import { type DpdkOptions, ealArgs, parseDpdkOptions, uplinkPortName } from '../config';
 import type { EngineFlow } from '../engine-client';
@@ -113,7 +113,7 @@ class Engine {
       const v6 = (e.flags & 1) !== 0;
       this.flows.push({
         seq: ++this.seq, time: Math.round(Number(BOOT_EPOCH_NS + BigInt(e.timeNs)) / 1e6), network: names.get(e.network) ?? String(e.network),
-        src: addrText(e.src, v6), dst: addrText(e.dst, v6), sport: e.sport, dport: e.dport, proto: e.proto,
+        src: addrText(e.src), dst: addrText(e.dst), sport: e.sport, dport: e.dport, proto: e.proto,
         verdict: e.verdict === 2 ? 'DROPPED' : 'FORWARDED',
         ...(e.reason ? { reason: REASONS[e.reason] ?? 'POLICY_DENIED_EGRESS' } : {}),
         v6, ...(e.flags & 4 ? { cut: true as const } : {}), len: e.len,
@@ -247,12 +247,6 @@ const REASONS: Record<number, NonNullable<EngineFlow['reason']>> = { 1: 'POLICY_
 
 /** CLOCK_MONOTONIC (the loop's event times) to the Unix epoch, in nanoseconds. */
 const BOOT_EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
-
-function addrText(a: Buffer, v6: boolean): string {
-  if (!v6) return [...a.subarray(12)].join('.');
-  const words = Array.from({ length: 8 }, (_, i) => a.readUInt16BE(i * 2).toString(16));
-  return formatIp(parseIp(words.join(':')));
-}
 
 function loadOptions(file: string): DpdkOptions {
   const raw = yaml.load(readFileSync(file, 'utf8'), { json: true }) as Record<string, unknown> | null;

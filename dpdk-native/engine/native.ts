@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import type { EnginePolicyCounters } from '../policy-wire';
 
 export interface NativePort {
   name: string;
@@ -22,18 +23,6 @@ export interface NativePort {
   faults: number;
   /** Packets MultiNetworkPolicy denied (addon/policy.c). */
   policyDropped: number;
-}
-
-export interface NativePolicyCounters {
-  /** New connections allowed. */
-  forwarded: number;
-  droppedEgress: number;
-  droppedIngress: number;
-  /** From a pod's port with another pod's address. */
-  droppedSpoofed: number;
-  /** Tracked connections a policy change denied. */
-  cut: number;
-  eventsLost: number;
 }
 
 export interface NativeFlowEvent {
@@ -77,7 +66,7 @@ export interface NativeEngine {
   stats(): NativeStats;
   /** addon/policy.h's blob (dpdk-native/policy-wire.ts makes it); an empty buffer: no policy. */
   setPolicy(blob: Buffer): void;
-  policyCounters(network: number): NativePolicyCounters;
+  policyCounters(network: number): EnginePolicyCounters;
   /** The flow events the poll loop left since the last call (at most 1024). */
   policyEvents(): NativeFlowEvent[];
   shutdown(): void;

@@ -3,6 +3,7 @@
  * (dpdk-native/policy-wire.ts): the same maps the eBPF datapath holds, with endpoints numbered for the engine
  * and networks named by the engine's network (plexus-dpdk's `network`, which several NADs may share).
  */
+import { formatCidr } from '../../core/address';
 import type { Attachment, Compiled, DirectionMaps } from '../../policy/compile';
 import { endpointKey } from '../../policy/compile';
 import type { EnginePolicy } from '../../dpdk-native/policy-wire';
@@ -17,15 +18,8 @@ export interface EngineAttachment extends Attachment {
 const V6_BIT = 1n << 128n;
 
 /** An address-table key of compile.ts (129 bits: the family bit, then the address) as a CIDR. */
-function cidrText(key: bigint, len: number): string {
-  if (key & V6_BIT) {
-    const v = key & (V6_BIT - 1n);
-    const words = Array.from({ length: 8 }, (_, i) => ((v >> BigInt(112 - i * 16)) & 0xffffn).toString(16));
-    return `${words.join(':')}/${len - 1}`;
-  }
-  const v = Number(key & 0xffff_ffffn);
-  return `${[v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.')}/${len - 97}`;
-}
+const cidrText = (key: bigint, len: number): string =>
+  key & V6_BIT ? formatCidr({ family: 'v6', base: key & (V6_BIT - 1n), prefix: len - 1 }) : formatCidr({ family: 'v4', base: key & 0xffff_ffffn, prefix: len - 97 });
 
 /**
  * `governed`: the NADs some MultiNetworkPolicy names; only their attachments are endpoints, and only their

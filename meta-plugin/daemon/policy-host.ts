@@ -21,7 +21,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { errorText } from '../../core/errors';
 import type { EndpointInfo, EndpointWatcher } from '../../delegates/contract';
 import { isKernelError, Netlink, netnsCookie } from '../../kernel';
-import type { EngineCounters, EngineFlow } from '../../dpdk-native/engine-client';
+import type { EngineFlow } from '../../dpdk-native/engine-client';
+import type { EnginePolicyCounters } from '../../dpdk-native/policy-wire';
 import { type EnginePolicyChannel, engineNetworkOf, enginePortName } from '../../dpdk-native/policy-channel';
 import { addr16, addrText, type FlowEventRecord, FLOW, OBJECT_FILE, REASON, VERDICT } from '../../policy/bpf-maps';
 import { type Attachment, compile, endpointKey, IdentityAllocator } from '../../policy/compile';
@@ -106,7 +107,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private enginePolling: Promise<void> | undefined;
   private enginePoller: NodeJS.Timeout | undefined;
   /** The engine's verdict counters as last read, by engine network. */
-  private engineCounters: Record<string, EngineCounters> = {};
+  private engineCounters: Record<string, EnginePolicyCounters> = {};
   /** Secondary interfaces no program can sit on (no kernel interface), each warned about once. */
   private readonly unenforceable = new Set<string>();
   private portsWarned = false;
