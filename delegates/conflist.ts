@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { NetworkConfList, PluginConf } from '../cni/network-config';
 import { versionAtLeast, compareVersions, SUPPORTED_VERSIONS } from '../cni/version';
 import { PlexusError, context } from '../core/errors';
-import type { DelegateCommand, DelegateEnv, DelegateRegistry } from './contract';
+import type { DelegateCommand, DelegateEnv, DelegateRegistry, Prestarted } from './contract';
 import { VALID_ATTACHMENTS_KEY, type ValidAttachment } from '../cni/valid-attachments';
 
 export interface NetworkCall {
@@ -22,6 +22,10 @@ export interface NetworkCall {
   registry: DelegateRegistry;
   /** Where the time spent in delegates is added up (the request's log line reports it). */
   spent?: { ms: number };
+  /** ADD and DEL: start each next plugin's process while the current one works (Delegate.prestart, D-13). */
+  prestart?: boolean;
+  /** ADD and DEL: the process of the plugin the command begins with, started ahead of its turn (prestartNetwork). */
+  first?: Prestarted;
 }
 
 /** Build the exact stdin config of one plugin (libcni buildOneConfig). */
@@ -54,10 +58,25 @@ export function filterRuntimeConfig(plugin: PluginConf, runtimeConfig: Record<st
 const configIn = (call: NetworkCall, plugin: PluginConf, runtimeConfig: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> =>
   pluginConfig(call.conf, plugin, runtimeConfig, extra, call.registry.implicitCapabilities?.(plugin.type) ?? []);
 
-async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: PluginConf, config: Record<string, unknown>) {
+/**
+ * Starts the process of the plugin an ADD (or DEL) of this network begins with ahead of its turn, where its
+ * delegate can (an external binary, which waits on its stdin for its config); undefined otherwise. The caller
+ * passes it as `first` or abandons it.
+ */
+export function prestartNetwork(call: NetworkCall, command: 'ADD' | 'DEL' = 'ADD'): Prestarted | undefined {
+  const plugin = command === 'ADD' ? call.conf.plugins[0] : call.conf.plugins[call.conf.plugins.length - 1];
+  return plugin ? prestartPlugin(call, command, plugin) : undefined;
+}
+
+function prestartPlugin(call: NetworkCall, command: DelegateCommand, plugin: PluginConf): Prestarted | undefined {
+  return call.registry.forType(plugin.type).prestart?.({ command, env: call.env, timeoutMs: call.timeoutMs, log: call.log });
+}
+
+async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: PluginConf, config: Record<string, unknown>, warm?: Prestarted) {
   const started = performance.now();
   try {
-    return await call.registry.forType(plugin.type).exec({ command, env: call.env, config, timeoutMs: call.timeoutMs, log: call.log });
+    const c = { command, env: call.env, config, timeoutMs: call.timeoutMs, log: call.log };
+    return await (warm ? warm.run(c) : call.registry.forType(plugin.type).exec(c));
   } catch (e) {
     throw context(e, `network "${call.conf.name}"`);
   } finally {
@@ -69,22 +88,40 @@ async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: P
 
 export async function addNetwork(call: NetworkCall): Promise<unknown> {
   let prev: unknown;
-  for (const plugin of call.conf.plugins) {
-    const extra = prev === undefined ? {} : { prevResult: prev };
-    const out = await execPlugin(call, 'ADD', plugin, configIn(call, plugin, call.runtimeConfig, extra));
-    if (out === undefined) {
-      throw new PlexusError('DelegateFailed', `network "${call.conf.name}": plugin "${plugin.type}" ADD printed no result`);
+  let warm = call.first;
+  try {
+    for (const [i, plugin] of call.conf.plugins.entries()) {
+      const extra = prev === undefined ? {} : { prevResult: prev };
+      const running = execPlugin(call, 'ADD', plugin, configIn(call, plugin, call.runtimeConfig, extra), warm);
+      // The next plugin loads while this one works; it gets its config (with this one's result) after.
+      const next = call.conf.plugins[i + 1];
+      warm = call.prestart && next ? prestartPlugin(call, 'ADD', next) : undefined;
+      const out = await running;
+      if (out === undefined) {
+        throw new PlexusError('DelegateFailed', `network "${call.conf.name}": plugin "${plugin.type}" ADD printed no result`);
+      }
+      prev = out;
     }
-    prev = out;
+  } finally {
+    warm?.abandon(); // only after a failure: the last plugin has no next
   }
   return prev;
 }
 
 export async function delNetwork(call: NetworkCall, prevResult: unknown): Promise<void> {
   const withPrev = prevResult !== undefined && versionAtLeast(call.conf.cniVersion, '0.4.0');
-  for (const plugin of [...call.conf.plugins].reverse()) {
-    const extra = withPrev ? { prevResult } : {};
-    await execPlugin(call, 'DEL', plugin, configIn(call, plugin, call.runtimeConfig, extra));
+  const plugins = [...call.conf.plugins].reverse();
+  let warm = call.first;
+  try {
+    for (const [i, plugin] of plugins.entries()) {
+      const extra = withPrev ? { prevResult } : {};
+      const running = execPlugin(call, 'DEL', plugin, configIn(call, plugin, call.runtimeConfig, extra), warm);
+      const next = plugins[i + 1];
+      warm = call.prestart && next ? prestartPlugin(call, 'DEL', next) : undefined;
+      await running;
+    }
+  } finally {
+    warm?.abandon();
   }
 }
 

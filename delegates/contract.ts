@@ -33,6 +33,17 @@ export interface PluginCall {
   log: Logger;
 }
 
+/** A call without its config: what is known before the config is (a prestart). */
+export type PluginCallEnv = Omit<PluginCall, 'config'>;
+
+/** A plugin process started ahead of its turn, waiting for its config (Delegate.prestart). */
+export interface Prestarted {
+  /** Hands it the config of `call` and settles as `exec(call)` would. A call it was not started for runs anew. */
+  run(call: PluginCall): Promise<unknown>;
+  /** It will not be used: it is killed before it has read its config. */
+  abandon(): void;
+}
+
 /** A pod interface a datapath delegate attached, as what enforces policy on it needs to know it. */
 export interface EndpointInfo {
   /** The CNI network name of the attachment's config. */
@@ -68,6 +79,12 @@ export interface Delegate {
    * DPDK-bound VF): the runner then skips its generic "is the link there" test.
    */
   readonly verifiesInterface?: boolean;
+  /**
+   * Starts what `exec` will run before its config is known, where that can be done without acting on anything
+   * (an external binary loads and waits on its stdin). The runner starts the next plugin this way while the
+   * current one works, so the next one's process start-up is off the pod's critical path (D-13).
+   */
+  prestart?(call: PluginCallEnv): Prestarted | undefined;
 }
 
 /**

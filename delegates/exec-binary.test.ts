@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PlexusError, type ErrorKind } from '../core/errors';
@@ -194,3 +194,55 @@ async function waitGone(pid: number): Promise<boolean> {
   }
   return false;
 }
+
+describe('prestart: the process loads ahead of its turn and gets its config at run', () => {
+  /** Records its start, then its config once it has it (what it "acts" on), then prints a result. */
+  const marked = (type: string) =>
+    plugin(type, `echo $$ > "${dir}/${type}.pid"; cat > "${dir}/${type}.config"; echo "$CNI_IFNAME" > "${dir}/${type}.acted"; echo '{"cniVersion":"1.0.0"}'`);
+  async function started(type: string): Promise<number> {
+    for (let i = 0; i < 500 && !existsSync(join(dir, `${type}.pid`)); i++) await new Promise((r) => setTimeout(r, 10));
+    return Number(readFileSync(join(dir, `${type}.pid`), 'utf8'));
+  }
+
+  test('it runs before its turn but acts only on run, with the config of that call', async () => {
+    marked('warm');
+    const warm = new BinaryDelegate('warm').prestart(call())!;
+    await started('warm');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(join(dir, 'warm.acted'))).toBe(false);
+    const c = call({ config: { cniVersion: '1.0.0', name: 'n', type: 'warm', marker: 42 } });
+    expect(await warm.run(c)).toEqual({ cniVersion: '1.0.0' });
+    expect(JSON.parse(readFileSync(join(dir, 'warm.config'), 'utf8'))).toEqual(c.config);
+  });
+
+  test('abandoned, it is killed and reaped without acting', async () => {
+    marked('unused');
+    const warm = new BinaryDelegate('unused').prestart(call())!;
+    const pid = await started('unused');
+    warm.abandon();
+    for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(`/proc/${pid}`)).toBe(false); // killed and reaped, not left a zombie
+    expect(existsSync(join(dir, 'unused.acted'))).toBe(false);
+  });
+
+  test('run with a call it was not started for: it is dropped and a process with the right env runs', async () => {
+    marked('other');
+    const warm = new BinaryDelegate('other').prestart(call())!;
+    const first = await started('other');
+    expect(await warm.run(call({ env: { ...ENV, path: [bin], ifName: 'net7' } }))).toEqual({ cniVersion: '1.0.0' });
+    expect(readFileSync(join(dir, 'other.acted'), 'utf8')).toBe('net7\n');
+    expect(await waitGone(first)).toBe(true);
+  });
+
+  test('a type not in the path is not prestarted; its error comes at its turn', async () => {
+    expect(new BinaryDelegate('nope').prestart(call())).toBeUndefined();
+    expect(await failure(run('nope'))).toMatchObject({ kind: 'InvalidConfig' });
+  });
+
+  test('its errors and timeout are those of exec, the timeout counting from run', async () => {
+    plugin('slowfail', `cat >/dev/null; echo '{"code":11,"msg":"later"}'; exit 1`);
+    const warm = new BinaryDelegate('slowfail').prestart(call({ timeoutMs: 200 }))!;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await failure(warm.run(call({ timeoutMs: 200 })))).toMatchObject({ kind: 'TryAgainLater', cniCode: 11 });
+  });
+});

@@ -71,6 +71,7 @@ export { formatCidr, formatIp, parseCidr, parseIp } from './ip-address';
 export { readSysctl, readSysctlSync, SYSCTL_KEY, writeSysctl, writeSysctlSync } from './sysctl';
 export * from './bpf';
 export { currentNetnsId, isNetns, type NetnsHandle, netnsCookie, openNetns, withNetns } from './netns';
+export { type ProgramOptions, type ProgramRun, runProgram } from './process';
 export { IFA_F, NUD, NTF, RT_SCOPE, RT_TABLE, RTN, RTPROT } from './netlink/constants';
 export type { NetlinkSocketOptions } from './netlink/socket';
 export type { NextHop, Route, RouteQuery, RouteSpec } from './routes';

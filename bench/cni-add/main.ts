@@ -1,11 +1,15 @@
 /**
  * bench/cni-add: ADD then DEL of a pod with the cluster network and two extra networks, through Plexus
  * (bin/plexus -> plexusd -> reference plugins) and, in the same run, the same reference plugins executed
- * directly in sequence, as a runtime would run three conflists. Iterations alternate between the two so
- * drift hits both alike. Every process is started straight inside the node netns (setns around fork), so
- * neither side pays for an `ip netns exec` wrapper. Also measures plexusd's RSS idle and with 100 pods.
+ * directly in sequence, as a runtime would run three conflists. Plexus runs twice over: as configured by
+ * default, and with `prestartDelegates: false`, whose ADDs give the breakdown of Plexus's own costs (with
+ * prestart, part of the delegates' time is spent before the daemon hands them their config). Iterations
+ * rotate between the three so drift hits all alike. Every process is started straight inside the node netns,
+ * as a runtime starts a plugin (posix_spawn), so no side pays for an `ip netns exec` wrapper. Also measures
+ * plexusd's RSS idle and with 100 pods.
  *
- * Goal (issue 2): Plexus overhead p50 <= 10 ms, p99 <= 25 ms.
+ * Goals: issue 2, Plexus overhead p50 <= 10 ms and p99 <= 25 ms; issue 8, ADD at most 1.05x the reference
+ * plugins' own time at p50.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync } from 'node:fs';
@@ -26,7 +30,6 @@ const id = randomBytes(3).toString('hex');
 const NODE = `plxb-${id}-node`;
 const nodePath = `/var/run/netns/${NODE}`;
 const dir = mkdtempSync(join(tmpdir(), `plexus-bench-${id}-`));
-const socket = join(dir, 'plexus.sock');
 const hostLocal = join(dir, 'host-local');
 const createdNetns: string[] = [NODE];
 
@@ -65,18 +68,31 @@ async function must(p: Promise<Run>, what: string): Promise<Run> {
   return r;
 }
 
-const plexusConf = JSON.stringify({ cniVersion: '1.0.0', name: 'plexus', type: 'plexus', socketPath: socket, stateDir: join(dir, 'state') });
+/** One plexusd of the run: its own socket, state and log. */
+interface Daemon {
+  name: string;
+  dir: string;
+  socket: string;
+  /** The runtime's conflist entry for it. */
+  conf: string;
+  proc?: ChildProcess;
+}
+function daemonAt(name: string): Daemon {
+  const d = join(dir, name);
+  const socket = join(d, 'plexus.sock');
+  return { name, dir: d, socket, conf: JSON.stringify({ cniVersion: '1.0.0', name: 'plexus', type: 'plexus', socketPath: socket, stateDir: join(d, 'state') }) };
+}
 
 /** Container IDs of the measured Plexus ADDs, for the breakdown. */
 const measured = new Set<string>();
 
-async function plexusCycle(netns: string, pod: string, record: boolean): Promise<[number, number]> {
+async function plexusCycle(d: Daemon, netns: string, pod: string, record: boolean): Promise<[number, number]> {
   const cid = randomBytes(32).toString('hex');
   if (record) measured.add(cid);
   const t0 = performance.now();
-  await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', cid, netns, 'eth0', pod), plexusConf), 'plexus ADD');
+  await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', cid, netns, 'eth0', pod), d.conf), 'plexus ADD');
   const t1 = performance.now();
-  await must(exec(join(ROOT, 'bin/plexus'), cniEnv('DEL', cid, netns, 'eth0', pod), plexusConf), 'plexus DEL');
+  await must(exec(join(ROOT, 'bin/plexus'), cniEnv('DEL', cid, netns, 'eth0', pod), d.conf), 'plexus DEL');
   return [t1 - t0, performance.now() - t1];
 }
 
@@ -102,18 +118,20 @@ function makeNetns(name: string): string {
   return `/var/run/netns/${name}`;
 }
 
-async function startDaemon(): Promise<ChildProcess> {
-  const config = { socketPath: socket, stateDir: join(dir, 'state'), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', source: { type: 'file', dir: join(dir, 'manifests') }, logLevel: 'info' }; // as in production; the breakdown reads each ADD's own log line
-  writeFileSync(join(dir, 'plexusd.json'), JSON.stringify(config));
-  const log = openSync(join(dir, 'plexusd.log'), 'a');
+async function startDaemon(d: Daemon, extra: object): Promise<ChildProcess> {
+  mkdirSync(d.dir, { recursive: true });
+  // As in production (log level info); the breakdown reads each ADD's own log line.
+  const config = { socketPath: d.socket, stateDir: join(d.dir, 'state'), binDirs: [CNI_DIR], confDir: join(dir, 'cni'), clusterNetwork: 'cluster', source: { type: 'file', dir: join(dir, 'manifests') }, logLevel: 'info', ...extra };
+  writeFileSync(join(d.dir, 'plexusd.json'), JSON.stringify(config));
+  const log = openSync(join(d.dir, 'plexusd.log'), 'a');
   const env = { PATH: process.env['PATH'] ?? '' };
-  const daemon = withNetns(nodePath, () => spawn(process.execPath, [join(ROOT, 'bin/plexusd'), '--config', join(dir, 'plexusd.json')], { env, stdio: ['ignore', log, log] }));
+  d.proc = withNetns(nodePath, () => spawn(process.execPath, [join(ROOT, 'bin/plexusd'), '--config', join(d.dir, 'plexusd.json')], { env, stdio: ['ignore', log, log] }));
   for (let i = 0; i < 200; i++) {
-    const r = run(join(ROOT, 'bin/plexusctl'), ['--socket', socket, 'health'], { allowFail: true });
-    if (r.code === 0) return daemon;
+    const r = run(join(ROOT, 'bin/plexusctl'), ['--socket', d.socket, 'health'], { allowFail: true });
+    if (r.code === 0) return d.proc;
     await new Promise((r2) => setTimeout(r2, 50));
   }
-  throw new Error('plexusd did not become ready');
+  throw new Error(`plexusd (${d.name}) did not become ready`);
 }
 
 function podManifests(names: string[]): string {
@@ -135,39 +153,52 @@ async function main(): Promise<void> {
   sh('ip', ['-n', NODE, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink0p']);
   sh('ip', ['-n', NODE, 'link', 'set', 'uplink0', 'up']);
   sh('ip', ['-n', NODE, 'link', 'set', 'uplink0p', 'up']);
-  const daemon = await startDaemon();
+  const plexusd = daemonAt('plexus');
+  const serial = daemonAt('plexus-serial');
   try {
+    const daemon = await startDaemon(plexusd, {});
+    await startDaemon(serial, { prestartDelegates: false });
     await new Promise((r) => setTimeout(r, 500));
     const rssIdle = rssMiB(daemon.pid!);
     const podA = makeNetns(`plxb-${id}-a`);
     const podB = makeNetns(`plxb-${id}-b`);
-    const plexus = { add: [] as number[], del: [] as number[], cycle: [] as number[] };
-    const ref = { add: [] as number[], del: [] as number[], cycle: [] as number[] };
-    process.stderr.write(`cni-add: ${WARMUP} warm-up + ${ITERATIONS} iterations each, alternating\n`);
+    const podC = makeNetns(`plxb-${id}-c`);
+    const series = () => ({ add: [] as number[], del: [] as number[], cycle: [] as number[] });
+    const runs: Record<Variant, Series> = { direct: series(), plexus: series(), serial: series() };
+    const variants: Variant[] = ['plexus', 'direct', 'serial'];
+    process.stderr.write(`cni-add: ${WARMUP} warm-up + ${ITERATIONS} iterations each, rotating plexus, direct, plexus without prestart\n`);
     for (let i = 0; i < WARMUP + ITERATIONS; i++) {
-      const order = i % 2 === 0 ? ['plexus', 'direct'] : ['direct', 'plexus'];
-      for (const which of order) {
-        const [a, d] = which === 'plexus' ? await plexusCycle(podA, 'bench', i >= WARMUP) : await directCycle(podB);
-        if (i < WARMUP) continue;
-        const into = which === 'plexus' ? plexus : ref;
-        into.add.push(a);
-        into.del.push(d);
-        into.cycle.push(a + d);
+      for (let k = 0; k < variants.length; k++) {
+        const which = variants[(i + k) % variants.length]!;
+        const record = i >= WARMUP;
+        const [a, d] =
+          which === 'plexus' ? await plexusCycle(plexusd, podA, 'bench', false) : which === 'serial' ? await plexusCycle(serial, podC, 'bench', record) : await directCycle(podB);
+        if (!record) continue;
+        runs[which].add.push(a);
+        runs[which].del.push(d);
+        runs[which].cycle.push(a + d);
       }
       if ((i + 1) % 20 === 0) process.stderr.write(`  ${i + 1 - WARMUP}/${ITERATIONS}\n`);
     }
-    const breakdown = addBreakdown(readFileSync(join(dir, 'plexusd.log'), 'utf8'));
+    const breakdown = addBreakdown(readFileSync(join(serial.dir, 'plexusd.log'), 'utf8'));
     process.stderr.write(`cni-add: attaching ${PODS_FOR_RSS} pods for the RSS figure\n`);
     const pods = rssPods.map((name) => ({ name, path: makeNetns(`plxb-${id}-${name}`), cid: randomBytes(32).toString('hex') }));
-    for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', p.cid, p.path, 'eth0', p.name), plexusConf), `ADD ${p.name}`);
+    for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('ADD', p.cid, p.path, 'eth0', p.name), plexusd.conf), `ADD ${p.name}`);
     const rssPodsMiB = rssMiB(daemon.pid!);
-    for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('DEL', p.cid, p.path, 'eth0', p.name), plexusConf), `DEL ${p.name}`);
-    report(plexus, ref, rssIdle, rssPodsMiB, breakdown);
+    for (const p of pods) await must(exec(join(ROOT, 'bin/plexus'), cniEnv('DEL', p.cid, p.path, 'eth0', p.name), plexusd.conf), `DEL ${p.name}`);
+    report(runs, rssIdle, rssPodsMiB, breakdown);
   } finally {
-    daemon.kill('SIGTERM');
+    for (const d of [plexusd, serial]) d.proc?.kill('SIGTERM');
     for (const ns of createdNetns.reverse()) run('ip', ['netns', 'del', ns], { allowFail: true });
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+type Variant = 'direct' | 'plexus' | 'serial';
+interface Series {
+  add: number[];
+  del: number[];
+  cycle: number[];
 }
 
 interface Breakdown {
@@ -189,45 +220,58 @@ function addBreakdown(log: string): Breakdown {
   return out;
 }
 
-function report(plexus: Record<string, number[]>, ref: Record<string, number[]>, rssIdle: number, rssPods: number, breakdown: Breakdown): void {
+function report(runs: Record<Variant, Series>, rssIdle: number, rssPods: number, breakdown: Breakdown): void {
   const rows: (string | number)[][] = [];
   const json: Record<string, unknown> = { iterations: ITERATIONS, networksPerPod: 3, unit: 'ms' };
-  for (const k of ['add', 'del', 'cycle']) {
-    const p = summarize(plexus[k]!);
-    const r = summarize(ref[k]!);
-    json[k] = { plexus: p, direct: r, overheadP50: p.p50 - r.p50, overheadP99: p.p99 - r.p99, ratioP50: p.p50 / r.p50, ratioP99: p.p99 / r.p99 };
-    rows.push([k.toUpperCase(), round(r.p50, 1), round(p.p50, 1), round(p.p50 - r.p50, 1), round(p.p50 / r.p50), round(r.p99, 1), round(p.p99, 1), round(p.p99 - r.p99, 1), round(p.p99 / r.p99)]);
+  const ref = runs.direct;
+  for (const [variant, label] of [['plexus', 'plexus'], ['serial', 'plexus, prestart off']] as const) {
+    const out: Record<string, unknown> = {};
+    for (const k of ['add', 'del', 'cycle'] as const) {
+      const p = summarize(runs[variant][k]);
+      const r = summarize(ref[k]);
+      out[k] = { plexus: p, direct: r, overheadP50: p.p50 - r.p50, overheadP99: p.p99 - r.p99, ratioP50: p.p50 / r.p50, ratioP99: p.p99 / r.p99 };
+      rows.push([k.toUpperCase(), label, round(r.p50, 1), round(p.p50, 1), round(p.p50 - r.p50, 1), round(p.p50 / r.p50), round(r.p99, 1), round(p.p99, 1), round(p.p99 - r.p99, 1), round(p.p99 / r.p99)]);
+    }
+    if (variant === 'plexus') Object.assign(json, out);
+    else json['prestartOff'] = out;
   }
   json['rssMiB'] = { idle: round(rssIdle, 1), withPods: round(rssPods, 1), pods: PODS_FOR_RSS };
-  // Where an ADD's overhead goes, at p50: outside the daemon (the forwarder's exec, the socket round trip),
-  // the daemon's own work (parse, plan, two durable record writes, default route, status), and what the
-  // delegates cost when the daemon spawns them beyond what they cost run directly.
+  // Where an ADD's overhead goes, at p50, from the daemon without prestart (with it, part of the delegates'
+  // time is spent before the daemon hands them their config): outside the daemon (the forwarder's exec, the
+  // socket round trip), the daemon's own work (parse, plan, two durable record writes, default route, status),
+  // and what the delegates cost when the daemon spawns them beyond what they cost run directly.
   const own = breakdown.daemon.map((t, i) => t - breakdown.delegates[i]!);
+  const serialAdd = summarize(runs.serial.add).p50;
   const b = {
     samples: breakdown.daemon.length,
-    outsideDaemonP50: summarize(plexus['add']!).p50 - summarize(breakdown.daemon).p50,
+    outsideDaemonP50: serialAdd - summarize(breakdown.daemon).p50,
     daemonOwnP50: summarize(own).p50,
     delegatesP50: summarize(breakdown.delegates).p50,
-    delegatesBeyondDirectP50: summarize(breakdown.delegates).p50 - summarize(ref['add']!).p50,
+    delegatesBeyondDirectP50: summarize(breakdown.delegates).p50 - summarize(ref.add).p50,
+    prestartGainP50: serialAdd - summarize(runs.plexus.add).p50,
   };
   json['addBreakdown'] = b;
-  const add = json['add'] as { overheadP50: number; overheadP99: number };
-  json['goals'] = { overheadP50Ms: 10, overheadP99Ms: 25, metP50: add.overheadP50 <= 10, metP99: add.overheadP99 <= 25 };
+  const add = json['add'] as { overheadP50: number; overheadP99: number; ratioP50: number };
+  json['goals'] = { overheadP50Ms: 10, overheadP99Ms: 25, ratioP50: 1.05, metP50: add.overheadP50 <= 10, metP99: add.overheadP99 <= 25, metRatioP50: add.ratioP50 <= 1.05 };
   const md =
     `# bench/cni-add\n\nADD then DEL of one pod with 3 networks (ptp cluster network, bridge, macvlan; host-local IPAM), ` +
-    `${ITERATIONS} iterations each, alternating; milliseconds. "direct" runs the same reference plugins in sequence ` +
-    `as a runtime would; "plexus" goes through bin/plexus and plexusd.\n\n` +
-    mdTable(['op', 'direct p50', 'plexus p50', 'overhead p50', 'ratio p50', 'direct p99', 'plexus p99', 'overhead p99', 'ratio p99'], rows) +
-    `\nWhere the ADD overhead goes (p50, ms, from plexusd's own timings of ${b.samples} ADDs): outside the daemon ` +
+    `${ITERATIONS} iterations each, rotating; milliseconds. "direct" runs the same reference plugins in sequence ` +
+    `as a runtime would; "plexus" goes through bin/plexus and plexusd as configured by default; "prestart off" is ` +
+    `plexusd with \`prestartDelegates: false\`. Every process is started with posix_spawn, as a Go runtime starts one.\n\n` +
+    mdTable(['op', 'variant', 'direct p50', 'plexus p50', 'overhead p50', 'ratio p50', 'direct p99', 'plexus p99', 'overhead p99', 'ratio p99'], rows) +
+    `\nWhere the ADD overhead goes (p50, ms, from the prestart-off daemon's own timings of ${b.samples} ADDs): outside the daemon ` +
     `(bin/plexus exec, socket) ${round(b.outsideDaemonP50, 1)}; the daemon's own work (parse, plan, two durable ` +
     `record writes, default route, status) ${round(b.daemonOwnP50, 1)}; the three delegates spawned by the daemon ` +
-    `${round(b.delegatesP50, 1)}, ${round(b.delegatesBeyondDirectP50, 1)} more than run directly.\n` +
+    `${round(b.delegatesP50, 1)}, ${round(b.delegatesBeyondDirectP50, 1)} more than run directly. Starting each next plugin ` +
+    `while the current one works (prestart) takes ${round(b.prestartGainP50, 1)} off an ADD.\n` +
     `\nplexusd RSS: ${round(rssIdle, 1)} MiB idle, ${round(rssPods, 1)} MiB with ${PODS_FOR_RSS} pods attached.\n` +
-    `Goal (ADD overhead): p50 <= 10 ms ${add.overheadP50 <= 10 ? 'met' : 'NOT met'}, p99 <= 25 ms ${add.overheadP99 <= 25 ? 'met' : 'NOT met'}.\n\n![ADD latency CDF](cni-add.svg)\n`;
+    `Goals (ADD): overhead p50 <= 10 ms ${add.overheadP50 <= 10 ? 'met' : 'NOT met'}, p99 <= 25 ms ${add.overheadP99 <= 25 ? 'met' : 'NOT met'}; ` +
+    `ratio p50 <= 1.05 ${add.ratioP50 <= 1.05 ? 'met' : 'NOT met'}.\n\n![ADD latency CDF](cni-add.svg)\n`;
   const paths = writeResults('cni-add', json, md);
   writeFileSync(join(resolve(paths.md, '..'), 'cni-add.svg'), cdfSvg('ADD latency, 3 networks (CDF)', [
-    { name: 'direct (reference plugins)', samples: ref['add']!, color: '#1f77b4' },
-    { name: 'plexus', samples: plexus['add']!, color: '#d62728' },
+    { name: 'direct (reference plugins)', samples: ref.add, color: '#1f77b4' },
+    { name: 'plexus', samples: runs.plexus.add, color: '#d62728' },
+    { name: 'plexus, prestart off', samples: runs.serial.add, color: '#ff7f0e' },
   ]));
   process.stdout.write(md);
 }

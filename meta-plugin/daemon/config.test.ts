@@ -36,6 +36,7 @@ test('defaults are applied from the schema, nodeName from the host', () => {
     ipam: {},
     policy: { enforce: true, flowBuffer: 10000 },
     limits: { maxConcurrentRequests: 16, delegateTimeoutSeconds: 60, shutdownGraceSeconds: 30 },
+    prestartDelegates: true,
   };
   expect(parseDaemonConfig(MIN)).toEqual(expected);
 });

@@ -92,6 +92,7 @@ export const DAEMON_CONFIG_SCHEMA = {
         shutdownGraceSeconds: { type: 'number', minimum: 0, maximum: 3600, default: 30 },
       },
     },
+    prestartDelegates: { type: 'boolean', default: true },
   },
 } as const;
 
@@ -117,6 +118,11 @@ export interface DaemonConfig {
   readonly dpdk?: DpdkOptions;
   readonly install?: { readonly cniBinDir: string; readonly cniConfDir?: string; readonly conflistName: string; readonly primaryConflist?: string; readonly fromDir?: string };
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
+  /**
+   * ADD starts each next plugin's process while the current one works and hands it its config after (a plugin
+   * acts on nothing before it has read its config). Turn it off for a plugin that acts before reading it (D-13).
+   */
+  readonly prestartDelegates: boolean;
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });

@@ -83,7 +83,7 @@ export async function startDaemon(given: DaemonConfig, log: Logger) {
     }
     const records = new RecordStore(config.stateDir);
     const runner = new Runner({
-      records, registry, binDirs: [...config.binDirs], delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000,
+      records, registry, binDirs: [...config.binDirs], delegateTimeoutMs: config.limits.delegateTimeoutSeconds * 1000, prestartDelegates: config.prestartDelegates,
       routes: kernelRouteOps, linkExists: kernelLinkExists, deviceInfoDir: config.deviceInfoDir,
       ...(policies.enforcing ? { watcher: policies } : {}),
     });

@@ -8,9 +8,9 @@ import { PlexusError, context, errorText } from '../../core/errors';
 import { CniRequest, isNetnsPath } from '../../cni/request';
 import { CniResult, convertResult, parseResult } from '../../cni/result';
 import type { ContainerId, IfName } from '../../cni/ids';
-import type { DelegateRegistry } from '../../delegates/contract';
+import type { DelegateRegistry, Prestarted } from '../../delegates/contract';
 import type { ValidAttachment } from '../../cni/valid-attachments';
-import { NetworkCall, addNetwork, checkNetwork, delNetwork, gcNetwork, negotiateVersion, statusNetwork } from '../../delegates/conflist';
+import { NetworkCall, addNetwork, checkNetwork, delNetwork, gcNetwork, negotiateVersion, prestartNetwork, statusNetwork } from '../../delegates/conflist';
 import type { Plan, PlannedAttachment } from '../planner/types';
 import type { NetworkConfList } from '../../cni/network-config';
 import { NetworkStatus, defaultGateways, networkStatusOf } from '../status/network-status';
@@ -24,6 +24,8 @@ export interface RunnerDeps {
   registry: DelegateRegistry;
   binDirs: string[];
   delegateTimeoutMs: number;
+  /** Start each next plugin's process while the current one works (`prestartDelegates`, D-13). */
+  prestartDelegates?: boolean;
   routes: DefaultRouteOps;
   /** Checks that an interface exists in a netns (CHECK). */
   linkExists(netns: string, ifName: string): Promise<boolean>;
@@ -90,8 +92,10 @@ export class Runner {
 
   /**
    * 1. record the whole plan as `adding` (one durable write: after a crash, DEL tears down every planned
-   *    attachment, which CNI DEL semantics make harmless for those never started);
-   * 2. run the delegates in order, pushing an undo before each (S32: the first failure rolls back);
+   *    attachment, which CNI DEL semantics make harmless for those never started); the first plugin's process
+   *    starts meanwhile, but gets its config only once the record is durable (D-3, D-13);
+   * 2. run the delegates in order, pushing an undo before each (S32: the first failure rolls back); each next
+   *    plugin's process is started while the current one works and handed its config after (D-13);
    * 3. apply default-route (S19), build network-status, and write the final record before answering.
    */
   async add(req: CniRequest, plan: Plan, log: Logger): Promise<{ result: CniResult; record: SandboxRecord; delegatesMs: number }> {
@@ -100,14 +104,23 @@ export class Runner {
     const spent = { ms: 0 };
     const undo = new UndoStack();
     let current: AttachmentRecord | undefined;
+    const prestart = this.deps.prestartDelegates ?? false;
+    let warm: Prestarted | undefined;
+    const callOf = (att: AttachmentRecord): NetworkCall => ({ ...this.call(rec, att, req.netns!, req.path, log, spent), prestart });
     try {
       for (const planned of plan.attachments) rec.attachments.push(await this.prepareAttachment(rec, planned, req.netns!, req.path, log));
+      // The first plugin's process loads while the record is synced; it gets its config after (D-3).
+      if (prestart) warm = prestartNetwork(callOf(rec.attachments[0]!));
       this.deps.records.put(rec);
-      for (const att of rec.attachments) {
+      for (const [i, att] of rec.attachments.entries()) {
         current = att;
         // CNI 2.2: after a failed delegate ADD, the delegate still gets a DEL, so undo is pushed first.
         undo.push(`${att.index}:${att.statusName}`, () => this.undoAttachment(rec, att, req.netns!, req.path, log));
-        att.result = await addNetwork(this.call(rec, att, req.netns!, req.path, log, spent));
+        const adding = addNetwork({ ...callOf(att), ...(warm ? { first: warm } : {}) });
+        // S29/S34 hold: the next network's first plugin only loads meanwhile, and gets its config after this one.
+        const next = rec.attachments[i + 1];
+        warm = prestart && next ? prestartNetwork(callOf(next)) : undefined;
+        att.result = await adding;
         att.state = 'added';
         await this.announce(rec, att);
       }
@@ -117,6 +130,7 @@ export class Runner {
       this.deps.records.put(rec);
       undo.commit();
     } catch (e) {
+      warm?.abandon();
       await this.rollBack(rec, undo, log);
       const where = current ? `failed to add network "${current.statusName}" (${current.ifName})` : 'failed to finish ADD';
       throw context(e, `${where} for ${podText(req)}`);
@@ -183,7 +197,7 @@ export class Runner {
     if (iface) await this.deps.watcher!.attached(iface);
   }
 
-  private async delAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger): Promise<void> {
+  private async delAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger, first?: Prestarted): Promise<void> {
     const iface = this.deps.watcher && podInterfaceOf(rec, att);
     if (iface) {
       try {
@@ -193,7 +207,7 @@ export class Runner {
       }
     }
     try {
-      await delNetwork(this.call(rec, att, netns, path, log), att.result);
+      await delNetwork({ ...this.call(rec, att, netns, path, log), prestart: this.deps.prestartDelegates ?? false, ...(first ? { first } : {}) }, att.result);
     } catch (e) {
       // The interface stays (its DEL is retried later): its policy must stay with it.
       if (iface) await this.deps.watcher!.attached(iface).catch((err: unknown) => log.warn({ network: att.statusName, err: errorText(err) }, 'the interface\'s policy could not be put back'));
@@ -306,11 +320,18 @@ export class Runner {
 
   async delRecord(rec: SandboxRecord, netns: string, path: string[], log: Logger): Promise<SandboxRecord> {
     const failed: { att: AttachmentRecord; error: unknown }[] = [];
-    for (const att of [...rec.attachments].reverse()) {
+    const order = [...rec.attachments].reverse();
+    const prestart = this.deps.prestartDelegates ?? false;
+    let warm: Prestarted | undefined;
+    for (const [i, att] of order.entries()) {
+      const deleting = this.delAttachment(rec, att, netns, path, log, warm);
+      // The next network's last plugin loads meanwhile (D-13); it gets its config once this one is done.
+      const next = order[i + 1];
+      warm = prestart && next ? prestartNetwork(this.call(rec, next, netns, path, log), 'DEL') : undefined;
       try {
-        await this.delAttachment(rec, att, netns, path, log);
+        await deleting;
       } catch (error) {
-        failed.push({ att, error });
+        failed.push({ att, error }); // S33: the others are still deleted
       }
     }
     if (failed.length > 0) {

@@ -3,7 +3,7 @@
  * done through `Netlink` and checked with `ip -j` as the independent witness, and the reverse (made with `ip`,
  * read through `Netlink`). After every test the calling thread must still be in the host netns.
  */
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import {
   type KernelError,
   isNetns,
@@ -16,6 +16,7 @@ import {
   RT_TABLE,
   RTN,
   RTPROT,
+  runProgram,
   writeSysctl,
 } from '../../kernel';
 import { describeAsRoot, ip, ipJson, NetnsScope, randomIfName, run, runIn, type TestNetns } from '../helpers/netns';
@@ -119,6 +120,14 @@ describeAsRoot('kernel layer (rtnetlink in real network namespaces)', () => {
   }
 
   describe('netns', () => {
+    test('runProgram starts a program inside the netns given, and the daemon thread stays in its own', async () => {
+      const { ino } = statSync(a.path);
+      const run = await runProgram('/bin/sh', ['-c', 'readlink /proc/self/ns/net; ip -o link show'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, input: '', timeoutMs: 10_000, netnsPath: a.path });
+      expect(run.stdout.split('\n')[0]).toBe(`net:[${ino}]`);
+      expect(run.stdout).toMatch(/^1: lo:/m);
+      expect(threadNetns()).toBe(HOST_NETNS);
+    });
+
     test('isNetns tells network namespace files from everything else', () => {
       expect(isNetns(a.path)).toBe(true);
       expect(isNetns('/proc/self/ns/net')).toBe(true);
