@@ -109,10 +109,10 @@ export async function addNetwork(call: NetworkCall): Promise<unknown> {
 }
 
 export async function delNetwork(call: NetworkCall, prevResult: unknown): Promise<void> {
-  const withPrev = prevResult !== undefined && versionAtLeast(call.conf.cniVersion, '0.4.0');
-  const plugins = [...call.conf.plugins].reverse();
   let warm = call.first;
   try {
+    const withPrev = prevResult !== undefined && versionAtLeast(call.conf.cniVersion, '0.4.0');
+    const plugins = [...call.conf.plugins].reverse();
     for (const [i, plugin] of plugins.entries()) {
       const extra = withPrev ? { prevResult } : {};
       const running = execPlugin(call, 'DEL', plugin, configIn(call, plugin, call.runtimeConfig, extra), warm);

@@ -231,7 +231,26 @@ describe('prestart: the process loads ahead of its turn and gets its config at r
     const first = await started('other');
     expect(await warm.run(call({ env: { ...ENV, path: [bin], ifName: 'net7' } }))).toEqual({ cniVersion: '1.0.0' });
     expect(readFileSync(join(dir, 'other.acted'), 'utf8')).toBe('net7\n');
-    expect(await waitGone(first)).toBe(true);
+    for (let i = 0; i < 200 && existsSync(`/proc/${first}`); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(`/proc/${first}`)).toBe(false); // killed and reaped
+  });
+
+  test('a plugin that cannot be started (text file busy) and is then abandoned: no unhandled rejection', async () => {
+    const fd = openSync(join(bin, 'busy'), 'w', 0o755); // held open for writing: exec fails with ETXTBSY
+    writeSync(fd, script('exit 0'));
+    const unhandled: unknown[] = [];
+    const listener = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', listener);
+    try {
+      const warm = new BinaryDelegate('busy').prestart(call());
+      expect(warm).toBeDefined();
+      warm!.abandon();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', listener);
+      closeSync(fd);
+    }
   });
 
   test('a type not in the path is not prestarted; its error comes at its turn', async () => {

@@ -71,7 +71,7 @@ export class BinaryDelegate implements Delegate {
     return {
       run: async (c: PluginCall): Promise<unknown> => {
         // Only for the very call it was started for; anything else runs as usual.
-        if (taken || c.command !== call.command || !sameEnv(envOf(c), started)) {
+        if (taken || c.command !== call.command || c.timeoutMs !== call.timeoutMs || !sameEnv(envOf(c), started)) {
           if (!taken) refuse(UNUSED);
           taken = true;
           return this.exec(c);

@@ -288,26 +288,32 @@ export function spawnProcess(path: string, argv: readonly string[], env: readonl
   const c = libc();
   const actions = Buffer.alloc(OPAQUE_SIZE);
   const attr = Buffer.alloc(OPAQUE_SIZE);
-  const all = Buffer.alloc(OPAQUE_SIZE);
   const none = Buffer.alloc(OPAQUE_SIZE);
-  c.posix_spawn_file_actions_init(actions);
-  c.posix_spawnattr_init(attr);
+  // Signals 1-64 by hand: sigfillset leaves out glibc's own two (32, 33), which posix_spawn would then leave
+  // ignored in the child, and an ignored signal stays ignored across exec.
+  const all = Buffer.alloc(OPAQUE_SIZE).fill(0xff, 0, 8);
+  // These return an error number (EINVAL for a flag this glibc lacks, ENOMEM): any one means the child would
+  // not start as described above, so none is ignored.
+  const check = (err: number, what: string): void => {
+    if (err !== 0) throw new KernelError(what, err);
+  };
+  check(c.posix_spawn_file_actions_init(actions), `prepare posix_spawn file actions for ${path}`);
   try {
-    stdio.forEach((fd, target) => c.posix_spawn_file_actions_adddup2(actions, fd, target));
-    // Signals 1-64 by hand: sigfillset leaves out glibc's own two (32, 33), which posix_spawn would then
-    // leave ignored in the child, and an ignored signal stays ignored across exec.
-    all.fill(0xff, 0, 8);
-    c.sigemptyset(none);
-    c.posix_spawnattr_setsigdefault(attr, all);
-    c.posix_spawnattr_setsigmask(attr, none);
-    c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_USEVFORK);
-    const pid = [0];
-    const err = c.posix_spawn(pid, path, actions, attr, [...argv, null], [...env, null]);
-    if (err !== 0) throw new KernelError(`execute ${path}`, err);
-    return pid[0]!;
+    check(c.posix_spawnattr_init(attr), `prepare posix_spawn attributes for ${path}`);
+    try {
+      stdio.forEach((fd, target) => check(c.posix_spawn_file_actions_adddup2(actions, fd, target), `set up the stdio of ${path}`));
+      check(c.sigemptyset(none) === 0 ? 0 : ERRNO.EINVAL, 'clear a signal set');
+      check(c.posix_spawnattr_setsigdefault(attr, all), `set the signal dispositions of ${path}`);
+      check(c.posix_spawnattr_setsigmask(attr, none), `set the signal mask of ${path}`);
+      check(c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_USEVFORK), `set posix_spawn flags for ${path}`);
+      const pid = [0];
+      check(c.posix_spawn(pid, path, actions, attr, [...argv, null], [...env, null]), `execute ${path}`);
+      return pid[0]!;
+    } finally {
+      c.posix_spawnattr_destroy(attr);
+    }
   } finally {
     c.posix_spawn_file_actions_destroy(actions);
-    c.posix_spawnattr_destroy(attr);
   }
 }
 

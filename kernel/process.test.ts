@@ -51,6 +51,32 @@ test('a program that cannot be started is a KernelError, and no descriptor is le
   expect(readdirSync('/proc/self/fd').length).toBe(before);
 });
 
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+test('no descriptor is left open after a run, a timeout or a refused input', async () => {
+  const before = openFds();
+  await sh('cat', 'x');
+  await sh('sleep 5', '', 100);
+  await expect(sh('cat', Promise.reject(new Error('no')))).rejects.toThrow('no');
+  for (let i = 0; i < 100 && openFds() !== before; i++) await new Promise((r) => setTimeout(r, 10)); // sockets close on the next turns
+  expect(openFds()).toBe(before);
+});
+
+test('a program that exits before its input comes is not signalled afterwards (its pid may be reused)', async () => {
+  let give!: (s: string) => void;
+  const input = new Promise<string>((r) => (give = r));
+  const kill = jest.spyOn(process, 'kill');
+  try {
+    const run = await sh('exit 4', input, 100);
+    expect(run).toMatchObject({ code: 4, timedOut: false });
+    give('late');
+    await new Promise((r) => setTimeout(r, 300)); // past the timeout it would have armed
+    expect(kill).not.toHaveBeenCalled();
+  } finally {
+    kill.mockRestore();
+  }
+});
+
 test('a program that exits without reading a large input is not an error', async () => {
   expect(await sh('exit 0', 'x'.repeat(1 << 20))).toMatchObject({ code: 0 });
 });

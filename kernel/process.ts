@@ -23,7 +23,7 @@ export interface ProgramOptions {
   /**
    * Written to its stdin, which is then closed. A promise: the program is started at once and its input
    * written when the promise fulfils; if it rejects, the program is killed without it and the run rejects
-   * with that error (the daemon starts a plugin while its record is synced, PluginCall.configGate).
+   * with that error (a plugin started ahead of its turn, Delegate.prestart).
    */
   input: string | Promise<string>;
   /** Its session is killed with SIGKILL this long after it was given its input. */
@@ -68,6 +68,9 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(constants.si
  * run with its exit status.
  */
 export async function runProgram(path: string, args: readonly string[], opts: ProgramOptions): Promise<ProgramRun> {
+  // A promised input is always handled here, whatever happens to the program (an unhandled rejection would
+  // end the daemon).
+  if (typeof opts.input !== 'string') opts.input.catch(() => undefined);
   const env = Object.entries(opts.env).map(([k, v]) => `${k}=${v}`);
   const fds: number[] = [];
   const take = (): [number, number] => {
@@ -75,7 +78,7 @@ export async function runProgram(path: string, args: readonly string[], opts: Pr
     fds.push(...p);
     return p;
   };
-  let pid: number;
+  let pid: number | undefined;
   let stdin: [number, number];
   let stdout: [number, number];
   let stderr: [number, number];
@@ -84,11 +87,16 @@ export async function runProgram(path: string, args: readonly string[], opts: Pr
     stdout = take();
     stderr = take();
     const child: [number, number, number] = [stdin[0], stdout[1], stderr[1]];
-    pid = withNetns(opts.netnsPath ?? null, () => spawnProcess(path, [path, ...args], env, child));
+    withNetns(opts.netnsPath ?? null, () => {
+      pid = spawnProcess(path, [path, ...args], env, child);
+    });
   } catch (e) {
     for (const fd of fds) closeFd(fd);
+    // Started, but the thread could not go back to its own netns: the program is not wanted.
+    if (pid !== undefined) killAndReap(pid);
     throw e;
   }
+  const child = pid!;
   // The child has its copies; the daemon keeps only its own ends.
   for (const fd of [stdin[0], stdout[1], stderr[1]]) closeFd(fd);
 
@@ -98,7 +106,10 @@ export async function runProgram(path: string, args: readonly string[], opts: Pr
     let open = 2;
     let timedOut = false;
     let withoutInput: { error: unknown } | undefined;
+    // Once reaped, its pid may belong to someone else: nothing may signal it any more.
+    let settled = false;
     const finish = (exit: ChildExit): void => {
+      settled = true;
       clearTimeout(timer);
       if (withoutInput) return reject(withoutInput.error);
       const signal = exit.signal === null ? null : (SIGNAL_NAMES.get(exit.signal) ?? null);
@@ -109,7 +120,7 @@ export async function runProgram(path: string, args: readonly string[], opts: Pr
       s.on('data', (c: Buffer) => into.push(c));
       s.on('error', () => undefined); // a read error ends the stream like EOF; 'close' follows
       s.on('close', () => {
-        if (--open === 0) reapWhenDone(pid, finish);
+        if (--open === 0) reapWhenDone(child, finish);
       });
       return s;
     };
@@ -117,11 +128,7 @@ export async function runProgram(path: string, args: readonly string[], opts: Pr
     const input = new Socket({ fd: stdin[1], readable: false, writable: true });
     input.on('error', () => undefined); // a program may exit without reading its stdin (EPIPE)
     const kill = (): void => {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
+      if (!settled) signalSession(child);
       // Output of a killed run is not wanted, and a grandchild that left the session may hold the pipes open.
       for (const r of readers) r.destroy();
       input.destroy();
@@ -129,6 +136,7 @@ export async function runProgram(path: string, args: readonly string[], opts: Pr
     let timer: NodeJS.Timeout | undefined;
     // The timeout counts from when the program has its input: before, it only waits for it.
     const start = (text: string): void => {
+      if (settled) return void input.destroy(); // it ended before its input came
       timer = setTimeout(() => {
         timedOut = true;
         kill();
@@ -143,4 +151,18 @@ export async function runProgram(path: string, args: readonly string[], opts: Pr
       });
     }
   });
+}
+
+/** SIGKILL to the program's session (it is its own session leader, so its pid is the group's id). */
+function signalSession(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+function killAndReap(pid: number): void {
+  signalSession(pid);
+  reapWhenDone(pid, () => undefined);
 }

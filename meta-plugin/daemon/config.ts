@@ -119,7 +119,7 @@ export interface DaemonConfig {
   readonly install?: { readonly cniBinDir: string; readonly cniConfDir?: string; readonly conflistName: string; readonly primaryConflist?: string; readonly fromDir?: string };
   readonly limits: { readonly maxConcurrentRequests: number; readonly delegateTimeoutSeconds: number; readonly shutdownGraceSeconds: number };
   /**
-   * ADD starts each next plugin's process while the current one works and hands it its config after (a plugin
+   * ADD and DEL start each next plugin's process while the current one works and hand it its config after (a plugin
    * acts on nothing before it has read its config). Turn it off for a plugin that acts before reading it (D-13).
    */
   readonly prestartDelegates: boolean;

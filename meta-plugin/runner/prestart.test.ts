@@ -44,8 +44,8 @@ echo "start ${type} $(${now}) $$ $CNI_COMMAND" >> "${log}"
 cat > /dev/null
 if [ -f "${RECORD()}" ]; then rec=record; else rec=norecord; fi
 echo "config ${type} $(${now}) $rec $CNI_COMMAND" >> "${log}"
-if [ "$CNI_COMMAND" = DEL ]; then sleep 0.2; echo "done-del ${type} $(${now})" >> "${log}"; exit 0; fi
-sleep 0.2
+if [ "$CNI_COMMAND" = DEL ]; then sleep 0.5; echo "done-del ${type} $(${now})" >> "${log}"; exit 0; fi
+sleep 0.5
 ${failsAfter ? `for i in $(seq 200); do grep -q "^start ${failsAfter} " "${log}" && break; sleep 0.05; done; echo '{"cniVersion":"1.0.0","code":11,"msg":"${type} broke"}'; exit 1` : ''}
 echo "done ${type} $(${now})" >> "${log}"
 echo '{"cniVersion":"1.0.0","interfaces":[{"name":"'$CNI_IFNAME'","sandbox":"'$CNI_NETNS'"}],"ips":[]}'
@@ -79,16 +79,21 @@ const at = (what: string, type: string, command = 'ADD'): bigint => {
 
 /** The real store, its writes slowed down so that a plugin acting before the first has landed would see no record. */
 class SlowStore extends RecordStore {
+  /** When the first put ended (ns since the epoch, as the plugins' `date +%s%N`). */
+  firstPutDone: bigint | undefined;
+
   override put(rec: Parameters<RecordStore['put']>[0]): void {
     const until = Date.now() + 300;
     while (Date.now() < until); // put is synchronous: stall it as a slow disk would
     super.put(rec);
+    this.firstPutDone ??= BigInt(Date.now()) * 1_000_000n;
   }
 }
+let store: SlowStore;
 
 function runner(prestartDelegates: boolean): Runner {
   return new Runner({
-    records: new SlowStore(stateDir),
+    records: (store = new SlowStore(stateDir)),
     registry: new Registry(),
     binDirs: [bin],
     delegateTimeoutMs: 10_000,
@@ -130,6 +135,7 @@ test('each next plugin is started during the current one and acts after it; the 
   for (const t of ['cluster', 'a', 'b']) plugin(t);
   await runner(true).add(request, plan('cluster', 'a', 'b'), silentLog);
   expect(events().find((e) => e.what === 'config' && e.type === 'cluster')!.extra[0]).toBe('record');
+  expect(at('start', 'cluster')).toBeLessThan(store.firstPutDone!); // it loaded while the record was written
   for (const [prev, next] of [['cluster', 'a'], ['a', 'b']] as const) {
     expect(at('start', next)).toBeLessThan(at('done', prev)); // prestarted
     expect(at('config', next)).toBeGreaterThan(at('done', prev)); // S34: one attachment operation at a time

@@ -198,22 +198,26 @@ export class Runner {
   }
 
   private async delAttachment(rec: SandboxRecord, att: AttachmentRecord, netns: string, path: string[], log: Logger, first?: Prestarted): Promise<void> {
-    const iface = this.deps.watcher && podInterfaceOf(rec, att);
-    if (iface) {
-      try {
-        await this.deps.watcher!.detaching(iface);
-      } catch (e) {
-        log.warn({ network: att.statusName, ifName: att.ifName, err: errorText(e) }, 'forgetting the interface\'s policy failed; the DEL goes on');
-      }
-    }
     try {
-      await delNetwork({ ...this.call(rec, att, netns, path, log), prestart: this.deps.prestartDelegates ?? false, ...(first ? { first } : {}) }, att.result);
-    } catch (e) {
-      // The interface stays (its DEL is retried later): its policy must stay with it.
-      if (iface) await this.deps.watcher!.attached(iface).catch((err: unknown) => log.warn({ network: att.statusName, err: errorText(err) }, 'the interface\'s policy could not be put back'));
-      throw e;
+      const iface = this.deps.watcher && podInterfaceOf(rec, att);
+      if (iface) {
+        try {
+          await this.deps.watcher!.detaching(iface);
+        } catch (e) {
+          log.warn({ network: att.statusName, ifName: att.ifName, err: errorText(e) }, 'forgetting the interface\'s policy failed; the DEL goes on');
+        }
+      }
+      try {
+        await delNetwork({ ...this.call(rec, att, netns, path, log), prestart: this.deps.prestartDelegates ?? false, ...(first ? { first } : {}) }, att.result);
+      } catch (e) {
+        // The interface stays (its DEL is retried later): its policy must stay with it.
+        if (iface) await this.deps.watcher!.attached(iface).catch((err: unknown) => log.warn({ network: att.statusName, err: errorText(err) }, 'the interface\'s policy could not be put back'));
+        throw e;
+      }
+      if (att.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
+    } finally {
+      first?.abandon(); // unused if anything failed before delNetwork took it; a no-op once it ran
     }
-    if (att.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
   }
 
   /**

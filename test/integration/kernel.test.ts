@@ -122,9 +122,8 @@ describeAsRoot('kernel layer (rtnetlink in real network namespaces)', () => {
   describe('netns', () => {
     test('runProgram starts a program inside the netns given, and the daemon thread stays in its own', async () => {
       const { ino } = statSync(a.path);
-      const run = await runProgram('/bin/sh', ['-c', 'readlink /proc/self/ns/net; ip -o link show'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, input: '', timeoutMs: 10_000, netnsPath: a.path });
-      expect(run.stdout.split('\n')[0]).toBe(`net:[${ino}]`);
-      expect(run.stdout).toMatch(/^1: lo:/m);
+      const run = await runProgram('/bin/sh', ['-c', 'readlink /proc/self/ns/net'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, input: '', timeoutMs: 10_000, netnsPath: a.path });
+      expect(run.stdout).toBe(`net:[${ino}]\n`);
       expect(threadNetns()).toBe(HOST_NETNS);
     });
 
