@@ -86,43 +86,45 @@ async function execPlugin(call: NetworkCall, command: DelegateCommand, plugin: P
   }
 }
 
-export async function addNetwork(call: NetworkCall): Promise<unknown> {
-  let prev: unknown;
+/**
+ * Runs `plugins` one after the other with the config `configOf` gives each once its turn comes (it may read
+ * what `done` kept of the one before). With `call.prestart`, each next plugin's process loads meanwhile; it is
+ * handed its config only after the current one is done, and abandoned unread when one fails.
+ */
+async function inTurn(call: NetworkCall, command: 'ADD' | 'DEL', plugins: readonly PluginConf[], configOf: (plugin: PluginConf) => Record<string, unknown>, done: (out: unknown, plugin: PluginConf) => void = () => undefined): Promise<void> {
   let warm = call.first;
   try {
-    for (const [i, plugin] of call.conf.plugins.entries()) {
-      const extra = prev === undefined ? {} : { prevResult: prev };
-      const running = execPlugin(call, 'ADD', plugin, configIn(call, plugin, call.runtimeConfig, extra), warm);
-      // The next plugin loads while this one works; it gets its config (with this one's result) after.
-      const next = call.conf.plugins[i + 1];
-      warm = call.prestart && next ? prestartPlugin(call, 'ADD', next) : undefined;
-      const out = await running;
-      if (out === undefined) {
-        throw new PlexusError('DelegateFailed', `network "${call.conf.name}": plugin "${plugin.type}" ADD printed no result`);
-      }
-      prev = out;
+    for (const [i, plugin] of plugins.entries()) {
+      const running = execPlugin(call, command, plugin, configOf(plugin), warm);
+      const next = plugins[i + 1];
+      warm = call.prestart && next ? prestartPlugin(call, command, next) : undefined;
+      done(await running, plugin);
     }
   } finally {
     warm?.abandon(); // only after a failure: the last plugin has no next
   }
+}
+
+export async function addNetwork(call: NetworkCall): Promise<unknown> {
+  let prev: unknown;
+  await inTurn(
+    call,
+    'ADD',
+    call.conf.plugins,
+    // Each plugin gets the previous one's result (with it, the next one is handed its config).
+    (plugin) => configIn(call, plugin, call.runtimeConfig, prev === undefined ? {} : { prevResult: prev }),
+    (out, plugin) => {
+      if (out === undefined) throw new PlexusError('DelegateFailed', `network "${call.conf.name}": plugin "${plugin.type}" ADD printed no result`);
+      prev = out;
+    },
+  );
   return prev;
 }
 
 export async function delNetwork(call: NetworkCall, prevResult: unknown): Promise<void> {
-  let warm = call.first;
-  try {
-    const withPrev = prevResult !== undefined && versionAtLeast(call.conf.cniVersion, '0.4.0');
-    const plugins = [...call.conf.plugins].reverse();
-    for (const [i, plugin] of plugins.entries()) {
-      const extra = withPrev ? { prevResult } : {};
-      const running = execPlugin(call, 'DEL', plugin, configIn(call, plugin, call.runtimeConfig, extra), warm);
-      const next = plugins[i + 1];
-      warm = call.prestart && next ? prestartPlugin(call, 'DEL', next) : undefined;
-      await running;
-    }
-  } finally {
-    warm?.abandon();
-  }
+  const withPrev = prevResult !== undefined && versionAtLeast(call.conf.cniVersion, '0.4.0');
+  const extra = withPrev ? { prevResult } : {};
+  await inTurn(call, 'DEL', [...call.conf.plugins].reverse(), (plugin) => configIn(call, plugin, call.runtimeConfig, extra));
 }
 
 export async function checkNetwork(call: NetworkCall, prevResult: unknown): Promise<void> {
