@@ -26,7 +26,9 @@ needs=(
   podman:podman
   runc:runc
   busybox:busybox-static
-  dpdk-testpmd:dpdk
+  /usr/bin/dpdk-hugepages.py:dpdk
+  # Debian's dpdk shipped testpmd until 22.11.11-0+deb12u1, which moved it to dpdk-dev (as every other DPDK tool).
+  dpdk-testpmd:dpdk-dev
   /usr/include/dpdk/rte_eal.h:libdpdk-dev
 )
 missing=()
