@@ -59,6 +59,8 @@ interface Injected {
   status: number;
   method?: string;
   pathIncludes?: string;
+  /** A fragment of the decoded query string, e.g. `spec.nodeName!=node-a` (one list among others of a path). */
+  queryIncludes?: string;
   left: number;
 }
 
@@ -152,14 +154,15 @@ export class KubeApiServer {
 
   /**
    * A kubeconfig for kubectl and client libraries, with a bearer token (any is accepted until `acceptTokens`;
-   * without credentials kubectl would prompt for a password over TLS).
+   * without credentials kubectl would prompt for a password over TLS). `server`: the URL a client will reach
+   * this server at (a netns exposed to later, see exposeIn); default the current one.
    */
-  writeKubeconfig(file: string, token = 'plexus-test'): string {
+  writeKubeconfig(file: string, token = 'plexus-test', server = this.url): string {
     mkdirSync(dirname(file), { recursive: true });
     const user = { token };
     writeFileSync(file, JSON.stringify({
       apiVersion: 'v1', kind: 'Config', 'current-context': 'test',
-      clusters: [{ name: 'test', cluster: { server: this.url, ...(this.tls ? { 'certificate-authority-data': Buffer.from(this.caPem).toString('base64') } : {}) } }],
+      clusters: [{ name: 'test', cluster: { server, ...(this.tls ? { 'certificate-authority-data': Buffer.from(this.caPem).toString('base64') } : {}) } }],
       users: [{ name: 'test', user }],
       contexts: [{ name: 'test', context: { cluster: 'test', user: 'test', namespace: 'default' } }],
     }));
@@ -182,9 +185,15 @@ export class KubeApiServer {
     for (const w of this.live.keys()) w.silent = true;
   }
 
-  /** The next `count` requests (matching method and path fragment, if given) fail with `status`. */
-  failNext(status: number, opts: { method?: string; pathIncludes?: string; count?: number } = {}): void {
-    this.injected.push({ status, left: opts.count ?? 1, ...(opts.method ? { method: opts.method } : {}), ...(opts.pathIncludes ? { pathIncludes: opts.pathIncludes } : {}) });
+  /** The next `count` requests (matching method, path fragment and query fragment, if given) fail with `status`. */
+  failNext(status: number, opts: { method?: string; pathIncludes?: string; queryIncludes?: string; count?: number } = {}): void {
+    const { method, pathIncludes, queryIncludes } = opts;
+    this.injected.push({ status, left: opts.count ?? 1, ...(method ? { method } : {}), ...(pathIncludes ? { pathIncludes } : {}), ...(queryIncludes ? { queryIncludes } : {}) });
+  }
+
+  /** Failures injected and not used up yet are dropped. */
+  clearFailures(): void {
+    this.injected.length = 0;
   }
 
   /**
@@ -242,7 +251,8 @@ export class KubeApiServer {
     };
     try {
       if (this.tokens && !this.tokens.some((t) => req.headers.authorization === `Bearer ${t}`)) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
-      const fault = this.injected.find((f) => (!f.method || f.method === req.method) && (!f.pathIncludes || url.pathname.includes(f.pathIncludes)));
+      const query = decodeURIComponent(url.search);
+      const fault = this.injected.find((f) => (!f.method || f.method === req.method) && (!f.pathIncludes || url.pathname.includes(f.pathIncludes)) && (!f.queryIncludes || query.includes(f.queryIncludes)));
       if (fault) {
         if (--fault.left <= 0) this.injected.splice(this.injected.indexOf(fault), 1);
         throw new ApiError(fault.status, fault.status === 409 ? 'Conflict' : fault.status === 404 ? 'NotFound' : 'InternalError', `injected failure (${fault.status})`);

@@ -52,6 +52,9 @@ class FakeSource implements Source {
   listed(kind: string): boolean {
     return kind !== 'IPAMClaim' || this.claims !== undefined;
   }
+  peersListed(): boolean {
+    return true;
+  }
   onChange(listener: () => void): void {
     this.listeners.push(listener);
   }

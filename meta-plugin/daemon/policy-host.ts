@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { errorText } from '../../core/errors';
+import { errorText, PlexusError } from '../../core/errors';
 import type { EndpointInfo, EndpointWatcher } from '../../delegates/contract';
 import { isKernelError, Netlink, netnsCookie } from '../../kernel';
 import type { EngineFlow } from '../../dpdk-native/engine-client';
@@ -121,6 +121,10 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private queued: Promise<void> | undefined;
   /** Nothing is written before restore() took over what the pinned maps hold (a write would drop it all). */
   private restored = false;
+  /** What the source has not listed yet, while writes wait for it (logged once); undefined once all is listed. */
+  private heldBack: string[] | undefined;
+  /** ADDs waiting for the source to list what policy reads (untilListed). */
+  private readonly listedWaiters = new Set<() => void>();
   private poller: NodeJS.Timeout | undefined;
   private addressWatch: NodeJS.Timeout | undefined;
   /** address -> who owns it, for naming flows (rebuilt at each write). */
@@ -149,6 +153,11 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
       peers: new Gauge({ name: 'plexus_policy_peers', help: 'Pods of other nodes known as policy peers, counted once per network they have addresses on', registers: [this.registry] }),
       policies: new Gauge({ name: 'plexus_policy_policies', help: 'Policies in force, by kind', labelNames: ['kind'], registers: [this.registry] }),
       refused: new Gauge({ name: 'plexus_policy_refused', help: 'Policies refused as invalid (see the warnings)', registers: [this.registry] }),
+      waiting: new Gauge({
+        name: 'plexus_policy_waiting_for_source',
+        help: '1 while the source has not listed everything policy reads (policies, namespaces, pods of this and other nodes): the datapath keeps the last policy written, and ADDs wait',
+        registers: [this.registry],
+      }),
       verdicts: new Counter({
         name: 'plexus_policy_verdicts_total',
         help: 'Decisions of the policy datapath, counted in the kernel (every drop, not only those reported as flows): new connections allowed, packets dropped by the source\'s egress or the destination\'s ingress policy, tracked connections cut by a policy change',
@@ -202,6 +211,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     this.world = { policies, namespaces };
     for (const kind of POLICY_KINDS) this.metrics.policies.set({ kind }, policies.filter((p) => p.kind === kind).length);
     this.metrics.refused.set(refused.size);
+    if (this.unlisted().length === 0) for (const wake of this.listedWaiters) wake();
     if (this.enforcing && this.restored) {
       void this.hookGoverned().then(() => this.write()).catch((err: unknown) => this.log.error({ err: errorText(err) }, 'policy update failed; retried at the next change'));
     }
@@ -216,6 +226,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   /** EndpointWatcher: hooked and its policy written before plexus-routed makes the pod reachable. */
   async attaching(ep: EndpointInfo): Promise<void> {
     if (!this.datapath || !this.restored || !this.governed(ep)) return;
+    await this.untilListed(ep.pod, ep.network);
     this.hook(hookedOf(ep), ep.end);
     await this.write();
   }
@@ -229,6 +240,8 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
    * it is hooked inside the pod and its policy written before the ADD returns.
    */
   async attached(iface: PodInterface): Promise<void> {
+    // Whether a MultiNetworkPolicy names its network is known only once they are listed.
+    if (this.enforcing && this.restored) await this.untilListed(iface.pod, iface.network);
     this.secondary.set(iface.id, iface);
     const engineNetwork = this.engine && engineNetworkOf(iface.conf);
     if (engineNetwork) {
@@ -289,6 +302,40 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     this.restored = true;
     await this.writeOrLeaveToReconcile();
     this.log.info({ ...report, hooked: this.endpoints.size }, 'policy datapath restored');
+  }
+
+  /**
+   * What policy reads that the source has not listed yet. Until it has, nothing is written: the maps keep the
+   * policy last written (by this daemon or, after a restart, by the one before), which a partial view would
+   * replace with a wrong one, cutting the connections of peers not listed yet (D-14).
+   */
+  private unlisted(): string[] {
+    const s = this.source;
+    return [
+      ...(s.ready() ? [] : ['Pod']),
+      ...[...POLICY_KINDS, 'Namespace'].filter((k) => !s.listed(k)),
+      ...(s.peersListed() ? [] : ['Pod of other nodes']),
+    ];
+  }
+
+  /**
+   * An ADD's policy can be written only once the source has listed what policy reads: it waits for that as
+   * long as an ADD waits for its pod (`source.podWaitMs`), then fails with TryAgainLater (the runtime retries).
+   */
+  private async untilListed(pod: { namespace: string; name: string } | undefined, network: string | undefined): Promise<void> {
+    if (this.unlisted().length === 0) return;
+    const source = this.enforcement?.config.source;
+    const waitMs = source?.type === 'kubernetes' ? source.podWaitMs : 5000;
+    let wake: (() => void) | undefined;
+    const listed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), waitMs);
+      wake = () => (clearTimeout(timer), resolve(true));
+      this.listedWaiters.add(wake);
+    }).finally(() => this.listedWaiters.delete(wake!));
+    const missing = this.unlisted();
+    if (listed || missing.length === 0) return;
+    const who = pod ? `pod ${pod.namespace}/${pod.name}` : 'an endpoint';
+    throw new PlexusError('TryAgainLater', `${who}: network "${network ?? CLUSTER}": its policy cannot be written yet: the source has not listed ${missing.join(', ')} (waited ${waitMs} ms)`);
   }
 
   /** The first write; an engine that does not answer yet is given the policy by the DPDK reconcile when it does. */
@@ -436,6 +483,15 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
     const started = process.hrtime.bigint();
     const step = this.writing.then(async () => {
       this.queued = undefined;
+      const missing = this.unlisted();
+      this.metrics.waiting.set(missing.length > 0 ? 1 : 0);
+      if (missing.length > 0) {
+        if (this.heldBack?.join() !== missing.join()) this.log.warn({ unlisted: missing }, 'the source has not listed everything policy reads: the datapath keeps the policy last written until it has');
+        this.heldBack = missing;
+        return;
+      }
+      if (this.heldBack) this.log.info('the source has listed everything policy reads: writing the policy');
+      this.heldBack = undefined;
       const kernel = this.attachments(this.endpoints.values());
       const governed = this.governedNetworks();
       const engine = this.engineAttachments(governed);

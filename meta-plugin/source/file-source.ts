@@ -227,6 +227,11 @@ export class FileSource implements Source {
     return this.loaded;
   }
 
+  /** The statusDir is read with the manifests. */
+  peersListed(): boolean {
+    return this.loaded;
+  }
+
   describe(): Record<string, unknown> {
     const v = this.view;
     return { type: 'file', dir: this.dir, loaded: this.loaded, pods: v.pods.size, nads: v.nads.size, files: v.files };

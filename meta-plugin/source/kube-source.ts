@@ -110,7 +110,7 @@ export class KubeSource implements Source {
     features: KubeSourceFeatures = {},
   ) {
     this.client = new KubeClient(options.kubeconfig, options.requestTimeoutMs);
-    const common = { silenceMs: options.watchSilenceSeconds * 1000, backoffMaxMs: options.backoffMaxMs, onChange: () => this.changed() };
+    const common = { silenceMs: options.watchSilenceSeconds * 1000, backoffMaxMs: options.backoffMaxMs, onChange: () => this.changed(), onSynced: () => this.changed() };
     this.pods = new Reflector(this.client, { ...common, path: '/api/v1/pods', query: { fieldSelector: `spec.nodeName=${nodeName}` }, transform: podFromApi, log: log.child({ reflector: 'pods' }) });
     if (features.peers) {
       // Only what policy needs of each pod: memory follows the cluster's pods here, which is what it costs
@@ -181,6 +181,10 @@ export class KubeSource implements Source {
 
   listed(kind: string): boolean {
     return this.otherReflector(kind)?.hasSynced ?? true;
+  }
+
+  peersListed(): boolean {
+    return this.peerPods?.hasSynced ?? true;
   }
 
   onChange(listener: () => void): void {

@@ -63,4 +63,6 @@ export interface Source {
    * when asked to watch them; the file source with a `statusDir` the nodes share); empty where unknown.
    */
   peers(): readonly PeerPod[];
+  /** Whether peers() is complete (listed), so that a pod absent there is not a peer. */
+  peersListed(): boolean;
 }

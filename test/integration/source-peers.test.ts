@@ -69,9 +69,26 @@ describe('the Kubernetes source', () => {
     await expectEventually(() => expect(s.peers().map((p) => [p.podIPs, p.status])).toEqual([[undefined, undefined]]), { timeoutMs: 10_000 });
   });
 
+  test('peersListed: false while the other nodes\' pods cannot be listed, then true, and listeners hear of it', async () => {
+    api.failNext(500, { method: 'GET', queryIncludes: 'spec.nodeName!=node-a', count: 1_000_000 });
+    const s = new KubeSource({ type: 'kubernetes', kubeconfig, podWaitMs: 1000, requestTimeoutMs: 1000, watchSilenceSeconds: 5, backoffMaxMs: 200 }, 'node-a', log, { peers: true });
+    sources.push(s);
+    let heard = 0;
+    s.onChange(() => heard++);
+    await s.start(); // gives up waiting after requestTimeoutMs
+    expect({ policies: s.listed('NetworkPolicy'), peersListed: s.peersListed(), peers: s.peers() }).toEqual({ policies: true, peersListed: false, peers: [] });
+    await new Promise((r) => setTimeout(r, 100)); // the burst of the first lists is heard
+    const before = heard;
+    api.clearFailures();
+    await expectEventually(() => expect(s.peersListed()).toBe(true), { timeoutMs: 10_000 });
+    expect(s.peers().map((p) => p.pod.name)).toEqual(['theirs']);
+    await expectEventually(() => expect(heard).toBeGreaterThan(before), { timeoutMs: 2000 });
+  });
+
   test('where policy is not enforced, no other node\'s pod is watched', async () => {
     const s = await open(false);
     expect(s.peers()).toEqual([]);
+    expect(s.peersListed()).toBe(true); // nothing to list
   });
 });
 
@@ -99,6 +116,7 @@ describe('the file source with a shared statusDir', () => {
     ] }));
     write({ app: 'one' });
     const [n1, n2] = [await open('n1'), await open('n2')];
+    expect([n1.peersListed(), n2.peersListed()]).toEqual([true, true]); // read with the manifests
     await n1.publishStatus({ namespace: 'default', name: 'p1' }, status('10.244.0.2/32'));
     await n2.publishStatus({ namespace: 'default', name: 'p2' }, status('10.244.1.2/32'));
     expect(readdirSync(statusDir).sort()).toEqual(['default_p1.json', 'default_p2.json']);

@@ -22,6 +22,8 @@ export interface ReflectorOptions<T> {
   /** What the cache keeps of an object (drop what nothing reads: bounded memory). */
   transform(obj: Record<string, unknown>): T;
   onChange?(type: ChangeType, obj: T, old: T | undefined): void;
+  /** Once, when the first list is in the cache (an empty list or an absent optional kind changes nothing else). */
+  onSynced?(): void;
   silenceMs: number;
   backoffMaxMs: number;
   /** A kind that may not be installed (its CRD absent): 404 is an empty list, asked again every `backoffMaxMs`. */
@@ -158,6 +160,7 @@ export class Reflector<T> {
     if (this.synced) return;
     this.synced = true;
     for (const w of this.syncWaiters.splice(0)) w();
+    this.opts.onSynced?.();
   }
 
   private apply(type: ChangeType, obj: Record<string, unknown>, key = keyOf(obj as Meta)): void {
