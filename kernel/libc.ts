@@ -18,6 +18,8 @@ import { ERRNO, KernelError } from './errno';
 interface Koffi {
   load(path: string): { func(prototype: string): unknown };
   errno(): number;
+  view(pointer: unknown, length: number): ArrayBuffer;
+  address(pointer: unknown): bigint;
 }
 
 // <fcntl.h>, <sched.h>, <sys/socket.h>, <linux/netlink.h>, <linux/nsfs.h> (x86-64/arm64 Linux values).
@@ -67,6 +69,11 @@ interface Libc {
   posix_spawnattr_setsigmask: (attr: Buffer, set: Buffer) => number;
   posix_spawnattr_destroy: (attr: Buffer) => number;
   sigemptyset: (set: Buffer) => number;
+  mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
+  munmap: (addr: unknown, length: number) => number;
+  getpagesize: () => number;
+  pthread_mutex_lock: (mutex: Buffer) => number;
+  pthread_mutex_unlock: (mutex: Buffer) => number;
 }
 
 let koffi: Koffi | undefined;
@@ -119,6 +126,11 @@ function libc(): Libc {
     posix_spawnattr_setsigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, const void *sigmask)'),
     posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attr)'),
     sigemptyset: lib.func('int sigemptyset(void *set)'),
+    mmap: lib.func('void *mmap(void *addr, uintptr_t length, int prot, int flags, int fd, intptr_t offset)'),
+    munmap: lib.func('int munmap(void *addr, uintptr_t length)'),
+    getpagesize: lib.func('int getpagesize(void)'),
+    pthread_mutex_lock: lib.func('int pthread_mutex_lock(void *mutex)'),
+    pthread_mutex_unlock: lib.func('int pthread_mutex_unlock(void *mutex)'),
   } as Libc;
   return bound;
 }
@@ -342,4 +354,57 @@ export function reapChild(pid: number): ChildExit | null {
   // <sys/wait.h>: low 7 bits the terminating signal (0: exited), bits 8-15 the exit code.
   const sig = s & 0x7f;
   return sig === 0 ? { code: (s >> 8) & 0xff, signal: null } : { code: null, signal: sig };
+}
+
+// <sys/mman.h>
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+
+/** A shared mapping of a file descriptor's memory, seen from JS as an ArrayBuffer (no copy). */
+export interface SharedMapping {
+  /** Valid until unmap(): reading it afterwards would fault. */
+  readonly buffer: ArrayBuffer;
+  unmap(): void;
+}
+
+/** mmap(2) of `length` bytes of `fd` at `offset`, MAP_SHARED, read-only or read-write. */
+export function mapShared(what: string, fd: number, length: number, offset: number, writable: boolean): SharedMapping {
+  const l = libc();
+  const k = koffi as Koffi;
+  const addr = l.mmap(null, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, offset);
+  if (addr === null || k.address(addr) === 0xffffffffffffffffn) fail(what); // MAP_FAILED
+  let mapped = true;
+  return {
+    buffer: k.view(addr, length),
+    unmap: () => {
+      if (!mapped) return;
+      mapped = false;
+      if (l.munmap(addr, length) < 0) fail(`${what}: munmap`);
+    },
+  };
+}
+
+export function pageSize(): number {
+  return libc().getpagesize();
+}
+
+/**
+ * A full memory barrier for memory another CPU writes (a BPF ring buffer's pages): JS has no fence for memory
+ * that is not a SharedArrayBuffer. Unlocking a mutex is a release and locking it an acquire, and a release
+ * followed by an acquire is ordered on x86-64 and arm64 (RCsc), so no load or store crosses the pair.
+ */
+export class Fence {
+  // pthread_mutex_t is 40 bytes on x86-64 and 48 on arm64; all zeros is PTHREAD_MUTEX_INITIALIZER in glibc.
+  private readonly mutex = Buffer.alloc(64);
+
+  constructor() {
+    if (libc().pthread_mutex_lock(this.mutex) !== 0) throw new KernelError('lock a fence mutex', ERRNO.EINVAL);
+  }
+
+  full(): void {
+    const l = libc();
+    l.pthread_mutex_unlock(this.mutex);
+    l.pthread_mutex_lock(this.mutex);
+  }
 }

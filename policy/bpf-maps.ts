@@ -47,7 +47,7 @@ export const IdentityPairStruct = structCodec('struct identity_pair', 8, { id: [
 export const CidrKeyStruct = structCodec('struct cidr_key', 25, { prefixlen: [u32, 0], epdir: [be32, 4], family: [u8, 8], addr: [bytes(16), 9] });
 export const RuleKeyStruct = structCodec('struct rule_key', 15, { prefixlen: [u32, 0], epdir: [be32, 4], peer: [be32, 8], proto: [u8, 12], port: [be16, 13] });
 export const CtKeyStruct = structCodec('struct ct_key', 44, { network: [u32, 0], src: [bytes(16), 4], dst: [bytes(16), 20], sport: [be16, 36], dport: [be16, 38], proto: [u8, 40] });
-export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0], revision: [u32, 8], flags: [u32, 12] });
+export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0], revision: [u32, 8], replied: [u8, 12], fin_initiator: [u8, 13], fin_responder: [u8, 14] });
 export const StateStruct = structCodec('struct policy_state', 8, { revision: [u32, 0] });
 export const FlowEventStruct = structCodec('struct flow_event', 64, {
   time: [u64, 0], src: [bytes(16), 8], dst: [bytes(16), 24], ifindex: [u32, 40], network: [u32, 44], sport: [be16, 48], dport: [be16, 50],
@@ -57,6 +57,32 @@ export const CounterKeyStruct = structCodec('struct counter_key', 8, { network: 
 export const PortKeyStruct = structCodec('struct port_key', 16, { netns: [u64, 0], ifindex: [u32, 8], pad: [u32, 12] });
 export const STRUCTS = [AddrKeyStruct, LocalEndpointStruct, IdentityPairStruct, CidrKeyStruct, RuleKeyStruct, CtKeyStruct, CtEntryStruct, StateStruct, FlowEventStruct, CounterKeyStruct, PortKeyStruct];
 export type FlowEventRecord = bpfCodec.StructValue<typeof FlowEventStruct.fields>;
+
+const FLOW_AT = Object.fromEntries(Object.entries(FlowEventStruct.fields).map(([k, [, at]]) => [k, at])) as Record<keyof FlowEventRecord, number>;
+
+/**
+ * FlowEventStruct.decode for the daemon's hot path (one call per connection a node opens): one copy of the
+ * record, the addresses as views of it, and an object of one fixed shape, about five times faster than the
+ * generic struct codec. Equal to it field by field (bpf-policy.test.ts).
+ */
+export function decodeFlowEvent(record: Buffer): FlowEventRecord {
+  if (record.length < FlowEventStruct.size) return FlowEventStruct.decode(record); // throws the codec's error
+  const b = Buffer.from(record.subarray(0, FlowEventStruct.size));
+  return {
+    time: b.readBigUInt64LE(FLOW_AT.time),
+    src: b.subarray(FLOW_AT.src, FLOW_AT.src + 16),
+    dst: b.subarray(FLOW_AT.dst, FLOW_AT.dst + 16),
+    ifindex: b.readUInt32LE(FLOW_AT.ifindex),
+    network: b.readUInt32LE(FLOW_AT.network),
+    sport: b.readUInt16BE(FLOW_AT.sport),
+    dport: b.readUInt16BE(FLOW_AT.dport),
+    proto: b[FLOW_AT.proto]!,
+    verdict: b[FLOW_AT.verdict]!,
+    reason: b[FLOW_AT.reason]!,
+    flags: b[FLOW_AT.flags]!,
+    len: b.readUInt32LE(FLOW_AT.len),
+  };
+}
 
 /** Addresses as policy.c keys them (16 bytes, IPv4 as ::ffff:a.b.c.d): core/address's form. */
 export { addr16, addrText };

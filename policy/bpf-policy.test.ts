@@ -14,7 +14,7 @@ import { compileBpf } from '../kernel/bpf/testdata/tc-count';
 import { compileAndRun, structLayouts, structLines } from '../test/helpers/c-parity';
 import { BLUE, attachments, connections, namespaces, policy, show, toWorld } from '../test/helpers/policy-world';
 import {
-  COUNTER, DIRECTION, FLAGS, FLOW, FlowEventStruct, type FlowEventRecord, MAPS, NETWORK_SECTION, PROGRAMS, type PolicyMaps, PolicyWriter, REASON, STRUCTS, VERDICT, addr16, addrText, policyMaps,
+  COUNTER, DIRECTION, FLAGS, FLOW, FlowEventStruct, decodeFlowEvent, type FlowEventRecord, MAPS, NETWORK_SECTION, PROGRAMS, type PolicyMaps, PolicyWriter, REASON, STRUCTS, VERDICT, addr16, addrText, policyMaps,
 } from './bpf-maps';
 import { IdentityAllocator, compile, endpointKey } from './compile';
 import { loadPolicyObject } from './datapath';
@@ -263,6 +263,114 @@ describe('connection tracking', () => {
     expect([...maps.ct.entries()].map(([k, v]) => [k.dport, v.revision])).toEqual([[81, revision]]);
   });
 
+  describe('TCP state', () => {
+    const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, ACK: 0x10 } as const;
+    /** The cluster network's programs: out of an endpoint (as `prog`), into one, and out of one whose packets from_pod redirects. */
+    let redirecting: BpfObject;
+    beforeAll(() => (redirecting = loadPolicyObject(object, PIN_ROOT, 0, false, true)));
+    afterAll(() => redirecting.close());
+    const programs = () => ({ out: prog, into: copies.get(0)!.program(PROGRAMS.toEndpoint), outRedirected: redirecting.program(PROGRAMS.fromEndpoint) });
+    /** One TCP segment with `flags` from `from`:`sport` to `to` (an attachment or an address):`dport`, through `via`: true if it passed. */
+    const segment = (from: typeof a | string, sport: number, to: typeof a | string, dport: number, flags: number, via: 'out' | 'into' | 'outRedirected' = 'out'): boolean => {
+      const l4 = ports('TCP', sport, dport);
+      l4[13] = flags;
+      const ip = (x: typeof a | string) => (typeof x === 'string' ? x : x.ips[0]!);
+      return testRun(programs()[via], frame(ip(from), ip(to), PROTO.TCP, l4)).retval === PASS;
+    };
+    /** The tracked entry of b:`sport` -> a:80, if any. */
+    const entry = (sport: number, from = b) => [...maps.ct.entries()].find(([k]) => k.sport === sport && addrText(k.src) === from.ips[0])?.[1];
+    /** b opens a connection to a:80 (a admits b on 80; b admits nothing), and a answers. */
+    const open = (sport: number) => {
+      write([aFromB([80]), bClosed]);
+      expect([segment(b, sport, a, 80, TCP.SYN), segment(a, 80, b, sport, TCP.SYN | TCP.ACK), segment(b, sport, a, 80, TCP.ACK)]).toEqual([true, true, true]);
+      expect(entry(sport)).toMatchObject({ replied: 1, fin_initiator: 0, fin_responder: 0 });
+    };
+
+    test('the last ACK after both FINs ends a connection: forgotten by the last policy program it crosses on the node, marked closing by the one before', () => {
+      open(41000);
+      expect(segment(b, 41000, a, 80, TCP.FIN | TCP.ACK)).toBe(true);
+      expect(entry(41000)).toMatchObject({ fin_initiator: 1, fin_responder: 0 });
+      expect(segment(a, 80, b, 41000, TCP.FIN | TCP.ACK)).toBe(true);
+      expect(entry(41000)).toMatchObject({ fin_initiator: 1, fin_responder: 1 });
+      // The last ACK out of b, to a pod of this node whose own hooks see it next (a pod interface's): kept for them.
+      expect(segment(b, 41000, a, 80, TCP.ACK)).toBe(true);
+      expect(entry(41000)).toBeDefined();
+      expect(segment(b, 41000, a, 80, TCP.ACK, 'into')).toBe(true); // into a: the last crossing
+      expect(entry(41000)).toBeUndefined();
+      // a's FIN again (its ACK lost): judged as a new connection a -> b, which b does not admit; b's is admitted, not tracked.
+      expect(segment(a, 80, b, 41000, TCP.FIN | TCP.ACK)).toBe(false);
+      expect(segment(b, 41000, a, 80, TCP.FIN | TCP.ACK)).toBe(true);
+      expect(entry(41000)).toBeUndefined();
+    });
+
+    test('out of a host veth whose packets from_pod redirects, or to a destination off the node, the last crossing is the one out', () => {
+      open(41010);
+      expect(segment(b, 41010, a, 80, TCP.FIN | TCP.ACK)).toBe(true);
+      expect(segment(a, 80, b, 41010, TCP.FIN | TCP.ACK)).toBe(true);
+      expect(segment(b, 41010, a, 80, TCP.ACK, 'outRedirected')).toBe(true);
+      expect(entry(41010)).toBeUndefined();
+      // a -> an address off the node, ended by a's RST
+      expect([segment(a, 41011, '172.16.0.9', 443, TCP.SYN), segment('172.16.0.9', 443, a, 41011, TCP.SYN | TCP.ACK, 'into')]).toEqual([true, true]);
+      expect(entry(41011, a)).toMatchObject({ replied: 1 });
+      expect(segment(a, 41011, '172.16.0.9', 443, TCP.RST)).toBe(true);
+      expect(entry(41011, a)).toBeUndefined();
+    });
+
+    test('an RST either way ends a connection; what follows it is judged as it comes', () => {
+      open(41020);
+      expect(segment(a, 80, b, 41020, TCP.RST, 'into')).toBe(true); // a's RST into b: the reply way, and b admits nothing, yet it passes
+      expect(entry(41020)).toBeUndefined();
+      expect(segment(a, 80, b, 41020, TCP.ACK)).toBe(false); // no connection any more: a -> b is new, and denied
+      open(41021);
+      expect(segment(b, 41021, a, 80, TCP.RST)).toBe(true); // out of b to a, whose hooks come next: marked closing
+      expect(entry(41021)).toMatchObject({ fin_initiator: 1, fin_responder: 1 });
+      expect(segment(b, 41021, a, 80, TCP.RST, 'into')).toBe(true);
+      expect(entry(41021)).toBeUndefined();
+    });
+
+    test('a SYN on the ports of a closing connection opens a new one, judged anew', () => {
+      open(41031);
+      expect([segment(b, 41031, a, 80, TCP.FIN | TCP.ACK), segment(a, 80, b, 41031, TCP.FIN | TCP.ACK)]).toEqual([true, true]);
+      expect(segment(b, 41031, a, 80, TCP.SYN)).toBe(true); // the port reused at once (the last ACK never seen here)
+      expect(entry(41031)).toMatchObject({ replied: 0, fin_initiator: 0, fin_responder: 0 });
+      expect(segment(a, 80, b, 41031, TCP.SYN | TCP.ACK)).toBe(true);
+      expect(entry(41031)).toMatchObject({ replied: 1, fin_initiator: 0, fin_responder: 0 });
+      open(41030);
+      expect(segment(b, 41030, a, 80, TCP.FIN | TCP.ACK)).toBe(true);
+      write([aFromB([81]), bClosed]); // port 80 no longer admitted; the closing connection is judged again at its next packet
+      expect(segment(b, 41030, a, 80, TCP.SYN)).toBe(false); // a new connection to a:80: denied, not the old one going on
+      write([aFromB([80]), bClosed]);
+      expect(segment(b, 41030, a, 80, TCP.SYN)).toBe(true);
+      expect(entry(41030)).toMatchObject({ replied: 0, fin_initiator: 0, fin_responder: 0 });
+    });
+
+    test('idle lifetimes follow the state: longer than a minute once answered or half closed, a minute unanswered, seconds closing', () => {
+      /** Moves the entry's last-seen time `seconds` back (the kernel's clock counts from boot: the machine has been up longer). */
+      const idle = (sport: number, seconds: number) => {
+        const [k, v] = [...maps.ct.entries()].find(([key]) => key.sport === sport)!;
+        expect(v.seen).toBeGreaterThan(BigInt(seconds) * 1_000_000_000n);
+        maps.ct.update(k, { ...v, seen: v.seen - BigInt(seconds) * 1_000_000_000n });
+      };
+      /** Whether a's reply to b:`sport` still passes (b admits nothing, so only as a reply). */
+      const replyPasses = (sport: number) => segment(a, 80, b, sport, TCP.ACK);
+      open(41040);
+      idle(41040, 61);
+      expect(replyPasses(41040)).toBe(true); // answered: hours
+      write([aFromB([80]), bClosed]);
+      expect(segment(b, 41041, a, 80, TCP.SYN)).toBe(true); // never answered: a minute
+      idle(41041, 61);
+      expect(replyPasses(41041)).toBe(false);
+      open(41042);
+      expect(segment(b, 41042, a, 80, TCP.FIN | TCP.ACK)).toBe(true); // b is done sending; a may go on: two minutes
+      idle(41042, 61);
+      expect(replyPasses(41042)).toBe(true);
+      open(41043);
+      expect([segment(b, 41043, a, 80, TCP.FIN | TCP.ACK), segment(a, 80, b, 41043, TCP.FIN | TCP.ACK)]).toEqual([true, true]);
+      idle(41043, 11); // both done: ten seconds
+      expect(replyPasses(41043)).toBe(false);
+    });
+  });
+
   test('IPv6 neighbour discovery between global addresses passes an isolated pod (L2 networks resolve peers so); an echo does not', () => {
     write([bClosed]);
     const icmp6 = (type: number) => {
@@ -395,8 +503,14 @@ describe('connection tracking', () => {
       for (const [k, perCpu] of maps.counters.entriesPerCpu()) if (k.network === 0) out[k.counter] = perCpu.reduce((x, y) => x + y, 0n);
       return out;
     };
+    /** What the reader does with each record: decode it both ways (they must agree) and keep it. */
+    let onRecord = (r: Buffer) => {
+      const e = decodeFlowEvent(r);
+      expect(e).toEqual(FlowEventStruct.decode(r));
+      events.push(e);
+    };
     beforeAll(() => {
-      reader = new RingBufferReader(maps.events, (r) => events.push(FlowEventStruct.decode(r)));
+      reader = new RingBufferReader(maps.events, (r) => onRecord(r));
     });
     afterAll(() => reader.close());
     beforeEach(() => {
@@ -422,6 +536,39 @@ describe('connection tracking', () => {
       expect(counters()).toEqual({ [COUNTER.FORWARDED]: 1n, [COUNTER.DROPPED_INGRESS]: 4n });
     });
 
+    test('the reader takes every event once, in order, over several turns of the ring (records wrap its end)', () => {
+      write([aFromB([80]), bClosed]);
+      const ringRecords = Math.floor(maps.events.info.maxEntries / 72); // 64-byte events, 8-byte headers
+      const batch = Math.floor(ringRecords * 0.7);
+      const seen: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < batch; i++) expect(send(b, 1024 + round * batch + i, a, 80)).toBe(true);
+        seen.push(...drain().map((e) => Number(/:(\d+)->/.exec(e.flow)![1])));
+      }
+      expect(seen).toEqual(Array.from({ length: 5 * batch }, (_, i) => 1024 + i));
+      expect(counters()[COUNTER.EVENTS_LOST]).toBeUndefined();
+      for (const k of [...maps.ct.keys()]) maps.ct.delete(k);
+    });
+
+    test('an exception of the callback is thrown after its batch, which is consumed all the same', () => {
+      write([aFromB([80]), bClosed]);
+      for (const sport of [42000, 42001, 42002]) expect(send(b, sport, a, 80)).toBe(true);
+      const got: number[] = [];
+      const keep = onRecord;
+      onRecord = (r) => {
+        const e = decodeFlowEvent(r);
+        got.push(e.sport);
+        if (e.sport === 42001) throw new Error('reader failed');
+      };
+      try {
+        expect(() => reader.consume()).toThrow('reader failed');
+        expect(got).toEqual([42000, 42001, 42002]);
+        expect(reader.consume()).toBe(0);
+      } finally {
+        onRecord = keep;
+      }
+    });
+
     test('a connection cut by a policy change is reported as cut, in the way its initiator opened it', () => {
       write([aFromB([80]), bClosed]);
       expect(send(b, 40010, a, 80)).toBe(true);
@@ -440,15 +587,16 @@ test('what is not IP is not policy\'s business; a truncated header is dropped by
   expect(testRun(prog, arp).retval).toBe(PASS);
 });
 
-test('the network (and the pol_ports switch) are constants of each loaded copy, set before load at their exact size (ENOENT, EINVAL, EALREADY otherwise)', () => {
+test('the network (and the pol_ports and redirect switches) are constants of each loaded copy, set before load at their exact size (ENOENT, EINVAL, EALREADY otherwise)', () => {
   const o = BpfObject.open(object, { pinRoot: PIN_ROOT });
   try {
     expect(thrownBy(() => o.setConstants('.rodata.nope', Buffer.alloc(4)))).toMatchObject({ errnoName: 'ENOENT' });
     expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(4)))).toMatchObject({ errnoName: 'EINVAL' });
     expect(thrownBy(() => o.setConstants('.data', Buffer.alloc(4)))).toMatchObject({ errnoName: 'EINVAL' });
-    o.setConstants(NETWORK_SECTION, Buffer.from([7, 0, 0, 0, 0, 0, 0, 0]));
+    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(8)))).toMatchObject({ errnoName: 'EINVAL' }); // three u32s
+    o.setConstants(NETWORK_SECTION, Buffer.from([7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
     o.load();
-    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(8)))).toMatchObject({ errnoName: 'EALREADY' });
+    expect(thrownBy(() => o.setConstants(NETWORK_SECTION, Buffer.alloc(12)))).toMatchObject({ errnoName: 'EALREADY' });
     // bpftool reads the loaded copy's constant back from the kernel.
     const sections = (JSON.parse(run('bpftool', ['-j', 'map', 'show'])) as Array<{ id: number; name: string }>).filter((m) => m.name === NETWORK_SECTION);
     const values = sections.flatMap((m) => (JSON.parse(run('bpftool', ['-j', 'map', 'dump', 'id', String(m.id)])) as Array<{ formatted?: { value?: Record<string, Array<{ policy_network?: number }>> } }>)

@@ -125,11 +125,6 @@ export interface Libbpf {
   bpf_tc_query(hook: TcHookStruct, opts: TcOptsStruct): number;
   bpf_prog_test_run_opts(fd: number, opts: TestRunOptsStruct): number;
   libbpf_num_possible_cpus(): number;
-  ring_buffer__new(mapFd: number, cb: unknown, ctx: null, opts: null): Pointer | null;
-  ring_buffer__consume(rb: Pointer): number;
-  ring_buffer__free(rb: Pointer): void;
-  /** The registered-callback type ring_buffer__new takes (int (*)(void *ctx, void *data, size_t size)). */
-  ringBufferSampleFn: TypeObject;
 }
 
 let bound: Libbpf | undefined;
@@ -252,12 +247,6 @@ export function libbpf(): Libbpf {
     bpf_prog_test_run_opts: f('int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
     libbpf_num_possible_cpus: f('int libbpf_num_possible_cpus(void)'),
   } as Libbpf;
-  // typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size); anonymous, like the print callback.
-  const sampleFn = koffi.proto('int', ['void *', 'void *', 'size_t']);
-  b.ringBufferSampleFn = koffi.pointer(sampleFn);
-  b.ring_buffer__new = lib.func('ring_buffer__new', 'void *', ['int', b.ringBufferSampleFn, 'void *', 'void *']) as Libbpf['ring_buffer__new'];
-  b.ring_buffer__consume = f('int ring_buffer__consume(void *rb)') as Libbpf['ring_buffer__consume'];
-  b.ring_buffer__free = f('void ring_buffer__free(void *rb)') as Libbpf['ring_buffer__free'];
   // typedef int (*libbpf_print_fn_t)(enum libbpf_print_level level, const char *format, va_list ap);
   // Anonymous, so a second registration (another jest module registry) cannot collide by name.
   const printFn = koffi.proto('int', ['int', 'const char *', 'void *']);

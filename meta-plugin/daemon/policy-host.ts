@@ -66,6 +66,8 @@ interface Hooked {
   readonly network?: string;
   /** A pod's own interface (secondary networks): its netns's cookie, so the datapath knows whose it is (pol_ports). */
   readonly cookie?: bigint;
+  /** EndpointInfo.redirectsLocal. */
+  readonly redirectsLocal?: boolean;
 }
 
 /** Interfaces are keyed by netns and ifindex: ifindexes are per netns. */
@@ -393,7 +395,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private hook(h: Hooked, end: 'host' | 'pod'): void {
     const id = networkId(h.network);
     this.networkNames.set(id, h.network ?? CLUSTER);
-    this.datapath!.hook(h.ifindex, id, end, h.netns);
+    this.datapath!.hook(h.ifindex, id, end, h.netns, h.redirectsLocal === true);
     if (end === 'pod' && this.datapath!.portsChecked === false && !this.portsWarned) {
       this.portsWarned = true;
       this.log.warn('this kernel does not let tc programs ask for the netns cookie (Linux 6.13+): on secondary interfaces a packet is judged by its source address, which is not checked against its pod');
@@ -715,7 +717,7 @@ function engineFlowRecord(f: EngineFlow, network: number): FlowEventRecord {
 }
 
 function hookedOf(ep: EndpointInfo): Hooked {
-  return { ifindex: ep.ifindex, netns: ep.netns, ips: ep.ips, ...(ep.pod ? { pod: ep.pod } : {}) };
+  return { ifindex: ep.ifindex, netns: ep.netns, ips: ep.ips, ...(ep.pod ? { pod: ep.pod } : {}), ...(ep.redirectsLocal ? { redirectsLocal: true } : {}) };
 }
 
 function endpointOf(pod: PolicyPod, ip: string): FlowEndpoint {

@@ -80,6 +80,12 @@ const volatile __u32 policy_network SEC(".rodata.network") = 0;
  * the branch a constant 0 cuts off, so the same object loads on both.
  */
 const volatile __u32 policy_ports SEC(".rodata.network") = 0;
+/*
+ * 1: the copy hooked on host veths whose pod's packets plexus-routed's from_pod delivers to another pod of this
+ * node with bpf_redirect_peer, which skips that pod's host veth egress (its policy_to_endpoint): set by the
+ * loader. It tells policy_from_endpoint that such a packet crosses no other policy program here (last_crossing).
+ */
+const volatile __u32 policy_redirects_local SEC(".rodata.network") = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -233,6 +239,12 @@ static __always_inline int allows(__u32 epdir, __u32 gen, __u32 network, const _
 #define ICMP_NDP 4 /* IPv6 neighbour discovery (router and neighbour solicitations and advertisements, redirects) */
 #define ICMP_ERROR 5 /* an error quoting a packet (unreachable, too big, time exceeded, parameter problem) */
 
+/* TCP header flags (*tcp of parse). */
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
 /* Where a packet stands in a fragmented datagram. */
 #define FRAG_NONE 0 /* not a fragment */
 #define FRAG_FIRST 1 /* the first fragment: it carries the transport header */
@@ -292,10 +304,10 @@ static __always_inline int quote(__u8 *p, void *end, int v6, struct ct_key *q)
  * the datagram's identification): its first fragment's are looked up by the caller. Returns -1 when it is not
  * IP, 1 when it is but its transport header cannot be read (truncated, or more extension headers than walked):
  * the caller judges it with no port rather than letting it through. An ICMP error's quoted packet goes to
- * *quoted (ICMP_ERROR).
+ * *quoted (ICMP_ERROR). *tcp: a TCP header's flags (TCP_*), 0 for anything else.
  */
-static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port, int *icmp,
-				 int *frag, __u32 *frag_id, struct ct_key *quoted)
+static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, int *v6, __u8 *proto, __u16 *sport, __u16 *port, __u8 *tcp,
+				 int *icmp, int *frag, __u32 *frag_id, struct ct_key *quoted)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -306,6 +318,7 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 	*frag_id = 0;
 	*port = 0;
 	*sport = 0;
+	*tcp = 0;
 	*icmp = ICMP_NONE;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
@@ -378,6 +391,9 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 *src, __u8 *dst, in
 			goto no_transport;
 		*sport = bpf_ntohs(ports[0]);
 		*port = bpf_ntohs(ports[1]);
+		__u8 *flags = (__u8 *)l4 + 13;
+		if (*proto == IPPROTO_TCP && (void *)(flags + 1) <= end)
+			*tcp = *flags;
 	} else if ((*proto == IPPROTO_ICMP && !*v6) || (*proto == IPPROTO_ICMPV6 && *v6)) {
 		__u8 *h = l4;
 		if ((void *)(h + 8) > end)
@@ -456,6 +472,18 @@ static __always_inline int decide(__u32 gen, __u32 network, struct local_endpoin
 	return POLICY_REASON_NONE;
 }
 
+/* How long `e` may stay idle (POLICY_CT_*_NS): TCP by its state, the rest alike. */
+static __always_inline __u64 lifetime(const struct ct_entry *e, __u8 proto)
+{
+	if (proto != IPPROTO_TCP)
+		return POLICY_CT_LIFETIME_NS;
+	if (e->fin_initiator && e->fin_responder)
+		return POLICY_CT_TCP_CLOSING_NS;
+	if (e->fin_initiator || e->fin_responder)
+		return POLICY_CT_TCP_HALF_CLOSED_NS;
+	return e->replied ? POLICY_CT_TCP_NS : POLICY_CT_TCP_SYN_NS;
+}
+
 /*
  * An ICMP error about a packet of a tracked connection (destination unreachable, packet too big, time
  * exceeded) belongs to that connection and passes as its replies do (path MTU discovery needs it). The quoted
@@ -476,7 +504,53 @@ static __always_inline int related(struct ct_key *q, __u32 network, const __u8 *
 		__builtin_memcpy(r.dst, q->src, 16);
 		e = bpf_map_lookup_elem(&pol_ct, &r);
 	}
-	return e && now - e->seen < POLICY_CT_LIFETIME_NS;
+	return e && now - e->seen < lifetime(e, q->proto);
+}
+
+/*
+ * The packet crosses no other policy program of this node after this one, so a connection it ends may be
+ * forgotten now. Into an endpoint it is the last; out of one, unless it goes to another endpoint of this node,
+ * whose hooks see it next: a pod interface's always do, a host veth's not when from_pod delivers it with
+ * bpf_redirect_peer (policy_redirects_local).
+ */
+static __always_inline int last_crossing(__u8 way, __u32 network, const __u8 *dst)
+{
+	if (way == POLICY_FLOW_TO_ENDPOINT || policy_redirects_local)
+		return 1;
+	struct addr_key a = { .network = network };
+	__builtin_memcpy(a.addr, dst, 16);
+	return bpf_map_lookup_elem(&pol_local, &a) == NULL;
+}
+
+/*
+ * TCP's state in a tracked connection `e` (keyed `conn`, as opened) for a packet with flags `tcp`: each side's
+ * FIN is remembered (the connection then lives minutes idle, then seconds, not hours: lifetime). It ends at
+ * an RST either way, or at the first packet without a FIN once both sides sent theirs (the last ACK): it is
+ * forgotten where the packet crosses no other policy program of this node, so closed connections do not fill
+ * pol_ct and push out live ones; elsewhere it is marked closing and the last crossing forgets it. Returns 1
+ * when the connection ended. A FIN sent again after that (its ACK lost) is judged as it comes, and never
+ * tracked; so is the second ACK of a simultaneous close, which a policy may deny (the peer then retries its
+ * FIN until it gives up, as behind any stateful firewall that has forgotten the connection).
+ */
+static __always_inline int track_tcp(struct ct_entry *e, struct ct_key *conn, __u8 tcp, int reply, __u8 way, __u32 network, const __u8 *dst)
+{
+	int ended = (tcp & TCP_RST) || (!(tcp & TCP_FIN) && e->fin_initiator && e->fin_responder);
+	if (ended) {
+		if (last_crossing(way, network, dst)) {
+			bpf_map_delete_elem(&pol_ct, conn);
+		} else {
+			e->fin_initiator = 1;
+			e->fin_responder = 1;
+		}
+		return 1;
+	}
+	if (tcp & TCP_FIN) {
+		if (reply && !e->fin_responder)
+			e->fin_responder = 1;
+		else if (!reply && !e->fin_initiator)
+			e->fin_initiator = 1;
+	}
+	return 0;
 }
 
 /*
@@ -492,7 +566,8 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	__u32 frag_id;
 	int v6, icmp, frag, untracked;
 	struct ct_key quoted = {};
-	int parsed = parse(skb, src, dst, &v6, &proto, &sport, &port, &icmp, &frag, &frag_id, &quoted);
+	__u8 tcp;
+	int parsed = parse(skb, src, dst, &v6, &proto, &sport, &port, &tcp, &icmp, &frag, &frag_id, &quoted);
 	if (parsed < 0)
 		return TC_ACT_UNSPEC; /* not IP: not policy's business (NP10) */
 	untracked = parsed > 0;
@@ -539,29 +614,37 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	struct ct_key k = { .network = network, .sport = bpf_htons(sport), .dport = bpf_htons(port), .proto = proto };
 	__builtin_memcpy(k.src, src, 16);
 	__builtin_memcpy(k.dst, dst, 16);
+	struct ct_key r = { .network = network, .sport = bpf_htons(port), .dport = bpf_htons(sport), .proto = proto };
+	__builtin_memcpy(r.src, dst, 16);
+	__builtin_memcpy(r.dst, src, 16);
 	/* An echo reply is only ever the reply of a request; an echo request never is one. */
 	struct ct_entry *e = icmp == ICMP_ECHO_REPLY ? NULL : bpf_map_lookup_elem(&pol_ct, &k);
+	int reply = 0;
 	if (!e && icmp != ICMP_ECHO_REQUEST) {
-		struct ct_key r = { .network = network, .sport = bpf_htons(port), .dport = bpf_htons(sport), .proto = proto };
-		__builtin_memcpy(r.src, dst, 16);
-		__builtin_memcpy(r.dst, src, 16);
 		e = bpf_map_lookup_elem(&pol_ct, &r);
-		if (e)
-			k = r; /* a reply: k now names the connection as its initiator opened it */
+		reply = e != NULL;
 	}
-	if (e && now - e->seen < POLICY_CT_LIFETIME_NS) {
+	/* A SYN on the ports of a connection that is closing opens a new connection (TIME_WAIT reuse): judged anew. */
+	if (e && (tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator | e->fin_responder))
+		e = NULL;
+	if (e && now - e->seen < lifetime(e, proto)) {
+		struct ct_key *conn = reply ? &r : &k; /* the connection as its initiator opened it */
 		if (e->revision != revision) {
-			/* the policy changed: the connection as its initiator opened it (k is in that orientation) */
-			int why = decide(revision, network, NULL, k.src, k.dst, v6, proto, bpf_ntohs(k.dport));
+			/* the policy changed: judged again as opened */
+			int why = decide(revision, network, NULL, conn->src, conn->dst, v6, proto, bpf_ntohs(conn->dport));
 			if (why != POLICY_REASON_NONE) {
-				bpf_map_delete_elem(&pol_ct, &k);
-				return dropped(skb, &k, now, why, flags | POLICY_FLOW_CUT);
+				bpf_map_delete_elem(&pol_ct, conn);
+				return dropped(skb, conn, now, why, flags | POLICY_FLOW_CUT);
 			}
 			e->revision = revision;
 		}
+		if (tcp && track_tcp(e, conn, tcp, reply, way, network, dst))
+			return TC_ACT_UNSPEC; /* the connection ended with this packet */
+		if (reply && !e->replied)
+			e->replied = 1;
 		/*
 		 * At most once a second: a write per packet would bounce the entry's cache line between the CPUs
-		 * of the two directions (the lifetime is 300 s; a second's precision is plenty).
+		 * of the two directions (a second's precision is plenty for the lifetimes).
 		 */
 		if (now - e->seen > POLICY_CT_TOUCH_NS)
 			e->seen = now;
@@ -570,7 +653,8 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	int why = decide(revision, network, port_ep, src, dst, v6, proto, port);
 	if (why != POLICY_REASON_NONE)
 		return dropped(skb, &k, now, why, flags);
-	if (icmp == ICMP_OTHER || icmp == ICMP_ERROR || icmp == ICMP_ECHO_REPLY || untracked)
+	/* A FIN or RST opens nothing: it is the end of a connection not tracked here (forgotten, or cut short). */
+	if (icmp == ICMP_OTHER || icmp == ICMP_ERROR || icmp == ICMP_ECHO_REPLY || untracked || (tcp & (TCP_FIN | TCP_RST)))
 		return TC_ACT_UNSPEC; /* allowed as it is; nothing to remember */
 	struct ct_entry fresh = { .seen = now, .revision = revision };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);

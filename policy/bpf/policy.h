@@ -66,7 +66,16 @@ struct rule_key {
 
 /* Connection tracking: one entry per connection, keyed as its initiator sent the first packet. */
 #define POLICY_MAX_CONNECTIONS 262144
-#define POLICY_CT_LIFETIME_NS (300ULL * 1000000000ULL) /* idle this long, a connection is forgotten */
+/*
+ * How long a connection may stay idle before it is forgotten (and its next packet judged anew). TCP follows its
+ * state, as the kernel's conntrack and Cilium's tracker do: an open connection is kept for hours, one whose
+ * first packet was never answered and one closing (a FIN seen) for moments. Other protocols have no state.
+ */
+#define POLICY_CT_LIFETIME_NS (300ULL * 1000000000ULL) /* UDP, SCTP, ICMP echo */
+#define POLICY_CT_TCP_NS (21600ULL * 1000000000ULL) /* TCP, answered: 6 h */
+#define POLICY_CT_TCP_SYN_NS (60ULL * 1000000000ULL) /* TCP, never answered yet */
+#define POLICY_CT_TCP_HALF_CLOSED_NS (120ULL * 1000000000ULL) /* TCP, one side sent its FIN (the other may go on) */
+#define POLICY_CT_TCP_CLOSING_NS (10ULL * 1000000000ULL) /* TCP, both sides sent their FIN, or an RST came */
 #define POLICY_CT_TOUCH_NS (1000000000ULL) /* a connection's last-seen time is refreshed at most this often */
 
 struct ct_key {
@@ -117,7 +126,14 @@ struct port_key {
 struct ct_entry {
 	__u64 seen; /* bpf_ktime_get_ns() of the last packet */
 	__u32 revision; /* the policy revision the connection was last judged under */
-	__u32 flags;
+	/*
+	 * TCP state, one byte each: the two ways of a connection may be handled on two CPUs at once, and a byte
+	 * written never tears another (bits of one word set with plain writes could lose each other).
+	 */
+	__u8 replied; /* a packet went the reply way */
+	__u8 fin_initiator; /* the initiator sent a FIN */
+	__u8 fin_responder; /* the responder sent a FIN */
+	__u8 pad;
 };
 
 /* Flow events (pol_events, a ring buffer): a new connection allowed, or a packet dropped (rate-limited per flow). */

@@ -76,3 +76,18 @@ clusterTest('a peer\'s labels changing on its node change what the other node al
   await expectReach([['other', 'server', 80, 'TCP', true]]);
   await c.writeManifest('policy.yaml', []);
 });
+
+clusterTest('closed connections leave nothing tracked on either node (TCP state); one held open stays tracked on both', async () => {
+  const [client, server] = ['client', 'server'].map((n) => pods.get(n)!.ipv4!);
+  expect(await agents.get('client')!.request({ hold: { ip: server, port: 80, key: 'kept' }, timeoutMs: 2000 })).toEqual([true]);
+  for (let i = 0; i < 20; i++) expect(await Promise.all([probe('client', 'server', 80), probe('client', 'other', 80)])).toEqual([true, true]);
+  /** bpftool's view of a node's pol_ct: the client's TCP connections to port 80, by destination. */
+  const tracked = (node: string) => {
+    const dump = JSON.parse(run('bpftool', ['-j', 'map', 'dump', 'pinned', join(c.node(node).pinDir, 'policy', 'pol_ct')]).stdout) as Array<{ formatted: { key: { src: number[]; dst: number[]; dport: number; proto: number } } }>;
+    const ip = (b: number[]) => b.slice(12).join('.');
+    // dport is __be16 as the kernel holds it: 80 reads as 0x5000 on this little-endian machine
+    return dump.map((e) => e.formatted.key).filter((k) => k.proto === 6 && ip(k.src) === client && k.dport === 0x5000).map((k) => ip(k.dst)).sort();
+  };
+  await expectEventually(() => expect({ n1: tracked('n1'), n2: tracked('n2') }).toEqual({ n1: [server], n2: [server] }), { timeoutMs: 5000 });
+  expect(await agents.get('client')!.request({ send: 'kept' })).toEqual([true]);
+});
