@@ -542,17 +542,34 @@ describe('connection tracking', () => {
       const batch = Math.floor(ringRecords * 0.7);
       const seen: number[] = [];
       for (let round = 0; round < 5; round++) {
-        for (let i = 0; i < batch; i++) expect(send(b, 1024 + round * batch + i, a, 80)).toBe(true);
+        for (let i = 0; i < batch; i++) expect(send(b, 1024 + round * batch + i, a, 81)).toBe(false); // a drop each: its own flow
         seen.push(...drain().map((e) => Number(/:(\d+)->/.exec(e.flow)![1])));
       }
       expect(seen).toEqual(Array.from({ length: 5 * batch }, (_, i) => 1024 + i));
       expect(counters()[COUNTER.EVENTS_LOST]).toBeUndefined();
-      for (const k of [...maps.ct.keys()]) maps.ct.delete(k);
+    });
+
+    test('allowed connections are one event a second per client, server, protocol and port; the kernel counts each', () => {
+      write([aFromB([80, 81]), bClosed]);
+      for (let sport = 43000; sport < 43050; sport++) expect(send(b, sport, a, 80)).toBe(true);
+      expect(send(b, 43100, a, 81)).toBe(true);
+      const [ia, ib] = [a.ips[0]!, b.ips[0]!];
+      expect(drain().map((e) => e.flow)).toEqual([`${ib}:43000->${ia}:80/6`, `${ib}:43100->${ia}:81/6`]);
+      expect(counters()[COUNTER.FORWARDED]).toBe(51n);
+      // A second later (the last report moved back), the next connection is reported again.
+      const droplog = copies.get(0)!.map(MAPS.droplog);
+      for (const [k, v] of droplog.entries()) {
+        const earlier = Buffer.alloc(8);
+        earlier.writeBigUInt64LE((v as Buffer).readBigUInt64LE(0) - 1_000_000_001n);
+        droplog.update(k, earlier);
+      }
+      expect(send(b, 43200, a, 80)).toBe(true);
+      expect(drain().map((e) => e.flow)).toEqual([`${ib}:43200->${ia}:80/6`]);
     });
 
     test('an exception of the callback is thrown after its batch, which is consumed all the same', () => {
       write([aFromB([80]), bClosed]);
-      for (const sport of [42000, 42001, 42002]) expect(send(b, sport, a, 80)).toBe(true);
+      for (const sport of [42000, 42001, 42002]) expect(send(b, sport, a, 81)).toBe(false);
       const got: number[] = [];
       const keep = onRecord;
       onRecord = (r) => {

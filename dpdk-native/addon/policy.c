@@ -40,7 +40,16 @@
 
 #define CT_SIZE 262144 /* power of two; the eBPF datapath's pol_ct has as many */
 #define CT_PROBE 16
+/* Idle lifetimes, as the eBPF datapath's (policy/bpf/policy.h says why): TCP by its state, the rest alike. */
 #define CT_LIFETIME_S 300
+#define CT_TCP_S 21600
+#define CT_TCP_SYN_S 60
+#define CT_TCP_HALF_CLOSED_S 120
+#define CT_TCP_CLOSING_S 10
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
 #define FRAG_SIZE 4096 /* power of two, direct-mapped */
 #define FRAG_LIFETIME_S 30
 #define DROPLOG_SIZE 4096 /* power of two, direct-mapped */
@@ -362,6 +371,7 @@ struct flow {
 struct packet {
 	struct flow f; /* ports in host order */
 	int v6, icmp, frag, untracked;
+	uint8_t tcp; /* a TCP header's flags (TCP_*), else 0 */
 	uint32_t frag_id;
 	struct flow quoted; /* the packet an ICMP error quotes, as its sender sent it */
 };
@@ -492,6 +502,9 @@ static int parse(const struct rte_mbuf *m, struct packet *pk)
 			goto no_transport;
 		pk->f.sport = (uint16_t)(ports[0] << 8 | ports[1]);
 		pk->f.dport = (uint16_t)(ports[2] << 8 | ports[3]);
+		const uint8_t *flags = next == IPPROTO_TCP ? at(m, l4 + 13, 1, buf) : NULL;
+		if (flags)
+			pk->tcp = *flags;
 	} else if ((next == IPPROTO_ICMP && !pk->v6) || (next == IPPROTO_ICMPV6 && pk->v6)) {
 		const uint8_t *h = at(m, l4, 8, buf);
 		if (!h)
@@ -518,7 +531,8 @@ no_transport:
 struct ct_entry {
 	struct flow k;
 	uint8_t used; /* ever used: a probe stops at a slot never used */
-	uint64_t seen; /* TSC; 0: forgotten (cut) */
+	uint8_t replied, fin_initiator, fin_responder; /* TCP state, as the eBPF datapath's */
+	uint64_t seen; /* TSC; 0: forgotten (cut, or closed) */
 	uint64_t revision;
 };
 
@@ -545,12 +559,24 @@ static inline uint32_t flow_hash(const struct flow *k)
 	return rte_hash_crc(k, sizeof(*k), 0);
 }
 
-static inline int ct_live(const struct ct_entry *e, uint64_t now, uint64_t lifetime)
+/* How long `e` may stay idle, in TSC cycles: TCP by its state, the rest CT_LIFETIME_S. */
+static inline uint64_t ct_lifetime(const struct ct_entry *e)
 {
-	return e->seen != 0 && now - e->seen < lifetime;
+	uint64_t s = CT_LIFETIME_S;
+	if (e->k.proto == IPPROTO_TCP)
+		s = e->fin_initiator && e->fin_responder ? CT_TCP_CLOSING_S
+		    : e->fin_initiator || e->fin_responder ? CT_TCP_HALF_CLOSED_S
+		    : e->replied ? CT_TCP_S
+				 : CT_TCP_SYN_S;
+	return rte_get_tsc_hz() * s;
 }
 
-static struct ct_entry *ct_find(const struct flow *k, uint64_t now, uint64_t lifetime)
+static inline int ct_live(const struct ct_entry *e, uint64_t now)
+{
+	return e->seen != 0 && now - e->seen < ct_lifetime(e);
+}
+
+static struct ct_entry *ct_find(const struct flow *k, uint64_t now)
 {
 	uint32_t h = flow_hash(k);
 	for (int i = 0; i < CT_PROBE; i++) {
@@ -558,12 +584,12 @@ static struct ct_entry *ct_find(const struct flow *k, uint64_t now, uint64_t lif
 		if (!e->used)
 			return NULL;
 		if (memcmp(&e->k, k, sizeof(*k)) == 0)
-			return ct_live(e, now, lifetime) ? e : NULL;
+			return ct_live(e, now) ? e : NULL;
 	}
 	return NULL;
 }
 
-static void ct_remember(const struct flow *k, uint64_t now, uint64_t lifetime, uint64_t revision)
+static void ct_remember(const struct flow *k, uint64_t now, uint64_t revision)
 {
 	uint32_t h = flow_hash(k);
 	struct ct_entry *free_slot = NULL;
@@ -573,7 +599,7 @@ static void ct_remember(const struct flow *k, uint64_t now, uint64_t lifetime, u
 			free_slot = e;
 			break;
 		}
-		if (!free_slot && !ct_live(e, now, lifetime))
+		if (!free_slot && !ct_live(e, now))
 			free_slot = e;
 		if (!e->used)
 			break;
@@ -589,8 +615,29 @@ static void ct_remember(const struct flow *k, uint64_t now, uint64_t lifetime, u
 	}
 	free_slot->k = *k;
 	free_slot->used = 1;
+	free_slot->replied = free_slot->fin_initiator = free_slot->fin_responder = 0;
 	free_slot->seen = now;
 	free_slot->revision = revision;
+}
+
+/*
+ * TCP's state in a tracked connection for a packet with flags `tcp` (the eBPF datapath's track_tcp, where each
+ * packet crosses this judge once): each side's FIN is remembered; an RST, or the first packet without a FIN
+ * once both sides sent theirs (the last ACK), ends the connection, whose slot is free at once. 1: it ended.
+ */
+static int ct_track_tcp(struct ct_entry *e, uint8_t tcp, int reply)
+{
+	if ((tcp & TCP_RST) || (!(tcp & TCP_FIN) && e->fin_initiator && e->fin_responder)) {
+		e->seen = 0;
+		return 1;
+	}
+	if (tcp & TCP_FIN) {
+		if (reply)
+			e->fin_responder = 1;
+		else
+			e->fin_initiator = 1;
+	}
+	return 0;
 }
 
 static uint64_t monotonic_ns(void)
@@ -622,6 +669,18 @@ static void report(const struct flow *f, uint32_t len, uint8_t verdict, uint8_t 
 	__atomic_store_n(&events_head, events_head + 1, __ATOMIC_RELEASE);
 }
 
+/* Whether the flow `key` names is due a report: none in the last second (then it is now). Direct-mapped. */
+static int due(const struct flow *key, uint64_t now)
+{
+	uint32_t h = flow_hash(key);
+	typeof(droplog[0]) *d = &droplog[h & (DROPLOG_SIZE - 1)];
+	if (d->hash == h && now - d->at <= rte_get_tsc_hz())
+		return 0;
+	d->hash = h;
+	d->at = now;
+	return 1;
+}
+
 /* A drop, counted always and reported at most once a second per flow (a flood of drops never fills the ring). */
 static int dropped(const struct flow *f, uint32_t len, uint64_t now, int reason, uint8_t flags)
 {
@@ -634,13 +693,8 @@ static int dropped(const struct flow *f, uint32_t len, uint64_t now, int reason,
 		c->dropped_egress++;
 	else
 		c->dropped_ingress++;
-	uint32_t h = flow_hash(f);
-	typeof(droplog[0]) *d = &droplog[h & (DROPLOG_SIZE - 1)];
-	if (d->hash != h || now - d->at > rte_get_tsc_hz()) {
-		d->hash = h;
-		d->at = now;
+	if (due(f, now))
 		report(f, len, PX_POL_VERDICT_DROPPED, (uint8_t)reason, flags);
-	}
 	return reason;
 }
 
@@ -689,14 +743,14 @@ static void reverse(const struct flow *f, struct flow *r)
 }
 
 /* An ICMP error quoting a packet of a tracked connection that the error's destination sent. */
-static int related(struct packet *pk, uint64_t now, uint64_t lifetime)
+static int related(struct packet *pk, uint64_t now)
 {
 	struct flow *q = &pk->quoted, r;
 	if (memcmp(q->src, pk->f.dst, 16) != 0)
 		return 0;
 	q->network = pk->f.network;
 	reverse(q, &r);
-	return ct_find(q, now, lifetime) || ct_find(&r, now, lifetime);
+	return ct_find(q, now) || ct_find(&r, now);
 }
 
 _Static_assert(sizeof(struct flow) == sizeof(((struct px_policy_memo *)0)->flow), "px_policy_memo holds one flow");
@@ -720,22 +774,33 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 	if (pk.icmp == ICMP_NDP)
 		return PX_POL_REASON_NONE;
 	fragment_ports(&pk, now);
-	/* the burst's last tracked flow again (its source was checked, its connection is live): nothing to ask */
-	if (memo->valid && pk.icmp == ICMP_NONE && !pk.untracked && memcmp(memo->flow, &pk.f, sizeof(pk.f)) == 0)
+	/*
+	 * the burst's last tracked flow again (its source was checked, its connection is live): nothing to ask,
+	 * unless it may change the connection's TCP state
+	 */
+	if (memo->valid && pk.icmp == ICMP_NONE && !pk.untracked && !(pk.tcp & (TCP_FIN | TCP_SYN | TCP_RST)) && memcmp(memo->flow, &pk.f, sizeof(pk.f)) == 0)
 		return PX_POL_REASON_NONE;
 	if (spoofed(p, network, from, pk.f.src))
 		return dropped(&pk.f, rte_pktmbuf_pkt_len(m), now, PX_POL_REASON_SPOOFED, pk.v6 ? PX_POL_FLOW_V6 : 0);
-	const uint64_t lifetime = rte_get_tsc_hz() * CT_LIFETIME_S;
 	uint32_t len = rte_pktmbuf_pkt_len(m);
 	uint8_t flags = pk.v6 ? PX_POL_FLOW_V6 : 0;
-	if (pk.icmp == ICMP_ERROR && related(&pk, now, lifetime))
+	if (pk.icmp == ICMP_ERROR && related(&pk, now))
 		return PX_POL_REASON_NONE;
 	struct flow k = pk.f, r;
-	struct ct_entry *e = pk.icmp == ICMP_ECHO_REPLY ? NULL : ct_find(&k, now, lifetime);
+	struct ct_entry *e = pk.icmp == ICMP_ECHO_REPLY ? NULL : ct_find(&k, now);
+	int reply = 0;
 	if (!e && pk.icmp != ICMP_ECHO_REQUEST) {
 		reverse(&pk.f, &r);
-		if ((e = ct_find(&r, now, lifetime)))
+		if ((e = ct_find(&r, now))) {
 			k = r; /* a reply: k names the connection as its initiator opened it */
+			reply = 1;
+		}
+	}
+	/* A SYN on the ports of a closing connection opens a new one (TIME_WAIT reuse): judged anew. */
+	if (e && (pk.tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator || e->fin_responder)) {
+		e->seen = 0;
+		e = NULL;
+		k = pk.f;
 	}
 	if (e) {
 		if (e->revision != p->revision) {
@@ -746,19 +811,34 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 			}
 			e->revision = p->revision;
 		}
+		if (pk.tcp && ct_track_tcp(e, pk.tcp, reply)) {
+			memo->valid = 0;
+			return PX_POL_REASON_NONE; /* the connection ended with this packet */
+		}
+		if (reply)
+			e->replied = 1;
 		e->seen = now;
-		remember(memo, &pk);
+		if (pk.tcp & TCP_FIN)
+			memo->valid = 0; /* the last ACK that follows must be seen */
+		else
+			remember(memo, &pk);
 		return PX_POL_REASON_NONE;
 	}
 	int why = decide(p, network, from, pk.f.src, pk.f.dst, pk.v6, pk.f.proto, pk.f.dport);
 	if (why != PX_POL_REASON_NONE)
 		return dropped(&pk.f, len, now, why, flags);
-	if (pk.icmp == ICMP_OTHER || pk.icmp == ICMP_ERROR || pk.icmp == ICMP_ECHO_REPLY || pk.untracked)
+	/* A FIN or RST opens nothing: it is the end of a connection not tracked here. */
+	if (pk.icmp == ICMP_OTHER || pk.icmp == ICMP_ERROR || pk.icmp == ICMP_ECHO_REPLY || pk.untracked || (pk.tcp & (TCP_FIN | TCP_RST)))
 		return PX_POL_REASON_NONE; /* allowed as it is; nothing to remember */
-	ct_remember(&pk.f, now, lifetime, p->revision);
+	ct_remember(&pk.f, now, p->revision);
 	remember(memo, &pk);
 	counters[network].forwarded++;
-	report(&pk.f, len, PX_POL_VERDICT_FORWARDED, PX_POL_REASON_NONE, flags);
+	/* reported once a second per client, server, protocol and port (policy/bpf/policy.c says why) */
+	struct flow server = pk.f;
+	server.sport = 0;
+	server.pad[0] = PX_POL_VERDICT_FORWARDED;
+	if (due(&server, now))
+		report(&pk.f, len, PX_POL_VERDICT_FORWARDED, PX_POL_REASON_NONE, flags);
 	return PX_POL_REASON_NONE;
 }
 

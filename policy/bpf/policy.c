@@ -23,9 +23,11 @@
  * policy_to_endpoint on egress (traffic from other nodes and the node itself); on a secondary interface inside
  * the pod, the other way round. A packet allowed returns TC_ACT_UNSPEC so the next filter (from_pod) runs.
  *
- * Flow events (pol_events, a ring buffer the daemon reads): a connection allowed when first seen, and drops,
- * at most one per flow per second (pol_droplog); when the buffer is full the event is counted as lost and the
- * packet goes on: the datapath never waits for the reader. Counters per network in pol_counters.
+ * Flow events (pol_events, a ring buffer the daemon reads): connections allowed, at most one a second per
+ * client, server, protocol and port (a client opening thousands a second to one server is one flow a second,
+ * not thousands of events for the daemon to read), and drops, at most one per flow (5-tuple) per second; both
+ * through pol_droplog. When the buffer is full the event is counted as lost and the packet goes on: the
+ * datapath never waits for the reader. Counters per network in pol_counters count every connection and drop.
  */
 #include <stddef.h>
 #include <linux/bpf.h>
@@ -140,7 +142,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct ct_key);
-	__type(value, __u64); /* when a drop of this flow was last reported */
+	__type(value, __u64); /* when this flow (a drop's 5-tuple, an allowed connection's server and port) was last reported */
 	__uint(pinning, POLICY_PINNING);
 } pol_droplog SEC(".maps");
 
@@ -188,6 +190,16 @@ static __always_inline void report(struct __sk_buff *skb, const struct ct_key *f
 	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }
 
+/* Whether the flow `key` names is due a report: none in the last POLICY_DROP_REPORT_NS (then it is now). */
+static __always_inline int due(const struct ct_key *key, __u64 now)
+{
+	__u64 *last = bpf_map_lookup_elem(&pol_droplog, key);
+	if (last && now - *last < POLICY_DROP_REPORT_NS)
+		return 0;
+	bpf_map_update_elem(&pol_droplog, key, &now, BPF_ANY);
+	return 1;
+}
+
 /* A drop: counted always, reported at most once per flow per POLICY_DROP_REPORT_NS. */
 static __always_inline int dropped(struct __sk_buff *skb, const struct ct_key *flow, __u64 now, __u8 reason, __u8 flags)
 {
@@ -195,11 +207,8 @@ static __always_inline int dropped(struct __sk_buff *skb, const struct ct_key *f
 			     : reason == POLICY_REASON_EGRESS	    ? POLICY_COUNT_DROPPED_EGRESS
 			     : reason == POLICY_REASON_SPOOFED ? POLICY_COUNT_DROPPED_SPOOFED
 							       : POLICY_COUNT_DROPPED_INGRESS);
-	__u64 *last = bpf_map_lookup_elem(&pol_droplog, flow);
-	if (last && now - *last < POLICY_DROP_REPORT_NS)
-		return TC_ACT_SHOT;
-	bpf_map_update_elem(&pol_droplog, flow, &now, BPF_ANY);
-	report(skb, flow, now, POLICY_VERDICT_DROPPED, reason, flags);
+	if (due(flow, now))
+		report(skb, flow, now, POLICY_VERDICT_DROPPED, reason, flags);
 	return TC_ACT_SHOT;
 }
 
@@ -659,7 +668,12 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	struct ct_entry fresh = { .seen = now, .revision = revision };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);
 	count(network, POLICY_COUNT_FORWARDED);
-	report(skb, &k, now, POLICY_VERDICT_FORWARDED, POLICY_REASON_NONE, flags);
+	/* reported once a second per client, server, protocol and port: the source port aside, and marked apart from drops */
+	struct ct_key server = k;
+	server.sport = 0;
+	server.pad[0] = POLICY_VERDICT_FORWARDED;
+	if (due(&server, now))
+		report(skb, &k, now, POLICY_VERDICT_FORWARDED, POLICY_REASON_NONE, flags);
 	return TC_ACT_UNSPEC;
 }
 

@@ -152,7 +152,7 @@ struct ct_entry {
 #define POLICY_FLOW_CUT 4 /* a tracked connection the changed policy now denies */
 
 #define POLICY_EVENTS_BYTES (1 << 20)
-#define POLICY_DROP_REPORT_NS 1000000000ULL /* at most one drop event per flow per second */
+#define POLICY_DROP_REPORT_NS 1000000000ULL /* at most one event a second per dropped flow, or per allowed client-server-port */
 
 struct flow_event {
 	__u64 time; /* bpf_ktime_get_ns() */

@@ -97,6 +97,23 @@ function sendOn(key, timeoutMs) {
   });
 }
 
+/**
+ * {"id", "connectFrom": {"ip","port","sport"}}: a TCP connection from local port `sport`, ended with an RST (no
+ * TIME_WAIT, so the same ports can open a connection again at once); true once it was established and reset.
+ */
+function connectFrom(c, timeoutMs) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: c.ip, port: c.port, localPort: c.sport });
+    const timer = setTimeout(() => (s.destroy(), resolve(false)), timeoutMs);
+    s.on('connect', () => {
+      clearTimeout(timer);
+      s.resetAndDestroy();
+      s.on('close', () => resolve(true));
+    });
+    s.on('error', () => (clearTimeout(timer), resolve(false)));
+  });
+}
+
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
   const req = JSON.parse(line);
@@ -104,6 +121,7 @@ rl.on('line', async (line) => {
   let results;
   if (req.hold) results = [await hold(req.hold, timeoutMs)];
   else if (req.send) results = [await sendOn(req.send, timeoutMs)];
+  else if (req.connectFrom) results = [await connectFrom(req.connectFrom, timeoutMs)];
   else results = await Promise.all(req.targets.map((t) => (t.proto === 'udp' ? probeUdp(t, timeoutMs) : probeTcp(t, timeoutMs))));
   process.stdout.write(`${JSON.stringify({ id: req.id, results })}\n`);
 });
