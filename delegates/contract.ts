@@ -55,11 +55,6 @@ export interface EndpointInfo {
   readonly netns: string | null;
   /** `host`: the node's end of a veth (its ingress is out of the pod); `pod`: the pod's own interface. */
   readonly end: 'host' | 'pod';
-  /**
-   * A `host` end whose pod's packets to another pod of this node the datapath delivers with
-   * bpf_redirect_peer, past that pod's host end (plexus-routed's eBPF from_pod).
-   */
-  readonly redirectsLocal?: boolean;
 }
 
 /**

@@ -34,16 +34,14 @@ const COUNTER_NAMES = Object.fromEntries(Object.entries(COUNTER).map(([k, v]) =>
  * policy.c loaded for `network`: its maps those pinned under `pinDir` (created and pinned by the first load),
  * its programs specialised by the constants of `.rodata.network`: the network, and whether the programs check
  * a pod interface's packets against pol_ports (`ports`; the kernel must let tc programs ask for the netns
- * cookie), and whether the host veths it is hooked on have their packets to this node's pods delivered past
- * those pods' hooks (`redirectsLocal`: plexus-routed's eBPF from_pod). The caller closes it (attached programs stay).
+ * cookie). The caller closes it (attached programs stay).
  */
-export function loadPolicyObject(objectPath: string, pinDir: string, network: number, ports = false, redirectsLocal = false): BpfObject {
+export function loadPolicyObject(objectPath: string, pinDir: string, network: number, ports = false): BpfObject {
   const obj = BpfObject.open(objectPath, { pinRoot: pinDir });
   try {
-    const constants = Buffer.alloc(12);
+    const constants = Buffer.alloc(8);
     constants.writeUInt32LE(network, 0);
     constants.writeUInt32LE(ports ? 1 : 0, 4);
-    constants.writeUInt32LE(redirectsLocal ? 1 : 0, 8);
     obj.setConstants(NETWORK_SECTION, constants);
     obj.load();
     return obj;
@@ -57,12 +55,12 @@ export function loadPolicyObject(objectPath: string, pinDir: string, network: nu
  * A secondary network's copy with the pol_ports check, or, where the verifier refuses it (a kernel before 6.13:
  * no bpf_get_netns_cookie for tc), without it: `ports` says which.
  */
-export function loadNetworkCopy(objectPath: string, pinDir: string, network: number, redirectsLocal = false): { obj: BpfObject; ports: boolean } {
-  if (network === 0) return { obj: loadPolicyObject(objectPath, pinDir, 0, false, redirectsLocal), ports: false };
+export function loadNetworkCopy(objectPath: string, pinDir: string, network: number): { obj: BpfObject; ports: boolean } {
+  if (network === 0) return { obj: loadPolicyObject(objectPath, pinDir, 0), ports: false };
   try {
-    return { obj: loadPolicyObject(objectPath, pinDir, network, true, redirectsLocal), ports: true };
+    return { obj: loadPolicyObject(objectPath, pinDir, network, true), ports: true };
   } catch {
-    return { obj: loadPolicyObject(objectPath, pinDir, network, false, redirectsLocal), ports: false };
+    return { obj: loadPolicyObject(objectPath, pinDir, network, false), ports: false };
   }
 }
 
@@ -75,11 +73,8 @@ interface Programs {
 export class PolicyDatapath {
   readonly writer: PolicyWriter;
   private readonly reader: RingBufferReader;
-  /**
-   * The programs per network id (and, for the cluster network's host veths, whether from_pod redirects their
-   * packets: `0` and `0r`), each loaded at its first endpoint (one verifier pass per copy).
-   */
-  private readonly copies = new Map<string, Programs>();
+  /** The programs per network id, each loaded at its first endpoint (one verifier pass per network). */
+  private readonly copies = new Map<number, Programs>();
 
   private constructor(
     private readonly objectPath: string,
@@ -89,7 +84,7 @@ export class PolicyDatapath {
     onFlow: (e: FlowEventRecord) => void,
   ) {
     this.writer = new PolicyWriter(maps, { networkId });
-    this.copies.set(copyKey(0, false), programsOf(cluster));
+    this.copies.set(0, programsOf(cluster));
     this.reader = new RingBufferReader(maps.events, (b) => onFlow(decodeFlowEvent(b)));
   }
 
@@ -111,11 +106,9 @@ export class PolicyDatapath {
   /**
    * Hooks both programs of the endpoint's network on its interface (replacing what an earlier daemon attached
    * there). The host end of a veth sees the pod's traffic on ingress; a pod's own interface on egress.
-   * `redirectsLocal`: a host end whose pod's packets to this node's pods plexus-routed's from_pod delivers
-   * with bpf_redirect_peer (so they cross no other policy program here).
    */
-  hook(ifindex: number, network: number, end: 'host' | 'pod', netns: string | null, redirectsLocal = false): void {
-    const { from, to } = this.programs(network, end === 'host' && redirectsLocal);
+  hook(ifindex: number, network: number, end: 'host' | 'pod', netns: string | null): void {
+    const { from, to } = this.programs(network);
     const [outOf, into] = end === 'host' ? (['ingress', 'egress'] as const) : (['egress', 'ingress'] as const);
     new TcHook(ifindex, outOf, netns).attach(from, { ...POLICY_FILTER, replace: true });
     new TcHook(ifindex, into, netns).attach(to, { ...POLICY_FILTER, replace: true });
@@ -160,19 +153,16 @@ export class PolicyDatapath {
   /** Whether the secondary networks' copies check pod interfaces' sources (undefined until one is loaded). */
   portsChecked: boolean | undefined;
 
-  private programs(network: number, redirectsLocal: boolean): Programs {
-    const key = copyKey(network, redirectsLocal);
-    let p = this.copies.get(key);
+  private programs(network: number): Programs {
+    let p = this.copies.get(network);
     if (!p) {
-      const { obj, ports } = loadNetworkCopy(this.objectPath, this.pinDir, network, redirectsLocal);
+      const { obj, ports } = loadNetworkCopy(this.objectPath, this.pinDir, network);
       if (network !== 0) this.portsChecked = ports;
-      this.copies.set(key, (p = programsOf(obj)));
+      this.copies.set(network, (p = programsOf(obj)));
     }
     return p;
   }
 }
-
-const copyKey = (network: number, redirectsLocal: boolean): string => `${network}${redirectsLocal ? 'r' : ''}`;
 
 function programsOf(obj: BpfObject): Programs {
   return { obj, from: obj.program(PROGRAMS.fromEndpoint), to: obj.program(PROGRAMS.toEndpoint) };

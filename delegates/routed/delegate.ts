@@ -30,11 +30,8 @@ export interface RoutedDeps {
 }
 
 /** What the watcher knows of an endpoint: its host end, on the node. */
-export function endpointInfo(rec: Pick<EndpointRecord, 'network' | 'pod' | 'addresses' | 'hostIfindex' | 'ebpf'>): EndpointInfo {
-  return {
-    network: rec.network, ...(rec.pod ? { pod: rec.pod } : {}), ips: rec.addresses.map((a) => a.ip), ifindex: rec.hostIfindex, netns: null, end: 'host',
-    ...(rec.ebpf ? { redirectsLocal: true } : {}),
-  };
+export function endpointInfo(rec: Pick<EndpointRecord, 'network' | 'pod' | 'addresses' | 'hostIfindex'>): EndpointInfo {
+  return { network: rec.network, ...(rec.pod ? { pod: rec.pod } : {}), ips: rec.addresses.map((a) => a.ip), ifindex: rec.hostIfindex, netns: null, end: 'host' };
 }
 
 const networkOf = (config: Record<string, unknown>): string => (typeof config['name'] === 'string' ? config['name'] : '');

@@ -589,7 +589,7 @@ static struct ct_entry *ct_find(const struct flow *k, uint64_t now)
 	return NULL;
 }
 
-static void ct_remember(const struct flow *k, uint64_t now, uint64_t revision)
+static struct ct_entry *ct_remember(const struct flow *k, uint64_t now, uint64_t revision)
 {
 	uint32_t h = flow_hash(k);
 	struct ct_entry *free_slot = NULL;
@@ -618,26 +618,24 @@ static void ct_remember(const struct flow *k, uint64_t now, uint64_t revision)
 	free_slot->replied = free_slot->fin_initiator = free_slot->fin_responder = 0;
 	free_slot->seen = now;
 	free_slot->revision = revision;
+	return free_slot;
 }
 
 /*
- * TCP's state in a tracked connection for a packet with flags `tcp` (the eBPF datapath's track_tcp, where each
- * packet crosses this judge once): each side's FIN is remembered; an RST, or the first packet without a FIN
- * once both sides sent theirs (the last ACK), ends the connection, whose slot is free at once. 1: it ended.
+ * TCP's state in a tracked connection for a packet with flags `tcp`, as the eBPF datapath's track_tcp (which
+ * says why a closed connection is kept closing for seconds rather than forgotten at its last ACK): each side's
+ * FIN is remembered, and an RST counts as both.
  */
-static int ct_track_tcp(struct ct_entry *e, uint8_t tcp, int reply)
+static void ct_track_tcp(struct ct_entry *e, uint8_t tcp, int reply)
 {
-	if ((tcp & TCP_RST) || (!(tcp & TCP_FIN) && e->fin_initiator && e->fin_responder)) {
-		e->seen = 0;
-		return 1;
-	}
-	if (tcp & TCP_FIN) {
+	if (tcp & TCP_RST)
+		e->fin_initiator = e->fin_responder = 1;
+	else if (tcp & TCP_FIN) {
 		if (reply)
 			e->fin_responder = 1;
 		else
 			e->fin_initiator = 1;
 	}
-	return 0;
 }
 
 static uint64_t monotonic_ns(void)
@@ -801,6 +799,7 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 		e->seen = 0;
 		e = NULL;
 		k = pk.f;
+		memo->valid = 0; /* the new connection is judged below; nothing of the burst may pass on the old one */
 	}
 	if (e) {
 		if (e->revision != p->revision) {
@@ -811,26 +810,23 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 			}
 			e->revision = p->revision;
 		}
-		if (pk.tcp && ct_track_tcp(e, pk.tcp, reply)) {
-			memo->valid = 0;
-			return PX_POL_REASON_NONE; /* the connection ended with this packet */
-		}
-		if (reply)
+		if (pk.tcp)
+			ct_track_tcp(e, pk.tcp, reply);
+		/* answered: a reply, or the initiator's ACK of one */
+		if (reply || (pk.tcp & (TCP_ACK | TCP_SYN)) == TCP_ACK)
 			e->replied = 1;
 		e->seen = now;
-		if (pk.tcp & TCP_FIN)
-			memo->valid = 0; /* the last ACK that follows must be seen */
-		else
-			remember(memo, &pk);
+		remember(memo, &pk);
 		return PX_POL_REASON_NONE;
 	}
 	int why = decide(p, network, from, pk.f.src, pk.f.dst, pk.v6, pk.f.proto, pk.f.dport);
 	if (why != PX_POL_REASON_NONE)
 		return dropped(&pk.f, len, now, why, flags);
-	/* A FIN or RST opens nothing: it is the end of a connection not tracked here. */
-	if (pk.icmp == ICMP_OTHER || pk.icmp == ICMP_ERROR || pk.icmp == ICMP_ECHO_REPLY || pk.untracked || (pk.tcp & (TCP_FIN | TCP_RST)))
+	/* An RST opens nothing (it ends what it belongs to); an allowed FIN of a connection forgotten is tracked closing. */
+	if (pk.icmp == ICMP_OTHER || pk.icmp == ICMP_ERROR || pk.icmp == ICMP_ECHO_REPLY || pk.untracked || (pk.tcp & TCP_RST))
 		return PX_POL_REASON_NONE; /* allowed as it is; nothing to remember */
-	ct_remember(&pk.f, now, p->revision);
+	struct ct_entry *fresh = ct_remember(&pk.f, now, p->revision);
+	fresh->fin_initiator = (pk.tcp & TCP_FIN) ? 1 : 0;
 	remember(memo, &pk);
 	counters[network].forwarded++;
 	/* reported once a second per client, server, protocol and port (policy/bpf/policy.c says why) */

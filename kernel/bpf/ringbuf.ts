@@ -62,12 +62,15 @@ export class RingBufferReader {
     if (this.consumer === null) throw new KernelError('consume a closed ring buffer', ERRNO.EBADF);
     const start = Number(this.consumerPos[0]);
     const produced = Number(this.producerPos[0]);
+    // No header is read before the producer position that covers it (the kernel publishes it after reserving).
+    this.fence.full();
     // The headers first, up to the first one still busy; then a fence, so no byte of those records is read
-    // before its header said it was committed (the kernel commits with a release store of the header).
+    // before its header said it was committed (the kernel commits with a release store of the header). A
+    // length that would run past the ring or the producer is not trusted: the batch ends there.
     let end = start;
     while (end < produced) {
       const len = this.data.readUInt32LE(end % this.size);
-      if (len & BUSY) break;
+      if (len & BUSY || (len & ~(BUSY | DISCARD)) > this.size || end + padded(len) > produced) break;
       end += padded(len);
     }
     if (end === start) return 0;

@@ -66,8 +66,6 @@ interface Hooked {
   readonly network?: string;
   /** A pod's own interface (secondary networks): its netns's cookie, so the datapath knows whose it is (pol_ports). */
   readonly cookie?: bigint;
-  /** EndpointInfo.redirectsLocal. */
-  readonly redirectsLocal?: boolean;
 }
 
 /** Interfaces are keyed by netns and ifindex: ifindexes are per netns. */
@@ -242,12 +240,13 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
    * it is hooked inside the pod and its policy written before the ADD returns.
    */
   async attached(iface: PodInterface): Promise<void> {
-    // Whether a MultiNetworkPolicy names its network is known only once they are listed.
-    if (this.enforcing && this.restored) await this.untilListed(iface.pod, iface.network);
+    // Known from now on, so a change of the source hooks it even if the wait below gives up (hookGoverned).
     this.secondary.set(iface.id, iface);
     const engineNetwork = this.engine && engineNetworkOf(iface.conf);
+    if (engineNetwork) this.enginePorts.set(iface.id, { iface, engineNetwork });
+    // Whether a MultiNetworkPolicy names its network is known only once they are listed.
+    if (this.enforcing && this.restored) await this.untilListed(iface.pod, iface.network);
     if (engineNetwork) {
-      this.enginePorts.set(iface.id, { iface, engineNetwork });
       if (this.restored && this.governedNetworks().has(iface.network)) await this.write();
       return;
     }
@@ -395,7 +394,7 @@ export class PolicyHost implements EndpointWatcher, AttachmentWatcher {
   private hook(h: Hooked, end: 'host' | 'pod'): void {
     const id = networkId(h.network);
     this.networkNames.set(id, h.network ?? CLUSTER);
-    this.datapath!.hook(h.ifindex, id, end, h.netns, h.redirectsLocal === true);
+    this.datapath!.hook(h.ifindex, id, end, h.netns);
     if (end === 'pod' && this.datapath!.portsChecked === false && !this.portsWarned) {
       this.portsWarned = true;
       this.log.warn('this kernel does not let tc programs ask for the netns cookie (Linux 6.13+): on secondary interfaces a packet is judged by its source address, which is not checked against its pod');
@@ -717,7 +716,7 @@ function engineFlowRecord(f: EngineFlow, network: number): FlowEventRecord {
 }
 
 function hookedOf(ep: EndpointInfo): Hooked {
-  return { ifindex: ep.ifindex, netns: ep.netns, ips: ep.ips, ...(ep.pod ? { pod: ep.pod } : {}), ...(ep.redirectsLocal ? { redirectsLocal: true } : {}) };
+  return { ifindex: ep.ifindex, netns: ep.netns, ips: ep.ips, ...(ep.pod ? { pod: ep.pod } : {}) };
 }
 
 function endpointOf(pod: PolicyPod, ip: string): FlowEndpoint {

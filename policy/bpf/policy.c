@@ -82,12 +82,6 @@ const volatile __u32 policy_network SEC(".rodata.network") = 0;
  * the branch a constant 0 cuts off, so the same object loads on both.
  */
 const volatile __u32 policy_ports SEC(".rodata.network") = 0;
-/*
- * 1: the copy hooked on host veths whose pod's packets plexus-routed's from_pod delivers to another pod of this
- * node with bpf_redirect_peer, which skips that pod's host veth egress (its policy_to_endpoint): set by the
- * loader. It tells policy_from_endpoint that such a packet crosses no other policy program here (last_crossing).
- */
-const volatile __u32 policy_redirects_local SEC(".rodata.network") = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -517,49 +511,28 @@ static __always_inline int related(struct ct_key *q, __u32 network, const __u8 *
 }
 
 /*
- * The packet crosses no other policy program of this node after this one, so a connection it ends may be
- * forgotten now. Into an endpoint it is the last; out of one, unless it goes to another endpoint of this node,
- * whose hooks see it next: a pod interface's always do, a host veth's not when from_pod delivers it with
- * bpf_redirect_peer (policy_redirects_local).
+ * TCP's state in a tracked connection `e` for a packet with flags `tcp`: each side's FIN is remembered, and an
+ * RST counts as both. The connection then lives minutes idle (one FIN: the other side may go on sending), then
+ * seconds (both), not hours (lifetime): long enough for what a close still sends (the last ACK, a FIN sent
+ * again when it was lost, the two ACKs of a simultaneous close) to pass as the connection's, and its entry is
+ * the LRU's to reuse soon after. Forgetting it at the last ACK was tried and dropped: any of those packets,
+ * judged anew the other way, could be denied where the initiator is isolated, and a packet that crosses two
+ * policy programs on one node (a secondary network's pods, a host veth the stack delivers to) met the second
+ * one after the first had forgotten the connection.
  */
-static __always_inline int last_crossing(__u8 way, __u32 network, const __u8 *dst)
+static __always_inline void track_tcp(struct ct_entry *e, __u8 tcp, int reply)
 {
-	if (way == POLICY_FLOW_TO_ENDPOINT || policy_redirects_local)
-		return 1;
-	struct addr_key a = { .network = network };
-	__builtin_memcpy(a.addr, dst, 16);
-	return bpf_map_lookup_elem(&pol_local, &a) == NULL;
-}
-
-/*
- * TCP's state in a tracked connection `e` (keyed `conn`, as opened) for a packet with flags `tcp`: each side's
- * FIN is remembered (the connection then lives minutes idle, then seconds, not hours: lifetime). It ends at
- * an RST either way, or at the first packet without a FIN once both sides sent theirs (the last ACK): it is
- * forgotten where the packet crosses no other policy program of this node, so closed connections do not fill
- * pol_ct and push out live ones; elsewhere it is marked closing and the last crossing forgets it. Returns 1
- * when the connection ended. A FIN sent again after that (its ACK lost) is judged as it comes, and never
- * tracked; so is the second ACK of a simultaneous close, which a policy may deny (the peer then retries its
- * FIN until it gives up, as behind any stateful firewall that has forgotten the connection).
- */
-static __always_inline int track_tcp(struct ct_entry *e, struct ct_key *conn, __u8 tcp, int reply, __u8 way, __u32 network, const __u8 *dst)
-{
-	int ended = (tcp & TCP_RST) || (!(tcp & TCP_FIN) && e->fin_initiator && e->fin_responder);
-	if (ended) {
-		if (last_crossing(way, network, dst)) {
-			bpf_map_delete_elem(&pol_ct, conn);
-		} else {
+	if (tcp & TCP_RST) {
+		if (!e->fin_initiator)
 			e->fin_initiator = 1;
+		if (!e->fin_responder)
 			e->fin_responder = 1;
-		}
-		return 1;
-	}
-	if (tcp & TCP_FIN) {
+	} else if (tcp & TCP_FIN) {
 		if (reply && !e->fin_responder)
 			e->fin_responder = 1;
 		else if (!reply && !e->fin_initiator)
 			e->fin_initiator = 1;
 	}
-	return 0;
 }
 
 /*
@@ -634,8 +607,10 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 		reply = e != NULL;
 	}
 	/* A SYN on the ports of a connection that is closing opens a new connection (TIME_WAIT reuse): judged anew. */
-	if (e && (tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator | e->fin_responder))
+	if (e && (tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator | e->fin_responder)) {
+		bpf_map_delete_elem(&pol_ct, reply ? &r : &k); /* keyed the other way, it would shadow the new one's replies */
 		e = NULL;
+	}
 	if (e && now - e->seen < lifetime(e, proto)) {
 		struct ct_key *conn = reply ? &r : &k; /* the connection as its initiator opened it */
 		if (e->revision != revision) {
@@ -647,9 +622,10 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 			}
 			e->revision = revision;
 		}
-		if (tcp && track_tcp(e, conn, tcp, reply, way, network, dst))
-			return TC_ACT_UNSPEC; /* the connection ended with this packet */
-		if (reply && !e->replied)
+		if (tcp)
+			track_tcp(e, tcp, reply);
+		/* answered: a reply, or the initiator's ACK of one (an entry an older version wrote learns it so) */
+		if (!e->replied && (reply || (tcp & (TCP_ACK | TCP_SYN)) == TCP_ACK))
 			e->replied = 1;
 		/*
 		 * At most once a second: a write per packet would bounce the entry's cache line between the CPUs
@@ -662,10 +638,10 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	int why = decide(revision, network, port_ep, src, dst, v6, proto, port);
 	if (why != POLICY_REASON_NONE)
 		return dropped(skb, &k, now, why, flags);
-	/* A FIN or RST opens nothing: it is the end of a connection not tracked here (forgotten, or cut short). */
-	if (icmp == ICMP_OTHER || icmp == ICMP_ERROR || icmp == ICMP_ECHO_REPLY || untracked || (tcp & (TCP_FIN | TCP_RST)))
+	/* An RST opens nothing (it ends what it belongs to); an allowed FIN of a connection forgotten is tracked closing. */
+	if (icmp == ICMP_OTHER || icmp == ICMP_ERROR || icmp == ICMP_ECHO_REPLY || untracked || (tcp & TCP_RST))
 		return TC_ACT_UNSPEC; /* allowed as it is; nothing to remember */
-	struct ct_entry fresh = { .seen = now, .revision = revision };
+	struct ct_entry fresh = { .seen = now, .revision = revision, .fin_initiator = (tcp & TCP_FIN) ? 1 : 0 };
 	bpf_map_update_elem(&pol_ct, &k, &fresh, BPF_ANY);
 	count(network, POLICY_COUNT_FORWARDED);
 	/* reported once a second per client, server, protocol and port: the source port aside, and marked apart from drops */

@@ -77,17 +77,31 @@ clusterTest('a peer\'s labels changing on its node change what the other node al
   await c.writeManifest('policy.yaml', []);
 });
 
-clusterTest('closed connections leave nothing tracked on either node (TCP state); one held open stays tracked on both', async () => {
+clusterTest('TCP state on both nodes: closed connections are kept closing (seconds, not hours); one held open stays open and answered', async () => {
   const [client, server] = ['client', 'server'].map((n) => pods.get(n)!.ipv4!);
   expect(await agents.get('client')!.request({ hold: { ip: server, port: 80, key: 'kept' }, timeoutMs: 2000 })).toEqual([true]);
   for (let i = 0; i < 20; i++) expect(await Promise.all([probe('client', 'server', 80), probe('client', 'other', 80)])).toEqual([true, true]);
-  /** bpftool's view of a node's pol_ct: the client's TCP connections to port 80, by destination. */
+  type Ct = { key: { src: number[]; dst: number[]; dport: number; proto: number }; value: { replied: number; fin_initiator: number; fin_responder: number } };
+  /** bpftool's view of a node's pol_ct: the state of the client's TCP connections to port 80, by destination. */
   const tracked = (node: string) => {
-    const dump = JSON.parse(run('bpftool', ['-j', 'map', 'dump', 'pinned', join(c.node(node).pinDir, 'policy', 'pol_ct')]).stdout) as Array<{ formatted: { key: { src: number[]; dst: number[]; dport: number; proto: number } } }>;
+    const dump = JSON.parse(run('bpftool', ['-j', 'map', 'dump', 'pinned', join(c.node(node).pinDir, 'policy', 'pol_ct')]).stdout) as Array<{ formatted: Ct }>;
     const ip = (b: number[]) => b.slice(12).join('.');
     // dport is __be16 as the kernel holds it: 80 reads as 0x5000 on this little-endian machine
-    return dump.map((e) => e.formatted.key).filter((k) => k.proto === 6 && ip(k.src) === client && k.dport === 0x5000).map((k) => ip(k.dst)).sort();
+    const state = (v: Ct['value']) => (v.fin_initiator && v.fin_responder ? 'closing' : !v.fin_initiator && !v.fin_responder && v.replied ? 'open' : 'other');
+    const out: Record<string, Record<string, number>> = {};
+    for (const { key, value } of dump.map((e) => e.formatted)) {
+      if (key.proto !== 6 || ip(key.src) !== client || key.dport !== 0x5000) continue;
+      const to = ip(key.dst) === server ? 'server' : 'other';
+      out[to] ??= {};
+      out[to][state(value)] = (out[to][state(value)] ?? 0) + 1;
+    }
+    return out;
   };
-  await expectEventually(() => expect({ n1: tracked('n1'), n2: tracked('n2') }).toEqual({ n1: [server], n2: [server] }), { timeoutMs: 5000 });
+  // Each probe's connection is closed (FIN both ways, the last ACK): closing on every node it crossed; the held one open.
+  await expectEventually(() => {
+    const [n1, n2] = [tracked('n1'), tracked('n2')];
+    expect({ n1: { server: n1['server']?.['open'], other: n1['other']?.['open'] }, n2: { server: n2['server']?.['open'] } }).toEqual({ n1: { server: 1, other: undefined }, n2: { server: 1 } });
+    expect([n1['server']?.['closing'], n1['other']?.['closing'], n2['server']?.['closing']].every((n) => (n ?? 0) >= 20)).toBe(true);
+  }, { timeoutMs: 5000 });
   expect(await agents.get('client')!.request({ send: 'kept' })).toEqual([true]);
 });
