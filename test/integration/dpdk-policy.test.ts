@@ -60,11 +60,24 @@ async function attach(ns: string, name: string, network = DP): Promise<Pod> {
   const netns = c.makePod();
   const uid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
   const agent = await NetpolAgent.started(netns.name);
+  let app: Testpmd | undefined;
+  try {
+    return await attachAs(ns, name, network, netns, uid, agent, (started) => (app = started));
+  } catch (err) {
+    // Not in `pods` yet, so afterAll would not stop them: a live agent keeps jest from exiting.
+    agent.stop();
+    await app?.kill();
+    throw err;
+  }
+}
+
+async function attachAs(ns: string, name: string, network: string, netns: Pod['netns'], uid: string, agent: NetpolAgent, started: (app: Testpmd) => void): Promise<Pod> {
   const id = containerId();
   const out = await c.cni('ADD', { containerId: id, netns: netns.path, pod: { namespace: ns, name, uid } });
   expect(out).toMatchObject({ code: 0 });
   const app = new Testpmd(netns.name, [`net_virtio_user0,path=${CONTAINER_DIR}/net1.sock,server=1`, 'net_tap0,iface=dp0'], ['--forward-mode=io'],
     { mount: { hostDir: join(socketDir, uid), containerDir: CONTAINER_DIR } });
+  started(app);
   const status = JSON.parse(plexusctl('status', `${ns}/${name}`)) as Array<{ name: string; ips?: string[] }>;
   const ips = status.find((s) => s.name === network)!.ips!;
   await expectEventually(() => expect(run('ip', ['-n', netns.name, 'link', 'show', 'dp0'], { allowFail: true }).stdout).toMatch(/dp0/), { timeoutMs: 20_000, context: () => app.output().slice(-1500) });
