@@ -14,6 +14,7 @@ import { ROOT } from './plexus-harness';
 export interface PortView {
   name: string;
   network: string;
+  kind: string;
   linkUp: boolean;
   counters?: { rxPackets: number; txPackets: number; txDropped: number; flooded: number; faults: number; policyDropped: number };
 }

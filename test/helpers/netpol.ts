@@ -168,13 +168,16 @@ export async function converge(pods: readonly NetpolPod[], family: 4 | 6, want: 
 
 /**
  * A one-node cluster for policy tests: plexus-routed as the cluster network on `pool`, the policy maps pinned
- * under a directory of this process's own. `stop` ends the pods' agents, the cluster and the pins.
+ * under a directory of this process's own; `daemon`: more of plexusd's configuration. `stop` ends the pods'
+ * agents, the cluster and the pins.
  */
-export async function startPolicyCluster(pool: Record<string, unknown>, tag: string): Promise<{ c: TestCluster; pinDir: string; stop(pods: readonly NetpolPod[]): Promise<void> }> {
+export async function startPolicyCluster(
+  pool: Record<string, unknown>, tag: string, daemon: Record<string, unknown> = {},
+): Promise<{ c: TestCluster; pinDir: string; stop(pods: readonly NetpolPod[]): Promise<void> }> {
   const pinDir = `/sys/fs/bpf/plexus/plxt-${tag}-${process.pid}`;
   const c = await TestCluster.start({
     clusterNetwork: { cniVersion: '1.1.0', name: 'cluster', plugins: [{ type: 'plexus-routed', ipam: { type: 'plexus-ipam', pool: pool['name'] } }] },
-    daemon: { ipam: { pools: [pool] }, routed: { pinDir } },
+    daemon: { ipam: { pools: [pool] }, routed: { pinDir }, ...daemon },
   });
   return {
     c, pinDir,

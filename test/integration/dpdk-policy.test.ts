@@ -22,6 +22,8 @@ import { containerId, PLEXUSCTL_BIN, run, TestCluster } from '../helpers/plexus-
 jest.setTimeout(240_000);
 
 const DP = 'default/dp';
+/** memif ports: their own NAD and engine network (the engine serves the socket; the pod's application is its client). */
+const DPM = 'default/dpm';
 const CONTAINER_DIR = '/mnt/plexus';
 const ON_DP = { 'k8s.v1.cni.cncf.io/networks': DP };
 const POOL = ['10.72.0.0/24', 'fd00:72::/64'];
@@ -42,8 +44,8 @@ const mnp = (ns: string, name: string, spec: Record<string, unknown>) => multiNe
 const find = (ns: string, name: string) => pods.find((p) => p.pod.namespace === ns && p.pod.name === name)!;
 const plexusctl = (...args: string[]) => run(PLEXUSCTL_BIN, ['--socket', c.socket, ...args]).stdout;
 
-async function apply(policies: Record<string, unknown>[]): Promise<World> {
-  await c.writeManifests('world.yaml', [...netpolManifests(ON_DP), ...policies]);
+async function apply(policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
+  await c.writeManifests('world.yaml', [...netpolManifests(ON_DP), ...extraPods, ...policies]);
   return world(policies);
 }
 
@@ -53,8 +55,8 @@ async function expectDp(w: World, families: Array<4 | 6> = [4, 6]): Promise<void
 }
 
 /**
- * A pod on dp: its agent listening, its ADD, then its application (testpmd: the vhost-user socket <-> a TAP
- * named dp0) and dp0 given the addresses network-status reports.
+ * A pod on dp: its agent listening, its ADD, then its application (testpmd: the vhost-user socket, or on dpm the
+ * memif one, <-> a TAP named dp0) and dp0 given the addresses network-status reports.
  */
 async function attach(ns: string, name: string, network = DP): Promise<Pod> {
   const netns = c.makePod();
@@ -75,7 +77,8 @@ async function attachAs(ns: string, name: string, network: string, netns: Pod['n
   const id = containerId();
   const out = await c.cni('ADD', { containerId: id, netns: netns.path, pod: { namespace: ns, name, uid } });
   expect(out).toMatchObject({ code: 0 });
-  const app = new Testpmd(netns.name, [`net_virtio_user0,path=${CONTAINER_DIR}/net1.sock,server=1`, 'net_tap0,iface=dp0'], ['--forward-mode=io'],
+  const port = network === DPM ? `net_memif0,role=client,socket=${CONTAINER_DIR}/net1.sock,socket-abstract=no,id=0` : `net_virtio_user0,path=${CONTAINER_DIR}/net1.sock,server=1`;
+  const app = new Testpmd(netns.name, [port, 'net_tap0,iface=dp0'], ['--forward-mode=io'],
     { mount: { hostDir: join(socketDir, uid), containerDir: CONTAINER_DIR } });
   started(app);
   const status = JSON.parse(plexusctl('status', `${ns}/${name}`)) as Array<{ name: string; ips?: string[] }>;
@@ -104,8 +107,8 @@ beforeAll(async () => {
     daemon: { dpdk: { socketPath: engine.socket, socketDir }, ipam: { pools: [{ name: 'dp-pool', cidrs: POOL, blockSize: { v4: 28, v6: 124 } }] } },
   });
   // dp, and dpo: another NAD on the same engine network that no policy names.
-  const nad = (name: string) => c.nad(name, { cniVersion: '1.1.0', name, type: 'plexus-dpdk', interface: 'vhost-user', network: 'dp-l2', containerDir: CONTAINER_DIR, ipam: { pool: 'dp-pool' } });
-  await c.writeManifests('nad.yaml', [nad('dp'), nad('dpo')]);
+  const nad = (name: string, iface = 'vhost-user', network = 'dp-l2') => c.nad(name, { cniVersion: '1.1.0', name, type: 'plexus-dpdk', interface: iface, network, containerDir: CONTAINER_DIR, ipam: { pool: 'dp-pool' } });
+  await c.writeManifests('nad.yaml', [nad('dp'), nad('dpo'), nad('dpm', 'memif', 'dp-memif')]);
   await apply([]);
   for (const [ns, name] of [['x', 'a'], ['x', 'b'], ['y', 'b'], ['z', 'c']] as const) pods.push(await attach(ns, name));
 });
@@ -217,6 +220,29 @@ test('a pod a policy selects is isolated on dp when its ADD returns: the engine 
     await detach(fresh);
   }
   expect((await engine.call('GET', '/v1/policy')).json).toMatchObject({ endpoints: 4 });
+});
+
+test('memif ports take the same decisions in the loop: the table over three memif pods on their own network, both families', async () => {
+  const onDpm = { 'k8s.v1.cni.cncf.io/networks': DPM };
+  const extra = ([['x', 'ma'], ['y', 'mb'], ['z', 'mc']] as const).map(([ns, name]) => netpolPod(ns, name, onDpm));
+  await apply([], extra);
+  const memifPods: Pod[] = [];
+  try {
+    for (const [ns, name] of [['x', 'ma'], ['y', 'mb'], ['z', 'mc']] as const) memifPods.push(await attach(ns, name, DPM));
+    const w = await apply([
+      multiNetworkPolicy('x', 'ma-from-mb', { podSelector: { matchLabels: { pod: 'ma' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod: 'mb' } } }], ports: [{ port: 'serve-80-tcp' }, { protocol: 'UDP', port: 81 }] }] }, DPM),
+      multiNetworkPolicy('z', 'mc-out', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ protocol: 'UDP', port: 80, endPort: 81 }] }] }, DPM),
+    ], extra);
+    expect((await engine.call('GET', '/v1/policy')).json).toMatchObject({ networks: ['dp-memif'], endpoints: 3 });
+    for (const family of [4, 6] as const) expect({ family, wrong: await converge(memifPods, family, expectedTable(w, memifPods, family, DPM), 30_000) }).toEqual({ family, wrong: [] });
+    // The engine's witness: z/mc's egress was refused at its memif port.
+    const ports = await engine.ports();
+    const mc = ports[`${memifPods[2]!.id.slice(0, 12)}-net1`]!;
+    expect(mc).toMatchObject({ kind: 'memif' });
+    expect(mc.counters!.policyDropped).toBeGreaterThan(0);
+  } finally {
+    for (const p of memifPods) await detach(p);
+  }
 });
 
 test('engine SIGKILL and restart: the daemon gives the new engine the policy before it re-creates the ports', async () => {
