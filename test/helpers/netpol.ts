@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { type Connection, evaluate, type PolicyPod, type World } from '../../policy/evaluate';
 import { namespaceLabels, parsePolicy, type Protocol } from '../../policy/parse';
 import { runAsync, track } from '../../hack/cluster';
+import { expectEventually } from './eventually';
 import { run, TestCluster } from './plexus-harness';
 
 export const NETPOL_PORTS: Array<[Protocol, number]> = [['TCP', 80], ['TCP', 81], ['UDP', 80], ['UDP', 81]];
@@ -164,6 +165,26 @@ export async function converge(pods: readonly NetpolPod[], family: 4 | 6, want: 
     const wrong = [...want].filter(([k, v]) => got.get(k) !== v).map(([k, v]) => `${k}: want ${v ? 'allowed' : 'denied'}, got ${v ? 'denied' : 'allowed'}`);
     if (wrong.length === 0 || Date.now() > end) return wrong;
   }
+}
+
+/**
+ * TCP state, seen from outside: `from` opens three connections to `to`:81 from one source port, each ended by an
+ * RST, 1.1 s apart (allowed connections are reported once a second per client, server and port). `forwarded`
+ * gives the FORWARDED flows `plexusctl observe` shows for the pair (JSON lines). A tracker that forgets a
+ * connection at its RST judges and reports each one: three flows from that port. Without TCP state the second
+ * and third would match the first's entry: one. Port 81: the callers' earlier tests leave none of this pair's
+ * connections reporting on it.
+ */
+export async function expectReopenedOnSamePorts(from: NetpolPod, to: NetpolPod, forwarded: () => string): Promise<void> {
+  const sport = 40000 + Math.floor(Math.random() * 20000);
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await from.agent.request({ connectFrom: { ip: to.v4, port: 81, sport }, timeoutMs: 3000 })).toEqual([true]);
+  }
+  await expectEventually(() => {
+    const flows = forwarded().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { source: { port?: number } });
+    expect(flows.filter((f) => f.source.port === sport)).toHaveLength(3);
+  }, { timeoutMs: 10_000 });
 }
 
 /**

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { World } from '../../policy/evaluate';
 import { EngineProcess, Testpmd } from '../helpers/dpdk';
 import { expectEventually } from '../helpers/eventually';
-import { arrivals, converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, netpolPod, sendFrom, NetpolAgent, type NetpolPod, netpolManifests, netpolWorld as world } from '../helpers/netpol';
+import { arrivals, converge, expectedTable, expectReopenedOnSamePorts, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, netpolPod, sendFrom, NetpolAgent, type NetpolPod, netpolManifests, netpolWorld as world } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, run, TestCluster } from '../helpers/plexus-harness';
 
 jest.setTimeout(240_000);
@@ -164,18 +164,7 @@ test('a tracked connection a new policy denies is cut at its next packet; one it
 
 test('TCP state: a connection ended by an RST is forgotten, so the same ports open a new one, judged and reported again', async () => {
   await apply([mnp('z', 'deny-in', { podSelector: {}, policyTypes: ['Ingress'] })]); // dp governed: the engine tracks
-  const [yb, xa] = [find('y', 'b'), find('x', 'a')];
-  const sport = 40000 + Math.floor(Math.random() * 20000);
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 1100)); // allowed connections are reported once a second per client, server and port
-    expect(await yb.agent.request({ connectFrom: { ip: xa.v4, port: 81, sport }, timeoutMs: 3000 })).toEqual([true]);
-  }
-  // Port 81: no other connection of this pair reports on it meanwhile (the test before cut one on 80).
-  // Without TCP state, the second and third would have matched the first's entry: one new connection, not three.
-  await expectEventually(() => {
-    const flows = plexusctl('observe', '--network', DP, '--from-pod', 'y/b', '--to-pod', 'x/a', '--verdict', 'FORWARDED', '-o', 'json').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { source: { port?: number } });
-    expect(flows.filter((f) => f.source.port === sport)).toHaveLength(3);
-  }, { timeoutMs: 10_000 });
+  await expectReopenedOnSamePorts(find('y', 'b'), find('x', 'a'), () => plexusctl('observe', '--network', DP, '--from-pod', 'y/b', '--to-pod', 'x/a', '--verdict', 'FORWARDED', '-o', 'json'));
 });
 
 test('a pod\'s port sending with another pod\'s address is dropped as spoofed, so it cannot borrow what that pod is allowed', async () => {

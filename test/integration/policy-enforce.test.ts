@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
 import {
-  converge, expectedTable, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests,
+  converge, expectedTable, expectReopenedOnSamePorts, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests,
   netpolPod as podObject, netpolWorld as world, networkPolicy as np, startPolicyCluster,
 } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, ROOT, run, TestCluster } from '../helpers/plexus-harness';
@@ -123,18 +123,7 @@ test('a policy change cuts a live connection it now denies and keeps one it stil
 
 test('TCP state: a connection ended by an RST is forgotten, so the same ports open a new one, judged and reported again', async () => {
   await apply([]);
-  const [za, xb] = [find('z', 'a'), find('x', 'b')];
-  const sport = 40000 + Math.floor(Math.random() * 20000);
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 1100)); // allowed connections are reported once a second per client, server and port
-    expect(await za.agent.request({ connectFrom: { ip: xb.v4, port: 81, sport }, timeoutMs: 3000 })).toEqual([true]);
-  }
-  // Port 81: no other connection of this pair reports on it meanwhile (the test before cut one on 80).
-  // Without TCP state, the second and third would have matched the first's entry: one new connection, not three.
-  await expectEventually(() => {
-    const flows = observe(['--from-pod', 'z/a', '--to-pod', 'x/b', '--verdict', 'FORWARDED', '-o', 'json']).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { source: { port?: number } });
-    expect(flows.filter((f) => f.source.port === sport)).toHaveLength(3);
-  }, { timeoutMs: 5000 });
+  await expectReopenedOnSamePorts(find('z', 'a'), find('x', 'b'), () => observe(['--from-pod', 'z/a', '--to-pod', 'x/b', '--verdict', 'FORWARDED', '-o', 'json']).stdout);
 });
 
 test('the node always reaches an isolated pod on the cluster network (NP5); a pod does not', async () => {
