@@ -17,7 +17,7 @@ export const MAPS = {
 export const OBJECT_FILE = 'bpf/policy.o';
 /** The section of policy.c's network constant (`policy_network`, a __u32), set per loaded copy. */
 export const NETWORK_SECTION = '.rodata.network';
-export const FLAGS = { ISOLATED_INGRESS: 1, ISOLATED_EGRESS: 2, NODE: 4 } as const;
+export const FLAGS = { ISOLATED_INGRESS: 1, ISOLATED_EGRESS: 2, NODE: 4, SLOT_FLIP: 8 } as const;
 export const DIRECTION = { ingress: 0, egress: 1 } as const;
 /** Flow events: verdicts, drop reasons and flags of struct flow_event (never renumbered). */
 export const VERDICT = { FORWARDED: 1, DROPPED: 2 } as const;
@@ -133,15 +133,19 @@ type CidrEntry = bpfCodec.StructValue<typeof CidrKeyStruct.fields>;
 type RuleEntry = bpfCodec.StructValue<typeof RuleKeyStruct.fields>;
 type Gen = 0 | 1;
 
-/** What one endpoint holds in one generation: its address-trie and rule-trie entries, both directions. */
+/** What one endpoint holds in one slot: its address-trie and rule-trie entries, both directions. */
 interface SlotContent {
   readonly cidr: ReadonlyArray<{ key: CidrEntry; cls: number }>;
   readonly rules: readonly RuleEntry[];
+  /** The entries without their slot bit, sorted: equal signatures are equal contents. */
+  readonly signature: string;
 }
 
 interface EndpointState {
   readonly id: number;
+  /** Per generation, as written (isolation and POLICY_SLOT_FLIP). */
   flags: [number, number];
+  /** Per slot (the last bit of the entries' epdir). */
   content: [SlotContent | undefined, SlotContent | undefined];
   keys: string[]; // network|address of its pol_local entries
 }
@@ -152,24 +156,39 @@ interface AddressState {
   ids: [number, number];
 }
 
+/** POLICY_SLOT of policy.h: the slot a generation's flags point its endpoint's entries at. */
+const slotOf = (flags: number, gen: Gen): Gen => (gen ^ (flags & FLAGS.SLOT_FLIP ? 1 : 0)) as Gen;
+const withSlot = (flags: number, gen: Gen, slot: Gen): number => (flags & ~FLAGS.SLOT_FLIP) | (slot === gen ? 0 : FLAGS.SLOT_FLIP);
+const localValue = (v: { id: number; flags: [number, number] }): string => `${v.id}/${v.flags[0]}/${v.flags[1]}`;
+/** What a generation's flags decide: isolation, node, and the slot they point an isolated endpoint at. */
+const meaning = (flags: number, gen: Gen): number => {
+  const isolated = flags & (FLAGS.ISOLATED_INGRESS | FLAGS.ISOLATED_EGRESS);
+  return (flags & ~FLAGS.SLOT_FLIP) | (isolated ? slotOf(flags, gen) << 8 : 0);
+};
+
 /**
  * Writes compiled policies into the maps of policy.c, and later ones over them, so that every packet is
  * decided wholly by the old policy or wholly by the new one. Everything that says what the policy is exists per
- * generation (rules and address classes under an epdir that carries the generation; endpoint flags and
- * identities as pairs), and the low bit of the revision in pol_state says which generation is live:
- *   1. the other generation is filled: identities, node addresses, every endpoint's flags, classes and rules;
+ * generation (endpoint flags and identities as pairs; rules and address classes in one of two slots that each
+ * generation's flags point at), and the low bit of the revision in pol_state says which generation is live:
+ *   1. the other generation is filled: identities, node addresses, every endpoint's flags; an endpoint whose
+ *      classes and rules change gets them in the slot the live generation does not use, one that keeps them
+ *      keeps its slot, and nothing of it is written;
  *   2. the revision is bumped: one 32-bit write flips every endpoint at once and makes every tracked
- *      connection be judged again;
- *   3. the old generation's entries are removed, and addresses gone are forgotten.
- * A per-endpoint switch was tried first; the test below it found the window it leaves: a connection between
- * two endpoints decided by one's new policy and the other's old one. Identity numbers are stable across
- * compiles (IdentityAllocator). `onStep` (tests) runs after every map write.
+ *      connection be judged again (skipped when nothing changed);
+ *   3. the slots no longer used are emptied, and addresses gone are forgotten.
+ * So a change costs map writes for what it changes, not for every endpoint on the node. A per-endpoint switch
+ * was tried first; the test below it found the window it leaves: a connection between two endpoints decided by
+ * one's new policy and the other's old one. Identity numbers are stable across compiles (IdentityAllocator).
+ * `onStep` (tests) runs after every map write.
  */
 export class PolicyWriter {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly addresses = new Map<string, AddressState>();
-  /** pol_ports as written: port key -> its netns and ifindex. */
-  private ports = new Map<string, { netns: bigint; ifindex: number }>();
+  /** pol_local as written: network|address -> localValue(); a write of the same value is skipped. */
+  private readonly localWritten = new Map<string, string>();
+  /** pol_ports as written: port key -> its netns, ifindex and localValue(). */
+  private ports = new Map<string, { netns: bigint; ifindex: number; value: string }>();
   private nodes = new Set<string>();
   private nextId = 1;
 
@@ -182,8 +201,8 @@ export class PolicyWriter {
    * Takes over maps a previous writer filled (pinned maps after a daemon restart), so the next apply() knows
    * what to replace and remove; until then the maps keep enforcing what they hold. `local` names the endpoints
    * (their addresses find their ids); an id no local attachment has is an endpoint gone meanwhile, removed by
-   * the next apply. Entries of the generation that is not live are the leftovers of an update cut short: they
-   * are removed now (no packet reads them).
+   * the next apply. Entries in a slot the live generation does not use are the leftovers of an update cut
+   * short: they are removed now (no packet reads them).
    */
   adopt(local: readonly Attachment[]): { endpoints: number; addresses: number; leftovers: number } {
     const m = this.maps;
@@ -193,6 +212,7 @@ export class PolicyWriter {
     const byId = new Map<number, EndpointState>();
     for (const [k, v] of m.local.entries()) {
       const key = addrKey(k.network, addrText(k.addr));
+      this.localWritten.set(key, localValue(v));
       if (v.id === 0) {
         if (v.flags[live] & FLAGS.NODE) this.nodes.add(addrText(k.addr));
         continue;
@@ -207,29 +227,36 @@ export class PolicyWriter {
     }
     let leftovers = 0;
     const contents = new Map<number, { cidr: Array<{ key: CidrEntry; cls: number }>; rules: RuleEntry[] }>();
+    const inLiveSlot = (epdir: number): boolean => {
+      const st = byId.get(epdir >>> 2);
+      return st !== undefined && (epdir & 1) === slotOf(st.flags[live], live);
+    };
     const contentOf = (id: number) => {
       let c = contents.get(id);
       if (!c) contents.set(id, (c = { cidr: [], rules: [] }));
       return c;
     };
     for (const [k, cls] of m.cidr.entries()) {
-      if ((k.epdir & 1) !== live || !byId.has(k.epdir >>> 2)) {
+      if (!inLiveSlot(k.epdir)) {
         m.cidr.delete(k);
         leftovers++;
       } else contentOf(k.epdir >>> 2).cidr.push({ key: k, cls });
     }
     for (const k of m.rules.keys()) {
-      if ((k.epdir & 1) !== live || !byId.has(k.epdir >>> 2)) {
+      if (!inLiveSlot(k.epdir)) {
         m.rules.delete(k);
         leftovers++;
       } else contentOf(k.epdir >>> 2).rules.push(k);
     }
-    for (const [id, c] of contents) byId.get(id)!.content[live] = c;
+    for (const [id, c] of contents) {
+      const st = byId.get(id)!;
+      st.content[slotOf(st.flags[live], live)] = { ...c, signature: signatureOf(c.cidr, c.rules) };
+    }
     for (const [k, v] of m.ipcache.entries()) {
       const ip = addrText(k.addr);
       this.addresses.set(addrKey(k.network, ip), { network: k.network, addr: k.addr, ids: v.id });
     }
-    for (const k of m.ports.keys()) this.ports.set(portKey(k), { netns: k.netns, ifindex: k.ifindex }); // rewritten or removed by the next apply
+    for (const [k, v] of m.ports.entries()) this.ports.set(portKey(k), { netns: k.netns, ifindex: k.ifindex, value: localValue(v) });
     return { endpoints: byId.size, addresses: this.addresses.size, leftovers };
   }
 
@@ -240,6 +267,21 @@ export class PolicyWriter {
     const live = (revision & 1) as Gen;
     const next = (live ^ 1) as Gen;
     const pair = (liveValue: number, nextValue: number): [number, number] => (live === 0 ? [liveValue, nextValue] : [nextValue, liveValue]);
+    // Whether the next generation decides anything differently from the live one (else no flip is needed), and
+    // whether anything is to be removed after it.
+    let changed = false;
+    let gone = false;
+    const differs = (flags: [number, number]) => meaning(flags[live], live) !== meaning(flags[next], next);
+    const putLocal = (k: string, value: { id: number; flags: [number, number] }) => {
+      if (differs(value.flags)) changed = true;
+      const v = localValue(value);
+      if (this.localWritten.get(k) === v) return;
+      const [net, ip] = splitKey(k);
+      this.localWritten.delete(k); // unknown until the write is done
+      m.local.update({ network: net, addr: addr16(ip) }, value);
+      this.localWritten.set(k, v);
+      onStep();
+    };
 
     // 1. The next generation: identities ...
     const wanted = new Map<string, number>();
@@ -250,10 +292,14 @@ export class PolicyWriter {
     for (const k of new Set([...wanted.keys(), ...this.addresses.keys()])) {
       const id = wanted.get(k) ?? WORLD;
       let st = this.addresses.get(k);
+      const fresh = !st;
       if (!st) {
         const [net, ip] = splitKey(k);
         this.addresses.set(k, (st = { network: net, addr: addr16(ip), ids: pair(WORLD, WORLD) }));
-      } else if (st.ids[next] === id) continue;
+      }
+      if (id !== st.ids[live]) changed = true;
+      if (!wanted.has(k)) gone = true;
+      if (!fresh && st.ids[next] === id) continue;
       st.ids = pair(st.ids[live], id);
       m.ipcache.update({ network: st.network, addr: st.addr }, { id: st.ids });
       onStep();
@@ -261,9 +307,7 @@ export class PolicyWriter {
     // ... node addresses ...
     const nodes = new Set(nodeAddresses.map(canonical));
     for (const ip of new Set([...nodes, ...this.nodes])) {
-      const flags = pair(this.nodes.has(ip) ? FLAGS.NODE : 0, nodes.has(ip) ? FLAGS.NODE : 0);
-      m.local.update({ network: 0, addr: addr16(ip) }, { id: 0, flags });
-      onStep();
+      putLocal(addrKey(0, ip), { id: 0, flags: pair(this.nodes.has(ip) ? FLAGS.NODE : 0, nodes.has(ip) ? FLAGS.NODE : 0) });
     }
     // ... and every endpoint's flags, classes and rules.
     const current = new Map<string, { ep: EndpointMaps; keys: string[] }>();
@@ -278,50 +322,72 @@ export class PolicyWriter {
       const c = current.get(key);
       let st = this.endpoints.get(key);
       if (!st) this.endpoints.set(key, (st = { id: this.nextId++, flags: [0, 0], content: [undefined, undefined], keys: [] }));
-      const flags = c ? (c.ep.ingress.isolated ? FLAGS.ISOLATED_INGRESS : 0) | (c.ep.egress.isolated ? FLAGS.ISOLATED_EGRESS : 0) : 0;
-      this.remove(st.content[next], onStep);
-      const content = c ? slotContent(st.id, next, c.ep) : undefined;
-      for (const e of content?.cidr ?? []) {
-        m.cidr.update(e.key, e.cls);
-        onStep();
+      const isolation = c ? (c.ep.ingress.isolated ? FLAGS.ISOLATED_INGRESS : 0) | (c.ep.egress.isolated ? FLAGS.ISOLATED_EGRESS : 0) : 0;
+      const liveSlot = slotOf(st.flags[live], live);
+      let slot = liveSlot;
+      if ((c ? signatureOfMaps(c.ep) : '') !== (st.content[liveSlot]?.signature ?? '')) {
+        // Changed: into the slot no live packet reads (emptied of anything an update cut short left there).
+        slot = (liveSlot ^ 1) as Gen;
+        this.remove(st.content[slot], onStep);
+        const content = c && slotContent(st.id, slot, c.ep);
+        st.content[slot] = content; // booked before the writes, so a failure midway leaves nothing unknown
+        for (const e of content?.cidr ?? []) {
+          m.cidr.update(e.key, e.cls);
+          onStep();
+        }
+        for (const r of content?.rules ?? []) {
+          m.rules.update(r, 1);
+          onStep();
+        }
+        changed = true;
       }
-      for (const r of content?.rules ?? []) {
-        m.rules.update(r, 1);
-        onStep();
-      }
-      st.content[next] = content;
+      const flags = withSlot(isolation, next, slot);
       st.flags = pair(st.flags[live], flags);
       const keys = c?.keys ?? [];
+      if (!c || st.keys.some((k) => !keys.includes(k))) gone = true;
       for (const k of new Set([...keys, ...st.keys])) {
         if ((claimed.get(k) ?? key) !== key) continue;
-        const [net, ip] = splitKey(k);
-        m.local.update({ network: net, addr: addr16(ip) }, { id: st.id, flags: pair(st.keys.includes(k) ? st.flags[live] : 0, keys.includes(k) ? flags : 0) });
-        onStep();
+        if (!st.keys.includes(k)) changed = true; // a new address of the endpoint
+        putLocal(k, { id: st.id, flags: pair(st.keys.includes(k) ? st.flags[live] : 0, keys.includes(k) ? flags : 0) });
       }
       st.keys = [...new Set([...keys, ...st.keys])];
     }
 
     // ... and the pods' interfaces: the endpoint behind each, with its flags of both generations.
-    const boundPorts = new Map<string, { netns: bigint; ifindex: number }>();
+    const boundPorts = new Map<string, { netns: bigint; ifindex: number; value: string }>();
     for (const b of ports) {
       const st = this.endpoints.get(b.endpoint);
       if (!st || !current.has(b.endpoint)) continue;
-      m.ports.update({ netns: b.netns, ifindex: b.ifindex, pad: 0 }, { id: st.id, flags: st.flags });
-      boundPorts.set(portKey(b), { netns: b.netns, ifindex: b.ifindex });
-      onStep();
+      const value = { id: st.id, flags: st.flags };
+      const k = portKey(b);
+      const v = localValue(value);
+      if (!this.ports.has(k) || differs(value.flags)) changed = true;
+      if (this.ports.get(k)?.value !== v) {
+        this.ports.delete(k);
+        m.ports.update({ netns: b.netns, ifindex: b.ifindex, pad: 0 }, value);
+        onStep();
+      }
+      boundPorts.set(k, { netns: b.netns, ifindex: b.ifindex, value: v });
     }
 
-    // 2. The flip.
+    // 2. The flip, unless the next generation decides nothing differently and nothing is to go (then no
+    //    connection needs judging again, and the next generation written stays the next).
+    if (!changed && !gone && [...this.nodes].every((ip) => nodes.has(ip)) && [...this.ports.keys()].every((k) => boundPorts.has(k))) {
+      this.ports = boundPorts;
+      return;
+    }
     m.state.update(0, { revision: (revision + 1) >>> 0 });
     onStep();
 
-    // 3. The old generation goes; what is gone is forgotten.
+    // 3. The slots no longer used are emptied; what is gone is forgotten.
     for (const [key, st] of this.endpoints) {
-      this.remove(st.content[live], onStep);
-      st.content[live] = undefined;
+      const unused = (slotOf(st.flags[next], next) ^ 1) as Gen;
+      this.remove(st.content[unused], onStep);
+      st.content[unused] = undefined;
       const keys = current.get(key)?.keys ?? [];
       for (const k of st.keys.filter((x) => !keys.includes(x) && !claimed.has(x))) {
         const [net, ip] = splitKey(k);
+        this.localWritten.delete(k);
         m.local.delete({ network: net, addr: addr16(ip) });
         onStep();
       }
@@ -336,6 +402,7 @@ export class PolicyWriter {
     }
     for (const ip of this.nodes) {
       if (nodes.has(ip)) continue;
+      this.localWritten.delete(addrKey(0, ip));
       m.local.delete({ network: 0, addr: addr16(ip) });
       onStep();
     }
@@ -361,7 +428,15 @@ export class PolicyWriter {
 }
 
 /** An address as the writer's books key it: network id and canonical text, so `fd00::0:1` and `fd00::1` are one. */
-const canonical = (ip: string): string => formatIp(parseIp(ip));
+const canonicalCache = new Map<string, string>();
+function canonical(ip: string): string {
+  let c = canonicalCache.get(ip);
+  if (c === undefined) {
+    if (canonicalCache.size >= 1 << 16) canonicalCache.clear(); // bounded: addresses come and go
+    canonicalCache.set(ip, (c = formatIp(parseIp(ip))));
+  }
+  return c;
+}
 const addrKey = (network: number, ip: string): string => `${network}|${canonical(ip)}`;
 
 const splitKey = (k: string): [number, string] => {
@@ -372,12 +447,12 @@ const splitKey = (k: string): [number, string] => {
 /** POLICY_EPDIR of policy.h. */
 const epdirOf = (id: number, dir: number, gen: number): number => (((id << 1) | dir) << 1) | gen;
 
-function slotContent(id: number, gen: Gen, ep: EndpointMaps): SlotContent {
+function slotContent(id: number, slot: Gen, ep: EndpointMaps): SlotContent {
   const cidr: Array<{ key: CidrEntry; cls: number }> = [];
   const rules: RuleEntry[] = [];
   for (const [dir, d] of [[DIRECTION.ingress, ep.ingress], [DIRECTION.egress, ep.egress]] as const) {
     if (!d.isolated) continue;
-    const epdir = epdirOf(id, dir, gen);
+    const epdir = epdirOf(id, dir, slot);
     // compile.ts keys addresses in 129 bits: a family bit, then 128 (IPv4 in the low 32); the trie has a family byte.
     for (const { key, len, value } of d.cidr.entries()) {
       const v = key & ((1n << 128n) - 1n);
@@ -387,5 +462,25 @@ function slotContent(id: number, gen: Gen, ep: EndpointMaps): SlotContent {
       rules.push({ prefixlen: 32 + len, epdir, peer: Number(key >> 24n), proto: Number((key >> 16n) & 0xffn), port: Number(key & 0xffffn) });
     }
   }
-  return { cidr, rules };
+  return { cidr, rules, signature: signatureOf(cidr, rules) };
+}
+
+/**
+ * What a slot holds, its endpoint and slot aside (the direction kept), as one comparable string. The trie keeps
+ * a key's bits past its prefix as written, and compile.ts writes them zero, so entries read back from the maps
+ * give the same string.
+ */
+function signatureOf(cidr: ReadonlyArray<{ key: CidrEntry; cls: number }>, rules: readonly RuleEntry[]): string {
+  const parts: string[] = [];
+  for (const { key: k, cls } of cidr) parts.push(`c${k.prefixlen}/${(k.epdir >>> 1) & 1}/${k.family}/${k.addr.toString('hex')}=${cls}`);
+  for (const r of rules) parts.push(`r${r.prefixlen}/${(r.epdir >>> 1) & 1}/${r.peer}/${r.proto}/${r.port}`);
+  return parts.sort().join(' ');
+}
+
+/** compile.ts gives every endpoint of an identity one EndpointMaps: its signature is computed once per compile. */
+const signatures = new WeakMap<EndpointMaps, string>();
+function signatureOfMaps(ep: EndpointMaps): string {
+  let sig = signatures.get(ep);
+  if (sig === undefined) signatures.set(ep, (sig = slotContent(0, 0, ep).signature));
+  return sig;
 }

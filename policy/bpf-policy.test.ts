@@ -204,6 +204,81 @@ test('an address that moves from one endpoint to another in one update is the ne
   expect(idOf(moved)).not.toBe(yId);
 });
 
+test('a change writes only the endpoints it changes: the others keep their slot; an update that changes nothing writes nothing and flips nothing', () => {
+  // Everything isolated, with rules: a namespace-wide policy in each namespace.
+  const base = ['x', 'y', 'z'].map((ns) => ({ multi: false, namespace: ns, podSelector: {}, types: ['Ingress', 'Egress'], ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 80 }] }], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/16' } }] }] }));
+  const one = { multi: false, namespace: 'z', podSelector: { matchLabels: { pod: 'c' } }, types: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ port: 81 }] }], egress: undefined };
+  const writes = (specs: typeof base) => {
+    let steps = 0;
+    const compiled = compile(toWorld(specs), attachments, allocator);
+    writer.apply(compiled, local, NODE_ADDRESSES, () => steps++);
+    return { steps, compiled };
+  };
+  const full = writes(base); // from whatever the test before left: (nearly) everything rewritten
+  writes(base); // the other generation's flags catch up
+  const revision = maps.state.lookup(0)!.revision;
+  expect(writes(base).steps).toBe(0);
+  expect(maps.state.lookup(0)!.revision).toBe(revision); // nothing changed: no flip, no connection judged again
+  expect(disagreements(toWorld(base))).toEqual([]);
+  // One policy more, selecting z/c: only z/c's entries are written (its rules into its other slot, its two
+  // addresses' flags), the revision flips, z/c's old entries go.
+  const zcEntries = (c: ReturnType<typeof compile>) => {
+    const ep = c.endpoints.get(endpointKey(undefined, local.find((a) => a.pod.namespace === 'z' && a.pod.name === 'c')!.pod))!;
+    return [ep.ingress, ep.egress].reduce((n, d) => n + (d.isolated ? d.rules.size + d.cidr.size : 0), 0);
+  };
+  const before = zcEntries(compile(toWorld(base), attachments, allocator));
+  const changed = writes([...base, one]);
+  // its new entries, its old ones removed, its two addresses, the flip
+  expect(changed.steps).toBe(zcEntries(changed.compiled) + before + 2 + 1);
+  expect(changed.steps).toBeLessThan(full.steps / 4);
+  expect(maps.state.lookup(0)!.revision).toBe(revision + 1);
+  expect(disagreements(toWorld([...base, one]))).toEqual([]);
+  expect([...maps.rules.keys()].length).toBe(ruleCount(changed.compiled));
+  // And back.
+  writes(base);
+  expect(disagreements(toWorld(base))).toEqual([]);
+  expect([...maps.rules.keys()].length).toBe(ruleCount(compile(toWorld(base), attachments, allocator)));
+});
+
+test('maps an older plexusd wrote (no slot flag: each generation\'s entries in its own slot) are read as they were, and taken over', () => {
+  const specs = ['x', 'y'].map((ns) => ({ multi: false, namespace: ns, podSelector: {}, types: ['Ingress', 'Egress'], ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } }, namespaceSelector: {} }], ports: [{ port: 80 }] }], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/16', except: ['10.0.1.0/24'] } }] }] }));
+  const zClosed = { multi: false, namespace: 'z', podSelector: {}, types: ['Ingress'], ingress: undefined, egress: undefined };
+  writer.apply(compile(toWorld(specs), attachments, allocator), local, NODE_ADDRESSES);
+  // A change to z only: x's and y's endpoints keep their slot across the flip, so the live generation's flags
+  // of some point at the other generation's slot.
+  writer.apply(compile(toWorld([...specs, zClosed]), attachments, allocator), local, NODE_ADDRESSES);
+  // Rewrite the maps as the older writer laid them out: the live generation's entries in its own slot, no flag.
+  const live = maps.state.lookup(0)!.revision & 1;
+  const flipped = new Set<number>();
+  for (const [k, v] of maps.local.entries()) {
+    if (!(v.flags[live] & FLAGS.SLOT_FLIP)) continue;
+    flipped.add(v.id);
+    maps.local.update(k, { id: v.id, flags: v.flags.map((f) => f & ~FLAGS.SLOT_FLIP) as [number, number] });
+  }
+  expect(flipped.size).toBeGreaterThan(0);
+  for (const [k, cls] of maps.cidr.entries()) {
+    if (!flipped.has(k.epdir >>> 2)) continue;
+    maps.cidr.delete(k);
+    maps.cidr.update({ ...k, epdir: (k.epdir & ~1) | live }, cls);
+  }
+  for (const k of maps.rules.keys()) {
+    if (!flipped.has(k.epdir >>> 2)) continue;
+    maps.rules.delete(k);
+    maps.rules.update({ ...k, epdir: (k.epdir & ~1) | live }, 1);
+  }
+  const now = toWorld([...specs, zClosed]);
+  expect(disagreements(now)).toEqual([]);
+  const fresh = new PolicyWriter(maps, { networkId });
+  expect(fresh.adopt(local).leftovers).toBe(0);
+  expect(disagreements(now)).toEqual([]);
+  const next = [specs[0]!, zClosed];
+  const compiled = compile(toWorld(next), attachments, allocator);
+  fresh.apply(compiled, local, NODE_ADDRESSES);
+  expect(disagreements(toWorld(next))).toEqual([]);
+  expect([...maps.rules.keys()].length).toBe(ruleCount(compiled));
+  writer = fresh;
+});
+
 describe('connection tracking', () => {
   const a = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'a' && !x.network)!;
   const b = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'b' && !x.network)!;
@@ -626,7 +701,7 @@ test('bpf-maps.ts matches bpf/policy.h as the C compiler lays it out (structs, f
     const { ours, theirs } = structLayouts(s, c);
     expect(ours).toEqual(theirs);
   }
-  expect(FLAGS).toEqual({ ISOLATED_INGRESS: c.get('POLICY_ISOLATED_INGRESS'), ISOLATED_EGRESS: c.get('POLICY_ISOLATED_EGRESS'), NODE: c.get('POLICY_NODE') });
+  expect(FLAGS).toEqual({ ISOLATED_INGRESS: c.get('POLICY_ISOLATED_INGRESS'), ISOLATED_EGRESS: c.get('POLICY_ISOLATED_EGRESS'), NODE: c.get('POLICY_NODE'), SLOT_FLIP: c.get('POLICY_SLOT_FLIP') });
   expect(DIRECTION).toEqual({ ingress: c.get('POLICY_INGRESS'), egress: c.get('POLICY_EGRESS') });
   const from = (prefix: string, names: object) => Object.fromEntries(Object.keys(names).map((k) => [k, c.get(`${prefix}${k}`)]));
   expect([VERDICT, REASON, FLOW, COUNTER]).toEqual([from('POLICY_VERDICT_', VERDICT), from('POLICY_REASON_', REASON), from('POLICY_FLOW_', FLOW), from('POLICY_COUNT_', COUNTER)]);

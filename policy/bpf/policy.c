@@ -461,15 +461,22 @@ static __always_inline int decide(__u32 gen, __u32 network, struct local_endpoin
 	__builtin_memcpy(a.addr, src, 16);
 	/* out of a pod's own interface: that pod's egress, whatever source it claims (a `world` one, say) */
 	struct local_endpoint *from = port_ep ? port_ep : bpf_map_lookup_elem(&pol_local, &a);
-	if (from && (from->flags[gen] & POLICY_ISOLATED_EGRESS) && !allows(POLICY_EPDIR(from->id, POLICY_EGRESS, gen), gen, network, dst, v6, proto, port))
-		return POLICY_REASON_EGRESS;
+	if (from) {
+		__u32 flags = from->flags[gen];
+		if ((flags & POLICY_ISOLATED_EGRESS) && !allows(POLICY_EPDIR(from->id, POLICY_EGRESS, POLICY_SLOT(flags, gen)), gen, network, dst, v6, proto, port))
+			return POLICY_REASON_EGRESS;
+	}
 	__builtin_memcpy(a.addr, dst, 16);
 	struct local_endpoint *to = bpf_map_lookup_elem(&pol_local, &a);
-	if (to && (to->flags[gen] & POLICY_ISOLATED_INGRESS)) {
+	if (!to)
+		return POLICY_REASON_NONE;
+	__u32 flags = to->flags[gen];
+	if (flags & POLICY_ISOLATED_INGRESS) {
+		__u32 epdir = POLICY_EPDIR(to->id, POLICY_INGRESS, POLICY_SLOT(flags, gen));
 		__builtin_memcpy(a.addr, src, 16);
 		struct local_endpoint *node = bpf_map_lookup_elem(&pol_local, &a);
 		int from_node = node && (node->flags[gen] & POLICY_NODE) && network == 0;
-		if (!from_node && !allows(POLICY_EPDIR(to->id, POLICY_INGRESS, gen), gen, network, src, v6, proto, port))
+		if (!from_node && !allows(epdir, gen, network, src, v6, proto, port))
 			return POLICY_REASON_INGRESS;
 	}
 	return POLICY_REASON_NONE;

@@ -22,6 +22,7 @@
 #define POLICY_ISOLATED_INGRESS 1
 #define POLICY_ISOLATED_EGRESS 2
 #define POLICY_NODE 4 /* an address of this node, not a pod */
+#define POLICY_SLOT_FLIP 8 /* this generation's rules and classes sit in the other generation's slot (see below) */
 
 struct addr_key {
 	__u32 network;
@@ -32,8 +33,15 @@ struct addr_key {
  * Generations: every entry that says what the policy is exists for generation 0 and 1, and the low bit of the
  * revision (pol_state) says which one is live. A writer fills the other generation, then flips the revision
  * with one write: no packet is ever decided by half an old and half a new policy.
+ *
+ * An endpoint's rules and address classes sit in one of two slots, the last bit of their epdir. A generation's
+ * flags say which: the generation's own number, or the other with POLICY_SLOT_FLIP. An endpoint a change does
+ * not touch keeps its slot in both generations, so the writer leaves its entries alone; one it changes gets the
+ * slot the live generation does not use. (Entries written before the flag existed have it clear: slot ==
+ * generation, as they were.)
  */
-#define POLICY_EPDIR(id, dir, gen) (((((id) << 1) | (dir)) << 1) | (gen))
+#define POLICY_EPDIR(id, dir, slot) (((((id) << 1) | (dir)) << 1) | (slot))
+#define POLICY_SLOT(flags, gen) ((gen) ^ (((flags) & POLICY_SLOT_FLIP) ? 1 : 0))
 
 struct local_endpoint {
 	__u32 id;
