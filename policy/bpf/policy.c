@@ -603,13 +603,15 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 	struct ct_key k = { .network = network, .sport = bpf_htons(sport), .dport = bpf_htons(port), .proto = proto };
 	__builtin_memcpy(k.src, src, 16);
 	__builtin_memcpy(k.dst, dst, 16);
-	struct ct_key r = { .network = network, .sport = bpf_htons(port), .dport = bpf_htons(sport), .proto = proto };
-	__builtin_memcpy(r.src, dst, 16);
-	__builtin_memcpy(r.dst, src, 16);
+	/* The connection keyed the other way: built only when the forward lookup misses (a reply, or a new connection). */
+	struct ct_key r;
 	/* An echo reply is only ever the reply of a request; an echo request never is one. */
 	struct ct_entry *e = icmp == ICMP_ECHO_REPLY ? NULL : bpf_map_lookup_elem(&pol_ct, &k);
 	int reply = 0;
 	if (!e && icmp != ICMP_ECHO_REQUEST) {
+		r = (struct ct_key){ .network = network, .sport = bpf_htons(port), .dport = bpf_htons(sport), .proto = proto };
+		__builtin_memcpy(r.src, dst, 16);
+		__builtin_memcpy(r.dst, src, 16);
 		e = bpf_map_lookup_elem(&pol_ct, &r);
 		reply = e != NULL;
 	}
