@@ -160,11 +160,13 @@ interface AddressState {
 const slotOf = (flags: number, gen: Gen): Gen => (gen ^ (flags & FLAGS.SLOT_FLIP ? 1 : 0)) as Gen;
 const withSlot = (flags: number, gen: Gen, slot: Gen): number => (flags & ~FLAGS.SLOT_FLIP) | (slot === gen ? 0 : FLAGS.SLOT_FLIP);
 const localValue = (v: { id: number; flags: [number, number] }): string => `${v.id}/${v.flags[0]}/${v.flags[1]}`;
-/** What a generation's flags decide: isolation, node, and the slot they point an isolated endpoint at. */
-const meaning = (flags: number, gen: Gen): number => {
-  const isolated = flags & (FLAGS.ISOLATED_INGRESS | FLAGS.ISOLATED_EGRESS);
-  return (flags & ~FLAGS.SLOT_FLIP) | (isolated ? slotOf(flags, gen) << 8 : 0);
+const parseLocalValue = (v: string): { id: number; flags: [number, number] } => {
+  const [id, f0, f1] = v.split('/').map(Number) as [number, number, number];
+  return { id, flags: [f0, f1] };
 };
+const ISOLATED = FLAGS.ISOLATED_INGRESS | FLAGS.ISOLATED_EGRESS;
+/** What a generation's flags decide: isolation, node, and the slot they point an isolated endpoint at. */
+const meaning = (flags: number, gen: Gen): number => (flags & ~FLAGS.SLOT_FLIP) | (flags & ISOLATED ? slotOf(flags, gen) << 8 : 0);
 
 /**
  * Writes compiled policies into the maps of policy.c, and later ones over them, so that every packet is
@@ -210,22 +212,44 @@ export class PolicyWriter {
     const keyOf = new Map<string, string>(); // network|ip -> endpoint key
     for (const a of local) for (const ip of a.ips) keyOf.set(addrKey(this.opts.networkId(a.network), ip), endpointKey(a.network, a.pod));
     const byId = new Map<number, EndpointState>();
+    const named = new Map<number, string>(); // id -> endpoint key, from any of its addresses
+    let leftovers = 0;
+    /*
+     * An endpoint's entries may disagree on their live half (an address added before a flip that never came
+     * has 0 there): its live flags, which say which slot is live, are those of an entry whose live half
+     * isolates, if any.
+     */
+    const endpoint = (id: number, flags: [number, number]): EndpointState => {
+      let st = byId.get(id);
+      if (!st) byId.set(id, (st = { id, flags, content: [undefined, undefined], keys: [] }));
+      else if (!(st.flags[live] & ISOLATED) && flags[live] & ISOLATED) st.flags = flags;
+      this.nextId = Math.max(this.nextId, id + 1);
+      return st;
+    };
     for (const [k, v] of m.local.entries()) {
       const key = addrKey(k.network, addrText(k.addr));
-      this.localWritten.set(key, localValue(v));
       if (v.id === 0) {
-        if (v.flags[live] & FLAGS.NODE) this.nodes.add(addrText(k.addr));
+        // A node address only the next generation had (an update cut short before its flip) is no node's.
+        if (!(v.flags[live] & FLAGS.NODE)) {
+          m.local.delete(k);
+          leftovers++;
+          continue;
+        }
+        this.nodes.add(addrText(k.addr));
+        this.localWritten.set(key, localValue(v));
         continue;
       }
-      let st = byId.get(v.id);
-      if (!st) {
-        byId.set(v.id, (st = { id: v.id, flags: v.flags, content: [undefined, undefined], keys: [] }));
-        this.endpoints.set(keyOf.get(key) ?? `#${v.id}`, st);
-      }
-      st.keys.push(key);
-      this.nextId = Math.max(this.nextId, v.id + 1);
+      this.localWritten.set(key, localValue(v));
+      endpoint(v.id, v.flags).keys.push(key);
+      const ep = keyOf.get(key);
+      if (ep && !named.has(v.id)) named.set(v.id, ep);
     }
-    let leftovers = 0;
+    // Ports name their endpoint too: one with no address (an interface without IPAM) is known only there.
+    for (const [k, v] of m.ports.entries()) {
+      this.ports.set(portKey(k), { netns: k.netns, ifindex: k.ifindex, value: localValue(v) });
+      if (v.id !== 0) endpoint(v.id, v.flags);
+    }
+    for (const [id, st] of byId) this.endpoints.set(named.get(id) ?? `#${id}`, st);
     const contents = new Map<number, { cidr: Array<{ key: CidrEntry; cls: number }>; rules: RuleEntry[] }>();
     const inLiveSlot = (epdir: number): boolean => {
       const st = byId.get(epdir >>> 2);
@@ -256,7 +280,6 @@ export class PolicyWriter {
       const ip = addrText(k.addr);
       this.addresses.set(addrKey(k.network, ip), { network: k.network, addr: k.addr, ids: v.id });
     }
-    for (const [k, v] of m.ports.entries()) this.ports.set(portKey(k), { netns: k.netns, ifindex: k.ifindex, value: localValue(v) });
     return { endpoints: byId.size, addresses: this.addresses.size, leftovers };
   }
 
@@ -272,10 +295,14 @@ export class PolicyWriter {
     let changed = false;
     let gone = false;
     const differs = (flags: [number, number]) => meaning(flags[live], live) !== meaning(flags[next], next);
+    /** Whether writing `value` over `prev` changes what the live generation decides right away (the id is not per generation). */
+    const altersLive = (prev: { id: number; flags: [number, number] } | undefined, value: { id: number; flags: [number, number] }) =>
+      !prev || prev.id !== value.id || prev.flags[live] !== value.flags[live];
     const putLocal = (k: string, value: { id: number; flags: [number, number] }) => {
-      if (differs(value.flags)) changed = true;
       const v = localValue(value);
-      if (this.localWritten.get(k) === v) return;
+      const prev = this.localWritten.get(k);
+      if (differs(value.flags) || (prev !== v && altersLive(prev === undefined ? undefined : parseLocalValue(prev), value))) changed = true;
+      if (prev === v) return;
       const [net, ip] = splitKey(k);
       this.localWritten.delete(k); // unknown until the write is done
       m.local.update({ network: net, addr: addr16(ip) }, value);
@@ -300,8 +327,9 @@ export class PolicyWriter {
       if (id !== st.ids[live]) changed = true;
       if (!wanted.has(k)) gone = true;
       if (!fresh && st.ids[next] === id) continue;
-      st.ids = pair(st.ids[live], id);
-      m.ipcache.update({ network: st.network, addr: st.addr }, { id: st.ids });
+      const ids = pair(st.ids[live], id);
+      m.ipcache.update({ network: st.network, addr: st.addr }, { id: ids });
+      st.ids = ids; // booked once written: a failed write is tried again
       onStep();
     }
     // ... node addresses ...
@@ -361,9 +389,10 @@ export class PolicyWriter {
       const value = { id: st.id, flags: st.flags };
       const k = portKey(b);
       const v = localValue(value);
-      if (!this.ports.has(k) || differs(value.flags)) changed = true;
-      if (this.ports.get(k)?.value !== v) {
-        this.ports.delete(k);
+      const prev = this.ports.get(k);
+      if (differs(value.flags) || (prev?.value !== v && altersLive(prev?.value ? parseLocalValue(prev.value) : undefined, value))) changed = true;
+      if (prev?.value !== v) {
+        if (prev) prev.value = ''; // unknown until the write is done (and still removed if unbound meanwhile)
         m.ports.update({ netns: b.netns, ifindex: b.ifindex, pad: 0 }, value);
         onStep();
       }

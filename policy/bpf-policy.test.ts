@@ -279,6 +279,40 @@ test('maps an older plexusd wrote (no slot flag: each generation\'s entries in i
   writer = fresh;
 });
 
+test('an update cut short before its flip, which gave an isolated endpoint new addresses, is taken over with the endpoint\'s rules; a node address only it added is dropped', () => {
+  const specs = ['x', 'y'].map((ns) => ({ multi: false, namespace: ns, podSelector: {}, types: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } }, namespaceSelector: {} }], ports: [{ port: 80 }] }], egress: undefined }));
+  const zClosed = { multi: false, namespace: 'z', podSelector: {}, types: ['Ingress'], ingress: undefined, egress: undefined };
+  // z alone changes between these two worlds, so each switch flips while x/b keeps its slot: after one of any
+  // two switches, x/b's live flags point at the other generation's slot (the case the takeover must read).
+  const worlds = [toWorld(specs), toWorld([...specs, zClosed])];
+  const xbAddress = { network: 0, addr: addr16(local.find((a) => !a.network && a.pod.namespace === 'x' && a.pod.name === 'b')!.ips[0]!) };
+  const flipped = () => (maps.local.lookup(xbAddress)!.flags[maps.state.lookup(0)!.revision & 1] & FLAGS.SLOT_FLIP) !== 0;
+  let now = worlds[0]!;
+  writer.apply(compile(now, attachments, allocator), local, NODE_ADDRESSES);
+  for (let i = 1; i <= 2 && !(i > 1 && flipped()); i++) {
+    now = worlds[i % 2]!;
+    writer.apply(compile(now, attachments, allocator), local, NODE_ADDRESSES);
+  }
+  expect(flipped()).toBe(true);
+  const live = maps.state.lookup(0)!.revision & 1;
+  const xb = maps.local.lookup(xbAddress)!;
+  // What the cut-short update left: new addresses of x/b, live in the next generation only, and a new node address.
+  const extra = Array.from({ length: 30 }, (_, i) => `10.0.7.${i + 1}`);
+  const half = (v: number): [number, number] => (live === 0 ? [0, v] : [v, 0]);
+  for (const ip of extra) maps.local.update({ network: 0, addr: addr16(ip) }, { id: xb.id, flags: half(xb.flags[live]) });
+  maps.local.update({ network: 0, addr: addr16('192.168.0.77') }, { id: 0, flags: half(FLAGS.NODE) });
+  const fresh = new PolicyWriter(maps, { networkId });
+  expect(fresh.adopt(local).leftovers).toBe(1); // the node address; x/b's live rules are not leftovers
+  expect(maps.local.lookup({ network: 0, addr: addr16('192.168.0.77') })).toBeUndefined();
+  expect(disagreements(now)).toEqual([]);
+  const compiled = compile(now, attachments, allocator);
+  fresh.apply(compiled, local, NODE_ADDRESSES);
+  expect(disagreements(now)).toEqual([]);
+  expect(extra.filter((ip) => maps.local.lookup({ network: 0, addr: addr16(ip) }))).toEqual([]);
+  expect([...maps.rules.keys()].length).toBe(ruleCount(compiled));
+  writer = fresh;
+});
+
 describe('connection tracking', () => {
   const a = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'a' && !x.network)!;
   const b = attachments.find((x) => x.pod.namespace === 'x' && x.pod.name === 'b' && !x.network)!;

@@ -263,7 +263,11 @@ function ipBlockClasses(ctx: Ctx, policies: readonly Policy[], dir: 'ingress' | 
       byKey.set(key, (cls = CLASS_BASE + byKey.size));
       const peers = new Set<PolicyPeer>(inside.map((i) => blocks[i]!));
       classes.set(cls, { peers, ...(owner ? { owner } : {}) });
-      for (const peer of peers) byPeer.set(peer, [...(byPeer.get(peer) ?? []), cls]);
+      for (const peer of peers) {
+        const list = byPeer.get(peer);
+        if (list) list.push(cls);
+        else byPeer.set(peer, [cls]);
+      }
     }
     const { key: k, len } = cidrKey(cidr);
     table.set(k, len, cls);
@@ -281,7 +285,9 @@ function blockIndex(blocks: ReadonlyArray<Extract<PolicyPeer, { kind: 'ipBlock' 
     const at = `${b.cidr.family}/${b.cidr.prefix}`;
     let bases = byLen.get(at);
     if (!bases) byLen.set(at, (bases = new Map()));
-    bases.set(b.cidr.base, [...(bases.get(b.cidr.base) ?? []), i]);
+    const same = bases.get(b.cidr.base);
+    if (same) same.push(i);
+    else bases.set(b.cidr.base, [i]);
   });
   const lengths = [...byLen.keys()].map((k) => k.split('/') as [Cidr['family'], string]).map(([family, len]) => ({ family, len: Number(len) }));
   return (c) => {
