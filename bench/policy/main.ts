@@ -17,7 +17,9 @@
  * Then policy updates: POLICY_PODS pods (1,000) on n1 of the enforcing cluster, a NetworkPolicy of 10 rules
  * selecting all of them applied and removed POLICY_UPDATE_ROUNDS times: the daemon's own update time (its
  * plexus_policy_update_seconds histogram: compile and map writes) and the time from the manifest written to the
- * change seen by a ping every 10 ms; and iptables-restore of the same rules for the same number of pods.
+ * change seen by a ping every 10 ms; then, while it isolates them all, a policy for one of them added and removed
+ * as often (the daemon's time: a change that touches one endpoint); and iptables-restore of the same rules for
+ * the same number of pods.
  *
  * Knobs: POLICY_SECONDS (3), POLICY_ROUNDS (3), POLICY_PODS (1000), POLICY_UPDATE_ROUNDS (5). Results:
  * bench/results/policy.{json,md,svg}. Goals (report.ts) are reported, never asserted. Every netns is named
@@ -207,7 +209,8 @@ async function connectionRate(client: Pod, server: Pod, seconds: number): Promis
 async function measureUpdates(pods: number, rounds: number): Promise<UpdateSamples> {
   const s = setups.get('ebpf')!;
   const names = Array.from({ length: pods }, (_, i) => `b${i}`);
-  await s.cluster.writeManifest('bulk.yaml', names.map((name) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'bulk', labels: { app: 'bulk' } } })));
+  // b0 also carries a label of its own, for the one-pod policy.
+  await s.cluster.writeManifest('bulk.yaml', names.map((name, i) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'bulk', labels: { app: 'bulk', ...(i === 0 ? { first: 'yes' } : {}) } } })));
   const started = Date.now();
   const added: Pod[] = [];
   for (let i = 0; i < names.length; i += 8) {
@@ -216,7 +219,7 @@ async function measureUpdates(pods: number, rounds: number): Promise<UpdateSampl
     if (bench.aborted) throw new Error('bench.aborted');
   }
   const set: RuleSet = { namespace: 'bulk', selector: { app: 'bulk' }, rules: 10, allowFrom: s.client.ipv4!, allowPort: 80 };
-  const out: UpdateSamples = { daemonMs: [], seenMs: [], iptablesApplyMs: [], iptablesRemoveMs: [] };
+  const out: UpdateSamples = { daemonMs: [], onePodMs: [], seenMs: [], iptablesApplyMs: [], iptablesRemoveMs: [] };
   const n1 = s.cluster.node('n1');
   const target = added[0]!.ipv4!;
   for (let r = 0; r < rounds; r++) {
@@ -238,6 +241,23 @@ async function measureUpdates(pods: number, rounds: number): Promise<UpdateSampl
       say(`update ${r + 1}/${rounds} ${apply ? 'apply ' : 'remove'}: daemon ${out.daemonMs.at(-1)!.toFixed(1)} ms, seen by ping after ${out.seenMs.at(-1)!.toFixed(0)} ms`);
     }
   }
+  // While the 10-rule policy isolates every pod, one more policy for b0 alone: a change that touches one endpoint.
+  const one = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'bulk', name: 'first' }, spec: { podSelector: { matchLabels: { first: 'yes' } }, ingress: [{ from: [{ ipBlock: { cidr: `${s.client.ipv4!}/32` } }], ports: [{ protocol: 'TCP', port: 81 }] }] } };
+  const change = async (objects: Record<string, unknown>[]): Promise<number> => {
+    const before = await updates(n1.socket);
+    await s.cluster.writeManifest('bulk-policy.yaml', objects, [n1]);
+    let after = before;
+    for (let t = 0; t < 400 && after.count === before.count; t++) after = (await sleep(25), await updates(n1.socket));
+    return ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1000;
+  };
+  await change([networkPolicy('bulk', set)]);
+  for (let r = 0; r < rounds; r++) {
+    for (const add of [true, false]) {
+      out.onePodMs.push(await change([networkPolicy('bulk', set), ...(add ? [one] : [])]));
+      say(`one-pod update ${r + 1}/${rounds} ${add ? 'add   ' : 'remove'}: daemon ${out.onePodMs.at(-1)!.toFixed(1)} ms`);
+    }
+  }
+  await change([]);
   const k = setups.get('kernel')!.cluster.node('n1');
   const ips = added.map((p) => p.ipv4!);
   for (let r = 0; r < rounds; r++) {
