@@ -47,7 +47,7 @@ export const IdentityPairStruct = structCodec('struct identity_pair', 8, { id: [
 export const CidrKeyStruct = structCodec('struct cidr_key', 25, { prefixlen: [u32, 0], epdir: [be32, 4], family: [u8, 8], addr: [bytes(16), 9] });
 export const RuleKeyStruct = structCodec('struct rule_key', 15, { prefixlen: [u32, 0], epdir: [be32, 4], peer: [be32, 8], proto: [u8, 12], port: [be16, 13] });
 export const CtKeyStruct = structCodec('struct ct_key', 44, { network: [u32, 0], src: [bytes(16), 4], dst: [bytes(16), 20], sport: [be16, 36], dport: [be16, 38], proto: [u8, 40] });
-export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0], revision: [u32, 8], replied: [u8, 12], fin_initiator: [u8, 13], fin_responder: [u8, 14] });
+export const CtEntryStruct = structCodec('struct ct_entry', 16, { seen: [u64, 0], revision: [u32, 8], replied: [u8, 12], fin_initiator: [u8, 13], fin_responder: [u8, 14], cut: [u8, 15] });
 export const StateStruct = structCodec('struct policy_state', 8, { revision: [u32, 0] });
 export const FlowEventStruct = structCodec('struct flow_event', 64, {
   time: [u64, 0], src: [bytes(16), 8], dst: [bytes(16), 24], ifindex: [u32, 40], network: [u32, 44], sport: [be16, 48], dport: [be16, 50],

@@ -369,7 +369,23 @@ describe('connection tracking', () => {
     expect(send(a, 81, b, 40001)).toBe(true); // its reply first: judged again as b opened it, not as a reply
     expect(send(b, 40001, a, 81)).toBe(true);
     const revision = maps.state.lookup(0)!.revision;
-    expect([...maps.ct.entries()].map(([k, v]) => [k.dport, v.revision])).toEqual([[81, revision]]);
+    // The cut one is kept, marked cut (by a's ingress), so it stays dropped; the other goes on.
+    expect([...maps.ct.entries()].map(([k, v]) => [k.dport, v.revision, v.cut]).sort()).toEqual([[80, revision, REASON.INGRESS], [81, revision, 0]]);
+  });
+
+  test('a cut connection stays cut either way: the responder\'s retransmission does not open it anew the other way; the next change judges it again', () => {
+    // c is not isolated, and a's egress is open: a packet of a to c, if the cut had forgotten the connection,
+    // would open a -> c as a new connection, and c's packets would then pass as its replies.
+    const cIn = [aFromB([80]), np('a-from-c', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'c' } } }], ports: [{ port: 80 }] }] })];
+    write(cIn);
+    expect(send(c0, 40011, a, 80)).toBe(true);
+    write([aFromB([80])]);
+    expect(send(a, 80, c0, 40011)).toBe(false); // the responder first: judged as c opened it, cut
+    expect(send(a, 80, c0, 40011)).toBe(false); // its retransmission: still cut
+    expect(send(c0, 40011, a, 80)).toBe(false); // and c's packets are no replies
+    write(cIn); // the next change judges it again: allowed again, it goes on
+    expect(send(a, 80, c0, 40011)).toBe(true);
+    expect(send(c0, 40011, a, 80)).toBe(true);
   });
 
   describe('TCP state', () => {

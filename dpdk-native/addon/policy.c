@@ -532,6 +532,7 @@ struct ct_entry {
 	struct flow k;
 	uint8_t used; /* ever used: a probe stops at a slot never used */
 	uint8_t replied, fin_initiator, fin_responder; /* TCP state, as the eBPF datapath's */
+	uint8_t cut; /* a policy change cut it: the reason; kept so its packets either way stay dropped (policy/bpf/policy.h) */
 	uint64_t seen; /* TSC; 0: forgotten (cut, or closed) */
 	uint64_t revision;
 };
@@ -615,7 +616,7 @@ static struct ct_entry *ct_remember(const struct flow *k, uint64_t now, uint64_t
 	}
 	free_slot->k = *k;
 	free_slot->used = 1;
-	free_slot->replied = free_slot->fin_initiator = free_slot->fin_responder = 0;
+	free_slot->replied = free_slot->fin_initiator = free_slot->fin_responder = free_slot->cut = 0;
 	free_slot->seen = now;
 	free_slot->revision = revision;
 	return free_slot;
@@ -795,20 +796,24 @@ int px_policy_judge(const struct px_policy *p, uint32_t network, const struct px
 		}
 	}
 	/* A SYN on the ports of a closing connection opens a new one (TIME_WAIT reuse): judged anew. */
-	if (e && (pk.tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator || e->fin_responder)) {
+	if (e && (pk.tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator || e->fin_responder || e->cut)) {
 		e->seen = 0;
 		e = NULL;
 		k = pk.f;
 		memo->valid = 0; /* the new connection is judged below; nothing of the burst may pass on the old one */
 	}
 	if (e) {
-		if (e->revision != p->revision) {
-			int why = decide(p, network, NULL, k.src, k.dst, pk.v6, k.proto, k.dport);
-			if (why != PX_POL_REASON_NONE) {
-				e->seen = 0;
-				return dropped(&k, len, now, why, flags | PX_POL_FLOW_CUT);
-			}
+		if (e->revision != p->revision || e->cut) {
+			/* judged again as opened; a connection cut stays cut (either way) until the next change */
+			int why = e->revision == p->revision ? e->cut : decide(p, network, NULL, k.src, k.dst, pk.v6, k.proto, k.dport);
 			e->revision = p->revision;
+			if (why != PX_POL_REASON_NONE) {
+				int first = !e->cut;
+				e->cut = (uint8_t)why;
+				e->seen = now;
+				return dropped(&k, len, now, why, flags | (first ? PX_POL_FLOW_CUT : 0));
+			}
+			e->cut = 0;
 		}
 		if (pk.tcp)
 			ct_track_tcp(e, pk.tcp, reply);

@@ -616,20 +616,23 @@ static __always_inline int verdict(struct __sk_buff *skb, __u8 way)
 		reply = e != NULL;
 	}
 	/* A SYN on the ports of a connection that is closing opens a new connection (TIME_WAIT reuse): judged anew. */
-	if (e && (tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator | e->fin_responder)) {
+	if (e && (tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN && (e->fin_initiator | e->fin_responder | e->cut)) {
 		bpf_map_delete_elem(&pol_ct, reply ? &r : &k); /* keyed the other way, it would shadow the new one's replies */
 		e = NULL;
 	}
 	if (e && now - e->seen < lifetime(e, proto)) {
 		struct ct_key *conn = reply ? &r : &k; /* the connection as its initiator opened it */
-		if (e->revision != revision) {
-			/* the policy changed: judged again as opened */
-			int why = decide(revision, network, NULL, conn->src, conn->dst, v6, proto, bpf_ntohs(conn->dport));
-			if (why != POLICY_REASON_NONE) {
-				bpf_map_delete_elem(&pol_ct, conn);
-				return dropped(skb, conn, now, why, flags | POLICY_FLOW_CUT);
-			}
+		if (e->revision != revision || e->cut) {
+			/* the policy changed: judged again as opened; a connection cut stays cut until the next change */
+			int why = e->revision == revision ? e->cut : decide(revision, network, NULL, conn->src, conn->dst, v6, proto, bpf_ntohs(conn->dport));
 			e->revision = revision;
+			if (why != POLICY_REASON_NONE) {
+				__u8 first = !e->cut;
+				e->cut = why;
+				e->seen = now;
+				return dropped(skb, conn, now, why, flags | (first ? POLICY_FLOW_CUT : 0));
+			}
+			e->cut = 0;
 		}
 		if (tcp)
 			track_tcp(e, tcp, reply);

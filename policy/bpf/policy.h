@@ -141,7 +141,13 @@ struct ct_entry {
 	__u8 replied; /* a packet went the reply way */
 	__u8 fin_initiator; /* the initiator sent a FIN */
 	__u8 fin_responder; /* the responder sent a FIN */
-	__u8 pad;
+	/*
+	 * A policy change cut it: the reason (POLICY_REASON_*). Kept, not forgotten, so its packets either way stay
+	 * dropped: forgotten, the responder's next packet (a retransmission) would open it anew the other way, and
+	 * the initiator's would then pass as its replies. Judged again at the next change; a SYN on its ports opens
+	 * a new connection.
+	 */
+	__u8 cut;
 };
 
 /* Flow events (pol_events, a ring buffer): a new connection allowed, or a packet dropped (rate-limited per flow). */
