@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Connection, evaluate, type PolicyPod, type World } from '../../policy/evaluate';
 import { namespaceLabels, parsePolicy, type Protocol } from '../../policy/parse';
-import { runAsync, track } from '../../hack/cluster';
+import { globalAddresses, runAsync, track } from '../../hack/cluster';
 import { expectEventually } from './eventually';
 import { run, TestCluster } from './plexus-harness';
 
@@ -166,6 +166,31 @@ export async function converge(pods: readonly NetpolPod[], family: 4 | 6, want: 
     if (wrong.length === 0 || Date.now() > end) return wrong;
   }
 }
+
+/**
+ * Writes the netpol world (its pods annotated with `annotations`), `extraPods` and `policies` as the cluster's
+ * manifests; returns what the evaluator is given for them.
+ */
+export async function applyWorld(c: TestCluster, annotations: Record<string, string>, policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
+  await c.writeManifests('world.yaml', [...netpolManifests(annotations), ...extraPods, ...policies]);
+  return netpolWorld(policies);
+}
+
+/** Every pair of `pods` reaches each other, on each family, as the evaluator says for `network` (none: the cluster network). */
+export async function expectTables(pods: readonly NetpolPod[], w: World, network?: string, opts: { families?: Array<4 | 6>; deadlineMs?: number } = {}): Promise<void> {
+  for (const family of opts.families ?? [4, 6]) {
+    expect({ family, wrong: await converge(pods, family, expectedTable(w, pods, family, network), opts.deadlineMs) }).toEqual({ family, wrong: [] });
+  }
+}
+
+/** An interface's global IPv4 and IPv6 addresses, as ip shows them. */
+export function addressesOf(netns: string, dev: string): { v4: string; v6: string } {
+  const a = globalAddresses(netns, dev);
+  return { v4: a.ipv4!, v6: a.ipv6! };
+}
+
+/** The tc filters on a pod's own interface, shown inside the pod (the independent witness of a hook). */
+export const podFilters = (netns: string, dir: 'ingress' | 'egress', dev = 'net1'): string => run('ip', ['netns', 'exec', netns, 'tc', 'filter', 'show', 'dev', dev, dir]).stdout;
 
 /**
  * TCP state, seen from outside: `from` opens three connections to `to`:81 from one source port, each ended by an

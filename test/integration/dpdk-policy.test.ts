@@ -16,7 +16,9 @@ import { randomBytes } from 'node:crypto';
 import type { World } from '../../policy/evaluate';
 import { EngineProcess, Testpmd } from '../helpers/dpdk';
 import { expectEventually } from '../helpers/eventually';
-import { arrivals, converge, expectedTable, expectReopenedOnSamePorts, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, netpolPod, sendFrom, NetpolAgent, type NetpolPod, netpolManifests, netpolWorld as world } from '../helpers/netpol';
+import {
+  arrivals, converge, expectedTable, expectReopenedOnSamePorts, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, netpolPod, sendFrom, NetpolAgent, type NetpolPod, applyWorld, expectTables,
+} from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, run, TestCluster } from '../helpers/plexus-harness';
 
 jest.setTimeout(240_000);
@@ -44,15 +46,10 @@ const mnp = (ns: string, name: string, spec: Record<string, unknown>) => multiNe
 const find = (ns: string, name: string) => pods.find((p) => p.pod.namespace === ns && p.pod.name === name)!;
 const plexusctl = (...args: string[]) => run(PLEXUSCTL_BIN, ['--socket', c.socket, ...args]).stdout;
 
-async function apply(policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
-  await c.writeManifests('world.yaml', [...netpolManifests(ON_DP), ...extraPods, ...policies]);
-  return world(policies);
-}
+const apply = (policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []) => applyWorld(c, ON_DP, policies, extraPods);
 
 /** The table on dp (every pair, both families) is the evaluator's for dp. */
-async function expectDp(w: World, families: Array<4 | 6> = [4, 6]): Promise<void> {
-  for (const family of families) expect({ family, wrong: await converge(pods, family, expectedTable(w, pods, family, DP), 30_000) }).toEqual({ family, wrong: [] });
-}
+const expectDp = (w: World, families: Array<4 | 6> = [4, 6]) => expectTables(pods, w, DP, { families, deadlineMs: 30_000 });
 
 /**
  * A pod on dp: its agent listening, its ADD, then its application (testpmd: the vhost-user socket, or on dpm the
@@ -223,7 +220,7 @@ test('memif ports take the same decisions in the loop: the table over three memi
       multiNetworkPolicy('z', 'mc-out', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ protocol: 'UDP', port: 80, endPort: 81 }] }] }, DPM),
     ], extra);
     expect((await engine.call('GET', '/v1/policy')).json).toMatchObject({ networks: ['dp-memif'], endpoints: 3 });
-    for (const family of [4, 6] as const) expect({ family, wrong: await converge(memifPods, family, expectedTable(w, memifPods, family, DPM), 30_000) }).toEqual({ family, wrong: [] });
+    await expectTables(memifPods, w, DPM, { deadlineMs: 30_000 });
     // The engine's witness: z/mc's egress was refused at its memif port.
     const ports = await engine.ports();
     const mc = ports[`${memifPods[2]!.id.slice(0, 12)}-net1`]!;

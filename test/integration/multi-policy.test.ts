@@ -8,12 +8,10 @@
  * evaluator for that network; NetworkPolicy and MultiNetworkPolicy never reach each other's network.
  */
 import { join } from 'node:path';
-import { globalAddresses } from '../../hack/cluster';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
 import {
-  arrivals, converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, sendFrom, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests, netpolPod,
-  netpolWorld as world, networkPolicy as np, startPolicyCluster,
+  arrivals, converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, sendFrom, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolPod, networkPolicy as np, startPolicyCluster, applyWorld, expectTables, podFilters, addressesOf,
 } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, rand, run, TestCluster } from '../helpers/plexus-harness';
 
@@ -39,17 +37,10 @@ const RED = 'default/red';
 const ON_BLUE = { 'k8s.v1.cni.cncf.io/networks': `${BLUE}, ${RED}` };
 const mnp = (ns: string, name: string, spec: Record<string, unknown>, networks = BLUE) => multiNetworkPolicy(ns, name, spec, networks);
 
-async function apply(policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
-  await c.writeManifests('world.yaml', [...netpolManifests(ON_BLUE), ...extraPods, ...policies]);
-  return world(policies);
-}
+const apply = (policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []) => applyWorld(c, ON_BLUE, policies, extraPods);
 
 /** The table on blue (every pair, both families) is the evaluator's for blue. */
-async function expectBlue(w: World): Promise<void> {
-  for (const family of [4, 6] as const) {
-    expect({ family, wrong: await converge(pods, family, expectedTable(w, pods, family, BLUE)) }).toEqual({ family, wrong: [] });
-  }
-}
+const expectBlue = (w: World) => expectTables(pods, w, BLUE);
 
 /** The table on the cluster network (IPv4) is the evaluator's for it. */
 async function expectCluster(w: World): Promise<void> {
@@ -60,13 +51,7 @@ async function expectCluster(w: World): Promise<void> {
 const find = (ns: string, name: string) => pods.find((p) => p.pod.namespace === ns && p.pod.name === name)!;
 const metrics = () => run(PLEXUSCTL_BIN, ['--socket', c.socket, 'metrics']).stdout;
 /** The tc filters on a pod's net1 (inside the pod: the independent witness). */
-const filters = (p: { netns: string }, dir: 'ingress' | 'egress', dev = 'net1') => run('ip', ['netns', 'exec', p.netns, 'tc', 'filter', 'show', 'dev', dev, dir]).stdout;
-
-/** The global addresses of an interface in a netns (ip, not our code). */
-function addressesOf(netns: string, dev: string): { v4: string; v6: string } {
-  const a = globalAddresses(netns, dev);
-  return { v4: a.ipv4!, v6: a.ipv6! };
-}
+const filters = (p: { netns: string }, dir: 'ingress' | 'egress', dev = 'net1') => podFilters(p.netns, dir, dev);
 
 async function attach(ns: string, name: string): Promise<Pod> {
   const netns = c.makePod();

@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
 import {
-  converge, expectedTable, expectReopenedOnSamePorts, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolManifests,
-  netpolPod as podObject, netpolWorld as world, networkPolicy as np, startPolicyCluster,
+  converge, expectedTable, expectReopenedOnSamePorts, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolPod as podObject, networkPolicy as np, startPolicyCluster, applyWorld, expectTables,
 } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, ROOT, run, TestCluster } from '../helpers/plexus-harness';
 
@@ -25,16 +24,9 @@ let pinDir: string;
 const pods: Array<NetpolPod & { cid: string; netns: string; hostIf: string }> = [];
 
 /** Writes the policies (beside the namespaces and pods) and waits until the daemon has read them. */
-async function apply(policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
-  await c.writeManifests('world.yaml', [...netpolManifests(), ...extraPods, ...policies]);
-  return world(policies);
-}
+const apply = (policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []) => applyWorld(c, {}, policies, extraPods);
 
-async function expectTable(w: World): Promise<void> {
-  for (const family of [4, 6] as const) {
-    expect({ family, wrong: await converge(pods, family, expectedTable(w, pods, family)) }).toEqual({ family, wrong: [] });
-  }
-}
+const expectTable = (w: World) => expectTables(pods, w);
 
 const find = (ns: string, name: string) => pods.find((p) => p.pod.namespace === ns && p.pod.name === name)!;
 const observe = (args: string[]) => run(PLEXUSCTL_BIN, ['--socket', c.socket, 'observe', ...args], { allowFail: true });

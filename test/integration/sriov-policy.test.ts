@@ -10,13 +10,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeSriov, globalAddresses } from '../../hack/cluster';
+import { FakeSriov } from '../../hack/cluster';
 import type { World } from '../../policy/evaluate';
 import { expectEventually } from '../helpers/eventually';
 import { FakeKubelet, type FakePod } from '../helpers/fake-kubelet';
 import {
-  converge, expectedTable, mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod,
-  netpolManifests, netpolPod, netpolWorld as world, startPolicyCluster,
+  mixedMultiPolicies, multiNetworkPolicy, NAMED_PORTS, NETPOL_NAMES as NAMES, NETPOL_NAMESPACES as NAMESPACES, NetpolAgent, type NetpolPod, netpolPod, startPolicyCluster, applyWorld, expectTables, podFilters, addressesOf,
 } from '../helpers/netpol';
 import { containerId, PLEXUSCTL_BIN, rand, run, type TestCluster } from '../helpers/plexus-harness';
 
@@ -47,26 +46,13 @@ let kubelet: FakeKubelet | undefined;
 const pods: Pod[] = [];
 const given: FakePod[] = [];
 
-async function apply(policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []): Promise<World> {
-  await c.writeManifests('world.yaml', [...netpolManifests(ON_SRIOV), ...extraPods, ...policies]);
-  return world(policies);
-}
-
-async function expectSriov(w: World): Promise<void> {
-  for (const family of [4, 6] as const) {
-    expect({ family, wrong: await converge(pods, family, expectedTable(w, pods, family, SRIOV)) }).toEqual({ family, wrong: [] });
-  }
-}
+const apply = (policies: Record<string, unknown>[], extraPods: Record<string, unknown>[] = []) => applyWorld(c, ON_SRIOV, policies, extraPods);
+const expectSriov = (w: World) => expectTables(pods, w, SRIOV);
 
 const find = (ns: string, name: string) => pods.find((p) => p.pod.namespace === ns && p.pod.name === name)!;
 const metrics = () => run(PLEXUSCTL_BIN, ['--socket', c.socket, 'metrics']).stdout;
 /** tc on a pod's VF, inside the pod (the independent witness). */
-const filters = (p: { netns: string }, dir: 'ingress' | 'egress') => run('ip', ['netns', 'exec', p.netns, 'tc', 'filter', 'show', 'dev', 'net1', dir]).stdout;
-
-function addressesOf(netns: string, dev: string): { v4: string; v6: string } {
-  const a = globalAddresses(netns, dev);
-  return { v4: a.ipv4!, v6: a.ipv6! };
-}
+const filters = (p: { netns: string }, dir: 'ingress' | 'egress') => podFilters(p.netns, dir);
 
 /** A pod of the world on the next free VF: the kubelet gives it the VF, then the runtime's ADD. */
 async function attach(ns: string, name: string): Promise<Pod> {
